@@ -1,0 +1,170 @@
+//! Layered configuration: `config/default.toml`, then the file named by `ONRAMP_CONFIG`,
+//! then `ONRAMP__<SECTION>__<KEY>` environment variables (see `shared/spec/config.md`).
+//!
+//! Secrets are `SecretString`s: their `Debug` prints `[REDACTED]`, so logging a `Settings`
+//! never leaks them.
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub google: GoogleSettings,
+    pub bank: BankSettings,
+    pub session: SessionSettings,
+    pub deposit: DepositSettings,
+    pub wallet: WalletSettings,
+    pub writer: WriterSettings,
+    pub log: LogSettings,
+    pub dev: DevSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Address the app binds, e.g. `127.0.0.1:8080` (port 0 picks a free one).
+    pub listen: String,
+    /// The app's URL as browsers see it. Default: `http://localhost:<bound port>`.
+    pub public_url: Option<String>,
+    /// HTTP worker threads. Default: one per core.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Default: the development provider's `/authorize`.
+    pub auth_url: Option<String>,
+    /// Default: the development provider's `/token`.
+    pub token_url: Option<String>,
+    /// Default: the development provider's `/userinfo`.
+    pub userinfo_url: Option<String>,
+    /// Default: `<public_url>/api/auth/google/callback`.
+    pub redirect_url: Option<String>,
+    /// Timeout of the token and userinfo calls.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BankSettings {
+    /// Default: the in-process bank simulator.
+    pub api_url: Option<String>,
+    pub api_key: SecretString,
+    pub webhook_secret: SecretString,
+    /// Accepted too while a webhook secret is being rotated.
+    pub previous_webhook_secret: Option<SecretString>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionSettings {
+    pub ttl_secs: u64,
+    pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DepositSettings {
+    /// Largest single deposit in paise.
+    pub max_amount: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WalletSettings {
+    /// A wallet actor with no traffic for this long is stopped (and reloaded on demand).
+    pub idle_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WriterSettings {
+    /// Most changes committed in one transaction.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    /// `pretty` or `json`.
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DevSettings {
+    pub enabled: bool,
+    pub bank_enabled: Option<bool>,
+    pub idp_enabled: Option<bool>,
+    pub bank_listen: String,
+    pub idp_listen: String,
+    /// Default: `<public_url>/api/webhooks/bank`.
+    pub webhook_url: Option<String>,
+    /// The bank simulator's own database (orders and pending webhook deliveries).
+    pub bank_database_url: String,
+    pub webhook_max_attempts: u32,
+    pub webhook_base_delay_ms: u64,
+    pub webhook_max_delay_ms: u64,
+    /// A delivery not answered `2xx` within this is retried.
+    pub webhook_timeout_ms: u64,
+    pub idp_code_ttl_secs: u64,
+    /// The simulator holds each webhook this long before its first attempt (a slow bank).
+    #[serde(default)]
+    pub webhook_delay_ms: u64,
+}
+
+impl DevSettings {
+    pub fn bank_enabled(&self) -> bool {
+        self.bank_enabled.unwrap_or(self.enabled)
+    }
+    pub fn idp_enabled(&self) -> bool {
+        self.idp_enabled.unwrap_or(self.enabled)
+    }
+}
+
+/// Reads the configuration from `config/default.toml` (relative to `base_dir`),
+/// the file named by `ONRAMP_CONFIG`, and the environment.
+pub fn get_configuration_from(base_dir: &Path) -> Result<Settings, config::ConfigError> {
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from(base_dir.join("config").join("default.toml")));
+    if let Ok(extra) = std::env::var("ONRAMP_CONFIG") {
+        builder = builder.add_source(config::File::from(Path::new(&extra)));
+    }
+    builder
+        .add_source(
+            config::Environment::with_prefix("ONRAMP")
+                .prefix_separator("__")
+                .separator("__"),
+        )
+        .build()?
+        .try_deserialize()
+}
+
+/// The configuration as the binary sees it: `config/` next to the working directory,
+/// or next to the crate when run through cargo from elsewhere.
+pub fn get_configuration() -> Result<Settings, config::ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    if cwd.join("config").join("default.toml").exists() {
+        get_configuration_from(&cwd)
+    } else {
+        get_configuration_from(Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+}
+
+/// Test and embedding helper: the defaults file only, no `ONRAMP_CONFIG`, no environment.
+pub fn default_settings() -> Settings {
+    config::Config::builder()
+        .add_source(config::File::from_str(
+            include_str!("../config/default.toml"),
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .expect("config/default.toml is valid")
+}
