@@ -1,0 +1,280 @@
+//! Domain types: parsed once at the edge, so an invalid value cannot be built.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The only currency the wallet holds.
+pub const CURRENCY: &str = "INR";
+
+/// A user's id (a UUID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(uuid::Uuid);
+
+impl UserId {
+    pub fn new() -> Self {
+        UserId(uuid::Uuid::new_v4())
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        uuid::Uuid::parse_str(s)
+            .map(UserId)
+            .map_err(|_| format!("{s:?} is not a user id"))
+    }
+}
+
+impl Default for UserId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A positive amount of paise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Amount(i64);
+
+impl Amount {
+    /// An amount from 1 to `max` paise.
+    pub fn parse(paise: i64, max: i64) -> Result<Self, String> {
+        if paise < 1 {
+            Err("the amount must be at least 1 paisa".into())
+        } else if paise > max {
+            Err(format!("the amount must be at most {max} paise"))
+        } else {
+            Ok(Amount(paise))
+        }
+    }
+    /// An amount read back from our own storage, where the schema keeps it positive.
+    pub fn from_stored(paise: i64) -> Self {
+        debug_assert!(paise > 0);
+        Amount(paise)
+    }
+    pub fn paise(self) -> i64 {
+        self.0
+    }
+}
+
+/// A deposit's id, `txn_` and 32 hex digits; it is also the `ref` the bank sees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DepositId(String);
+
+impl DepositId {
+    pub fn new() -> Self {
+        DepositId(format!("txn_{}", uuid::Uuid::new_v4().simple()))
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = s.len() == 36
+            && s.starts_with("txn_")
+            && s[4..].bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(DepositId(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a deposit id"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for DepositId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for DepositId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The bank's token for an order: printable ASCII without spaces, 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BankToken(String);
+
+impl BankToken {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(BankToken(s.to_owned()))
+        } else {
+            Err("not a bank token".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A deposit's state. `Processing` turns into one of the final two exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DepositStatus {
+    Processing,
+    Success,
+    Failure,
+}
+
+impl DepositStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepositStatus::Processing => "processing",
+            DepositStatus::Success => "success",
+            DepositStatus::Failure => "failure",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "processing" => Ok(DepositStatus::Processing),
+            "success" => Ok(DepositStatus::Success),
+            "failure" => Ok(DepositStatus::Failure),
+            _ => Err(format!("{s:?} is not a deposit status")),
+        }
+    }
+}
+
+/// The final outcome the bank reports for an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settlement {
+    Success,
+    Failure,
+}
+
+impl Settlement {
+    pub fn status(self) -> DepositStatus {
+        match self {
+            Settlement::Success => DepositStatus::Success,
+            Settlement::Failure => DepositStatus::Failure,
+        }
+    }
+}
+
+/// The provider's subject id: 1 to 255 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProviderSub(String);
+
+impl ProviderSub {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control) {
+            Ok(ProviderSub(s.to_owned()))
+        } else {
+            Err("not a valid subject id".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A session token as the browser holds it: 256 random bits, base64url without padding.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    pub fn generate() -> Self {
+        use base64_url::encode;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        SessionToken(encode(&bytes))
+    }
+    /// Accepts only what `generate` makes: 43 base64url characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.len() == 43
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            Ok(SessionToken(s.to_owned()))
+        } else {
+            Err("not a session token".into())
+        }
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn hash(&self) -> SessionHash {
+        SessionHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([REDACTED])")
+    }
+}
+
+/// What the database keys a session by: the SHA-256 of its token, in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionHash(String);
+
+impl SessionHash {
+    pub fn from_stored(s: String) -> Self {
+        SessionHash(s)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+mod base64_url {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    /// Base64url without padding.
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            let chars = chunk.len() + 1;
+            for i in 0..chars {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_whole_positive_paise_up_to_the_maximum() {
+        assert!(Amount::parse(0, 100).is_err());
+        assert!(Amount::parse(-5, 100).is_err());
+        assert!(Amount::parse(101, 100).is_err());
+        assert_eq!(Amount::parse(100, 100).unwrap().paise(), 100);
+        assert_eq!(Amount::parse(1, 100).unwrap().paise(), 1);
+    }
+
+    #[test]
+    fn session_tokens_round_trip_and_hash() {
+        let t = SessionToken::generate();
+        assert_eq!(t.expose().len(), 43);
+        let parsed = SessionToken::parse(t.expose()).unwrap();
+        assert_eq!(parsed.hash(), t.hash());
+        assert_ne!(t.hash().as_str(), t.expose());
+        assert!(SessionToken::parse("short").is_err());
+        assert!(SessionToken::parse(&"a".repeat(42).replace('a', "!")).is_err());
+        assert_ne!(SessionToken::generate().expose(), t.expose());
+    }
+
+    #[test]
+    fn deposit_ids_parse_only_their_own_shape() {
+        let id = DepositId::new();
+        assert_eq!(DepositId::parse(id.as_str()).unwrap(), id);
+        assert!(DepositId::parse("txn_123").is_err());
+        assert!(DepositId::parse("' OR 1=1 --").is_err());
+    }
+}

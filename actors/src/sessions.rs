@@ -1,0 +1,232 @@
+//! Sessions. The [`SessionManager`] actor owns every change (create, renew, revoke, purge) and
+//! persists it through the DB writer. Looking a session up does not go through its mailbox: the
+//! request path reads a shared cache (a `DashMap`) and, on a miss, the database, so lookups on
+//! every request run concurrently.
+
+use crate::domain::{now_ms, SessionHash, SessionToken, UserId};
+use crate::store::{SessionRow, Store, StoreError, WriteOp};
+use crate::writer::{DbWriter, WriteError};
+use actix::prelude::*;
+use dashmap::DashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    /// Absolute lifetime.
+    pub ttl: Duration,
+    /// A session unused for this long ends.
+    pub idle: Duration,
+}
+
+impl SessionConfig {
+    fn ttl_ms(&self) -> i64 {
+        self.ttl.as_millis() as i64
+    }
+    fn idle_ms(&self) -> i64 {
+        self.idle.as_millis() as i64
+    }
+    /// How stale `last_seen_at` may get before it is written again: a small share of the idle
+    /// period, so a session in use never looks idle, without a write per request.
+    fn touch_after_ms(&self) -> i64 {
+        (self.idle_ms() / 20).clamp(0, 60_000)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the session manager has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+enum Cached {
+    Live(SessionRow),
+    /// Logged out or expired at this time; kept a while so that a lookup that read the row
+    /// before the delete cannot bring it back.
+    Revoked(i64),
+}
+
+type Cache = Arc<DashMap<SessionHash, Cached>>;
+
+/// The handle the app uses.
+#[derive(Clone)]
+pub struct Sessions {
+    cache: Cache,
+    store: Arc<dyn Store>,
+    addr: Addr<SessionManager>,
+    config: SessionConfig,
+}
+
+impl Sessions {
+    /// Starts the session manager on its own arbiter.
+    pub fn start(store: Arc<dyn Store>, writer: DbWriter, config: SessionConfig) -> Sessions {
+        let cache: Cache = Arc::new(DashMap::new());
+        let manager = SessionManager { cache: cache.clone(), writer, config };
+        let addr = SessionManager::start_in_arbiter(&Arbiter::new().handle(), |_| manager);
+        Sessions { cache, store, addr, config }
+    }
+
+    /// Creates a durable session for `user` and returns its token (shown to the browser once).
+    pub async fn create(&self, user: UserId) -> Result<SessionToken, SessionError> {
+        self.addr.send(Create { user }).await.map_err(|_| SessionError::Stopped)?
+    }
+
+    /// The user behind `token`, if its session is alive. Renews the idle timer.
+    pub async fn lookup(&self, token: &SessionToken) -> Result<Option<UserId>, SessionError> {
+        let hash = token.hash();
+        let now = now_ms();
+        let row = match self.cache.get(&hash).map(|e| e.value().clone()) {
+            Some(Cached::Revoked(_)) => return Ok(None),
+            Some(Cached::Live(row)) => row,
+            None => match self.store.session(&hash).await? {
+                None => return Ok(None),
+                Some(row) => {
+                    let entry = self.cache.entry(hash.clone()).or_insert(Cached::Live(row));
+                    match entry.value() {
+                        Cached::Live(row) => row.clone(),
+                        Cached::Revoked(_) => return Ok(None),
+                    }
+                }
+            },
+        };
+        if now >= row.expires_at || now - row.last_seen_at >= self.config.idle_ms() {
+            self.addr.do_send(Revoke { hash });
+            return Ok(None);
+        }
+        if now - row.last_seen_at >= self.config.touch_after_ms() {
+            if let Some(mut e) = self.cache.get_mut(&hash) {
+                if let Cached::Live(r) = e.value_mut() {
+                    r.last_seen_at = now;
+                }
+            }
+            self.addr.do_send(Touch { hash, at: now });
+        }
+        Ok(Some(row.user_id))
+    }
+
+    /// Ends the session at once (logout). Unknown tokens are fine.
+    pub async fn revoke(&self, token: &SessionToken) -> Result<(), SessionError> {
+        self.addr
+            .send(Revoke { hash: token.hash() })
+            .await
+            .map_err(|_| SessionError::Stopped)?
+    }
+
+    /// Sessions held in memory (for metrics).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+pub struct SessionManager {
+    cache: Cache,
+    writer: DbWriter,
+    config: SessionConfig,
+}
+
+impl Actor for SessionManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_secs(60), |act, _| act.sweep());
+    }
+}
+
+impl SessionManager {
+    /// Drops ended sessions from memory and the database.
+    fn sweep(&mut self) {
+        let now = now_ms();
+        let idle = self.config.idle_ms();
+        self.cache.retain(|_, c| match c {
+            Cached::Live(r) => now < r.expires_at && now - r.last_seen_at < idle,
+            Cached::Revoked(at) => now - *at < 10 * 60_000,
+        });
+        let writer = self.writer.clone();
+        actix::spawn(async move {
+            if let Err(e) = writer.write(WriteOp::PurgeSessions { now, idle_ms: idle }).await {
+                tracing::warn!(error = %e, "purging ended sessions failed");
+            }
+        });
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<SessionToken, SessionError>")]
+struct Create {
+    user: UserId,
+}
+
+impl Handler<Create> for SessionManager {
+    type Result = ResponseFuture<Result<SessionToken, SessionError>>;
+
+    fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
+        let token = SessionToken::generate();
+        let hash = token.hash();
+        let now = now_ms();
+        let row = SessionRow {
+            user_id: msg.user,
+            created_at: now,
+            expires_at: now + self.config.ttl_ms(),
+            last_seen_at: now,
+        };
+        let writer = self.writer.clone();
+        let cache = self.cache.clone();
+        Box::pin(async move {
+            writer
+                .write(WriteOp::InsertSession {
+                    hash: hash.clone(),
+                    user_id: row.user_id,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                })
+                .await?;
+            cache.insert(hash, Cached::Live(row));
+            Ok(token)
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), SessionError>")]
+struct Revoke {
+    hash: SessionHash,
+}
+
+impl Handler<Revoke> for SessionManager {
+    type Result = ResponseFuture<Result<(), SessionError>>;
+
+    fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
+        self.cache.insert(msg.hash.clone(), Cached::Revoked(now_ms()));
+        let writer = self.writer.clone();
+        Box::pin(async move {
+            writer.write(WriteOp::DeleteSession { hash: msg.hash }).await?;
+            Ok(())
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Touch {
+    hash: SessionHash,
+    at: i64,
+}
+
+impl Handler<Touch> for SessionManager {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Touch, _: &mut Self::Context) -> Self::Result {
+        let writer = self.writer.clone();
+        Box::pin(async move {
+            let op = WriteOp::TouchSession { hash: msg.hash, last_seen_at: msg.at };
+            if let Err(e) = writer.write(op).await {
+                tracing::warn!(error = %e, "renewing a session failed");
+            }
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! Storage: one trait, one implementation per database (SQLite and PostgreSQL), chosen by the
+//! URL's scheme. Reads run concurrently on a pool; every change goes through
+//! [`Store::commit_batch`], which the DB writer calls with many changes at once (group commit).
+
+mod postgres;
+mod sqlite;
+
+use crate::domain::{
+    Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionHash, Settlement, UserId,
+};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub picture: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub user_id: UserId,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_seen_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    pub id: DepositId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub currency: String,
+    pub status: DepositStatus,
+    pub bank_token: Option<String>,
+    pub pay_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One change. The writer commits many of them in one transaction, in order.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Finds the user behind `(provider, sub)` (refreshing the profile) or creates the user,
+    /// its wallet and the account. Answers [`OpOutcome::User`].
+    UpsertAccount {
+        provider: String,
+        sub: ProviderSub,
+        email: String,
+        name: String,
+        picture: String,
+        now: i64,
+    },
+    InsertSession {
+        hash: SessionHash,
+        user_id: UserId,
+        created_at: i64,
+        expires_at: i64,
+    },
+    TouchSession {
+        hash: SessionHash,
+        last_seen_at: i64,
+    },
+    DeleteSession {
+        hash: SessionHash,
+    },
+    /// Deletes sessions past their absolute expiry or idle for longer than `idle_ms`.
+    PurgeSessions {
+        now: i64,
+        idle_ms: i64,
+    },
+    /// Records a processing deposit. With an idempotency key still held by another deposit of
+    /// the same user created after `key_cutoff`, nothing is written and the answer is
+    /// [`OpOutcome::KeyTaken`]; an older holder gives the key up.
+    InsertDeposit {
+        id: DepositId,
+        user_id: UserId,
+        amount: Amount,
+        idempotency_key: Option<String>,
+        key_cutoff: i64,
+        now: i64,
+    },
+    AttachBankOrder {
+        id: DepositId,
+        token: BankToken,
+        pay_url: String,
+        now: i64,
+    },
+    /// Moves a processing deposit to its final state; a success also credits the wallet and
+    /// appends a ledger entry. A deposit no longer processing is left alone:
+    /// [`OpOutcome::NotProcessing`].
+    Settle {
+        deposit_id: DepositId,
+        user_id: UserId,
+        amount: Amount,
+        outcome: Settlement,
+        now: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpOutcome {
+    Done,
+    User(UserId),
+    KeyTaken,
+    Settled,
+    NotProcessing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerTotals {
+    pub entries: i64,
+    pub sum: i64,
+    pub last_balance_after: Option<i64>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Applies `ops` in one transaction and answers one outcome per op, in order.
+    async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError>;
+
+    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
+    /// The committed balance; 0 for a user without a wallet row.
+    async fn balance(&self, user: UserId) -> Result<i64, StoreError>;
+    async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;
+    async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError>;
+    async fn deposit_by_key(&self, user: UserId, key: &str)
+        -> Result<Option<Deposit>, StoreError>;
+    /// Newest first; `before` is the `(created_at, id)` of the last item of the previous page.
+    async fn deposits_page(
+        &self,
+        user: UserId,
+        before: Option<(i64, DepositId)>,
+        limit: u32,
+    ) -> Result<Vec<Deposit>, StoreError>;
+    /// Deposits still processing that were created before `created_before`, oldest first.
+    async fn processing_deposits(
+        &self,
+        created_before: i64,
+        limit: u32,
+    ) -> Result<Vec<Deposit>, StoreError>;
+    async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
+}
+
+/// Opens the database named by `url` (creating a SQLite file and its folder if needed) and
+/// runs its migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::connect(url, max_connections).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}
+
+/// The raw row both backends read deposits into.
+#[derive(sqlx::FromRow)]
+struct DepositRow {
+    id: String,
+    user_id: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    bank_token: Option<String>,
+    pay_url: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<DepositRow> for Deposit {
+    type Error = StoreError;
+    fn try_from(r: DepositRow) -> Result<Self, StoreError> {
+        Ok(Deposit {
+            id: DepositId::parse(&r.id).map_err(StoreError::Corrupt)?,
+            user_id: UserId::parse(&r.user_id).map_err(StoreError::Corrupt)?,
+            amount: Amount::from_stored(r.amount),
+            currency: r.currency,
+            status: DepositStatus::parse(&r.status).map_err(StoreError::Corrupt)?,
+            bank_token: r.bank_token,
+            pay_url: r.pay_url,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    name: String,
+    picture: String,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self, StoreError> {
+        Ok(User {
+            id: UserId::parse(&r.id).map_err(StoreError::Corrupt)?,
+            email: r.email,
+            name: r.name,
+            picture: r.picture,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionDbRow {
+    user_id: String,
+    created_at: i64,
+    expires_at: i64,
+    last_seen_at: i64,
+}
+
+impl TryFrom<SessionDbRow> for SessionRow {
+    type Error = StoreError;
+    fn try_from(r: SessionDbRow) -> Result<Self, StoreError> {
+        Ok(SessionRow {
+            user_id: UserId::parse(&r.user_id).map_err(StoreError::Corrupt)?,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_seen_at: r.last_seen_at,
+        })
+    }
+}
+
+const DEPOSIT_COLUMNS: &str =
+    "id, user_id, amount, currency, status, bank_token, pay_url, created_at, updated_at";

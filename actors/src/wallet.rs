@@ -1,0 +1,337 @@
+//! One [`WalletActor`] per user serializes that user's balance changes and answers balance
+//! reads from memory.
+//!
+//! A settlement is checked against the deposit's state, queued to the DB writer and answered
+//! later: the actor does not wait for one commit before taking the next settlement, so many
+//! credits to one hot wallet ride in the same group commit. The balance it reports is the
+//! committed one only: a credit counts once its transaction has committed, and a failed commit
+//! leaves the memory as it was. Duplicate settlements that arrive while the first is still
+//! committing wait for the same commit.
+//!
+//! [`Wallets`] is the registry: actors start on demand (spread over a few arbiters), stop when
+//! idle, and are reloaded from the database when needed.
+
+use crate::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
+use crate::store::{OpOutcome, Store, StoreError, WriteOp};
+use crate::writer::{DbWriter, WriteError};
+use actix::prelude::*;
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// What a settlement did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// This settlement moved the deposit to its final state (and credited it on success).
+    Applied,
+    /// The deposit was already in this final state: nothing changed.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SettleError {
+    #[error("the deposit is already {0}")]
+    Contradicts(&'static str),
+    #[error("the change could not be committed: {0}")]
+    Storage(String),
+    #[error("the wallet is unavailable")]
+    Unavailable,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalletError {
+    #[error("the wallet could not be loaded: {0}")]
+    Load(String),
+    #[error("the wallet is unavailable")]
+    Unavailable,
+}
+
+/// A settlement request: the deposit as stored (user, amount and status come from our own
+/// database, never from the bank's message) and the outcome the bank reported.
+#[derive(Debug, Clone)]
+pub struct SettleRequest {
+    pub deposit_id: DepositId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    /// The deposit's status when the caller read it.
+    pub stored_status: DepositStatus,
+    pub outcome: Settlement,
+}
+
+type Waiter = oneshot::Sender<Result<SettleOutcome, SettleError>>;
+
+enum DepositState {
+    /// A settlement is committing; later duplicates wait here.
+    Committing { outcome: Settlement, waiters: Vec<Waiter> },
+    Final(DepositStatus),
+}
+
+/// How many settled deposits an actor remembers beyond its in-flight ones.
+const REMEMBER_FINAL: usize = 4096;
+
+pub struct WalletActor {
+    user: UserId,
+    committed: i64,
+    deposits: HashMap<DepositId, DepositState>,
+    in_flight: usize,
+    last_used: Instant,
+    shared: Arc<Shared>,
+    generation: u64,
+}
+
+struct Shared {
+    map: DashMap<UserId, (u64, Addr<WalletActor>)>,
+    arbiters: Vec<ArbiterHandle>,
+    store: Arc<dyn Store>,
+    writer: DbWriter,
+    idle: Duration,
+    alive: AtomicUsize,
+    next_generation: AtomicU64,
+}
+
+impl Actor for WalletActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.alive.fetch_add(1, Ordering::Relaxed);
+        // Nothing else is handled until the committed balance is loaded.
+        let store = self.shared.store.clone();
+        let user = self.user;
+        ctx.wait(
+            async move { store.balance(user).await }
+                .into_actor(self)
+                .map(|loaded, act, ctx| match loaded {
+                    Ok(balance) => act.committed = balance,
+                    Err(e) => {
+                        tracing::error!(user = %act.user, error = %e, "loading a wallet failed");
+                        act.unregister();
+                        ctx.stop();
+                    }
+                }),
+        );
+        let every = (self.shared.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| {
+            if act.in_flight == 0 && act.last_used.elapsed() >= act.shared.idle {
+                act.unregister();
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        self.unregister();
+    }
+}
+
+impl WalletActor {
+    fn unregister(&self) {
+        let generation = self.generation;
+        self.shared.map.remove_if(&self.user, |_, (g, _)| *g == generation);
+    }
+
+    fn forget_some_finals(&mut self) {
+        if self.deposits.len() > REMEMBER_FINAL + self.in_flight {
+            self.deposits.retain(|_, s| matches!(s, DepositState::Committing { .. }));
+        }
+    }
+
+    fn finish(&mut self, deposit: DepositId, amount: Amount, result: Result<OpOutcome, WriteError>) {
+        self.in_flight -= 1;
+        let Some(DepositState::Committing { outcome, waiters }) = self.deposits.remove(&deposit)
+        else {
+            unreachable!("a committing deposit stays committing until its commit answers");
+        };
+        let answer = match result {
+            Ok(OpOutcome::Settled) => {
+                if outcome == Settlement::Success {
+                    self.committed += amount.paise();
+                }
+                self.deposits.insert(deposit, DepositState::Final(outcome.status()));
+                Ok(SettleOutcome::Applied)
+            }
+            // The database says it is final already: our caller read a stale row. Leave it
+            // to a retry, which reads the row again.
+            Ok(_) => Err(SettleError::Storage("the deposit changed meanwhile".into())),
+            Err(e) => Err(SettleError::Storage(e.to_string())),
+        };
+        let mut first = true;
+        for w in waiters {
+            let _ = w.send(match answer {
+                Ok(_) if !first => Ok(SettleOutcome::Duplicate),
+                ref other => other.clone(),
+            });
+            first = false;
+        }
+        self.forget_some_finals();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "i64")]
+struct GetBalance;
+
+impl Handler<GetBalance> for WalletActor {
+    type Result = i64;
+    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> i64 {
+        self.last_used = Instant::now();
+        self.committed
+    }
+}
+
+type Ticket = Result<oneshot::Receiver<Result<SettleOutcome, SettleError>>, SettleError>;
+
+#[derive(Message)]
+#[rtype(result = "Ticket")]
+struct Settle(SettleRequest);
+
+impl Handler<Settle> for WalletActor {
+    type Result = Ticket;
+
+    fn handle(&mut self, Settle(req): Settle, ctx: &mut Self::Context) -> Ticket {
+        self.last_used = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let wanted = req.outcome.status();
+        match self.deposits.get_mut(&req.deposit_id) {
+            Some(DepositState::Final(s)) if *s == wanted => {
+                let _ = tx.send(Ok(SettleOutcome::Duplicate));
+                return Ok(rx);
+            }
+            Some(DepositState::Final(s)) => return Err(SettleError::Contradicts(s.as_str())),
+            Some(DepositState::Committing { outcome, waiters }) if *outcome == req.outcome => {
+                waiters.push(tx);
+                return Ok(rx);
+            }
+            Some(DepositState::Committing { outcome, .. }) => {
+                return Err(SettleError::Contradicts(outcome.status().as_str()))
+            }
+            None => {}
+        }
+        match req.stored_status {
+            DepositStatus::Processing => {}
+            s if s == wanted => {
+                let _ = tx.send(Ok(SettleOutcome::Duplicate));
+                return Ok(rx);
+            }
+            s => return Err(SettleError::Contradicts(s.as_str())),
+        }
+        self.in_flight += 1;
+        self.deposits.insert(
+            req.deposit_id.clone(),
+            DepositState::Committing { outcome: req.outcome, waiters: vec![tx] },
+        );
+        let writer = self.shared.writer.clone();
+        let op = WriteOp::Settle {
+            deposit_id: req.deposit_id.clone(),
+            user_id: self.user,
+            amount: req.amount,
+            outcome: req.outcome,
+            now: now_ms(),
+        };
+        ctx.spawn(
+            async move { writer.write(op).await }
+                .into_actor(self)
+                .map(move |result, act, _| act.finish(req.deposit_id, req.amount, result)),
+        );
+        Ok(rx)
+    }
+}
+
+/// The registry of wallet actors; cheap to clone.
+#[derive(Clone)]
+pub struct Wallets {
+    shared: Arc<Shared>,
+}
+
+impl Wallets {
+    /// `arbiters` threads host the actors; an actor idle for `idle` stops.
+    pub fn new(store: Arc<dyn Store>, writer: DbWriter, idle: Duration, arbiters: usize) -> Self {
+        let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        Wallets {
+            shared: Arc::new(Shared {
+                map: DashMap::new(),
+                arbiters,
+                store,
+                writer,
+                idle,
+                alive: AtomicUsize::new(0),
+                next_generation: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    fn actor(&self, user: UserId) -> Addr<WalletActor> {
+        if let Some(entry) = self.shared.map.get(&user) {
+            return entry.1.clone();
+        }
+        self.shared
+            .map
+            .entry(user)
+            .or_insert_with(|| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                user.hash(&mut h);
+                let arbiter = &self.shared.arbiters[h.finish() as usize % self.shared.arbiters.len()];
+                let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
+                let actor = WalletActor {
+                    user,
+                    committed: 0,
+                    deposits: HashMap::new(),
+                    in_flight: 0,
+                    last_used: Instant::now(),
+                    shared: self.shared.clone(),
+                    generation,
+                };
+                (generation, WalletActor::start_in_arbiter(arbiter, |_| actor))
+            })
+            .1
+            .clone()
+    }
+
+    /// Drops a registry entry whose actor has stopped, so the next call starts a fresh one.
+    fn forget(&self, user: UserId, addr: &Addr<WalletActor>) {
+        self.shared.map.remove_if(&user, |_, (_, a)| a == addr);
+    }
+
+    /// The user's committed balance in paise.
+    pub async fn balance(&self, user: UserId) -> Result<i64, WalletError> {
+        for _ in 0..3 {
+            let addr = self.actor(user);
+            match addr.send(GetBalance).await {
+                Ok(b) => return Ok(b),
+                Err(_) => self.forget(user, &addr),
+            }
+        }
+        Err(WalletError::Unavailable)
+    }
+
+    /// Settles a deposit through its owner's actor; answers once the result is durable.
+    pub async fn settle(&self, req: SettleRequest) -> Result<SettleOutcome, SettleError> {
+        for _ in 0..3 {
+            let addr = self.actor(req.user_id);
+            match addr.send(Settle(req.clone())).await {
+                Ok(ticket) => return ticket?.await.map_err(|_| SettleError::Unavailable)?,
+                Err(_) => self.forget(req.user_id, &addr),
+            }
+        }
+        Err(SettleError::Unavailable)
+    }
+
+    /// Wallet actors alive now.
+    pub fn alive(&self) -> usize {
+        self.shared.alive.load(Ordering::Relaxed)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
+    }
+}
+
+impl From<StoreError> for WalletError {
+    fn from(e: StoreError) -> Self {
+        WalletError::Load(e.to_string())
+    }
+}
