@@ -1,0 +1,182 @@
+//! Google's OAuth 2.0 authorization code flow with state, PKCE (S256) and a nonce, through the
+//! `oauth2` crate; userinfo through reqwest. The flow's secrets live server-side, keyed by a
+//! random id in a short-lived HttpOnly cookie, and are taken out (single use) by the callback.
+
+use dashmap::DashMap;
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// How long a started sign-in may take.
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+/// Sign-ins in progress kept at most; past this, expired ones are dropped first.
+const MAX_FLOWS: usize = 100_000;
+
+struct Flow {
+    state: String,
+    verifier: String,
+    started: Instant,
+}
+
+/// Why a callback did not sign anybody in; `code()` is what `/?error=` shows.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("the provider reported {0}")]
+    Provider(String),
+    #[error("the state is missing, used or does not match")]
+    State,
+    #[error("the callback carries no code")]
+    MissingCode,
+    #[error("the token exchange failed: {0}")]
+    Token(String),
+    #[error("the userinfo call failed: {0}")]
+    Userinfo(String),
+}
+
+impl SignInError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignInError::Provider(e) if e == "access_denied" => "access_denied",
+            SignInError::Provider(_) => "provider_error",
+            SignInError::State => "invalid_state",
+            SignInError::MissingCode => "missing_code",
+            SignInError::Token(_) => "token_exchange_failed",
+            SignInError::Userinfo(_) => "userinfo_failed",
+        }
+    }
+}
+
+/// The identity the provider vouches for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleUser {
+    pub sub: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub picture: Option<String>,
+}
+
+pub struct GoogleOAuth {
+    client: Client,
+    http: oauth2::reqwest::Client,
+    userinfo_url: String,
+    flows: DashMap<String, Flow>,
+}
+
+pub struct Endpoints<'a> {
+    pub client_id: &'a str,
+    pub client_secret: &'a SecretString,
+    pub auth_url: &'a str,
+    pub token_url: &'a str,
+    pub userinfo_url: &'a str,
+    pub redirect_url: &'a str,
+    pub timeout: Duration,
+}
+
+impl GoogleOAuth {
+    pub fn new(e: Endpoints<'_>) -> anyhow::Result<Self> {
+        let client = BasicClient::new(ClientId::new(e.client_id.to_owned()))
+            .set_client_secret(ClientSecret::new(e.client_secret.expose_secret().to_owned()))
+            .set_auth_uri(AuthUrl::new(e.auth_url.to_owned())?)
+            .set_token_uri(TokenUrl::new(e.token_url.to_owned())?)
+            .set_redirect_uri(RedirectUrl::new(e.redirect_url.to_owned())?);
+        let http = oauth2::reqwest::Client::builder()
+            .redirect(oauth2::reqwest::redirect::Policy::none())
+            .timeout(e.timeout)
+            .build()?;
+        Ok(GoogleOAuth { client, http, userinfo_url: e.userinfo_url.to_owned(), flows: DashMap::new() })
+    }
+
+    /// Starts a sign-in: the provider URL to send the browser to, and the flow id for its cookie.
+    pub fn begin(&self) -> (String, String) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let nonce = random_token();
+        let (url, state) = self
+            .client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("openid".into()))
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("nonce", nonce)
+            .url();
+        let flow_id = random_token();
+        self.prune();
+        self.flows.insert(
+            flow_id.clone(),
+            Flow {
+                state: state.secret().clone(),
+                verifier: verifier.secret().clone(),
+                started: Instant::now(),
+            },
+        );
+        (url.to_string(), flow_id)
+    }
+
+    /// Finishes a sign-in from the callback's parameters and the flow cookie.
+    pub async fn finish(
+        &self,
+        flow_id: Option<&str>,
+        state: Option<&str>,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<GoogleUser, SignInError> {
+        // The flow is used up by any callback that names it, whatever happens next.
+        let flow = flow_id.and_then(|id| self.flows.remove(id)).map(|(_, f)| f);
+        if let Some(error) = error {
+            return Err(SignInError::Provider(error.chars().take(64).collect()));
+        }
+        let flow = flow.filter(|f| f.started.elapsed() < FLOW_TTL).ok_or(SignInError::State)?;
+        let state = state.ok_or(SignInError::State)?;
+        if !bool::from(state.as_bytes().ct_eq(flow.state.as_bytes())) {
+            return Err(SignInError::State);
+        }
+        let code = code.filter(|c| !c.is_empty()).ok_or(SignInError::MissingCode)?;
+        let token = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| SignInError::Token(format!("{e:#}")))?;
+        let response = self
+            .http
+            .get(&self.userinfo_url)
+            .bearer_auth(token.access_token().secret())
+            .send()
+            .await
+            .map_err(|e| SignInError::Userinfo(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(SignInError::Userinfo(format!("status {}", response.status())));
+        }
+        response.json().await.map_err(|e| SignInError::Userinfo(e.to_string()))
+    }
+
+    fn prune(&self) {
+        if self.flows.len() >= MAX_FLOWS / 10 {
+            self.flows.retain(|_, f| f.started.elapsed() < FLOW_TTL);
+        }
+        if self.flows.len() >= MAX_FLOWS {
+            // Under a flood of unfinished sign-ins, forget them rather than grow without bound.
+            self.flows.clear();
+        }
+    }
+}
+
+/// 256 random bits, hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

@@ -1,0 +1,122 @@
+//! The bank API as the app calls it (see `shared/spec/bank.md`): one pooled reqwest client with
+//! timeouts and the API key on every call.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BankError {
+    #[error("the bank could not be reached: {0}")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("the bank refused with {status}: {body}")]
+    Refused { status: u16, body: String },
+    #[error("the bank's answer was not understood: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreatedOrder {
+    pub token: String,
+    pub pay_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderStatus {
+    pub token: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: String,
+}
+
+#[derive(Clone)]
+pub struct BankClient {
+    http: reqwest::Client,
+    api_url: String,
+    api_key: SecretString,
+}
+
+impl BankClient {
+    pub fn new(api_url: &str, api_key: SecretString, timeout: Duration) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(BankClient { http, api_url: api_url.trim_end_matches('/').to_owned(), api_key })
+    }
+
+    /// Creates the order for deposit `reference` (idempotent on `reference` at the bank). A
+    /// transport failure is retried once: the bank may have created the order already, and
+    /// asking again returns the same one.
+    pub async fn create_order(
+        &self,
+        reference: &str,
+        amount: i64,
+        return_url: &str,
+    ) -> Result<CreatedOrder, BankError> {
+        let body = serde_json::json!({
+            "ref": reference, "amount": amount, "currency": "INR", "return_url": return_url,
+        });
+        let mut attempt = 0;
+        let response = loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .post(format!("{}/api/bank/create-order", self.api_url))
+                .bearer_auth(self.api_key.expose_secret())
+                .json(&body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) => break r,
+                Err(e) if attempt < 2 && (e.is_timeout() || e.is_request()) => continue,
+                Err(e) => return Err(BankError::Unreachable(e)),
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(BankError::Refused { status: status.as_u16(), body: truncate(body) });
+        }
+        response.json().await.map_err(|e| BankError::Invalid(e.to_string()))
+    }
+
+    /// The order behind `token`; `None` when the bank does not know it.
+    pub async fn order(&self, token: &str) -> Result<Option<OrderStatus>, BankError> {
+        let url = format!("{}/api/bank/orders/{}", self.api_url, urlencode(token));
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.api_key.expose_secret())
+            .send()
+            .await
+            .map_err(BankError::Unreachable)?;
+        match response.status().as_u16() {
+            404 => Ok(None),
+            200 => response.json().await.map(Some).map_err(|e| BankError::Invalid(e.to_string())),
+            status => Err(BankError::Refused {
+                status,
+                body: truncate(response.text().await.unwrap_or_default()),
+            }),
+        }
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > 300 {
+        let mut end = 300;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

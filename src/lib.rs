@@ -1,0 +1,12 @@
+//! onramp: a wallet server. Sign in with Google, add money through a bank, see the balance;
+//! the bank confirms each payment by a signed webhook and the wallet is credited exactly once.
+
+pub mod auth;
+pub mod bank_client;
+pub mod configuration;
+pub mod error;
+pub mod middleware;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,138 @@
+//! `/api/auth/*` and `/api/user/me`.
+
+use crate::auth::session::{removal_cookie, session_cookie, token_of, CurrentUser, FLOW_COOKIE};
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::header::LOCATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use onramp_actors::domain::{now_ms, ProviderSub};
+use onramp_actors::store::{OpOutcome, WriteOp};
+use serde::Deserialize;
+
+const CALLBACK_PATH: &str = "/api/auth/google/callback";
+
+/// `GET /api/auth/google`: off to the provider, with the flow bound to this browser.
+pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
+    let (url, flow_id) = state.google.begin();
+    let cookie = Cookie::build(FLOW_COOKIE, flow_id)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path(CALLBACK_PATH)
+        .secure(state.cookie_secure)
+        .max_age(CookieDuration::seconds(crate::auth::google::FLOW_TTL.as_secs() as i64))
+        .finish();
+    HttpResponse::Found()
+        .insert_header((LOCATION, url))
+        .insert_header(("Cache-Control", "no-store"))
+        .cookie(cookie)
+        .finish()
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /api/auth/google/callback`: `303` to `/` signed in, or to `/?error=<code>`.
+pub async fn google_callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: Option<web::Query<CallbackQuery>>,
+) -> HttpResponse {
+    let flow = req.cookie(FLOW_COOKIE);
+    let q = query.map(|q| q.into_inner());
+    let (code, st, error) = match &q {
+        Some(q) => (q.code.as_deref(), q.state.as_deref(), q.error.as_deref()),
+        None => (None, None, Some("invalid_request")),
+    };
+    let result = state.google.finish(flow.as_ref().map(|c| c.value()), st, code, error).await;
+    let clear_flow = removal_cookie(&state, FLOW_COOKIE, CALLBACK_PATH);
+    let user = match result {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::info!(code = e.code(), reason = %e, "sign-in refused");
+            return redirect_home(Some(e.code())).cookie(clear_flow).finish();
+        }
+    };
+    match sign_in(&state, user).await {
+        Ok(token) => redirect_home(None)
+            .cookie(clear_flow)
+            .cookie(session_cookie(&state, &token))
+            .finish(),
+        Err(e) => {
+            tracing::error!(error = ?e, "sign-in failed after the provider vouched");
+            redirect_home(Some(e.code())).cookie(clear_flow).finish()
+        }
+    }
+}
+
+fn redirect_home(error: Option<&str>) -> actix_web::HttpResponseBuilder {
+    let location = match error {
+        Some(code) => format!("/?error={code}"),
+        None => "/".to_owned(),
+    };
+    let mut r = HttpResponse::SeeOther();
+    r.insert_header((LOCATION, location)).insert_header(("Cache-Control", "no-store"));
+    r
+}
+
+/// Finds or creates the user behind the provider's `sub` and opens a session.
+async fn sign_in(
+    state: &AppState,
+    user: crate::auth::google::GoogleUser,
+) -> Result<onramp_actors::domain::SessionToken, ApiError> {
+    let sub = ProviderSub::parse(&user.sub)
+        .map_err(|e| ApiError::bad_request("userinfo_failed", e))?;
+    let email = clip(&user.email, 320);
+    let name = match user.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => clip(n, 200),
+        None => clip(email.split('@').next().unwrap_or_default(), 200),
+    };
+    let picture = user
+        .picture
+        .filter(|p| p.len() <= 2048 && (p.starts_with("https://") || p.starts_with("http://")))
+        .unwrap_or_default();
+    let op = WriteOp::UpsertAccount {
+        provider: "google".into(),
+        sub,
+        email,
+        name,
+        picture,
+        now: now_ms(),
+    };
+    let user_id = match state.writer.write(op).await.map_err(ApiError::unavailable)? {
+        OpOutcome::User(id) => id,
+        other => return Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
+    };
+    state.sessions.create(user_id).await.map_err(ApiError::unavailable)
+}
+
+fn clip(s: &str, max_chars: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max_chars).collect()
+}
+
+/// `POST /api/auth/logout`: ends the session server-side and clears the cookie.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = token_of(&req) {
+        state.sessions.revoke(&token).await.map_err(ApiError::unavailable)?;
+    }
+    Ok(HttpResponse::NoContent()
+        .cookie(removal_cookie(&state, crate::auth::session::SESSION_COOKIE, "/"))
+        .finish())
+}
+
+/// `GET /api/user/me`.
+pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+    let found = state.store.user(user.0).await.map_err(ApiError::unavailable)?;
+    let u = found.ok_or_else(ApiError::unauthorized)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": u.id.to_string(), "email": u.email, "name": u.name, "picture": u.picture,
+    })))
+}

@@ -1,0 +1,154 @@
+//! `POST /api/deposit`: record a processing deposit, create the bank order, answer its pay URL.
+
+use crate::auth::session::CurrentUser;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use onramp_actors::domain::{now_ms, Amount, BankToken, DepositId, DepositStatus, Settlement, CURRENCY};
+use onramp_actors::store::{Deposit, OpOutcome, WriteOp};
+use onramp_actors::wallet::SettleRequest;
+use serde::Deserialize;
+
+/// How long an `Idempotency-Key` is remembered.
+const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositBody {
+    amount: serde_json::Value,
+}
+
+/// The amount as the spec wants it: a JSON integer from 1 to the maximum.
+fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
+    let paise = match v {
+        serde_json::Value::Number(n) => n.as_i64().filter(|_| !n.is_f64()),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request("invalid_amount", "The amount must be a whole number of paise.")
+    })?;
+    Amount::parse(paise, max).map_err(|e| ApiError::bad_request("invalid_amount", format!("{e}.")))
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let mut values = req.headers().get_all("Idempotency-Key");
+    let Some(first) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request("invalid_idempotency_key", "Send one Idempotency-Key."));
+    }
+    let key = first.to_str().ok().filter(|k| {
+        !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic())
+    });
+    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
+        )
+    })
+}
+
+fn created(d: &Deposit) -> HttpResponse {
+    HttpResponse::Created().json(serde_json::json!({
+        "id": d.id.as_str(),
+        "status": "processing",
+        "amount": d.amount.paise(),
+        "currency": d.currency,
+        "url": d.pay_url,
+    }))
+}
+
+fn bank_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "bank_unavailable",
+        "The bank could not take the payment right now. Nothing was charged; please try again.",
+    )
+}
+
+/// The first answer given for a deposit made with an idempotency key, given again.
+fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
+    if d.amount != amount {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request.",
+        ));
+    }
+    match (d.status, &d.pay_url) {
+        (_, Some(_)) => Ok(created(d)),
+        (DepositStatus::Processing, None) => Err(ApiError::conflict(
+            "request_in_progress",
+            "A request with this Idempotency-Key is still being processed.",
+        )),
+        (_, None) => Err(bank_failed()),
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<DepositBody>,
+) -> Result<HttpResponse, ApiError> {
+    let amount = parse_amount(&body.amount, state.settings.deposit.max_amount)?;
+    let key = idempotency_key(&req)?;
+    let now = now_ms();
+    if let Some(key) = &key {
+        let earlier = state.store.deposit_by_key(user.0, key).await.map_err(ApiError::unavailable)?;
+        if let Some(d) = earlier.filter(|d| d.created_at >= now - KEY_TTL_MS) {
+            return replay(&d, amount);
+        }
+    }
+
+    let id = DepositId::new();
+    let insert = WriteOp::InsertDeposit {
+        id: id.clone(),
+        user_id: user.0,
+        amount,
+        idempotency_key: key.clone(),
+        key_cutoff: now - KEY_TTL_MS,
+        now,
+    };
+    match state.writer.write(insert).await.map_err(ApiError::unavailable)? {
+        OpOutcome::Done => {}
+        _ => {
+            // A concurrent request with the same key won the race.
+            let key = key.as_deref().unwrap_or_default();
+            let d = state.store.deposit_by_key(user.0, key).await.map_err(ApiError::unavailable)?;
+            return match d {
+                Some(d) => replay(&d, amount),
+                None => Err(ApiError::conflict("request_in_progress", "Please try again.")),
+            };
+        }
+    }
+
+    let return_url = format!("{}/dashboard", state.urls.public_url);
+    let order = state.bank.create_order(id.as_str(), amount.paise(), &return_url).await;
+    let order = order.and_then(|o| {
+        BankToken::parse(&o.token)
+            .map(|t| (t, o.pay_url))
+            .map_err(|e| crate::bank_client::BankError::Invalid(e))
+    });
+    match order {
+        Ok((token, pay_url)) => {
+            let attach = WriteOp::AttachBankOrder { id: id.clone(), token, pay_url: pay_url.clone(), now: now_ms() };
+            state.writer.write(attach).await.map_err(ApiError::unavailable)?;
+            Ok(HttpResponse::Created().json(serde_json::json!({
+                "id": id.as_str(), "status": "processing", "amount": amount.paise(),
+                "currency": CURRENCY, "url": pay_url,
+            })))
+        }
+        Err(e) => {
+            tracing::warn!(deposit = %id, error = %e, "create-order failed; the deposit fails");
+            let fail = SettleRequest {
+                deposit_id: id.clone(),
+                user_id: user.0,
+                amount,
+                stored_status: DepositStatus::Processing,
+                outcome: Settlement::Failure,
+            };
+            state.wallets.settle(fail).await.map_err(ApiError::unavailable)?;
+            Err(bank_failed().with_cause(e))
+        }
+    }
+}

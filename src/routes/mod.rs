@@ -1,0 +1,27 @@
+//! HTTP routes, one module per group (see `shared/spec/app-api.md`).
+
+pub mod auth;
+pub mod deposit;
+pub mod health;
+pub mod pages;
+pub mod wallet;
+pub mod webhook;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/auth/google", web::get().to(auth::google_start))
+        .route("/api/auth/google/callback", web::get().to(auth::google_callback))
+        .route("/api/auth/logout", web::post().to(auth::logout))
+        .route("/api/user/me", web::get().to(auth::me))
+        .route("/api/deposit", web::post().to(deposit::create))
+        .route("/api/balance", web::get().to(wallet::balance))
+        .route("/api/transactions", web::get().to(wallet::transactions))
+        .route("/api/webhooks/bank", web::post().to(webhook::bank))
+        .route("/", web::get().to(pages::index))
+        .route("/dashboard", web::get().to(pages::index))
+        .route("/static/app.js", web::get().to(pages::script))
+        .route("/static/app.css", web::get().to(pages::stylesheet));
+}

@@ -1,0 +1,100 @@
+//! `POST /api/webhooks/bank`: verify the signature over the raw bytes, then settle the deposit
+//! through its owner's wallet actor. `200` only once the outcome is durable (or was already).
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use onramp_actors::domain::{BankToken, Settlement};
+use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+use onramp_bank_sim::signature::{self, SignatureError, SIGNATURE_HEADER};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Event {
+    event_id: String,
+    token: String,
+    #[serde(rename = "ref")]
+    reference: String,
+    amount: i64,
+    currency: String,
+    status: Status,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+enum Status {
+    #[serde(rename = "SUCCESS")]
+    Success,
+    #[serde(rename = "FAILURE")]
+    Failure,
+}
+
+fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
+    let mut values = req.headers().get_all(SIGNATURE_HEADER);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(SignatureError::Malformed);
+    }
+    first.map(|v| v.to_str().map_err(|_| SignatureError::Malformed)).transpose()
+}
+
+pub async fn bank(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let secrets: Vec<&[u8]> = state.webhook_secrets.iter().map(Vec::as_slice).collect();
+    let now = chrono::Utc::now().timestamp();
+    signature_header(&req)
+        .and_then(|h| signature::verify(h, &secrets, &body, now))
+        .map_err(|e| {
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "The signature is not valid.")
+                .with_cause(e)
+        })?;
+
+    let event: Event = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_body", format!("The event is not valid: {e}."))
+    })?;
+    let token = BankToken::parse(&event.token)
+        .map_err(|_| ApiError::not_found("unknown_token", "No deposit has this token."))?;
+    let deposit = state
+        .store
+        .deposit_by_token(&token)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::not_found("unknown_token", "No deposit has this token."))?;
+    if event.reference != deposit.id.as_str()
+        || event.amount != deposit.amount.paise()
+        || event.currency != deposit.currency
+    {
+        return Err(ApiError::unprocessable(
+            "deposit_mismatch",
+            "The event's ref, amount or currency differs from the deposit.",
+        ));
+    }
+    let outcome = match event.status {
+        Status::Success => Settlement::Success,
+        Status::Failure => Settlement::Failure,
+    };
+    let request = SettleRequest {
+        deposit_id: deposit.id.clone(),
+        user_id: deposit.user_id,
+        amount: deposit.amount,
+        stored_status: deposit.status,
+        outcome,
+    };
+    match state.wallets.settle(request).await {
+        Ok(result) => {
+            let applied = result == SettleOutcome::Applied;
+            tracing::info!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "status": if applied { "applied" } else { "duplicate" }
+            })))
+        }
+        Err(SettleError::Contradicts(status)) => Err(ApiError::conflict(
+            "status_conflict",
+            format!("The deposit is already {status}."),
+        )),
+        Err(e) => Err(ApiError::unavailable(e)),
+    }
+}

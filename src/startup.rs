@@ -1,0 +1,256 @@
+//! Builds the application: binds the listeners, resolves default URLs against the real ports,
+//! opens the database, starts the actors and the development parties, and serves.
+
+use crate::auth::google::{Endpoints, GoogleOAuth};
+use crate::bank_client::BankClient;
+use crate::configuration::Settings;
+use crate::middleware::{origin_check, security_headers, OwnOrigin};
+use crate::state::{AppState, Urls};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use onramp_actors::sessions::{SessionConfig, Sessions};
+use onramp_actors::store;
+use onramp_actors::wallet::Wallets;
+use onramp_actors::writer::DbWriter;
+use onramp_bank_sim::{BankSim, BankSimConfig};
+use secrecy::ExposeSecret;
+use std::net::TcpListener;
+
+use std::time::Duration;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    bank: Option<BankSim>,
+    idp: Option<ServerHandle>,
+}
+
+/// Largest request body the API reads.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))
+}
+
+fn origin_of(url: &str) -> anyhow::Result<String> {
+    let u = url::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
+    Ok(u.origin().ascii_serialization())
+}
+
+fn required(value: Option<&String>, fallback: Option<String>, key: &str) -> anyhow::Result<String> {
+    value
+        .cloned()
+        .or(fallback)
+        .with_context(|| format!("{key} must be set when the development provider or bank is off"))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = bind(&settings.server.listen)?;
+        let port = listener.local_addr()?.port();
+        let idp_listener =
+            if settings.dev.idp_enabled() { Some(bind(&settings.dev.idp_listen)?) } else { None };
+        let bank_listener =
+            if settings.dev.bank_enabled() { Some(bind(&settings.dev.bank_listen)?) } else { None };
+        let idp_base = idp_listener
+            .as_ref()
+            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+            .transpose()?;
+        let bank_base = bank_listener
+            .as_ref()
+            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
+            .transpose()?;
+
+        let public_url = settings
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let g = &settings.google;
+        let urls = Urls {
+            public_origin: origin_of(&public_url)?,
+            redirect_url: g
+                .redirect_url
+                .clone()
+                .unwrap_or_else(|| format!("{public_url}/api/auth/google/callback")),
+            auth_url: required(g.auth_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/authorize")), "google.auth_url")?,
+            token_url: required(g.token_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/token")), "google.token_url")?,
+            userinfo_url: required(g.userinfo_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/userinfo")), "google.userinfo_url")?,
+            bank_api_url: required(settings.bank.api_url.as_ref(), bank_base.clone(), "bank.api_url")?,
+            webhook_url: settings
+                .dev
+                .webhook_url
+                .clone()
+                .unwrap_or_else(|| format!("{public_url}/api/webhooks/bank")),
+            public_url,
+        };
+        tracing::info!(?urls, database = %redact_url(&settings.database.url), "starting");
+
+        let store = store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+        let writer = DbWriter::start(store.clone(), settings.writer.max_batch);
+        let sessions = Sessions::start(
+            store.clone(),
+            writer.clone(),
+            SessionConfig {
+                ttl: Duration::from_secs(settings.session.ttl_secs),
+                idle: Duration::from_secs(settings.session.idle_secs),
+            },
+        );
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let wallets = Wallets::new(
+            store.clone(),
+            writer.clone(),
+            Duration::from_secs(settings.wallet.idle_secs),
+            cores,
+        );
+        let google = GoogleOAuth::new(Endpoints {
+            client_id: &g.client_id,
+            client_secret: &g.client_secret,
+            auth_url: &urls.auth_url,
+            token_url: &urls.token_url,
+            userinfo_url: &urls.userinfo_url,
+            redirect_url: &urls.redirect_url,
+            timeout: Duration::from_millis(g.timeout_ms),
+        })?;
+        let bank = BankClient::new(
+            &urls.bank_api_url,
+            settings.bank.api_key.clone(),
+            Duration::from_millis(settings.bank.timeout_ms),
+        )?;
+        let mut webhook_secrets = vec![settings.bank.webhook_secret.expose_secret().as_bytes().to_vec()];
+        if let Some(previous) = &settings.bank.previous_webhook_secret {
+            webhook_secrets.push(previous.expose_secret().as_bytes().to_vec());
+        }
+
+        let idp = match idp_listener {
+            Some(l) => {
+                let server = onramp_dev_idp::spawn(
+                    l,
+                    onramp_dev_idp::IdpConfig {
+                        client_id: g.client_id.clone(),
+                        client_secret: g.client_secret.expose_secret().to_owned(),
+                        redirect_uris: vec![urls.redirect_url.clone()],
+                        code_ttl: Duration::from_secs(settings.dev.idp_code_ttl_secs),
+                        token_ttl: Duration::from_secs(3600),
+                    },
+                )?;
+                let handle = server.handle();
+                actix_web::rt::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
+        let bank_sim = match bank_listener {
+            Some(l) => Some(BankSim::start(l, bank_sim_config(&settings, &urls.webhook_url)).await?),
+            None => None,
+        };
+
+        let state = web::Data::new(AppState {
+            cookie_secure: urls.public_url.starts_with("https://"),
+            settings: settings.clone(),
+            urls,
+            store,
+            writer,
+            sessions,
+            wallets,
+            google,
+            bank,
+            webhook_secrets,
+        });
+        let own_origin = OwnOrigin(state.urls.public_origin.clone());
+        let data = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(origin_check))
+                .wrap(from_fn(security_headers))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(data.clone())
+                .app_data(own_origin.clone())
+                .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| crate::error::json_error(e).into()))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| crate::error::query_error(e).into()))
+                .app_data(web::PayloadConfig::new(BODY_LIMIT))
+                .configure(crate::routes::configure)
+                .default_service(web::to(crate::routes::pages::not_found))
+        })
+        .backlog(4096)
+        .max_connections(50_000)
+        .shutdown_timeout(30);
+        if let Some(n) = settings.server.workers {
+            server = server.workers(n);
+        }
+        let server = server.listen(listener)?.run();
+        Ok(Application { port, server, state, bank: bank_sim, idp })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn bank_url(&self) -> Option<String> {
+        self.bank.as_ref().map(|b| b.url())
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (a signal or [`ServerHandle::stop`]), then flushes the
+    /// DB writer and stops the development parties.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        if let Err(e) = self.state.writer.flush().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        if let Some(bank) = self.bank {
+            bank.stop().await;
+        }
+        if let Some(idp) = self.idp {
+            idp.stop(true).await;
+        }
+        tracing::info!("stopped");
+        Ok(result?)
+    }
+}
+
+/// The simulator's configuration from the app's settings.
+pub fn bank_sim_config(settings: &Settings, webhook_url: &str) -> BankSimConfig {
+    let d = &settings.dev;
+    BankSimConfig {
+        api_key: settings.bank.api_key.expose_secret().to_owned(),
+        webhook_secrets: vec![settings.bank.webhook_secret.expose_secret().to_owned()],
+        webhook_url: webhook_url.to_owned(),
+        database_url: d.bank_database_url.clone(),
+        public_url: None,
+        max_attempts: d.webhook_max_attempts,
+        base_delay: Duration::from_millis(d.webhook_base_delay_ms),
+        max_delay: Duration::from_millis(d.webhook_max_delay_ms),
+        attempt_timeout: Duration::from_millis(d.webhook_timeout_ms),
+        faults: onramp_bank_sim::Faults {
+            delivery_delay: Duration::from_millis(d.webhook_delay_ms),
+            ..Default::default()
+        },
+    }
+}
+
+/// The database URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+

@@ -1,0 +1,37 @@
+//! What every request handler shares.
+
+use crate::auth::google::GoogleOAuth;
+use crate::bank_client::BankClient;
+use crate::configuration::Settings;
+use onramp_actors::sessions::Sessions;
+use onramp_actors::store::Store;
+use onramp_actors::wallet::Wallets;
+use onramp_actors::writer::DbWriter;
+use std::sync::Arc;
+
+/// URLs after defaults are resolved against the addresses actually bound.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    pub public_url: String,
+    pub public_origin: String,
+    pub redirect_url: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub userinfo_url: String,
+    pub bank_api_url: String,
+    pub webhook_url: String,
+}
+
+pub struct AppState {
+    pub settings: Settings,
+    pub urls: Urls,
+    pub store: Arc<dyn Store>,
+    pub writer: DbWriter,
+    pub sessions: Sessions,
+    pub wallets: Wallets,
+    pub google: GoogleOAuth,
+    pub bank: BankClient,
+    /// The current webhook secret and, during a rotation, the previous one.
+    pub webhook_secrets: Vec<Vec<u8>>,
+    pub cookie_secure: bool,
+}
