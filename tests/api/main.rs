@@ -1,0 +1,8 @@
+//! The app over real HTTP, on SQLite and on PostgreSQL. One test binary made of modules.
+
+mod helpers;
+
+mod deposits;
+mod sign_in;
+mod sessions;
+mod webhooks;

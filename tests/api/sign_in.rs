@@ -1,0 +1,246 @@
+//! Signing in with Google (the development provider, or a mocked Google where a test needs
+//! Google to misbehave).
+
+use crate::helpers::{location, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::on_both_databases;
+use serde_json::{json, Value};
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+on_both_databases!(
+    a_new_user_signs_in_and_sees_themselves,
+    signing_in_again_reuses_the_same_user,
+    the_same_email_with_another_sub_is_another_account,
+    a_callback_without_state_signs_nobody_in,
+    a_forged_state_signs_nobody_in,
+    a_reused_state_signs_nobody_in,
+    a_state_from_another_browser_signs_nobody_in,
+    a_user_who_denies_access_is_told_so,
+    a_failing_token_endpoint_signs_nobody_in,
+    a_token_endpoint_that_times_out_signs_nobody_in,
+);
+
+async fn sessions_in(app: &TestApp) -> i64 {
+    app.db.scalar("SELECT COUNT(*) FROM sessions").await
+}
+
+async fn a_new_user_signs_in_and_sees_themselves(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    assert_eq!(browser.me().await.status(), 401);
+
+    let callback = browser.sign_in("asha@example.com", "Asha Rao").await;
+    assert_eq!(callback.status(), 303);
+    assert_eq!(location(&callback), "/");
+    let cookie = callback.headers().get("set-cookie").map(|c| c.to_str().unwrap().to_owned());
+    let all: Vec<String> = callback
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    let session = all.iter().find(|c| c.starts_with("session_id=")).expect("a session cookie");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    assert!(session.contains("Path=/"), "{session}");
+    assert!(!session.contains("Secure"), "plain http must not mark the cookie Secure: {session}");
+    assert!(cookie.is_some());
+
+    let me = browser.me().await;
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["email"], "asha@example.com");
+    assert_eq!(me["name"], "Asha Rao");
+    assert!(me["id"].as_str().unwrap().len() >= 32);
+    assert!(me.get("picture").is_some());
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM auth_accounts WHERE provider = 'google'").await, 1);
+}
+
+async fn signing_in_again_reuses_the_same_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first: Value = app.signed_in("ravi@example.com", "Ravi").await.me().await.json().await.unwrap();
+    let second: Value =
+        app.signed_in("ravi@example.com", "Ravi K").await.me().await.json().await.unwrap();
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(second["name"], "Ravi K", "the profile is refreshed at sign-in");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(sessions_in(&app).await, 2, "each sign-in has its own session");
+}
+
+/// A mocked Google whose userinfo answers `sub` for every token.
+async fn google_with_sub(server: &MockServer, sub: &str) {
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "at", "token_type": "Bearer", "expires_in": 3600
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/userinfo"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "sub": sub, "email": "shared@example.com", "email_verified": true, "name": "Shared", "picture": ""
+        })))
+        .mount(server)
+        .await;
+}
+
+async fn spawn_with_google(backend: Backend, google: &MockServer, timeout_ms: u64) -> TestApp {
+    let uri = google.uri();
+    spawn_app_with(backend, move |s| {
+        s.google.token_url = Some(format!("{uri}/token"));
+        s.google.userinfo_url = Some(format!("{uri}/userinfo"));
+        s.google.timeout_ms = timeout_ms;
+    })
+    .await
+}
+
+/// Runs a callback with the browser's own state and any code (Google is mocked).
+async fn callback_with_own_state(app: &TestApp, browser: &crate::helpers::Browser) -> reqwest::Response {
+    let authorize = browser.start_sign_in().await;
+    let state = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let _ = app;
+    browser.get(&format!("/api/auth/google/callback?code=somecode&state={state}")).await
+}
+
+async fn the_same_email_with_another_sub_is_another_account(backend: Backend) {
+    let google = MockServer::start().await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+
+    google_with_sub(&google, "111").await;
+    let first = app.browser();
+    assert_eq!(location(&callback_with_own_state(&app, &first).await), "/");
+    google_with_sub(&google, "222").await;
+    let second = app.browser();
+    assert_eq!(location(&callback_with_own_state(&app, &second).await), "/");
+
+    let a: Value = first.me().await.json().await.unwrap();
+    let b: Value = second.me().await.json().await.unwrap();
+    assert_eq!(a["email"], b["email"]);
+    assert_ne!(a["id"], b["id"], "accounts are keyed by sub, never by email");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 2);
+}
+
+async fn assert_refused(app: &TestApp, response: reqwest::Response, code: &str) {
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("/?error={code}"));
+    let sets_session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("session_id="));
+    assert!(!sets_session, "no session cookie on a refused sign-in");
+    assert_eq!(sessions_in(app).await, 0);
+}
+
+async fn a_callback_without_state_signs_nobody_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    browser.start_sign_in().await;
+    let r = browser.get("/api/auth/google/callback?code=abc").await;
+    assert_refused(&app, r, "invalid_state").await;
+    // And without having started at all.
+    let r = app.browser().get("/api/auth/google/callback?code=abc&state=xyz").await;
+    assert_refused(&app, r, "invalid_state").await;
+}
+
+async fn a_forged_state_signs_nobody_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    browser.start_sign_in().await;
+    let r = browser.get("/api/auth/google/callback?code=abc&state=forged-state-value").await;
+    assert_refused(&app, r, "invalid_state").await;
+}
+
+async fn a_reused_state_signs_nobody_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    // Complete a real sign-in, keeping the callback URL.
+    let authorize = browser.start_sign_in().await;
+    let url = url::Url::parse(&authorize).unwrap();
+    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    fields.push(("email".into(), "reuse@example.com".into()));
+    fields.push(("name".into(), "Re Use".into()));
+    let submitted = browser.client.post(url.as_str().split('?').next().unwrap()).form(&fields).send().await.unwrap();
+    let callback = location(&submitted);
+    let first = browser.client.get(&callback).send().await.unwrap();
+    assert_eq!(location(&first), "/");
+    assert_eq!(sessions_in(&app).await, 1);
+    // The same callback again (a replayed URL) is refused and opens no second session.
+    let again = browser.client.get(&callback).send().await.unwrap();
+    assert_eq!(location(&again), "/?error=invalid_state");
+    assert_eq!(sessions_in(&app).await, 1);
+}
+
+async fn a_state_from_another_browser_signs_nobody_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let victim = app.browser();
+    let attacker = app.browser();
+    let attackers_url = attacker.start_sign_in().await;
+    victim.start_sign_in().await;
+    let state = url::Url::parse(&attackers_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let r = victim.get(&format!("/api/auth/google/callback?code=abc&state={state}")).await;
+    assert_refused(&app, r, "invalid_state").await;
+}
+
+async fn a_user_who_denies_access_is_told_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    let authorize = browser.start_sign_in().await;
+    let url = url::Url::parse(&authorize).unwrap();
+    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    fields.push(("action".into(), "deny".into()));
+    let denied = browser.client.post(url.as_str().split('?').next().unwrap()).form(&fields).send().await.unwrap();
+    assert_eq!(denied.status(), 303);
+    let back = location(&denied);
+    assert!(back.contains("error=access_denied"), "{back}");
+    let r = browser.client.get(&back).send().await.unwrap();
+    assert_refused(&app, r, "access_denied").await;
+}
+
+async fn a_failing_token_endpoint_signs_nobody_in(backend: Backend) {
+    let google = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("boom"))
+        .mount(&google)
+        .await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+    let browser = app.browser();
+    let r = callback_with_own_state(&app, &browser).await;
+    assert_refused(&app, r, "token_exchange_failed").await;
+    assert_eq!(browser.me().await.status(), 401);
+}
+
+async fn a_token_endpoint_that_times_out_signs_nobody_in(backend: Backend) {
+    let google = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": "at", "token_type": "Bearer"}))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&google)
+        .await;
+    let app = spawn_with_google(backend, &google, 300).await;
+    let browser = app.browser();
+    let started = std::time::Instant::now();
+    let r = callback_with_own_state(&app, &browser).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "the app gives up at its timeout");
+    assert_refused(&app, r, "token_exchange_failed").await;
+}
