@@ -1,0 +1,564 @@
+//! The Bank API (server to server, `Authorization: Bearer <api key>`), plus the JSON endpoints
+//! tests and load tools use instead of a browser.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+use crate::db::{self, CreateOutcome, OrderStatus, QueueOptions, SettleOutcome};
+use crate::delivery::REORDER_HOLD;
+use crate::Faults;
+
+/// The largest create-order body.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const MAX_REF_CHARS: usize = 100;
+const MAX_RETURN_URL_CHARS: usize = 2048;
+/// No token is longer; longer path segments are not looked up.
+const MAX_TOKEN_CHARS: usize = 128;
+
+pub(crate) struct State {
+    pub pool: SqlitePool,
+    pub api_key_digest: [u8; 32],
+    pub public_url: String,
+    /// Wakes the delivery worker.
+    pub notify: Arc<Notify>,
+    pub faults: Faults,
+}
+
+impl State {
+    /// Settles `token` and wakes the delivery worker when a webhook was queued.
+    pub(crate) async fn settle(
+        &self,
+        token: &str,
+        status: OrderStatus,
+    ) -> Result<SettleOutcome, sqlx::Error> {
+        if token.len() > MAX_TOKEN_CHARS {
+            return Ok(SettleOutcome::NotFound);
+        }
+        let mut delay = self.faults.delivery_delay;
+        if self.faults.reorder {
+            delay += REORDER_HOLD;
+        }
+        let queue = QueueOptions {
+            delay,
+            drop: self.faults.drop_deliveries,
+        };
+        let outcome = db::settle(&self.pool, token, status, &queue).await?;
+        if let SettleOutcome::Settled { order, event_id } = &outcome {
+            tracing::info!(token = %order.token, %event_id, status = %order.status, "bank simulator: order settled");
+            self.notify.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    pub(crate) async fn order(&self, token: &str) -> Result<Option<db::Order>, sqlx::Error> {
+        if token.len() > MAX_TOKEN_CHARS {
+            return Ok(None);
+        }
+        db::get_order(&self.pool, token).await
+    }
+}
+
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/bank/create-order").route(web::post().to(create_order)))
+        .service(web::resource("/api/bank/deliveries").route(web::get().to(deliveries)))
+        .service(web::resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
+        .service(web::resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
+        .service(web::resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)));
+}
+
+/// An error answered as `{"error": {"code": …, "message": …}}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such order")
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "bank simulator: database error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    }
+}
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// Checks `Authorization: Bearer <api key>` in constant time (over SHA-256 digests, so the key's
+/// length does not leak either).
+fn authorize(req: &HttpRequest, state: &State) -> Result<(), ApiError> {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
+    let ok = presented.is_some_and(|key| {
+        let digest = Sha256::digest(key.as_bytes());
+        bool::from(digest.as_slice().ct_eq(&state.api_key_digest))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer <api key>)",
+        ))
+    }
+}
+
+fn order_json(order: &db::Order) -> Value {
+    json!({
+        "token": order.token,
+        "ref": order.reference,
+        "amount": order.amount,
+        "currency": order.currency,
+        "status": order.status,
+    })
+}
+
+/// A create-order request that passed validation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct NewOrder {
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    pub return_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewOrder {
+    #[serde(rename = "ref")]
+    reference: Option<Value>,
+    amount: Option<Value>,
+    currency: Option<Value>,
+    return_url: Option<Value>,
+}
+
+/// Strict validation of a create-order body: a JSON object with exactly the known fields (no
+/// duplicates), `ref` 1–100 of `[A-Za-z0-9_-]`, `amount` a JSON integer in `1..=i64::MAX`,
+/// `currency` `"INR"`, `return_url` an absolute http(s) URL of at most 2048 characters.
+pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    let raw: RawNewOrder = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?;
+
+    let reference = match raw.reference {
+        Some(Value::String(s))
+            if !s.is_empty()
+                && s.len() <= MAX_REF_CHARS
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            s
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_ref",
+                "`ref` must be 1 to 100 characters of A-Z, a-z, 0-9, '_' and '-'",
+            ))
+        }
+        None => return Err(ApiError::bad_request("invalid_ref", "`ref` is required")),
+    };
+
+    let amount = match raw.amount {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(a) if a > 0 => a,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_amount",
+                    "`amount` must be a positive integer number of paise",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_amount",
+                "`amount` must be a positive integer number of paise",
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_amount",
+                "`amount` is required",
+            ))
+        }
+    };
+
+    let currency = match raw.currency {
+        Some(Value::String(s)) if s == "INR" => s,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_currency",
+                "`currency` must be \"INR\"",
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_currency",
+                "`currency` is required",
+            ))
+        }
+    };
+
+    let return_url = match raw.return_url {
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_return_url",
+                "`return_url` must be a string",
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_return_url",
+                "`return_url` is required",
+            ))
+        }
+    };
+    let return_url = check_return_url(&return_url).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_return_url",
+            "`return_url` must be an absolute http(s) URL of at most 2048 characters",
+        )
+    })?;
+
+    Ok(NewOrder {
+        reference,
+        amount,
+        currency,
+        return_url,
+    })
+}
+
+/// The URL to store: as given when it is plain visible ASCII, else its normalized (ASCII) form,
+/// so it can always go into a `Location` header.
+fn check_return_url(s: &str) -> Option<String> {
+    if s.chars().count() > MAX_RETURN_URL_CHARS
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let url = url::Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    let stored = if s.bytes().all(|b| b.is_ascii_graphic()) {
+        s.to_owned()
+    } else {
+        url.as_str().to_owned()
+    };
+    (stored.len() <= MAX_RETURN_URL_CHARS).then_some(stored)
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+async fn create_order(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    if !is_json(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ));
+    }
+    let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the body could not be read",
+            ))
+        }
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the body is too large",
+            ))
+        }
+    };
+    let new = validate_new_order(&body)?;
+    let outcome = db::create_order(
+        &state.pool,
+        &new.reference,
+        new.amount,
+        &new.currency,
+        &new.return_url,
+    )
+    .await?;
+    if !state.faults.create_order_delay.is_zero() {
+        tokio::time::sleep(state.faults.create_order_delay).await;
+    }
+    let (status, order) = match outcome {
+        CreateOutcome::Created(order) => {
+            tracing::info!(token = %order.token, r#ref = %order.reference, amount = order.amount, "bank simulator: order created");
+            (StatusCode::CREATED, order)
+        }
+        CreateOutcome::Existing(order) => (StatusCode::OK, order),
+        CreateOutcome::Conflict => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ref_conflict",
+                "an order with this ref exists with a different amount",
+            ))
+        }
+    };
+    let pay_url = format!("{}/pay?token={}", state.public_url, order.token);
+    Ok(HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"token": order.token, "pay_url": pay_url})))
+}
+
+async fn get_order(
+    req: HttpRequest,
+    token: web::Path<String>,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    let order = state.order(&token).await?.ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(order_json(&order)))
+}
+
+async fn approve(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
+    settle_json(req, &token, &state, OrderStatus::Success).await
+}
+
+async fn decline(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
+    settle_json(req, &token, &state, OrderStatus::Failure).await
+}
+
+async fn settle_json(
+    req: HttpRequest,
+    token: &str,
+    state: &State,
+    status: OrderStatus,
+) -> ApiResult {
+    authorize(&req, state)?;
+    match state.settle(token, status).await? {
+        SettleOutcome::Settled { order, event_id } => Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"token": order.token, "status": order.status, "event_id": event_id}))),
+        SettleOutcome::AlreadyFinal(order) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_pending",
+            format!("the order is already {}", order.status),
+        )),
+        SettleOutcome::NotFound => Err(ApiError::not_found()),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeliveriesQuery {
+    token: Option<String>,
+}
+
+async fn deliveries(
+    req: HttpRequest,
+    query: web::Query<DeliveriesQuery>,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    let list = db::list_deliveries(&state.pool, query.token.as_deref()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(list))
+}
+
+/// Anything unrouted: a JSON 404.
+pub(crate) async fn not_found() -> HttpResponse {
+    let mut response =
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint").error_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(body: &str) -> &'static str {
+        match validate_new_order(body.as_bytes()) {
+            Ok(_) => "ok",
+            Err(e) => e.code,
+        }
+    }
+
+    #[test]
+    fn a_good_order_passes() {
+        let new = validate_new_order(
+            br#" {"ref":"txn_A-1","amount":100,"currency":"INR","return_url":"http://app:8080/dashboard?x=1"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            new,
+            NewOrder {
+                reference: "txn_A-1".into(),
+                amount: 100,
+                currency: "INR".into(),
+                return_url: "http://app:8080/dashboard?x=1".into(),
+            }
+        );
+        let max = format!(
+            r#"{{"ref":"{}","amount":{},"currency":"INR","return_url":"https://a.b"}}"#,
+            "r".repeat(100),
+            i64::MAX
+        );
+        assert_eq!(code(&max), "ok");
+    }
+
+    #[test]
+    fn bad_orders_are_refused_with_their_code() {
+        let with = |field: &str, value: &str| {
+            let mut fields = vec![
+                ("ref", r#""txn_1""#.to_string()),
+                ("amount", "100".to_string()),
+                ("currency", r#""INR""#.to_string()),
+                ("return_url", r#""http://app/r""#.to_string()),
+            ];
+            fields.retain(|(k, _)| *k != field);
+            if !value.is_empty() {
+                fields.push((field, value.to_string()));
+            }
+            let inner: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", inner.join(","))
+        };
+        for (field, value, expected) in [
+            ("amount", "100.0", "invalid_amount"),
+            ("amount", "1e2", "invalid_amount"),
+            ("amount", r#""100""#, "invalid_amount"),
+            ("amount", "0", "invalid_amount"),
+            ("amount", "-5", "invalid_amount"),
+            ("amount", "9223372036854775808", "invalid_amount"),
+            ("amount", "100000000000000000000000", "invalid_amount"),
+            ("amount", "null", "invalid_amount"),
+            ("amount", "", "invalid_amount"),
+            ("ref", "", "invalid_ref"),
+            ("ref", r#""""#, "invalid_ref"),
+            ("ref", r#""a b""#, "invalid_ref"),
+            ("ref", r#""é""#, "invalid_ref"),
+            ("ref", "12", "invalid_ref"),
+            ("currency", r#""USD""#, "invalid_currency"),
+            ("currency", r#""inr""#, "invalid_currency"),
+            ("currency", "", "invalid_currency"),
+            ("return_url", r#""/relative""#, "invalid_return_url"),
+            (
+                "return_url",
+                r#""javascript:alert(1)""#,
+                "invalid_return_url",
+            ),
+            ("return_url", r#""ftp://x/y""#, "invalid_return_url"),
+            ("return_url", r#""http://x/a b""#, "invalid_return_url"),
+            ("return_url", r#""http://x/\n""#, "invalid_return_url"),
+            ("return_url", "5", "invalid_return_url"),
+            ("return_url", "", "invalid_return_url"),
+        ] {
+            assert_eq!(code(&with(field, value)), expected, "{field} = {value}");
+        }
+        let long_ref = format!(r#""{}""#, "r".repeat(101));
+        assert_eq!(code(&with("ref", &long_ref)), "invalid_ref");
+        let long_url = format!(r#""http://x/{}""#, "a".repeat(2040));
+        assert_eq!(code(&with("return_url", &long_url)), "invalid_return_url");
+        for body in [
+            "",
+            "null",
+            "[]",
+            r#"["txn_1",100,"INR","http://app/r"]"#,
+            "{",
+            r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r","x":1}"#,
+            r#"{"ref":"txn_1","ref":"txn_2","amount":100,"currency":"INR","return_url":"http://app/r"}"#,
+            r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r"} x"#,
+        ] {
+            assert_eq!(code(body), "invalid_body", "{body}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_return_urls_are_stored_normalized() {
+        assert_eq!(
+            check_return_url("http://app/ü").as_deref(),
+            Some("http://app/%C3%BC")
+        );
+        assert_eq!(
+            check_return_url("http://app").as_deref(),
+            Some("http://app")
+        );
+    }
+}

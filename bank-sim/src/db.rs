@@ -1,0 +1,353 @@
+//! Storage: orders and durable webhook deliveries in SQLite. Times are unix milliseconds.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{now_ms, random_id};
+
+/// Tokens carry 24 random bytes (192 bits).
+const TOKEN_BYTES: usize = 24;
+const EVENT_ID_BYTES: usize = 16;
+
+pub(crate) async fn connect(database_url: &str) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(database_url)
+        .with_context(|| format!("bank simulator: bad database URL {database_url:?}"))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+    if !in_memory {
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("bank simulator: creating {}", dir.display()))?;
+            }
+        }
+    }
+    let pool_options = if in_memory {
+        // One connection that never closes: an in-memory database lives as long as it.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        SqlitePoolOptions::new().max_connections(4)
+    };
+    let pool = pool_options
+        .connect_with(options)
+        .await
+        .with_context(|| format!("bank simulator: opening {database_url}"))?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .context("bank simulator: migrating the database")?;
+    Ok(pool)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderStatus {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl OrderStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "PENDING",
+            OrderStatus::Success => "SUCCESS",
+            OrderStatus::Failure => "FAILURE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Order {
+    pub token: String,
+    #[sqlx(rename = "ref")]
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    pub return_url: String,
+    pub status: String,
+}
+
+const ORDER_COLUMNS: &str = "token, ref, amount, currency, return_url, status";
+
+pub(crate) enum CreateOutcome {
+    Created(Order),
+    /// The same ref with the same amount: the earlier order.
+    Existing(Order),
+    /// The same ref with another amount.
+    Conflict,
+}
+
+pub(crate) async fn create_order(
+    pool: &SqlitePool,
+    reference: &str,
+    amount: i64,
+    currency: &str,
+    return_url: &str,
+) -> Result<CreateOutcome, sqlx::Error> {
+    let now = now_ms();
+    let token = random_id("bank_session_", TOKEN_BYTES);
+    let inserted = sqlx::query(
+        "INSERT INTO orders (token, ref, amount, currency, return_url, status, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?) ON CONFLICT (ref) DO NOTHING",
+    )
+    .bind(&token)
+    .bind(reference)
+    .bind(amount)
+    .bind(currency)
+    .bind(return_url)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(CreateOutcome::Created(Order {
+            token,
+            reference: reference.to_owned(),
+            amount,
+            currency: currency.to_owned(),
+            return_url: return_url.to_owned(),
+            status: OrderStatus::Pending.as_str().to_owned(),
+        }));
+    }
+    let existing: Order =
+        sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE ref = ?"))
+            .bind(reference)
+            .fetch_one(pool)
+            .await?;
+    Ok(if existing.amount == amount {
+        CreateOutcome::Existing(existing)
+    } else {
+        CreateOutcome::Conflict
+    })
+}
+
+pub(crate) async fn get_order(
+    pool: &SqlitePool,
+    token: &str,
+) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE token = ?"
+    ))
+    .bind(token)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The webhook body, in the contract's field order.
+#[derive(Serialize)]
+struct WebhookBody<'a> {
+    event_id: &'a str,
+    token: &'a str,
+    #[serde(rename = "ref")]
+    reference: &'a str,
+    amount: i64,
+    currency: &'a str,
+    status: &'a str,
+}
+
+/// How a settlement queues its webhook.
+pub(crate) struct QueueOptions {
+    /// Delay before the first attempt.
+    pub delay: Duration,
+    /// Record the delivery as dropped instead of queueing it.
+    pub drop: bool,
+}
+
+pub(crate) enum SettleOutcome {
+    Settled { order: Order, event_id: String },
+    AlreadyFinal(Order),
+    NotFound,
+}
+
+/// Moves a `PENDING` order to `status` and queues its webhook, in one transaction.
+pub(crate) async fn settle(
+    pool: &SqlitePool,
+    token: &str,
+    status: OrderStatus,
+    queue: &QueueOptions,
+) -> Result<SettleOutcome, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = pool.begin().await?;
+    let updated: Option<Order> = sqlx::query_as(&format!(
+        "UPDATE orders SET status = ?, updated_at = ? WHERE token = ? AND status = 'PENDING' \
+         RETURNING {ORDER_COLUMNS}"
+    ))
+    .bind(status.as_str())
+    .bind(now)
+    .bind(token)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(order) = updated else {
+        tx.rollback().await?;
+        return Ok(match get_order(pool, token).await? {
+            Some(order) => SettleOutcome::AlreadyFinal(order),
+            None => SettleOutcome::NotFound,
+        });
+    };
+    let event_id = random_id("evt_", EVENT_ID_BYTES);
+    let body = serde_json::to_string(&WebhookBody {
+        event_id: &event_id,
+        token: &order.token,
+        reference: &order.reference,
+        amount: order.amount,
+        currency: &order.currency,
+        status: &order.status,
+    })
+    .expect("a webhook body serializes");
+    let (failed_at, last_error) = if queue.drop {
+        (
+            Some(now),
+            Some("dropped (fault injection: drop_deliveries)"),
+        )
+    } else {
+        (None, None)
+    };
+    sqlx::query(
+        "INSERT INTO deliveries (event_id, token, body, attempts, next_attempt_at, failed_at, last_error, created_at) \
+         VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+    )
+    .bind(&event_id)
+    .bind(&order.token)
+    .bind(&body)
+    .bind(now.saturating_add(queue.delay.as_millis() as i64))
+    .bind(failed_at)
+    .bind(last_error)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(SettleOutcome::Settled { order, event_id })
+}
+
+/// A delivery claimed for one attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Claimed {
+    pub event_id: String,
+    pub body: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+/// Claims up to `limit` due deliveries for one attempt each: counts the attempt and leases the
+/// row until `lease_until` (so it is retried after a crash mid-attempt).
+pub(crate) async fn claim_due(
+    pool: &SqlitePool,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ? \
+         WHERE event_id IN (SELECT event_id FROM deliveries \
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
+             ORDER BY next_attempt_at, created_at LIMIT ?) \
+         RETURNING event_id, body, attempts",
+    )
+    .bind(lease_until)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// When the next pending delivery is due (in-flight ones: when their lease ends).
+pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE delivered_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+pub(crate) async fn mark_delivered(
+    pool: &SqlitePool,
+    event_id: &str,
+    status_code: u16,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE deliveries SET delivered_at = ?, last_status_code = ?, last_error = NULL WHERE event_id = ?",
+    )
+    .bind(now_ms())
+    .bind(i64::from(status_code))
+    .bind(event_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: retry at `retry_at`, or give up when `None`.
+pub(crate) async fn mark_attempt_failed(
+    pool: &SqlitePool,
+    event_id: &str,
+    status_code: Option<u16>,
+    error: &str,
+    retry_at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let now = now_ms();
+    let (next_attempt_at, failed_at) = match retry_at {
+        Some(at) => (at, None),
+        None => (now, Some(now)),
+    };
+    sqlx::query(
+        "UPDATE deliveries SET next_attempt_at = ?, failed_at = ?, last_status_code = ?, last_error = ? \
+         WHERE event_id = ? AND delivered_at IS NULL",
+    )
+    .bind(next_attempt_at)
+    .bind(failed_at)
+    .bind(status_code.map(i64::from))
+    .bind(error)
+    .bind(event_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One row of `GET /api/bank/deliveries`.
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub(crate) struct DeliveryInfo {
+    pub event_id: String,
+    pub token: String,
+    /// The event's status (`SUCCESS` or `FAILURE`).
+    pub status: String,
+    pub attempts: i64,
+    pub delivered: bool,
+    /// `pending`, `delivered` or `failed` (given up or dropped).
+    pub state: String,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+pub(crate) async fn list_deliveries(
+    pool: &SqlitePool,
+    token: Option<&str>,
+) -> Result<Vec<DeliveryInfo>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT d.event_id, d.token, o.status, d.attempts, \
+                d.delivered_at IS NOT NULL AS delivered, \
+                CASE WHEN d.delivered_at IS NOT NULL THEN 'delivered' \
+                     WHEN d.failed_at IS NOT NULL THEN 'failed' ELSE 'pending' END AS state, \
+                d.last_status_code, d.last_error \
+         FROM deliveries d JOIN orders o ON o.token = d.token \
+         WHERE ? IS NULL OR d.token = ? \
+         ORDER BY d.created_at, d.rowid",
+    )
+    .bind(token)
+    .bind(token)
+    .fetch_all(pool)
+    .await
+}
