@@ -8,15 +8,23 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::domain::{now_ms, Amount, BankToken, DepositId, DepositStatus, Settlement, CURRENCY};
 use onramp_actors::store::{Deposit, OpOutcome, WriteOp};
 use onramp_actors::wallet::SettleRequest;
-use serde::Deserialize;
 
 /// How long an `Idempotency-Key` is remembered.
 const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DepositBody {
-    amount: serde_json::Value,
+/// The body: a JSON object with exactly one field, `amount`. (A struct would also accept the
+/// array `[100]`, which serde reads as a sequence of fields.)
+pub type DepositBody = serde_json::Map<String, serde_json::Value>;
+
+fn amount_field(body: &DepositBody) -> Result<&serde_json::Value, ApiError> {
+    if let Some(unknown) = body.keys().find(|k| *k != "amount") {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("Unknown field {unknown:?}: send only {{\"amount\": <paise>}}."),
+        ));
+    }
+    body.get("amount")
+        .ok_or_else(|| ApiError::bad_request("invalid_amount", "The amount is missing."))
 }
 
 /// The amount as the spec wants it: a JSON integer from 1 to the maximum.
@@ -90,7 +98,7 @@ pub async fn create(
     user: CurrentUser,
     body: web::Json<DepositBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let amount = parse_amount(&body.amount, state.settings.deposit.max_amount)?;
+    let amount = parse_amount(amount_field(&body)?, state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;
     let now = now_ms();
     if let Some(key) = &key {
