@@ -46,7 +46,11 @@ impl BankClient {
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(256)
             .build()?;
-        Ok(BankClient { http, api_url: api_url.trim_end_matches('/').to_owned(), api_key })
+        Ok(BankClient {
+            http,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            api_key,
+        })
     }
 
     /// Creates the order for deposit `reference` (idempotent on `reference` at the bank). A
@@ -80,9 +84,15 @@ impl BankClient {
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(BankError::Refused { status: status.as_u16(), body: truncate(body) });
+            return Err(BankError::Refused {
+                status: status.as_u16(),
+                body: truncate(body),
+            });
         }
-        response.json().await.map_err(|e| BankError::Invalid(e.to_string()))
+        response
+            .json()
+            .await
+            .map_err(|e| BankError::Invalid(e.to_string()))
     }
 
     /// The order behind `token`; `None` when the bank does not know it.
@@ -97,7 +107,11 @@ impl BankClient {
             .map_err(BankError::Unreachable)?;
         match response.status().as_u16() {
             404 => Ok(None),
-            200 => response.json().await.map(Some).map_err(|e| BankError::Invalid(e.to_string())),
+            200 => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| BankError::Invalid(e.to_string())),
             status => Err(BankError::Refused {
                 status,
                 body: truncate(response.text().await.unwrap_or_default()),

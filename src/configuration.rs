@@ -131,8 +131,9 @@ impl DevSettings {
 /// Reads the configuration from `config/default.toml` (relative to `base_dir`),
 /// the file named by `ONRAMP_CONFIG`, and the environment.
 pub fn get_configuration_from(base_dir: &Path) -> Result<Settings, config::ConfigError> {
-    let mut builder = config::Config::builder()
-        .add_source(config::File::from(base_dir.join("config").join("default.toml")));
+    let mut builder = config::Config::builder().add_source(config::File::from(
+        base_dir.join("config").join("default.toml"),
+    ));
     if let Ok(extra) = std::env::var("ONRAMP_CONFIG") {
         builder = builder.add_source(config::File::from(Path::new(&extra)));
     }

@@ -15,7 +15,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), cause: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            cause: None,
+        }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -61,7 +66,13 @@ impl ApiError {
 
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )?;
         if let Some(cause) = &self.cause {
             write!(f, " (cause: {cause:#})")?;
         }
@@ -101,14 +112,24 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
             "unsupported_media_type",
             "Send the body as application/json.",
         ),
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "The body is too large.")
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The body is too large.",
+        ),
+        E::Deserialize(e) => {
+            ApiError::bad_request("invalid_body", format!("The body is not valid: {e}."))
         }
-        E::Deserialize(e) => ApiError::bad_request("invalid_body", format!("The body is not valid: {e}.")),
-        other => ApiError::bad_request("invalid_body", format!("The body could not be read: {other}.")),
+        other => ApiError::bad_request(
+            "invalid_body",
+            format!("The body could not be read: {other}."),
+        ),
     }
 }
 
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("The query string is not valid: {err}."))
+    ApiError::bad_request(
+        "invalid_query",
+        format!("The query string is not valid: {err}."),
+    )
 }

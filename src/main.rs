@@ -40,12 +40,13 @@ async fn main() -> anyhow::Result<()> {
                 .public_url
                 .clone()
                 .unwrap_or_else(|| "http://localhost:8080".into());
-            let webhook_url = settings
-                .dev
-                .webhook_url
-                .clone()
-                .unwrap_or_else(|| format!("{}/api/webhooks/bank", public.trim_end_matches('/')));
-            let bank = onramp_bank_sim::BankSim::start(listener, bank_sim_config(&settings, &webhook_url)).await?;
+            let webhook_url =
+                settings.dev.webhook_url.clone().unwrap_or_else(|| {
+                    format!("{}/api/webhooks/bank", public.trim_end_matches('/'))
+                });
+            let bank =
+                onramp_bank_sim::BankSim::start(listener, bank_sim_config(&settings, &webhook_url))
+                    .await?;
             tracing::info!(url = %bank.url(), %webhook_url, "bank simulator is listening");
             tokio::signal::ctrl_c().await?;
             bank.stop().await;

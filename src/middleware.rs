@@ -18,10 +18,19 @@ pub async fn origin_check(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let changes_state = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    let changes_state = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
     if changes_state {
-        let own = req.app_data::<OwnOrigin>().map(|o| o.0.as_str()).unwrap_or_default();
-        let foreign = req.headers().get_all(ORIGIN).any(|o| o.as_bytes() != own.as_bytes());
+        let own = req
+            .app_data::<OwnOrigin>()
+            .map(|o| o.0.as_str())
+            .unwrap_or_default();
+        let foreign = req
+            .headers()
+            .get_all(ORIGIN)
+            .any(|o| o.as_bytes() != own.as_bytes());
         if foreign {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -54,7 +63,10 @@ pub async fn security_headers(
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     for (name, value) in SECURITY_HEADERS {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     Ok(res)
 }

@@ -51,10 +51,16 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
-        let idp_listener =
-            if settings.dev.idp_enabled() { Some(bind(&settings.dev.idp_listen)?) } else { None };
-        let bank_listener =
-            if settings.dev.bank_enabled() { Some(bind(&settings.dev.bank_listen)?) } else { None };
+        let idp_listener = if settings.dev.idp_enabled() {
+            Some(bind(&settings.dev.idp_listen)?)
+        } else {
+            None
+        };
+        let bank_listener = if settings.dev.bank_enabled() {
+            Some(bind(&settings.dev.bank_listen)?)
+        } else {
+            None
+        };
         let idp_base = idp_listener
             .as_ref()
             .map(|l| l.local_addr().map(|a| format!("http://{a}")))
@@ -78,10 +84,26 @@ impl Application {
                 .redirect_url
                 .clone()
                 .unwrap_or_else(|| format!("{public_url}/api/auth/google/callback")),
-            auth_url: required(g.auth_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/authorize")), "google.auth_url")?,
-            token_url: required(g.token_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/token")), "google.token_url")?,
-            userinfo_url: required(g.userinfo_url.as_ref(), idp_base.as_ref().map(|b| format!("{b}/userinfo")), "google.userinfo_url")?,
-            bank_api_url: required(settings.bank.api_url.as_ref(), bank_base.clone(), "bank.api_url")?,
+            auth_url: required(
+                g.auth_url.as_ref(),
+                idp_base.as_ref().map(|b| format!("{b}/authorize")),
+                "google.auth_url",
+            )?,
+            token_url: required(
+                g.token_url.as_ref(),
+                idp_base.as_ref().map(|b| format!("{b}/token")),
+                "google.token_url",
+            )?,
+            userinfo_url: required(
+                g.userinfo_url.as_ref(),
+                idp_base.as_ref().map(|b| format!("{b}/userinfo")),
+                "google.userinfo_url",
+            )?,
+            bank_api_url: required(
+                settings.bank.api_url.as_ref(),
+                bank_base.clone(),
+                "bank.api_url",
+            )?,
             webhook_url: settings
                 .dev
                 .webhook_url
@@ -124,7 +146,12 @@ impl Application {
             settings.bank.api_key.clone(),
             Duration::from_millis(settings.bank.timeout_ms),
         )?;
-        let mut webhook_secrets = vec![settings.bank.webhook_secret.expose_secret().as_bytes().to_vec()];
+        let mut webhook_secrets = vec![settings
+            .bank
+            .webhook_secret
+            .expose_secret()
+            .as_bytes()
+            .to_vec()];
         if let Some(previous) = &settings.bank.previous_webhook_secret {
             webhook_secrets.push(previous.expose_secret().as_bytes().to_vec());
         }
@@ -148,7 +175,9 @@ impl Application {
             None => None,
         };
         let bank_sim = match bank_listener {
-            Some(l) => Some(BankSim::start(l, bank_sim_config(&settings, &urls.webhook_url)).await?),
+            Some(l) => {
+                Some(BankSim::start(l, bank_sim_config(&settings, &urls.webhook_url)).await?)
+            }
             None => None,
         };
 
@@ -173,8 +202,15 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(data.clone())
                 .app_data(own_origin.clone())
-                .app_data(web::JsonConfig::default().limit(BODY_LIMIT).error_handler(|e, _| crate::error::json_error(e).into()))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| crate::error::query_error(e).into()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(BODY_LIMIT)
+                        .error_handler(|e, _| crate::error::json_error(e).into()),
+                )
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| crate::error::query_error(e).into()),
+                )
                 .app_data(web::PayloadConfig::new(BODY_LIMIT))
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::routes::pages::not_found))
@@ -186,7 +222,13 @@ impl Application {
             server = server.workers(n);
         }
         let server = server.listen(listener)?.run();
-        Ok(Application { port, server, state, bank: bank_sim, idp })
+        Ok(Application {
+            port,
+            server,
+            state,
+            bank: bank_sim,
+            idp,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -253,4 +295,3 @@ pub fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
-

@@ -87,7 +87,9 @@ pub struct Endpoints<'a> {
 impl GoogleOAuth {
     pub fn new(e: Endpoints<'_>) -> anyhow::Result<Self> {
         let client = BasicClient::new(ClientId::new(e.client_id.to_owned()))
-            .set_client_secret(ClientSecret::new(e.client_secret.expose_secret().to_owned()))
+            .set_client_secret(ClientSecret::new(
+                e.client_secret.expose_secret().to_owned(),
+            ))
             .set_auth_uri(AuthUrl::new(e.auth_url.to_owned())?)
             .set_token_uri(TokenUrl::new(e.token_url.to_owned())?)
             .set_redirect_uri(RedirectUrl::new(e.redirect_url.to_owned())?);
@@ -95,7 +97,12 @@ impl GoogleOAuth {
             .redirect(oauth2::reqwest::redirect::Policy::none())
             .timeout(e.timeout)
             .build()?;
-        Ok(GoogleOAuth { client, http, userinfo_url: e.userinfo_url.to_owned(), flows: DashMap::new() })
+        Ok(GoogleOAuth {
+            client,
+            http,
+            userinfo_url: e.userinfo_url.to_owned(),
+            flows: DashMap::new(),
+        })
     }
 
     /// Starts a sign-in: the provider URL to send the browser to, and the flow id for its cookie.
@@ -137,12 +144,16 @@ impl GoogleOAuth {
         if let Some(error) = error {
             return Err(SignInError::Provider(error.chars().take(64).collect()));
         }
-        let flow = flow.filter(|f| f.started.elapsed() < FLOW_TTL).ok_or(SignInError::State)?;
+        let flow = flow
+            .filter(|f| f.started.elapsed() < FLOW_TTL)
+            .ok_or(SignInError::State)?;
         let state = state.ok_or(SignInError::State)?;
         if !bool::from(state.as_bytes().ct_eq(flow.state.as_bytes())) {
             return Err(SignInError::State);
         }
-        let code = code.filter(|c| !c.is_empty()).ok_or(SignInError::MissingCode)?;
+        let code = code
+            .filter(|c| !c.is_empty())
+            .ok_or(SignInError::MissingCode)?;
         let token = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -158,9 +169,15 @@ impl GoogleOAuth {
             .await
             .map_err(|e| SignInError::Userinfo(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(SignInError::Userinfo(format!("status {}", response.status())));
+            return Err(SignInError::Userinfo(format!(
+                "status {}",
+                response.status()
+            )));
         }
-        response.json().await.map_err(|e| SignInError::Userinfo(e.to_string()))
+        response
+            .json()
+            .await
+            .map_err(|e| SignInError::Userinfo(e.to_string()))
     }
 
     fn prune(&self) {

@@ -19,7 +19,9 @@ pub fn session_cookie(state: &AppState, token: &SessionToken) -> Cookie<'static>
         .same_site(SameSite::Lax)
         .path("/")
         .secure(state.cookie_secure)
-        .max_age(CookieDuration::seconds(state.settings.session.ttl_secs as i64))
+        .max_age(CookieDuration::seconds(
+            state.settings.session.ttl_secs as i64,
+        ))
         .finish()
 }
 

@@ -20,7 +20,9 @@ pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
         .same_site(SameSite::Lax)
         .path(CALLBACK_PATH)
         .secure(state.cookie_secure)
-        .max_age(CookieDuration::seconds(crate::auth::google::FLOW_TTL.as_secs() as i64))
+        .max_age(CookieDuration::seconds(
+            crate::auth::google::FLOW_TTL.as_secs() as i64,
+        ))
         .finish();
     HttpResponse::Found()
         .insert_header((LOCATION, url))
@@ -48,7 +50,10 @@ pub async fn google_callback(
         Some(q) => (q.code.as_deref(), q.state.as_deref(), q.error.as_deref()),
         None => (None, None, Some("invalid_request")),
     };
-    let result = state.google.finish(flow.as_ref().map(|c| c.value()), st, code, error).await;
+    let result = state
+        .google
+        .finish(flow.as_ref().map(|c| c.value()), st, code, error)
+        .await;
     let clear_flow = removal_cookie(&state, FLOW_COOKIE, CALLBACK_PATH);
     let user = match result {
         Ok(user) => user,
@@ -75,7 +80,8 @@ fn redirect_home(error: Option<&str>) -> actix_web::HttpResponseBuilder {
         None => "/".to_owned(),
     };
     let mut r = HttpResponse::SeeOther();
-    r.insert_header((LOCATION, location)).insert_header(("Cache-Control", "no-store"));
+    r.insert_header((LOCATION, location))
+        .insert_header(("Cache-Control", "no-store"));
     r
 }
 
@@ -84,10 +90,15 @@ async fn sign_in(
     state: &AppState,
     user: crate::auth::google::GoogleUser,
 ) -> Result<onramp_actors::domain::SessionToken, ApiError> {
-    let sub = ProviderSub::parse(&user.sub)
-        .map_err(|e| ApiError::bad_request("userinfo_failed", e))?;
+    let sub =
+        ProviderSub::parse(&user.sub).map_err(|e| ApiError::bad_request("userinfo_failed", e))?;
     let email = clip(&user.email, 320);
-    let name = match user.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+    let name = match user
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
         Some(n) => clip(n, 200),
         None => clip(email.split('@').next().unwrap_or_default(), 200),
     };
@@ -103,15 +114,31 @@ async fn sign_in(
         picture,
         now: now_ms(),
     };
-    let user_id = match state.writer.write(op).await.map_err(ApiError::unavailable)? {
+    let user_id = match state
+        .writer
+        .write(op)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
         OpOutcome::User(id) => id,
-        other => return Err(ApiError::internal(anyhow::anyhow!("unexpected outcome {other:?}"))),
+        other => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "unexpected outcome {other:?}"
+            )))
+        }
     };
-    state.sessions.create(user_id).await.map_err(ApiError::unavailable)
+    state
+        .sessions
+        .create(user_id)
+        .await
+        .map_err(ApiError::unavailable)
 }
 
 fn clip(s: &str, max_chars: usize) -> String {
-    s.chars().filter(|c| !c.is_control()).take(max_chars).collect()
+    s.chars()
+        .filter(|c| !c.is_control())
+        .take(max_chars)
+        .collect()
 }
 
 /// `POST /api/auth/logout`: ends the session server-side and clears the cookie.
@@ -121,16 +148,28 @@ pub async fn logout(
     _user: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(token) = token_of(&req) {
-        state.sessions.revoke(&token).await.map_err(ApiError::unavailable)?;
+        state
+            .sessions
+            .revoke(&token)
+            .await
+            .map_err(ApiError::unavailable)?;
     }
     Ok(HttpResponse::NoContent()
-        .cookie(removal_cookie(&state, crate::auth::session::SESSION_COOKIE, "/"))
+        .cookie(removal_cookie(
+            &state,
+            crate::auth::session::SESSION_COOKIE,
+            "/",
+        ))
         .finish())
 }
 
 /// `GET /api/user/me`.
 pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let found = state.store.user(user.0).await.map_err(ApiError::unavailable)?;
+    let found = state
+        .store
+        .user(user.0)
+        .await
+        .map_err(ApiError::unavailable)?;
     let u = found.ok_or_else(ApiError::unauthorized)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": u.id.to_string(), "email": u.email, "name": u.name, "picture": u.picture,

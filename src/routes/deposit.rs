@@ -5,7 +5,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::domain::{now_ms, Amount, BankToken, DepositId, DepositStatus, Settlement, CURRENCY};
+use onramp_actors::domain::{
+    now_ms, Amount, BankToken, DepositId, DepositStatus, Settlement, CURRENCY,
+};
 use onramp_actors::store::{Deposit, OpOutcome, WriteOp};
 use onramp_actors::wallet::SettleRequest;
 
@@ -34,20 +36,29 @@ fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
         _ => None,
     }
     .ok_or_else(|| {
-        ApiError::bad_request("invalid_amount", "The amount must be a whole number of paise.")
+        ApiError::bad_request(
+            "invalid_amount",
+            "The amount must be a whole number of paise.",
+        )
     })?;
     Amount::parse(paise, max).map_err(|e| ApiError::bad_request("invalid_amount", format!("{e}.")))
 }
 
 fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all("Idempotency-Key");
-    let Some(first) = values.next() else { return Ok(None) };
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
-        return Err(ApiError::bad_request("invalid_idempotency_key", "Send one Idempotency-Key."));
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Send one Idempotency-Key.",
+        ));
     }
-    let key = first.to_str().ok().filter(|k| {
-        !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic())
-    });
+    let key = first
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
     key.map(|k| Some(k.to_owned())).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_idempotency_key",
@@ -102,7 +113,11 @@ pub async fn create(
     let key = idempotency_key(&req)?;
     let now = now_ms();
     if let Some(key) = &key {
-        let earlier = state.store.deposit_by_key(user.0, key).await.map_err(ApiError::unavailable)?;
+        let earlier = state
+            .store
+            .deposit_by_key(user.0, key)
+            .await
+            .map_err(ApiError::unavailable)?;
         if let Some(d) = earlier.filter(|d| d.created_at >= now - KEY_TTL_MS) {
             return replay(&d, amount);
         }
@@ -117,30 +132,54 @@ pub async fn create(
         key_cutoff: now - KEY_TTL_MS,
         now,
     };
-    match state.writer.write(insert).await.map_err(ApiError::unavailable)? {
+    match state
+        .writer
+        .write(insert)
+        .await
+        .map_err(ApiError::unavailable)?
+    {
         OpOutcome::Done => {}
         _ => {
             // A concurrent request with the same key won the race.
             let key = key.as_deref().unwrap_or_default();
-            let d = state.store.deposit_by_key(user.0, key).await.map_err(ApiError::unavailable)?;
+            let d = state
+                .store
+                .deposit_by_key(user.0, key)
+                .await
+                .map_err(ApiError::unavailable)?;
             return match d {
                 Some(d) => replay(&d, amount),
-                None => Err(ApiError::conflict("request_in_progress", "Please try again.")),
+                None => Err(ApiError::conflict(
+                    "request_in_progress",
+                    "Please try again.",
+                )),
             };
         }
     }
 
     let return_url = format!("{}/dashboard", state.urls.public_url);
-    let order = state.bank.create_order(id.as_str(), amount.paise(), &return_url).await;
+    let order = state
+        .bank
+        .create_order(id.as_str(), amount.paise(), &return_url)
+        .await;
     let order = order.and_then(|o| {
         BankToken::parse(&o.token)
             .map(|t| (t, o.pay_url))
-            .map_err(|e| crate::bank_client::BankError::Invalid(e))
+            .map_err(crate::bank_client::BankError::Invalid)
     });
     match order {
         Ok((token, pay_url)) => {
-            let attach = WriteOp::AttachBankOrder { id: id.clone(), token, pay_url: pay_url.clone(), now: now_ms() };
-            state.writer.write(attach).await.map_err(ApiError::unavailable)?;
+            let attach = WriteOp::AttachBankOrder {
+                id: id.clone(),
+                token,
+                pay_url: pay_url.clone(),
+                now: now_ms(),
+            };
+            state
+                .writer
+                .write(attach)
+                .await
+                .map_err(ApiError::unavailable)?;
             Ok(HttpResponse::Created().json(serde_json::json!({
                 "id": id.as_str(), "status": "processing", "amount": amount.paise(),
                 "currency": CURRENCY, "url": pay_url,
@@ -155,7 +194,11 @@ pub async fn create(
                 stored_status: DepositStatus::Processing,
                 outcome: Settlement::Failure,
             };
-            state.wallets.settle(fail).await.map_err(ApiError::unavailable)?;
+            state
+                .wallets
+                .settle(fail)
+                .await
+                .map_err(ApiError::unavailable)?;
             Err(bank_failed().with_cause(e))
         }
     }

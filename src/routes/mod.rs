@@ -13,7 +13,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/api/auth/google", web::get().to(auth::google_start))
-        .route("/api/auth/google/callback", web::get().to(auth::google_callback))
+        .route(
+            "/api/auth/google/callback",
+            web::get().to(auth::google_callback),
+        )
         .route("/api/auth/logout", web::post().to(auth::logout))
         .route("/api/user/me", web::get().to(auth::me))
         .route("/api/deposit", web::post().to(deposit::create))

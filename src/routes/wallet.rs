@@ -11,8 +11,15 @@ use onramp_actors::store::Deposit;
 use serde::Deserialize;
 
 /// The committed balance, from the user's wallet actor.
-pub async fn balance(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let amount = state.wallets.balance(user.0).await.map_err(ApiError::unavailable)?;
+pub async fn balance(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    let amount = state
+        .wallets
+        .balance(user.0)
+        .await
+        .map_err(ApiError::unavailable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"amount": amount, "currency": CURRENCY})))
 }
 
@@ -58,17 +65,24 @@ pub async fn transactions(
 ) -> Result<HttpResponse, ApiError> {
     let limit = match page.limit.as_deref() {
         None => 20,
-        Some(l) => l.parse::<u32>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
-            ApiError::bad_request("invalid_limit", "The limit must be a whole number from 1 to 100.")
-        })?,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_limit",
+                    "The limit must be a whole number from 1 to 100.",
+                )
+            })?,
     };
-    let before = match page.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(
-            decode_cursor(c)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "The cursor is not valid."))?,
-        ),
-    };
+    let before =
+        match page.cursor.as_deref() {
+            None => None,
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "The cursor is not valid.")
+            })?),
+        };
     let mut rows = state
         .store
         .deposits_page(user.0, before, limit + 1)

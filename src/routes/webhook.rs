@@ -35,7 +35,9 @@ fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
     if values.next().is_some() {
         return Err(SignatureError::Malformed);
     }
-    first.map(|v| v.to_str().map_err(|_| SignatureError::Malformed)).transpose()
+    first
+        .map(|v| v.to_str().map_err(|_| SignatureError::Malformed))
+        .transpose()
 }
 
 pub async fn bank(
@@ -48,8 +50,12 @@ pub async fn bank(
     signature_header(&req)
         .and_then(|h| signature::verify(h, &secrets, &body, now))
         .map_err(|e| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", "The signature is not valid.")
-                .with_cause(e)
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_signature",
+                "The signature is not valid.",
+            )
+            .with_cause(e)
         })?;
 
     let event: Event = serde_json::from_slice(&body).map_err(|e| {

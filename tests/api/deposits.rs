@@ -52,7 +52,10 @@ async fn a_declined_payment_fails_and_changes_nothing(backend: Backend) {
     let deposit = ravi.deposit(5_000).await;
     let declined = app.pay(deposit["url"].as_str().unwrap(), false).await;
     assert_eq!(declined.status(), 303);
-    assert_eq!(ravi.wait_final(deposit["id"].as_str().unwrap()).await, "failure");
+    assert_eq!(
+        ravi.wait_final(deposit["id"].as_str().unwrap()).await,
+        "failure"
+    );
     assert_eq!(ravi.balance().await, 0);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 0);
     app.assert_books_balance().await;
@@ -73,7 +76,10 @@ async fn every_bad_deposit_body_is_refused_and_stores_nothing(backend: Backend) 
         ("past i64", r#"{"amount": 9223372036854775808}"#.into()),
         ("null", r#"{"amount": null}"#.into()),
         ("a missing field", "{}".into()),
-        ("an unknown field", r#"{"amount": 100, "currency": "USD"}"#.into()),
+        (
+            "an unknown field",
+            r#"{"amount": 100, "currency": "USD"}"#.into(),
+        ),
         ("an array", "[100]".into()),
         ("not JSON", "amount=100".into()),
         ("truncated JSON", r#"{"amount": 1"#.into()),
@@ -90,7 +96,10 @@ async fn every_bad_deposit_body_is_refused_and_stores_nothing(backend: Backend) 
             .unwrap();
         assert_eq!(r.status(), 400, "{what}");
         let v: Value = r.json().await.unwrap();
-        assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string(), "{what}: {v}");
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{what}: {v}"
+        );
     }
     let r = user
         .client
@@ -108,7 +117,10 @@ async fn every_bad_deposit_body_is_refused_and_stores_nothing(backend: Backend) 
 
 async fn a_deposit_needs_a_session(backend: Backend) {
     let app = spawn_app(backend).await;
-    let r = app.browser().post_json("/api/deposit", &json!({"amount": 100})).await;
+    let r = app
+        .browser()
+        .post_json("/api/deposit", &json!({"amount": 100}))
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(app.browser().get("/api/balance").await.status(), 401);
     assert_eq!(app.browser().get("/api/transactions").await.status(), 401);
@@ -125,14 +137,24 @@ async fn a_bank_that_is_down_fails_the_deposit_with_502(backend: Backend) {
     })
     .await;
     let user = app.signed_in("down@example.com", "Down").await;
-    let r = user.post_json("/api/deposit", &json!({"amount": 100})).await;
+    let r = user
+        .post_json("/api/deposit", &json!({"amount": 100}))
+        .await;
     assert_eq!(r.status(), 502);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bank_unavailable");
     let items = user.transactions().await;
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["status"], "failure", "nothing stays processing that the bank does not know");
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'").await, 0);
+    assert_eq!(
+        items[0]["status"], "failure",
+        "nothing stays processing that the bank does not know"
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'")
+            .await,
+        0
+    );
     assert_eq!(user.balance().await, 0);
 }
 
@@ -146,9 +168,12 @@ async fn a_bank_that_refuses_fails_the_deposit_with_502(backend: Backend) {
         format!("sqlite://{}/strict-bank.db", dir.path().display()),
     );
     config.max_attempts = 1;
-    let bank = onramp_bank_sim::BankSim::start(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), config)
-        .await
-        .unwrap();
+    let bank = onramp_bank_sim::BankSim::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        config,
+    )
+    .await
+    .unwrap();
     let bank_url = bank.url();
     let app = spawn_app_with(backend, move |s| {
         s.dev.bank_enabled = Some(false);
@@ -156,13 +181,25 @@ async fn a_bank_that_refuses_fails_the_deposit_with_502(backend: Backend) {
     })
     .await;
     let user = app.signed_in("refused@example.com", "Refused").await;
-    let r = user.post_json("/api/deposit", &json!({"amount": 100})).await;
+    let r = user
+        .post_json("/api/deposit", &json!({"amount": 100}))
+        .await;
     assert_eq!(r.status(), 502);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "bank_unavailable");
     assert!(!v.to_string().contains("a-key"), "no secret in the error");
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits WHERE status = 'failure'").await, 1);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'").await, 0);
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM deposits WHERE status = 'failure'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'")
+            .await,
+        0
+    );
     bank.stop().await;
 }
 
@@ -218,7 +255,12 @@ async fn transactions_come_newest_first_in_pages(backend: Backend) {
     let user = app.signed_in("pages@example.com", "Pages").await;
     let mut ids = Vec::new();
     for amount in 1..=5 {
-        ids.push(user.deposit(amount * 100).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            user.deposit(amount * 100).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -238,7 +280,13 @@ async fn transactions_come_newest_first_in_pages(backend: Backend) {
     }
     ids.reverse();
     assert_eq!(seen, ids, "newest first, each once");
-    for bad in ["limit=0", "limit=101", "limit=abc", "cursor=bm9wZQ", "cursor=%00"] {
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "cursor=bm9wZQ",
+        "cursor=%00",
+    ] {
         let r = user.get(&format!("/api/transactions?{bad}")).await;
         assert_eq!(r.status(), 400, "{bad}");
     }
@@ -258,6 +306,9 @@ async fn an_idle_wallet_is_stopped_and_reloaded_with_its_balance(backend: Backen
         assert!(started.elapsed().as_secs() < 5, "idle wallet actors stop");
         actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(user.balance().await, 1_234, "a reloaded wallet has the committed balance");
+    assert_eq!(
+        user.balance().await,
+        1_234,
+        "a reloaded wallet has the committed balance"
+    );
 }
-

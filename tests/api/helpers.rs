@@ -39,7 +39,6 @@ macro_rules! on_both_databases {
 
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub bank_url: String,
     pub settings: Settings,
     pub state: actix_web::web::Data<AppState>,
@@ -82,7 +81,9 @@ pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)
 
 /// Starts the app with exactly these settings.
 pub async fn start(settings: Settings, dir: tempfile::TempDir, backend: Backend) -> TestApp {
-    let app = Application::build(settings.clone()).await.expect("the app builds");
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the app builds");
     let port = app.port();
     let state = app.state();
     let handle = app.handle();
@@ -91,7 +92,6 @@ pub async fn start(settings: Settings, dir: tempfile::TempDir, backend: Backend)
     let db = TestDb::connect(&settings.database.url).await;
     TestApp {
         address: format!("http://localhost:{port}"),
-        port,
         bank_url,
         settings,
         state,
@@ -132,12 +132,20 @@ impl TestApp {
 
     pub fn webhook_secret(&self) -> Vec<u8> {
         use secrecy::ExposeSecret;
-        self.settings.bank.webhook_secret.expose_secret().as_bytes().to_vec()
+        self.settings
+            .bank
+            .webhook_secret
+            .expose_secret()
+            .as_bytes()
+            .to_vec()
     }
 
     /// Approves (or declines) an order through the bank's pay page, like a person would.
     pub async fn pay(&self, pay_url: &str, approve: bool) -> reqwest::Response {
-        let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
         let page = client.get(pay_url).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
@@ -161,11 +169,18 @@ impl TestApp {
         self.post_raw_webhook(raw, Some(header)).await
     }
 
-    pub async fn post_raw_webhook(&self, raw: Vec<u8>, signature: Option<String>) -> reqwest::Response {
+    pub async fn post_raw_webhook(
+        &self,
+        raw: Vec<u8>,
+        signature: Option<String>,
+    ) -> reqwest::Response {
         let mut req = reqwest::Client::new()
             .post(format!("{}/api/webhooks/bank", self.address))
             .header("Content-Type", "application/json")
-            .header("X-Bank-Event-Id", format!("evt_{}", uuid::Uuid::new_v4().simple()))
+            .header(
+                "X-Bank-Event-Id",
+                format!("evt_{}", uuid::Uuid::new_v4().simple()),
+            )
             .body(raw);
         if let Some(s) = signature {
             req = req.header("X-Bank-Signature", s);
@@ -189,7 +204,9 @@ impl TestApp {
     /// The bank token the app stored for a deposit.
     pub async fn token_of(&self, deposit_id: &str) -> String {
         self.db
-            .strings(&format!("SELECT bank_token FROM deposits WHERE id = '{deposit_id}'"))
+            .strings(&format!(
+                "SELECT bank_token FROM deposits WHERE id = '{deposit_id}'"
+            ))
             .await
             .pop()
             .expect("the deposit has a bank token")
@@ -197,7 +214,12 @@ impl TestApp {
 
     /// The webhook body the bank would send for a deposit.
     pub async fn event_for(&self, deposit_id: &str, status: &str) -> Value {
-        let amount = self.db.scalar(&format!("SELECT amount FROM deposits WHERE id = '{deposit_id}'")).await;
+        let amount = self
+            .db
+            .scalar(&format!(
+                "SELECT amount FROM deposits WHERE id = '{deposit_id}'"
+            ))
+            .await;
         json!({
             "event_id": format!("evt_{}", uuid::Uuid::new_v4().simple()),
             "token": self.token_of(deposit_id).await,
@@ -211,8 +233,14 @@ impl TestApp {
     /// Checks the money invariants: every wallet equals the sum of its ledger entries and of
     /// its successful deposits, and no deposit has more than one ledger entry.
     pub async fn assert_books_balance(&self) {
-        let wallets = self.db.scalar("SELECT COALESCE(SUM(balance), 0) FROM wallets").await;
-        let ledger = self.db.scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger").await;
+        let wallets = self
+            .db
+            .scalar("SELECT COALESCE(SUM(balance), 0) FROM wallets")
+            .await;
+        let ledger = self
+            .db
+            .scalar("SELECT COALESCE(SUM(amount), 0) FROM ledger")
+            .await;
         let successes = self
             .db
             .scalar("SELECT COALESCE(SUM(amount), 0) FROM deposits WHERE status = 'success'")
@@ -253,8 +281,17 @@ pub struct Browser {
 impl Browser {
     /// `GET /api/auth/google`; answers the provider URL it redirects to.
     pub async fn start_sign_in(&self) -> String {
-        let r = self.client.get(format!("{}/api/auth/google", self.app)).send().await.unwrap();
-        assert!(r.status() == 302 || r.status() == 303, "status {}", r.status());
+        let r = self
+            .client
+            .get(format!("{}/api/auth/google", self.app))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 302 || r.status() == 303,
+            "status {}",
+            r.status()
+        );
         location(&r)
     }
 
@@ -267,14 +304,24 @@ impl Browser {
         let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         fields.push(("email".into(), email.into()));
         fields.push(("name".into(), name.into()));
-        let submitted = self.client.post(url.as_str().split('?').next().unwrap()).form(&fields).send().await.unwrap();
+        let submitted = self
+            .client
+            .post(url.as_str().split('?').next().unwrap())
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(submitted.status(), 303, "the provider redirects back");
         let callback = location(&submitted);
         self.client.get(callback).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.app)).send().await.unwrap()
+        self.client
+            .get(format!("{}{path}", self.app))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn me(&self) -> reqwest::Response {
@@ -282,12 +329,24 @@ impl Browser {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(format!("{}{path}", self.app)).json(body).send().await.unwrap()
+        self.client
+            .post(format!("{}{path}", self.app))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn deposit(&self, amount: i64) -> Value {
-        let r = self.post_json("/api/deposit", &json!({ "amount": amount })).await;
-        assert_eq!(r.status(), 201, "deposit refused: {}", r.text().await.unwrap());
+        let r = self
+            .post_json("/api/deposit", &json!({ "amount": amount }))
+            .await;
+        assert_eq!(
+            r.status(),
+            201,
+            "deposit refused: {}",
+            r.text().await.unwrap()
+        );
         r.json().await.unwrap()
     }
 
@@ -300,7 +359,12 @@ impl Browser {
     }
 
     pub async fn transactions(&self) -> Vec<Value> {
-        let v: Value = self.get("/api/transactions?limit=100").await.json().await.unwrap();
+        let v: Value = self
+            .get("/api/transactions?limit=100")
+            .await
+            .json()
+            .await
+            .unwrap();
         v["items"].as_array().unwrap().clone()
     }
 
@@ -309,11 +373,17 @@ impl Browser {
         let started = Instant::now();
         loop {
             let items = self.transactions().await;
-            let item = items.iter().find(|i| i["id"] == deposit_id).expect("the deposit is listed");
+            let item = items
+                .iter()
+                .find(|i| i["id"] == deposit_id)
+                .expect("the deposit is listed");
             if item["status"] != "processing" {
                 return item["status"].as_str().unwrap().to_owned();
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "deposit {deposit_id} stayed processing");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "deposit {deposit_id} stayed processing"
+            );
             actix_web::rt::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -330,17 +400,29 @@ impl TestDb {
         if url.starts_with("sqlite") {
             TestDb::Sqlite(sqlx::SqlitePool::connect(url).await.unwrap())
         } else {
-            TestDb::Postgres(sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(url).await.unwrap())
+            TestDb::Postgres(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(url)
+                    .await
+                    .unwrap(),
+            )
         }
     }
 
     /// One integer (a count or a sum).
     pub async fn scalar(&self, sql: &str) -> i64 {
         match self {
-            TestDb::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await.unwrap(),
+            TestDb::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(p)
+                .await
+                .unwrap(),
             TestDb::Postgres(p) => {
                 let sql = format!("SELECT ({sql})::int8");
-                sqlx::query_scalar::<_, i64>(&sql).fetch_one(p).await.unwrap()
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
             }
         }
     }
@@ -348,8 +430,14 @@ impl TestDb {
     /// The first column of every row, as text.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         match self {
-            TestDb::Sqlite(p) => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap(),
-            TestDb::Postgres(p) => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap(),
+            TestDb::Sqlite(p) => sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            TestDb::Postgres(p) => sqlx::query_scalar::<_, String>(sql)
+                .fetch_all(p)
+                .await
+                .unwrap(),
         }
     }
 
@@ -360,4 +448,3 @@ impl TestDb {
         }
     }
 }
-

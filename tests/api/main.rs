@@ -3,6 +3,6 @@
 mod helpers;
 
 mod deposits;
-mod sign_in;
 mod sessions;
+mod sign_in;
 mod webhooks;

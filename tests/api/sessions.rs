@@ -24,7 +24,10 @@ async fn sign_in_and_take_cookie(app: &TestApp) -> String {
         .get_all("set-cookie")
         .iter()
         .map(|c| c.to_str().unwrap().to_owned())
-        .find_map(|c| c.strip_prefix("session_id=").map(|v| v.split(';').next().unwrap().to_owned()))
+        .find_map(|c| {
+            c.strip_prefix("session_id=")
+                .map(|v| v.split(';').next().unwrap().to_owned())
+        })
         .expect("a session cookie")
 }
 
@@ -40,7 +43,10 @@ async fn me_with_cookie(app: &TestApp, cookie: &str) -> reqwest::StatusCode {
 
 async fn an_unknown_session_cookie_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
-    assert_eq!(me_with_cookie(&app, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await, 401);
+    assert_eq!(
+        me_with_cookie(&app, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
+        401
+    );
     assert_eq!(me_with_cookie(&app, "not-a-token").await, 401);
     assert_eq!(me_with_cookie(&app, "").await, 401);
     let r = app.browser().me().await;
@@ -75,9 +81,17 @@ async fn an_idle_session_ends_and_an_active_one_does_not(backend: Backend) {
     // The active session is used every 0.5 s for 3 s: longer than the idle period in all.
     for _ in 0..6 {
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(me_with_cookie(&app, &active).await, 200, "use keeps a session alive");
+        assert_eq!(
+            me_with_cookie(&app, &active).await,
+            200,
+            "use keeps a session alive"
+        );
     }
-    assert_eq!(me_with_cookie(&app, &idle).await, 401, "2 s unused ends a session");
+    assert_eq!(
+        me_with_cookie(&app, &idle).await,
+        401,
+        "2 s unused ends a session"
+    );
 }
 
 async fn a_logged_out_session_is_refused_at_once(backend: Backend) {
@@ -92,11 +106,22 @@ async fn a_logged_out_session_is_refused_at_once(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 204);
     let cleared = r.headers().get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cleared.starts_with("session_id=;") || cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("session_id=;") || cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     assert_eq!(me_with_cookie(&app, &cookie).await, 401);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM sessions").await, 0, "ended server-side");
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM sessions").await,
+        0,
+        "ended server-side"
+    );
     // Logging out without a session is itself refused.
-    let r = client.post(format!("{}/api/auth/logout", app.address)).send().await.unwrap();
+    let r = client
+        .post(format!("{}/api/auth/logout", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -111,14 +136,21 @@ async fn the_database_never_holds_a_raw_session_token(backend: Backend) {
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].contains(&cookie), "the raw token is stored");
     let hash = hex::encode(Sha256::digest(cookie.as_bytes()));
-    assert!(stored[0].starts_with(&hash), "the database keys the session by the token's SHA-256");
+    assert!(
+        stored[0].starts_with(&hash),
+        "the database keys the session by the token's SHA-256"
+    );
 }
 
 async fn a_cross_origin_post_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let cookie = sign_in_and_take_cookie(&app).await;
     let client = reqwest::Client::new();
-    for (origin, expected) in [("http://evil.example", 403), ("null", 403), (app.address.as_str(), 204)] {
+    for (origin, expected) in [
+        ("http://evil.example", 403),
+        ("null", 403),
+        (app.address.as_str(), 204),
+    ] {
         let r = client
             .post(format!("{}/api/auth/logout", app.address))
             .header("Cookie", format!("session_id={cookie}"))
@@ -130,7 +162,11 @@ async fn a_cross_origin_post_is_refused(backend: Backend) {
         if expected == 403 {
             let body: serde_json::Value = r.json().await.unwrap();
             assert_eq!(body["error"]["code"], "cross_origin");
-            assert_eq!(me_with_cookie(&app, &cookie).await, 200, "a refused logout changes nothing");
+            assert_eq!(
+                me_with_cookie(&app, &cookie).await,
+                200,
+                "a refused logout changes nothing"
+            );
         }
     }
     let r = client

@@ -33,18 +33,27 @@ async fn a_new_user_signs_in_and_sees_themselves(backend: Backend) {
     let callback = browser.sign_in("asha@example.com", "Asha Rao").await;
     assert_eq!(callback.status(), 303);
     assert_eq!(location(&callback), "/");
-    let cookie = callback.headers().get("set-cookie").map(|c| c.to_str().unwrap().to_owned());
+    let cookie = callback
+        .headers()
+        .get("set-cookie")
+        .map(|c| c.to_str().unwrap().to_owned());
     let all: Vec<String> = callback
         .headers()
         .get_all("set-cookie")
         .iter()
         .map(|c| c.to_str().unwrap().to_owned())
         .collect();
-    let session = all.iter().find(|c| c.starts_with("session_id=")).expect("a session cookie");
+    let session = all
+        .iter()
+        .find(|c| c.starts_with("session_id="))
+        .expect("a session cookie");
     assert!(session.contains("HttpOnly"), "{session}");
     assert!(session.contains("SameSite=Lax"), "{session}");
     assert!(session.contains("Path=/"), "{session}");
-    assert!(!session.contains("Secure"), "plain http must not mark the cookie Secure: {session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain http must not mark the cookie Secure: {session}"
+    );
     assert!(cookie.is_some());
 
     let me = browser.me().await;
@@ -55,18 +64,43 @@ async fn a_new_user_signs_in_and_sees_themselves(backend: Backend) {
     assert!(me["id"].as_str().unwrap().len() >= 32);
     assert!(me.get("picture").is_some());
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 1);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM auth_accounts WHERE provider = 'google'").await, 1);
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM auth_accounts WHERE provider = 'google'")
+            .await,
+        1
+    );
 }
 
 async fn signing_in_again_reuses_the_same_user(backend: Backend) {
     let app = spawn_app(backend).await;
-    let first: Value = app.signed_in("ravi@example.com", "Ravi").await.me().await.json().await.unwrap();
-    let second: Value =
-        app.signed_in("ravi@example.com", "Ravi K").await.me().await.json().await.unwrap();
+    let first: Value = app
+        .signed_in("ravi@example.com", "Ravi")
+        .await
+        .me()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .signed_in("ravi@example.com", "Ravi K")
+        .await
+        .me()
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first["id"], second["id"]);
-    assert_eq!(second["name"], "Ravi K", "the profile is refreshed at sign-in");
+    assert_eq!(
+        second["name"], "Ravi K",
+        "the profile is refreshed at sign-in"
+    );
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 1);
-    assert_eq!(sessions_in(&app).await, 2, "each sign-in has its own session");
+    assert_eq!(
+        sessions_in(&app).await,
+        2,
+        "each sign-in has its own session"
+    );
 }
 
 /// A mocked Google whose userinfo answers `sub` for every token.
@@ -99,7 +133,10 @@ async fn spawn_with_google(backend: Backend, google: &MockServer, timeout_ms: u6
 }
 
 /// Runs a callback with the browser's own state and any code (Google is mocked).
-async fn callback_with_own_state(app: &TestApp, browser: &crate::helpers::Browser) -> reqwest::Response {
+async fn callback_with_own_state(
+    app: &TestApp,
+    browser: &crate::helpers::Browser,
+) -> reqwest::Response {
     let authorize = browser.start_sign_in().await;
     let state = url::Url::parse(&authorize)
         .unwrap()
@@ -108,7 +145,11 @@ async fn callback_with_own_state(app: &TestApp, browser: &crate::helpers::Browse
         .map(|(_, v)| v.into_owned())
         .unwrap();
     let _ = app;
-    browser.get(&format!("/api/auth/google/callback?code=somecode&state={state}")).await
+    browser
+        .get(&format!(
+            "/api/auth/google/callback?code=somecode&state={state}"
+        ))
+        .await
 }
 
 async fn the_same_email_with_another_sub_is_another_account(backend: Backend) {
@@ -125,7 +166,10 @@ async fn the_same_email_with_another_sub_is_another_account(backend: Backend) {
     let a: Value = first.me().await.json().await.unwrap();
     let b: Value = second.me().await.json().await.unwrap();
     assert_eq!(a["email"], b["email"]);
-    assert_ne!(a["id"], b["id"], "accounts are keyed by sub, never by email");
+    assert_ne!(
+        a["id"], b["id"],
+        "accounts are keyed by sub, never by email"
+    );
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 2);
 }
 
@@ -148,7 +192,10 @@ async fn a_callback_without_state_signs_nobody_in(backend: Backend) {
     let r = browser.get("/api/auth/google/callback?code=abc").await;
     assert_refused(&app, r, "invalid_state").await;
     // And without having started at all.
-    let r = app.browser().get("/api/auth/google/callback?code=abc&state=xyz").await;
+    let r = app
+        .browser()
+        .get("/api/auth/google/callback?code=abc&state=xyz")
+        .await;
     assert_refused(&app, r, "invalid_state").await;
 }
 
@@ -156,7 +203,9 @@ async fn a_forged_state_signs_nobody_in(backend: Backend) {
     let app = spawn_app(backend).await;
     let browser = app.browser();
     browser.start_sign_in().await;
-    let r = browser.get("/api/auth/google/callback?code=abc&state=forged-state-value").await;
+    let r = browser
+        .get("/api/auth/google/callback?code=abc&state=forged-state-value")
+        .await;
     assert_refused(&app, r, "invalid_state").await;
 }
 
@@ -169,7 +218,13 @@ async fn a_reused_state_signs_nobody_in(backend: Backend) {
     let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     fields.push(("email".into(), "reuse@example.com".into()));
     fields.push(("name".into(), "Re Use".into()));
-    let submitted = browser.client.post(url.as_str().split('?').next().unwrap()).form(&fields).send().await.unwrap();
+    let submitted = browser
+        .client
+        .post(url.as_str().split('?').next().unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
     let callback = location(&submitted);
     let first = browser.client.get(&callback).send().await.unwrap();
     assert_eq!(location(&first), "/");
@@ -193,7 +248,9 @@ async fn a_state_from_another_browser_signs_nobody_in(backend: Backend) {
         .unwrap()
         .1
         .into_owned();
-    let r = victim.get(&format!("/api/auth/google/callback?code=abc&state={state}")).await;
+    let r = victim
+        .get(&format!("/api/auth/google/callback?code=abc&state={state}"))
+        .await;
     assert_refused(&app, r, "invalid_state").await;
 }
 
@@ -204,7 +261,13 @@ async fn a_user_who_denies_access_is_told_so(backend: Backend) {
     let url = url::Url::parse(&authorize).unwrap();
     let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
     fields.push(("action".into(), "deny".into()));
-    let denied = browser.client.post(url.as_str().split('?').next().unwrap()).form(&fields).send().await.unwrap();
+    let denied = browser
+        .client
+        .post(url.as_str().split('?').next().unwrap())
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(denied.status(), 303);
     let back = location(&denied);
     assert!(back.contains("error=access_denied"), "{back}");
@@ -241,6 +304,9 @@ async fn a_token_endpoint_that_times_out_signs_nobody_in(backend: Backend) {
     let browser = app.browser();
     let started = std::time::Instant::now();
     let r = callback_with_own_state(&app, &browser).await;
-    assert!(started.elapsed() < Duration::from_secs(4), "the app gives up at its timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the app gives up at its timeout"
+    );
     assert_refused(&app, r, "token_exchange_failed").await;
 }

@@ -26,11 +26,21 @@ on_both_databases!(
 );
 
 /// A signed-in person with `n` processing deposits of `amount` each.
-async fn person_with_deposits(app: &TestApp, email: &str, n: usize, amount: i64) -> (Browser, Vec<String>) {
+async fn person_with_deposits(
+    app: &TestApp,
+    email: &str,
+    n: usize,
+    amount: i64,
+) -> (Browser, Vec<String>) {
     let person = app.signed_in(email, "Payer").await;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        ids.push(person.deposit(amount).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            person.deposit(amount).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     (person, ids)
 }
@@ -58,7 +68,9 @@ async fn fifty_concurrent_copies_of_one_webhook_credit_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let (person, ids) = person_with_deposits(&app, "fifty@example.com", 1, 1_000).await;
     let event = app.event_for(&ids[0], "SUCCESS").await;
-    let answers = join_all((0..50).map(|_| async { status_of(app.post_webhook(&event, None).await).await })).await;
+    let answers =
+        join_all((0..50).map(|_| async { status_of(app.post_webhook(&event, None).await).await }))
+            .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     assert_eq!(person.balance().await, 1_000);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 1);
@@ -70,14 +82,24 @@ async fn two_hundred_deposits_of_one_user_settle_concurrently(backend: Backend) 
     let person = app.signed_in("hot@example.com", "Hot Wallet").await;
     let ids: Vec<String> = join_all((1..=200).map(|i| {
         let person = &person;
-        async move { person.deposit(i * 10).await["id"].as_str().unwrap().to_owned() }
+        async move {
+            person.deposit(i * 10).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
     }))
     .await;
     let mut events = Vec::new();
     for id in &ids {
         events.push(app.event_for(id, "SUCCESS").await);
     }
-    let answers = join_all(events.iter().map(|e| async { status_of(app.post_webhook(e, None).await).await })).await;
+    let answers = join_all(
+        events
+            .iter()
+            .map(|e| async { status_of(app.post_webhook(e, None).await).await }),
+    )
+    .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     let expected: i64 = (1..=200).map(|i| i * 10).sum();
     assert_eq!(person.balance().await, expected);
@@ -96,7 +118,8 @@ async fn webhooks_for_many_users_at_once(backend: Backend) {
     let mut people = Vec::new();
     let mut events = Vec::new();
     for u in 0..20 {
-        let (person, ids) = person_with_deposits(&app, &format!("user{u}@example.com"), 5, 100 + u).await;
+        let (person, ids) =
+            person_with_deposits(&app, &format!("user{u}@example.com"), 5, 100 + u).await;
         for id in &ids {
             events.push(app.event_for(id, "SUCCESS").await);
         }
@@ -104,7 +127,10 @@ async fn webhooks_for_many_users_at_once(backend: Backend) {
     }
     // Every event twice, all at once.
     let answers = join_all(
-        events.iter().chain(events.iter()).map(|e| async { status_of(app.post_webhook(e, None).await).await }),
+        events
+            .iter()
+            .chain(events.iter())
+            .map(|e| async { status_of(app.post_webhook(e, None).await).await }),
     )
     .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
@@ -118,7 +144,12 @@ async fn webhooks_for_many_users_at_once(backend: Backend) {
 async fn assert_nothing_credited(app: &TestApp, person: &Browser) {
     assert_eq!(person.balance().await, 0);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 0);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits WHERE status <> 'processing'").await, 0);
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM deposits WHERE status <> 'processing'")
+            .await,
+        0
+    );
 }
 
 async fn a_forged_signature_is_refused(backend: Backend) {
@@ -127,15 +158,35 @@ async fn a_forged_signature_is_refused(backend: Backend) {
     let event = app.event_for(&ids[0], "SUCCESS").await;
     let r = app.post_webhook(&event, Some(b"not-the-secret")).await;
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "invalid_signature");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_signature"
+    );
     // Signed correctly, then changed in transit.
     let raw = serde_json::to_vec(&event).unwrap();
-    let header = sign_header(&[&app.webhook_secret()], chrono::Utc::now().timestamp(), &raw);
-    let tampered = String::from_utf8(raw).unwrap().replace("100", "900").into_bytes();
-    assert_eq!(app.post_raw_webhook(tampered, Some(header)).await.status(), 401);
-    assert_eq!(app.post_raw_webhook(serde_json::to_vec(&event).unwrap(), None).await.status(), 401);
+    let header = sign_header(
+        &[&app.webhook_secret()],
+        chrono::Utc::now().timestamp(),
+        &raw,
+    );
+    let tampered = String::from_utf8(raw)
+        .unwrap()
+        .replace("100", "900")
+        .into_bytes();
+    assert_eq!(
+        app.post_raw_webhook(tampered, Some(header)).await.status(),
+        401
+    );
+    assert_eq!(
+        app.post_raw_webhook(serde_json::to_vec(&event).unwrap(), None)
+            .await
+            .status(),
+        401
+    );
     for bad in ["t=abc,v1=00", "v1=", "garbage", ""] {
-        let r = app.post_raw_webhook(serde_json::to_vec(&event).unwrap(), Some(bad.into())).await;
+        let r = app
+            .post_raw_webhook(serde_json::to_vec(&event).unwrap(), Some(bad.into()))
+            .await;
         assert_eq!(r.status(), 401, "{bad:?}");
     }
     assert_nothing_credited(&app, &person).await;
@@ -148,7 +199,14 @@ async fn a_stale_timestamp_is_refused(backend: Backend) {
     let now = chrono::Utc::now().timestamp();
     for t in [now - 301, now + 301, now - 3600] {
         let header = sign_header(&[&app.webhook_secret()], t, &raw);
-        assert_eq!(app.post_raw_webhook(raw.clone(), Some(header)).await.status(), 401, "t = now {:+}", t - now);
+        assert_eq!(
+            app.post_raw_webhook(raw.clone(), Some(header))
+                .await
+                .status(),
+            401,
+            "t = now {:+}",
+            t - now
+        );
     }
     assert_nothing_credited(&app, &person).await;
 }
@@ -157,7 +215,11 @@ async fn a_rotated_secret_with_two_signatures_is_accepted(backend: Backend) {
     let app = spawn_app(backend).await;
     let (person, ids) = person_with_deposits(&app, "rotated@example.com", 1, 300).await;
     let raw = serde_json::to_vec(&app.event_for(&ids[0], "SUCCESS").await).unwrap();
-    let header = sign_header(&[b"the-new-secret-the-app-lacks", &app.webhook_secret()], chrono::Utc::now().timestamp(), &raw);
+    let header = sign_header(
+        &[b"the-new-secret-the-app-lacks", &app.webhook_secret()],
+        chrono::Utc::now().timestamp(),
+        &raw,
+    );
     assert_eq!(header.matches("v1=").count(), 2);
     assert_eq!(app.post_raw_webhook(raw, Some(header)).await.status(), 200);
     assert_eq!(person.balance().await, 300);
@@ -170,7 +232,12 @@ async fn the_previous_secret_is_accepted_during_a_rotation(backend: Backend) {
     .await;
     let (person, ids) = person_with_deposits(&app, "old@example.com", 1, 400).await;
     let event = app.event_for(&ids[0], "SUCCESS").await;
-    assert_eq!(app.post_webhook(&event, Some(b"the-old-secret")).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&event, Some(b"the-old-secret"))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(person.balance().await, 400);
 }
 
@@ -181,7 +248,10 @@ async fn a_body_that_disagrees_with_the_deposit_is_refused(backend: Backend) {
     more["amount"] = json!(1_000_000);
     let r = app.post_webhook(&more, None).await;
     assert_eq!(r.status(), 422);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "deposit_mismatch");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "deposit_mismatch"
+    );
     let mut other_ref = app.event_for(&ids[0], "SUCCESS").await;
     other_ref["ref"] = json!(ids[1]);
     assert_eq!(app.post_webhook(&other_ref, None).await.status(), 422);
@@ -198,7 +268,10 @@ async fn an_unknown_token_is_refused(backend: Backend) {
     event["token"] = json!("bank_session_doesnotexist");
     let r = app.post_webhook(&event, None).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "unknown_token");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "unknown_token"
+    );
     assert_nothing_credited(&app, &person).await;
 }
 
@@ -207,7 +280,12 @@ async fn a_malformed_event_is_refused(backend: Backend) {
     let (person, ids) = person_with_deposits(&app, "malformed@example.com", 1, 100).await;
     let good = app.event_for(&ids[0], "SUCCESS").await;
     let mut bodies: Vec<Vec<u8>> = vec![b"not json".to_vec(), b"{}".to_vec(), b"[]".to_vec()];
-    for (field, value) in [("status", json!("MAYBE")), ("amount", json!("100")), ("amount", json!(100.5)), ("token", json!(7))] {
+    for (field, value) in [
+        ("status", json!("MAYBE")),
+        ("amount", json!("100")),
+        ("amount", json!(100.5)),
+        ("token", json!(7)),
+    ] {
         let mut e = good.clone();
         e[field] = value;
         bodies.push(serde_json::to_vec(&e).unwrap());
@@ -216,7 +294,11 @@ async fn a_malformed_event_is_refused(backend: Backend) {
     missing.as_object_mut().unwrap().remove("status");
     bodies.push(serde_json::to_vec(&missing).unwrap());
     for raw in bodies {
-        let header = sign_header(&[&app.webhook_secret()], chrono::Utc::now().timestamp(), &raw);
+        let header = sign_header(
+            &[&app.webhook_secret()],
+            chrono::Utc::now().timestamp(),
+            &raw,
+        );
         let r = app.post_raw_webhook(raw.clone(), Some(header)).await;
         assert_eq!(r.status(), 400, "{}", String::from_utf8_lossy(&raw));
     }
@@ -226,14 +308,36 @@ async fn a_malformed_event_is_refused(backend: Backend) {
 async fn success_after_failure_and_failure_after_success_conflict(backend: Backend) {
     let app = spawn_app(backend).await;
     let (person, ids) = person_with_deposits(&app, "conflict@example.com", 2, 600).await;
-    assert_eq!(app.post_webhook(&app.event_for(&ids[0], "FAILURE").await, None).await.status(), 200);
-    let r = app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None).await;
+    assert_eq!(
+        app.post_webhook(&app.event_for(&ids[0], "FAILURE").await, None)
+            .await
+            .status(),
+        200
+    );
+    let r = app
+        .post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None)
+        .await;
     assert_eq!(r.status(), 409);
     assert_eq!(person.balance().await, 0);
-    assert_eq!(app.post_webhook(&app.event_for(&ids[1], "SUCCESS").await, None).await.status(), 200);
-    assert_eq!(app.post_webhook(&app.event_for(&ids[1], "FAILURE").await, None).await.status(), 409);
+    assert_eq!(
+        app.post_webhook(&app.event_for(&ids[1], "SUCCESS").await, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_webhook(&app.event_for(&ids[1], "FAILURE").await, None)
+            .await
+            .status(),
+        409
+    );
     assert_eq!(person.balance().await, 600);
-    let statuses: Vec<String> = person.transactions().await.iter().map(|t| t["status"].as_str().unwrap().to_owned()).collect();
+    let statuses: Vec<String> = person
+        .transactions()
+        .await
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(statuses, vec!["success", "failure"]);
     app.assert_books_balance().await;
 }
@@ -241,15 +345,25 @@ async fn success_after_failure_and_failure_after_success_conflict(backend: Backe
 async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend: Backend) {
     // The bank runs on its own, so it outlives the app.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut settings = test_settings(backend, dir.path()).await;
     settings.server.listen = format!("127.0.0.1:{port}");
     settings.dev.bank_enabled = Some(false);
-    let mut config = onramp::startup::bank_sim_config(&settings, &format!("http://127.0.0.1:{port}/api/webhooks/bank"));
+    let mut config = onramp::startup::bank_sim_config(
+        &settings,
+        &format!("http://127.0.0.1:{port}/api/webhooks/bank"),
+    );
     config.database_url = format!("sqlite://{}/standalone-bank.db", dir.path().display());
-    let bank = onramp_bank_sim::BankSim::start(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), config)
-        .await
-        .unwrap();
+    let bank = onramp_bank_sim::BankSim::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        config,
+    )
+    .await
+    .unwrap();
     settings.bank.api_url = Some(bank.url());
 
     let app = start(settings.clone(), dir, backend).await;
@@ -266,9 +380,17 @@ async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend
     app.handle.stop(true).await;
     let TestApp { dir, .. } = app;
     for url in &urls {
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let token = url.split("token=").nth(1).unwrap();
-        let r = client.post(format!("{}/pay/approve", bank.url())).form(&[("token", token)]).send().await.unwrap();
+        let r = client
+            .post(format!("{}/pay/approve", bank.url()))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303);
     }
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
@@ -281,14 +403,27 @@ async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend
         .json()
         .await
         .unwrap();
-    let list = deliveries.as_array().or_else(|| deliveries["deliveries"].as_array()).unwrap().clone();
+    let list = deliveries
+        .as_array()
+        .or_else(|| deliveries["deliveries"].as_array())
+        .unwrap()
+        .clone();
     assert_eq!(list.len(), 3);
-    assert!(list.iter().all(|d| d["delivered"] == false), "nothing delivered while the app is down: {list:?}");
-    assert!(list.iter().any(|d| d["attempts"].as_u64().unwrap() >= 2), "the bank retried: {list:?}");
+    assert!(
+        list.iter().all(|d| d["delivered"] == false),
+        "nothing delivered while the app is down: {list:?}"
+    );
+    assert!(
+        list.iter().any(|d| d["attempts"].as_u64().unwrap() >= 2),
+        "the bank retried: {list:?}"
+    );
 
     // Back up on the same port: the retries land and each credit applies once.
     let app = start(settings, dir, backend).await;
-    let person = Browser { client: person.client, app: app.address.clone() };
+    let person = Browser {
+        client: person.client,
+        app: app.address.clone(),
+    };
     for id in &ids {
         assert_eq!(person.wait_final(id).await, "success");
     }
@@ -321,14 +456,23 @@ async fn break_ledger(app: &TestApp) {
 async fn heal_ledger(app: &TestApp) {
     match app.backend {
         Backend::Sqlite => app.db.execute("DROP TRIGGER broken").await.unwrap(),
-        Backend::Postgres => app.db.execute("DROP TRIGGER broken ON ledger").await.unwrap(),
+        Backend::Postgres => app
+            .db
+            .execute("DROP TRIGGER broken ON ledger")
+            .await
+            .unwrap(),
     }
 }
 
 async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(backend: Backend) {
     let app = spawn_app(backend).await;
     let (person, ids) = person_with_deposits(&app, "unlucky@example.com", 11, 100).await;
-    assert_eq!(app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None)
+            .await
+            .status(),
+        200
+    );
     assert_eq!(person.balance().await, 100);
 
     break_ledger(&app).await;
@@ -336,15 +480,37 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
     for id in &ids[1..] {
         events.push(app.event_for(id, "SUCCESS").await);
     }
-    let answers = join_all(events.iter().map(|e| async { status_of(app.post_webhook(e, None).await).await })).await;
-    assert!(answers.iter().all(|&s| s >= 500), "no 200 for an uncommitted credit: {answers:?}");
-    assert_eq!(person.balance().await, 100, "the wallet's memory is back at the committed balance");
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'").await, 10);
+    let answers = join_all(
+        events
+            .iter()
+            .map(|e| async { status_of(app.post_webhook(e, None).await).await }),
+    )
+    .await;
+    assert!(
+        answers.iter().all(|&s| s >= 500),
+        "no 200 for an uncommitted credit: {answers:?}"
+    );
+    assert_eq!(
+        person.balance().await,
+        100,
+        "the wallet's memory is back at the committed balance"
+    );
+    assert_eq!(
+        app.db
+            .scalar("SELECT COUNT(*) FROM deposits WHERE status = 'processing'")
+            .await,
+        10
+    );
     app.assert_books_balance().await;
 
     // The database recovers; the bank's retries now land.
     heal_ledger(&app).await;
-    let answers = join_all(events.iter().map(|e| async { status_of(app.post_webhook(e, None).await).await })).await;
+    let answers = join_all(
+        events
+            .iter()
+            .map(|e| async { status_of(app.post_webhook(e, None).await).await }),
+    )
+    .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     assert_eq!(person.balance().await, 1_100);
     app.assert_books_balance().await;

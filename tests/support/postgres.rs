@@ -52,7 +52,11 @@ fn command(bin: &Path, args: &[&str]) -> Command {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 extern "C" fn stop_cluster() {
@@ -77,28 +81,57 @@ pub fn cluster() -> &'static Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         DIR.set(dir.clone()).ok();
         if run_as_postgres() {
-            let status = Command::new("chown").args(["-R", "postgres"]).arg(&dir).status().unwrap();
+            let status = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap();
             assert!(status.success(), "cannot hand {dir:?} to the postgres user");
         }
         let data = dir.join("data");
         let out = command(
             &bin.join("initdb"),
-            &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"],
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
         )
         .output()
-        .unwrap_or_else(|e| panic!("cannot run initdb from {bin:?}: {e} (install PostgreSQL or set ONRAMP_PG_BINDIR)"));
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run initdb from {bin:?}: {e} (install PostgreSQL or set ONRAMP_PG_BINDIR)"
+            )
+        });
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         let child = command(
             &bin.join("postgres"),
             &[
-                "-D", data.to_str().unwrap(),
-                "-p", &port.to_string(),
-                "-k", dir.to_str().unwrap(),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", "max_connections=400",
-                "-c", "fsync=off",
-                "-c", "full_page_writes=off",
+                "-D",
+                data.to_str().unwrap(),
+                "-p",
+                &port.to_string(),
+                "-k",
+                dir.to_str().unwrap(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=400",
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
             ],
         )
         .stdout(Stdio::null())
@@ -117,7 +150,10 @@ pub fn cluster() -> &'static Cluster {
                     break;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "postgres did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "postgres did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         drop(child);
@@ -135,8 +171,13 @@ impl Cluster {
         use sqlx::Connection;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to test cluster");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to test cluster");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 }
