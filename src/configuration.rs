@@ -117,6 +117,18 @@ pub struct DevSettings {
     /// The simulator holds each webhook this long before its first attempt (a slow bank).
     #[serde(default)]
     pub webhook_delay_ms: u64,
+    /// Fault mode: each webhook is also sent this many extra times, concurrently.
+    #[serde(default)]
+    pub webhook_duplicates: u32,
+    /// Fault mode: orders settle but their webhooks are never delivered.
+    #[serde(default)]
+    pub webhook_drop: bool,
+    /// Fault mode: webhooks are held briefly and delivered in random order.
+    #[serde(default)]
+    pub webhook_reorder: bool,
+    /// Fault mode: create-order answers after this delay (the order exists at once).
+    #[serde(default)]
+    pub create_order_delay_ms: u64,
 }
 
 impl DevSettings {

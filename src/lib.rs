@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bank_client;
 pub mod configuration;
 pub mod error;
+pub mod load;
 pub mod middleware;
 pub mod routes;
 pub mod startup;

@@ -280,7 +280,10 @@ pub fn bank_sim_config(settings: &Settings, webhook_url: &str) -> BankSimConfig 
         attempt_timeout: Duration::from_millis(d.webhook_timeout_ms),
         faults: onramp_bank_sim::Faults {
             delivery_delay: Duration::from_millis(d.webhook_delay_ms),
-            ..Default::default()
+            duplicate_deliveries: d.webhook_duplicates,
+            drop_deliveries: d.webhook_drop,
+            reorder: d.webhook_reorder,
+            create_order_delay: Duration::from_millis(d.create_order_delay_ms),
         },
     }
 }

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod deposits;
+mod hostile;
 mod sessions;
 mod sign_in;
 mod webhooks;
