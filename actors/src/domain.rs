@@ -50,9 +50,9 @@ impl Amount {
     /// An amount from 1 to `max` paise.
     pub fn parse(paise: i64, max: i64) -> Result<Self, String> {
         if paise < 1 {
-            Err("the amount must be at least 1 paisa".into())
+            Err("The amount must be at least 1 paisa".into())
         } else if paise > max {
-            Err(format!("the amount must be at most {max} paise"))
+            Err(format!("The amount must be at most {max} paise"))
         } else {
             Ok(Amount(paise))
         }
@@ -76,9 +76,8 @@ impl DepositId {
         DepositId(format!("txn_{}", uuid::Uuid::new_v4().simple()))
     }
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = s.len() == 36
-            && s.starts_with("txn_")
-            && s[4..].bytes().all(|b| b.is_ascii_hexdigit());
+        let ok =
+            s.len() == 36 && s.starts_with("txn_") && s[4..].bytes().all(|b| b.is_ascii_hexdigit());
         if ok {
             Ok(DepositId(s.to_owned()))
         } else {
@@ -234,7 +233,11 @@ mod base64_url {
     pub fn encode(bytes: &[u8]) -> String {
         let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
         for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
             let chars = chunk.len() + 1;
             for i in 0..chars {
