@@ -66,14 +66,26 @@ impl Sessions {
     /// Starts the session manager on its own arbiter.
     pub fn start(store: Arc<dyn Store>, writer: DbWriter, config: SessionConfig) -> Sessions {
         let cache: Cache = Arc::new(DashMap::new());
-        let manager = SessionManager { cache: cache.clone(), writer, config };
+        let manager = SessionManager {
+            cache: cache.clone(),
+            writer,
+            config,
+        };
         let addr = SessionManager::start_in_arbiter(&Arbiter::new().handle(), |_| manager);
-        Sessions { cache, store, addr, config }
+        Sessions {
+            cache,
+            store,
+            addr,
+            config,
+        }
     }
 
     /// Creates a durable session for `user` and returns its token (shown to the browser once).
     pub async fn create(&self, user: UserId) -> Result<SessionToken, SessionError> {
-        self.addr.send(Create { user }).await.map_err(|_| SessionError::Stopped)?
+        self.addr
+            .send(Create { user })
+            .await
+            .map_err(|_| SessionError::Stopped)?
     }
 
     /// The user behind `token`, if its session is alive. Renews the idle timer.
@@ -148,7 +160,10 @@ impl SessionManager {
         });
         let writer = self.writer.clone();
         actix::spawn(async move {
-            if let Err(e) = writer.write(WriteOp::PurgeSessions { now, idle_ms: idle }).await {
+            if let Err(e) = writer
+                .write(WriteOp::PurgeSessions { now, idle_ms: idle })
+                .await
+            {
                 tracing::warn!(error = %e, "purging ended sessions failed");
             }
         });
@@ -201,10 +216,13 @@ impl Handler<Revoke> for SessionManager {
     type Result = ResponseFuture<Result<(), SessionError>>;
 
     fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
-        self.cache.insert(msg.hash.clone(), Cached::Revoked(now_ms()));
+        self.cache
+            .insert(msg.hash.clone(), Cached::Revoked(now_ms()));
         let writer = self.writer.clone();
         Box::pin(async move {
-            writer.write(WriteOp::DeleteSession { hash: msg.hash }).await?;
+            writer
+                .write(WriteOp::DeleteSession { hash: msg.hash })
+                .await?;
             Ok(())
         })
     }
@@ -223,7 +241,10 @@ impl Handler<Touch> for SessionManager {
     fn handle(&mut self, msg: Touch, _: &mut Self::Context) -> Self::Result {
         let writer = self.writer.clone();
         Box::pin(async move {
-            let op = WriteOp::TouchSession { hash: msg.hash, last_seen_at: msg.at };
+            let op = WriteOp::TouchSession {
+                hash: msg.hash,
+                last_seen_at: msg.at,
+            };
             if let Err(e) = writer.write(op).await {
                 tracing::warn!(error = %e, "renewing a session failed");
             }

@@ -66,7 +66,10 @@ type Waiter = oneshot::Sender<Result<SettleOutcome, SettleError>>;
 
 enum DepositState {
     /// A settlement is committing; later duplicates wait here.
-    Committing { outcome: Settlement, waiters: Vec<Waiter> },
+    Committing {
+        outcome: Settlement,
+        waiters: Vec<Waiter>,
+    },
     Final(DepositStatus),
 }
 
@@ -113,7 +116,8 @@ impl Actor for WalletActor {
                     }
                 }),
         );
-        let every = (self.shared.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let every =
+            (self.shared.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| {
             if act.in_flight == 0 && act.last_used.elapsed() >= act.shared.idle {
                 act.unregister();
@@ -131,16 +135,24 @@ impl Actor for WalletActor {
 impl WalletActor {
     fn unregister(&self) {
         let generation = self.generation;
-        self.shared.map.remove_if(&self.user, |_, (g, _)| *g == generation);
+        self.shared
+            .map
+            .remove_if(&self.user, |_, (g, _)| *g == generation);
     }
 
     fn forget_some_finals(&mut self) {
         if self.deposits.len() > REMEMBER_FINAL + self.in_flight {
-            self.deposits.retain(|_, s| matches!(s, DepositState::Committing { .. }));
+            self.deposits
+                .retain(|_, s| matches!(s, DepositState::Committing { .. }));
         }
     }
 
-    fn finish(&mut self, deposit: DepositId, amount: Amount, result: Result<OpOutcome, WriteError>) {
+    fn finish(
+        &mut self,
+        deposit: DepositId,
+        amount: Amount,
+        result: Result<OpOutcome, WriteError>,
+    ) {
         self.in_flight -= 1;
         let Some(DepositState::Committing { outcome, waiters }) = self.deposits.remove(&deposit)
         else {
@@ -151,7 +163,8 @@ impl WalletActor {
                 if outcome == Settlement::Success {
                     self.committed += amount.paise();
                 }
-                self.deposits.insert(deposit, DepositState::Final(outcome.status()));
+                self.deposits
+                    .insert(deposit, DepositState::Final(outcome.status()));
                 Ok(SettleOutcome::Applied)
             }
             // The database says it is final already: our caller read a stale row. Leave it
@@ -222,7 +235,10 @@ impl Handler<Settle> for WalletActor {
         self.in_flight += 1;
         self.deposits.insert(
             req.deposit_id.clone(),
-            DepositState::Committing { outcome: req.outcome, waiters: vec![tx] },
+            DepositState::Committing {
+                outcome: req.outcome,
+                waiters: vec![tx],
+            },
         );
         let writer = self.shared.writer.clone();
         let op = WriteOp::Settle {
@@ -250,7 +266,9 @@ pub struct Wallets {
 impl Wallets {
     /// `arbiters` threads host the actors; an actor idle for `idle` stops.
     pub fn new(store: Arc<dyn Store>, writer: DbWriter, idle: Duration, arbiters: usize) -> Self {
-        let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        let arbiters = (0..arbiters.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
         Wallets {
             shared: Arc::new(Shared {
                 map: DashMap::new(),
@@ -274,7 +292,8 @@ impl Wallets {
             .or_insert_with(|| {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 user.hash(&mut h);
-                let arbiter = &self.shared.arbiters[h.finish() as usize % self.shared.arbiters.len()];
+                let arbiter =
+                    &self.shared.arbiters[h.finish() as usize % self.shared.arbiters.len()];
                 let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
                 let actor = WalletActor {
                     user,
@@ -285,7 +304,10 @@ impl Wallets {
                     shared: self.shared.clone(),
                     generation,
                 };
-                (generation, WalletActor::start_in_arbiter(arbiter, |_| actor))
+                (
+                    generation,
+                    WalletActor::start_in_arbiter(arbiter, |_| actor),
+                )
             })
             .1
             .clone()

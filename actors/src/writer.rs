@@ -34,8 +34,9 @@ enum Job {
 
 /// Histogram bucket bounds (upper, inclusive) for batch sizes and commit latency.
 pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
-pub const LATENCY_BUCKETS_US: [u64; 12] =
-    [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000];
+pub const LATENCY_BUCKETS_US: [u64; 12] = [
+    250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
+];
 
 /// Counters the writer keeps; read by `/metrics` and the load tool.
 #[derive(Default)]
@@ -101,7 +102,10 @@ impl DbWriter {
     /// Waits until everything queued so far is committed.
     pub async fn flush(&self) -> Result<(), WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job::Flush(reply)).await.map_err(|_| WriteError::Stopped)?;
+        self.tx
+            .send(Job::Flush(reply))
+            .await
+            .map_err(|_| WriteError::Stopped)?;
         rx.await.map_err(|_| WriteError::Stopped)
     }
 
@@ -146,7 +150,11 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>, st
     let result = store.commit_batch(ops).await;
     let took = started.elapsed();
     stats.record(ops.len(), took, result.is_ok());
-    tracing::trace!(batch = ops.len(), commit_us = took.as_micros() as u64, "group commit");
+    tracing::trace!(
+        batch = ops.len(),
+        commit_us = took.as_micros() as u64,
+        "group commit"
+    );
     match result {
         Ok(outcomes) => {
             for (reply, outcome) in replies.drain(..).zip(outcomes) {

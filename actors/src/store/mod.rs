@@ -144,8 +144,7 @@ pub trait Store: Send + Sync + 'static {
     async fn balance(&self, user: UserId) -> Result<i64, StoreError>;
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError>;
-    async fn deposit_by_key(&self, user: UserId, key: &str)
-        -> Result<Option<Deposit>, StoreError>;
+    async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError>;
     /// Newest first; `before` is the `(created_at, id)` of the last item of the previous page.
     async fn deposits_page(
         &self,

@@ -111,7 +111,9 @@ async fn settle_many(
     let mut l_after = Vec::with_capacity(credits.len());
     for c in &credits {
         let user = c.user_id.to_string();
-        let balance = running.get_mut(&user).expect("every credited user has a wallet row");
+        let balance = running
+            .get_mut(&user)
+            .expect("every credited user has a wallet row");
         *balance += c.amount;
         l_after.push(*balance);
         l_users.push(user);
@@ -135,13 +137,21 @@ async fn settle_many(
 
 async fn apply(tx: &mut Transaction<'_, Postgres>, op: &WriteOp) -> Result<OpOutcome, sqlx::Error> {
     match op {
-        WriteOp::UpsertAccount { provider, sub, email, name, picture, now } => {
-            let existing: Option<(String,)> =
-                sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2")
-                    .bind(provider)
-                    .bind(sub.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?;
+        WriteOp::UpsertAccount {
+            provider,
+            sub,
+            email,
+            name,
+            picture,
+            now,
+        } => {
+            let existing: Option<(String,)> = sqlx::query_as(
+                "SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2",
+            )
+            .bind(provider)
+            .bind(sub.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
             if let Some((id,)) = existing {
                 sqlx::query("UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4")
                     .bind(email)
@@ -180,7 +190,12 @@ async fn apply(tx: &mut Transaction<'_, Postgres>, op: &WriteOp) -> Result<OpOut
             .await?;
             Ok(OpOutcome::User(id))
         }
-        WriteOp::InsertSession { hash, user_id, created_at, expires_at } => {
+        WriteOp::InsertSession {
+            hash,
+            user_id,
+            created_at,
+            expires_at,
+        } => {
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
                  VALUES ($1, $2, $3, $4, $3)",
@@ -218,7 +233,14 @@ async fn apply(tx: &mut Transaction<'_, Postgres>, op: &WriteOp) -> Result<OpOut
                 .await?;
             Ok(OpOutcome::Done)
         }
-        WriteOp::InsertDeposit { id, user_id, amount, idempotency_key, key_cutoff, now } => {
+        WriteOp::InsertDeposit {
+            id,
+            user_id,
+            amount,
+            idempotency_key,
+            key_cutoff,
+            now,
+        } => {
             if let Some(key) = idempotency_key {
                 sqlx::query(
                     "UPDATE deposits SET idempotency_key = NULL \
@@ -243,16 +265,27 @@ async fn apply(tx: &mut Transaction<'_, Postgres>, op: &WriteOp) -> Result<OpOut
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            Ok(if inserted == 1 { OpOutcome::Done } else { OpOutcome::KeyTaken })
+            Ok(if inserted == 1 {
+                OpOutcome::Done
+            } else {
+                OpOutcome::KeyTaken
+            })
         }
-        WriteOp::AttachBankOrder { id, token, pay_url, now } => {
-            sqlx::query("UPDATE deposits SET bank_token = $1, pay_url = $2, updated_at = $3 WHERE id = $4")
-                .bind(token.as_str())
-                .bind(pay_url)
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&mut **tx)
-                .await?;
+        WriteOp::AttachBankOrder {
+            id,
+            token,
+            pay_url,
+            now,
+        } => {
+            sqlx::query(
+                "UPDATE deposits SET bank_token = $1, pay_url = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(token.as_str())
+            .bind(pay_url)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
             Ok(OpOutcome::Done)
         }
         WriteOp::Settle { .. } => unreachable!("settlements are applied by settle_many"),
@@ -272,7 +305,14 @@ impl Store for PgStore {
         let mut run: Vec<SettleItem> = Vec::new();
         let mut run_now = 0;
         for (index, op) in ops.iter().enumerate() {
-            if let WriteOp::Settle { deposit_id, user_id, amount, outcome, now } = op {
+            if let WriteOp::Settle {
+                deposit_id,
+                user_id,
+                amount,
+                outcome,
+                now,
+            } = op
+            {
                 run.push(SettleItem {
                     index,
                     deposit_id,
@@ -325,12 +365,14 @@ impl Store for PgStore {
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!("SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Deposit::try_from)
-            .transpose()
+        sqlx::query_as::<_, DepositRow>(&format!(
+            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Deposit::try_from)
+        .transpose()
     }
 
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
@@ -407,18 +449,21 @@ impl Store for PgStore {
     }
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
-        let (entries, sum): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(amount)::int8 FROM ledger WHERE user_id = $1",
-        )
-        .bind(user.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let (entries, sum): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), SUM(amount)::int8 FROM ledger WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_one(&self.pool)
+                .await?;
         let last: Option<(i64,)> = sqlx::query_as(
             "SELECT balance_after FROM ledger WHERE user_id = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(user.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(LedgerTotals { entries, sum: sum.unwrap_or(0), last_balance_after: last.map(|(b,)| b) })
+        Ok(LedgerTotals {
+            entries,
+            sum: sum.unwrap_or(0),
+            last_balance_after: last.map(|(b,)| b),
+        })
     }
 }

@@ -40,7 +40,14 @@ impl SqliteStore {
 
 async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutcome, sqlx::Error> {
     match op {
-        WriteOp::UpsertAccount { provider, sub, email, name, picture, now } => {
+        WriteOp::UpsertAccount {
+            provider,
+            sub,
+            email,
+            name,
+            picture,
+            now,
+        } => {
             let existing: Option<(String,)> =
                 sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = ? AND sub = ?")
                     .bind(provider)
@@ -85,7 +92,12 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutco
             .await?;
             Ok(OpOutcome::User(id))
         }
-        WriteOp::InsertSession { hash, user_id, created_at, expires_at } => {
+        WriteOp::InsertSession {
+            hash,
+            user_id,
+            created_at,
+            expires_at,
+        } => {
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
                  VALUES (?, ?, ?, ?, ?)",
@@ -125,7 +137,14 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutco
                 .await?;
             Ok(OpOutcome::Done)
         }
-        WriteOp::InsertDeposit { id, user_id, amount, idempotency_key, key_cutoff, now } => {
+        WriteOp::InsertDeposit {
+            id,
+            user_id,
+            amount,
+            idempotency_key,
+            key_cutoff,
+            now,
+        } => {
             if let Some(key) = idempotency_key {
                 sqlx::query(
                     "UPDATE deposits SET idempotency_key = NULL \
@@ -151,19 +170,36 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutco
             .execute(&mut **tx)
             .await?
             .rows_affected();
-            Ok(if inserted == 1 { OpOutcome::Done } else { OpOutcome::KeyTaken })
+            Ok(if inserted == 1 {
+                OpOutcome::Done
+            } else {
+                OpOutcome::KeyTaken
+            })
         }
-        WriteOp::AttachBankOrder { id, token, pay_url, now } => {
-            sqlx::query("UPDATE deposits SET bank_token = ?, pay_url = ?, updated_at = ? WHERE id = ?")
-                .bind(token.as_str())
-                .bind(pay_url)
-                .bind(now)
-                .bind(id.as_str())
-                .execute(&mut **tx)
-                .await?;
+        WriteOp::AttachBankOrder {
+            id,
+            token,
+            pay_url,
+            now,
+        } => {
+            sqlx::query(
+                "UPDATE deposits SET bank_token = ?, pay_url = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(token.as_str())
+            .bind(pay_url)
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
             Ok(OpOutcome::Done)
         }
-        WriteOp::Settle { deposit_id, user_id, amount, outcome, now } => {
+        WriteOp::Settle {
+            deposit_id,
+            user_id,
+            amount,
+            outcome,
+            now,
+        } => {
             let changed = sqlx::query(
                 "UPDATE deposits SET status = ?, updated_at = ? WHERE id = ? AND status = 'processing'",
             )
@@ -250,12 +286,14 @@ impl Store for SqliteStore {
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!("SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Deposit::try_from)
-            .transpose()
+        sqlx::query_as::<_, DepositRow>(&format!(
+            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = ?"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Deposit::try_from)
+        .transpose()
     }
 
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
@@ -344,6 +382,10 @@ impl Store for SqliteStore {
         .bind(user.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(LedgerTotals { entries, sum: sum.unwrap_or(0), last_balance_after: last.map(|(b,)| b) })
+        Ok(LedgerTotals {
+            entries,
+            sum: sum.unwrap_or(0),
+            last_balance_after: last.map(|(b,)| b),
+        })
     }
 }
