@@ -19,6 +19,7 @@ pub struct Settings {
     pub wallet: WalletSettings,
     pub writer: WriterSettings,
     pub log: LogSettings,
+    pub reconcile: ReconcileSettings,
     pub dev: DevSettings,
 }
 
@@ -88,6 +89,22 @@ pub struct WalletSettings {
 pub struct WriterSettings {
     /// Most changes committed in one transaction.
     pub max_batch: usize,
+}
+
+/// The background job that asks the bank about deposits whose webhook never came.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconcileSettings {
+    pub enabled: bool,
+    /// A deposit still processing this long after creation is checked a first time…
+    pub first_after_secs: u64,
+    /// …then again this often…
+    pub every_secs: u64,
+    /// …at most this many times in all (then once more when it reaches `max_age_secs`).
+    pub max_tries: u32,
+    /// A deposit this old that the bank still calls PENDING is marked failed.
+    pub max_age_secs: u64,
+    /// How often the job looks for deposits that are due.
+    pub scan_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,6 +26,7 @@ pub struct Application {
     state: web::Data<AppState>,
     bank: Option<BankSim>,
     idp: Option<ServerHandle>,
+    reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
 }
 
 /// Largest request body the API reads.
@@ -111,6 +112,7 @@ impl Application {
                 .unwrap_or_else(|| format!("{public_url}/api/webhooks/bank")),
             public_url,
         };
+        crate::metrics::handle();
         tracing::info!(?urls, database = %redact_url(&settings.database.url), "starting");
 
         let store = store::connect(&settings.database.url, settings.database.max_connections)
@@ -181,6 +183,15 @@ impl Application {
             None => None,
         };
 
+        let reconciler = settings.reconcile.enabled.then(|| {
+            crate::reconcile::Reconciler::new(
+                settings.reconcile.clone(),
+                store.clone(),
+                wallets.clone(),
+                bank.clone(),
+                Duration::from_millis(settings.bank.timeout_ms),
+            )
+        });
         let state = web::Data::new(AppState {
             cookie_secure: urls.public_url.starts_with("https://"),
             settings: settings.clone(),
@@ -222,12 +233,14 @@ impl Application {
             server = server.workers(n);
         }
         let server = server.listen(listener)?.run();
+        let reconciler = reconciler.map(|r| actix_web::rt::spawn(r.run()));
         Ok(Application {
             port,
             server,
             state,
             bank: bank_sim,
             idp,
+            reconciler,
         })
     }
 
@@ -251,6 +264,9 @@ impl Application {
     /// DB writer and stops the development parties.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
+        if let Some(r) = self.reconciler {
+            r.abort();
+        }
         if let Err(e) = self.state.writer.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }

@@ -162,6 +162,8 @@ impl WalletActor {
             Ok(OpOutcome::Settled) => {
                 if outcome == Settlement::Success {
                     self.committed += amount.paise();
+                    metrics::counter!("onramp_credits_total").increment(1);
+                    metrics::counter!("onramp_credited_paise_total").increment(amount.paise() as u64);
                 }
                 self.deposits
                     .insert(deposit, DepositState::Final(outcome.status()));

@@ -5,7 +5,6 @@
 //! fails alone is answered with the error and nobody is told it succeeded.
 
 use crate::store::{OpOutcome, Store, StoreError, WriteOp};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -32,42 +31,21 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
-/// Histogram bucket bounds (upper, inclusive) for batch sizes and commit latency.
-pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
-pub const LATENCY_BUCKETS_US: [u64; 12] = [
-    250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000,
-];
+/// Metric names the writer records (Prometheus histograms and counters).
+pub const BATCH_SIZE_METRIC: &str = "onramp_writer_batch_size";
+pub const COMMIT_SECONDS_METRIC: &str = "onramp_writer_commit_seconds";
+pub const FAILED_COMMITS_METRIC: &str = "onramp_writer_failed_commits_total";
+/// Bucket bounds for the batch-size histogram.
+pub const BATCH_BUCKETS: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+/// Bucket bounds (seconds) for the commit-latency histogram.
+pub const COMMIT_BUCKETS: [f64; 12] =
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
-/// Counters the writer keeps; read by `/metrics` and the load tool.
-#[derive(Default)]
-pub struct WriterStats {
-    pub batches: AtomicU64,
-    pub ops: AtomicU64,
-    pub failed_batches: AtomicU64,
-    pub failed_ops: AtomicU64,
-    pub max_batch: AtomicU64,
-    pub commit_us_total: AtomicU64,
-    pub batch_size_buckets: [AtomicU64; BATCH_BUCKETS.len()],
-    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
-}
-
-impl WriterStats {
-    fn record(&self, size: usize, took: Duration, ok: bool) {
-        let size = size as u64;
-        let us = took.as_micros() as u64;
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.ops.fetch_add(size, Ordering::Relaxed);
-        self.max_batch.fetch_max(size, Ordering::Relaxed);
-        self.commit_us_total.fetch_add(us, Ordering::Relaxed);
-        if !ok {
-            self.failed_batches.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(i) = BATCH_BUCKETS.iter().position(|&b| size <= b) {
-            self.batch_size_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(i) = LATENCY_BUCKETS_US.iter().position(|&b| us <= b) {
-            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
+fn record(size: usize, took: Duration, ok: bool) {
+    metrics::histogram!(BATCH_SIZE_METRIC).record(size as f64);
+    metrics::histogram!(COMMIT_SECONDS_METRIC).record(took.as_secs_f64());
+    if !ok {
+        metrics::counter!(FAILED_COMMITS_METRIC).increment(1);
     }
 }
 
@@ -75,7 +53,6 @@ impl WriterStats {
 #[derive(Clone)]
 pub struct DbWriter {
     tx: mpsc::Sender<Job>,
-    stats: Arc<WriterStats>,
 }
 
 impl DbWriter {
@@ -84,9 +61,8 @@ impl DbWriter {
     pub fn start(store: Arc<dyn Store>, max_batch: usize) -> DbWriter {
         let max_batch = max_batch.max(1);
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        let stats = Arc::new(WriterStats::default());
-        tokio::spawn(run(store, rx, max_batch, stats.clone()));
-        DbWriter { tx, stats }
+        tokio::spawn(run(store, rx, max_batch));
+        DbWriter { tx }
     }
 
     /// Queues `op` and waits until it is committed (or has failed).
@@ -108,17 +84,12 @@ impl DbWriter {
             .map_err(|_| WriteError::Stopped)?;
         rx.await.map_err(|_| WriteError::Stopped)
     }
-
-    pub fn stats(&self) -> &Arc<WriterStats> {
-        &self.stats
-    }
 }
 
 async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
-    stats: Arc<WriterStats>,
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     let mut ops = Vec::with_capacity(max_batch);
@@ -135,7 +106,7 @@ async fn run(
             }
         }
         if !ops.is_empty() {
-            commit(&*store, &ops, &mut replies, &stats).await;
+            commit(&*store, &ops, &mut replies).await;
             ops.clear();
         }
         for f in flushes.drain(..) {
@@ -145,11 +116,11 @@ async fn run(
     tracing::debug!("DB writer stopped");
 }
 
-async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>, stats: &WriterStats) {
+async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>) {
     let started = Instant::now();
     let result = store.commit_batch(ops).await;
     let took = started.elapsed();
-    stats.record(ops.len(), took, result.is_ok());
+    record(ops.len(), took, result.is_ok());
     tracing::trace!(
         batch = ops.len(),
         commit_us = took.as_micros() as u64,
@@ -163,7 +134,6 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>, st
         }
         Err(e) if ops.len() == 1 => {
             tracing::error!(error = %e, "commit failed");
-            stats.failed_ops.fetch_add(1, Ordering::Relaxed);
             for reply in replies.drain(..) {
                 let _ = reply.send(Err(WriteError::Failed(e.to_string())));
             }
@@ -173,13 +143,12 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>, st
             for (op, reply) in ops.iter().zip(replies.drain(..)) {
                 let started = Instant::now();
                 let single = store.commit_batch(std::slice::from_ref(op)).await;
-                stats.record(1, started.elapsed(), single.is_ok());
+                record(1, started.elapsed(), single.is_ok());
                 let answer = match single {
                     Ok(mut o) => Ok(o.pop().unwrap_or(OpOutcome::Done)),
                     Err(e) => {
                         tracing::error!(error = %e, "commit failed");
-                        stats.failed_ops.fetch_add(1, Ordering::Relaxed);
-                        Err(WriteError::from(e))
+                                    Err(WriteError::from(e))
                     }
                 };
                 let _ = reply.send(answer);

@@ -180,6 +180,7 @@ pub async fn create(
                 .write(attach)
                 .await
                 .map_err(ApiError::unavailable)?;
+            crate::metrics::deposit("created");
             Ok(HttpResponse::Created().json(serde_json::json!({
                 "id": id.as_str(), "status": "processing", "amount": amount.paise(),
                 "currency": CURRENCY, "url": pay_url,
@@ -199,6 +200,7 @@ pub async fn create(
                 .settle(fail)
                 .await
                 .map_err(ApiError::unavailable)?;
+            crate::metrics::deposit("bank_failed");
             Err(bank_failed().with_cause(e))
         }
     }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod deposit;
 pub mod health;
+pub mod metrics;
 pub mod pages;
 pub mod wallet;
 pub mod webhook;
@@ -12,6 +13,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/auth/google", web::get().to(auth::google_start))
         .route(
             "/api/auth/google/callback",

@@ -45,10 +45,27 @@ pub async fn bank(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    let result = settle_event(&req, &state, &body).await;
+    crate::metrics::webhook(match &result {
+        Ok(SettleOutcome::Applied) => "applied",
+        Ok(SettleOutcome::Duplicate) => "duplicate",
+        Err(e) => e.code(),
+    });
+    let applied = result? == SettleOutcome::Applied;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": if applied { "applied" } else { "duplicate" }
+    })))
+}
+
+async fn settle_event(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<SettleOutcome, ApiError> {
     let secrets: Vec<&[u8]> = state.webhook_secrets.iter().map(Vec::as_slice).collect();
     let now = chrono::Utc::now().timestamp();
-    signature_header(&req)
-        .and_then(|h| signature::verify(h, &secrets, &body, now))
+    signature_header(req)
+        .and_then(|h| signature::verify(h, &secrets, body, now))
         .map_err(|e| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -58,7 +75,7 @@ pub async fn bank(
             .with_cause(e)
         })?;
 
-    let event: Event = serde_json::from_slice(&body).map_err(|e| {
+    let event: Event = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_body", format!("The event is not valid: {e}."))
     })?;
     let token = BankToken::parse(&event.token)
@@ -93,9 +110,7 @@ pub async fn bank(
         Ok(result) => {
             let applied = result == SettleOutcome::Applied;
             tracing::info!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
-            Ok(HttpResponse::Ok().json(serde_json::json!({
-                "status": if applied { "applied" } else { "duplicate" }
-            })))
+            Ok(result)
         }
         Err(SettleError::Contradicts(status)) => Err(ApiError::conflict(
             "status_conflict",

@@ -4,6 +4,8 @@ mod helpers;
 
 mod deposits;
 mod hostile;
+mod operations;
+mod reconcile;
 mod sessions;
 mod sign_in;
 mod webhooks;
