@@ -147,19 +147,22 @@ impl WalletActor {
         }
     }
 
+    /// Answers everybody waiting on `deposit`'s commit. `now_stored` is the deposit's status
+    /// re-read from the database when the commit found it no longer processing.
     fn finish(
         &mut self,
         deposit: DepositId,
         amount: Amount,
         result: Result<OpOutcome, WriteError>,
+        now_stored: Option<Result<DepositStatus, StoreError>>,
     ) {
         self.in_flight -= 1;
         let Some(DepositState::Committing { outcome, waiters }) = self.deposits.remove(&deposit)
         else {
             unreachable!("a committing deposit stays committing until its commit answers");
         };
-        let answer = match result {
-            Ok(OpOutcome::Settled) => {
+        let answer = match (result, now_stored) {
+            (Ok(OpOutcome::Settled), _) => {
                 if outcome == Settlement::Success {
                     self.committed += amount.paise();
                     metrics::counter!("onramp_credits_total").increment(1);
@@ -169,10 +172,29 @@ impl WalletActor {
                     .insert(deposit, DepositState::Final(outcome.status()));
                 Ok(SettleOutcome::Applied)
             }
-            // The database says it is final already: our caller read a stale row. Leave it
-            // to a retry, which reads the row again.
-            Ok(_) => Err(SettleError::Storage("the deposit changed meanwhile".into())),
-            Err(e) => Err(SettleError::Storage(e.to_string())),
+            // The database had it final already (our caller read the row before an earlier
+            // settlement committed): answer from what is stored now.
+            (Ok(_), Some(Ok(stored))) if stored != DepositStatus::Processing => {
+                self.deposits.insert(deposit, DepositState::Final(stored));
+                if stored == outcome.status() {
+                    Ok(SettleOutcome::Duplicate)
+                } else {
+                    Err(SettleError::Contradicts(stored.as_str()))
+                }
+            }
+            (Ok(_), Some(Err(e))) => Err(SettleError::Storage(e.to_string())),
+            (Ok(other), _) => Err(SettleError::Storage(format!("unexpected outcome {other:?}"))),
+            (Err(e), _) => Err(SettleError::Storage(e.to_string())),
+        };
+        let answer = match answer {
+            Ok(SettleOutcome::Duplicate) => {
+                for w in waiters {
+                    let _ = w.send(Ok(SettleOutcome::Duplicate));
+                }
+                self.forget_some_finals();
+                return;
+            }
+            other => other,
         };
         let mut first = true;
         for w in waiters {
@@ -243,6 +265,7 @@ impl Handler<Settle> for WalletActor {
             },
         );
         let writer = self.shared.writer.clone();
+        let store = self.shared.store.clone();
         let op = WriteOp::Settle {
             deposit_id: req.deposit_id.clone(),
             user_id: self.user,
@@ -250,10 +273,25 @@ impl Handler<Settle> for WalletActor {
             outcome: req.outcome,
             now: now_ms(),
         };
+        let id = req.deposit_id.clone();
         ctx.spawn(
-            async move { writer.write(op).await }
-                .into_actor(self)
-                .map(move |result, act, _| act.finish(req.deposit_id, req.amount, result)),
+            async move {
+                let result = writer.write(op).await;
+                let now_stored = match result {
+                    Ok(OpOutcome::NotProcessing) => Some(
+                        store
+                            .deposit(&id)
+                            .await
+                            .and_then(|d| d.map(|d| d.status).ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))),
+                    ),
+                    _ => None,
+                };
+                (result, now_stored)
+            }
+            .into_actor(self)
+            .map(move |(result, now_stored), act, _| {
+                act.finish(req.deposit_id, req.amount, result, now_stored)
+            }),
         );
         Ok(rx)
     }

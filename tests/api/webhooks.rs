@@ -23,6 +23,7 @@ on_both_databases!(
     success_after_failure_and_failure_after_success_conflict,
     the_app_down_while_the_bank_delivers_is_credited_once_when_back,
     a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance,
+    a_settlement_from_a_stale_read_is_answered_from_the_database,
 );
 
 /// A signed-in person with `n` processing deposits of `amount` each.
@@ -513,5 +514,35 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
     .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     assert_eq!(person.balance().await, 1_100);
+    app.assert_books_balance().await;
+}
+
+async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: Backend) {
+    use onramp_actors::domain::{DepositId, DepositStatus, Settlement};
+    use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+    let app = spawn_app_with(backend, |s| s.wallet.idle_secs = 0).await;
+    let (person, ids) = person_with_deposits(&app, "stale-read@example.com", 1, 800).await;
+    assert_eq!(app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None).await.status(), 200);
+    // The wallet actor stops when idle and forgets what it settled.
+    let started = std::time::Instant::now();
+    while app.state.wallets.alive() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deposit = app.state.store.deposit(&DepositId::parse(&ids[0]).unwrap()).await.unwrap().unwrap();
+    // A caller that read the row before the credit committed still believes it is processing.
+    let stale = |outcome| SettleRequest {
+        deposit_id: deposit.id.clone(),
+        user_id: deposit.user_id,
+        amount: deposit.amount,
+        stored_status: DepositStatus::Processing,
+        outcome,
+    };
+    assert_eq!(app.state.wallets.settle(stale(Settlement::Success)).await.unwrap(), SettleOutcome::Duplicate);
+    assert!(matches!(
+        app.state.wallets.settle(stale(Settlement::Failure)).await,
+        Err(SettleError::Contradicts("success"))
+    ));
+    assert_eq!(person.balance().await, 800);
     app.assert_books_balance().await;
 }
