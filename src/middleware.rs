@@ -4,6 +4,7 @@
 use crate::error::ApiError;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpMessage;
 use actix_web::http::header::{HeaderName, HeaderValue, ORIGIN};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
@@ -55,13 +56,21 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ("cross-origin-opener-policy", "same-origin"),
 ];
 
-/// Adds [`SECURITY_HEADERS`] to every response.
+/// Adds [`SECURITY_HEADERS`] to every response, and `x-request-id`: the id the logs of this
+/// request carry.
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req
+        .extensions()
+        .get::<tracing_actix_web::RequestId>()
+        .and_then(|id| HeaderValue::from_str(&id.to_string()).ok());
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
+    if let Some(id) = request_id {
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
     for (name, value) in SECURITY_HEADERS {
         headers.insert(
             HeaderName::from_static(name),

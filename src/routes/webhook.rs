@@ -109,7 +109,7 @@ async fn settle_event(
     match state.wallets.settle(request).await {
         Ok(result) => {
             let applied = result == SettleOutcome::Applied;
-            tracing::info!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
+            tracing::debug!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
             Ok(result)
         }
         Err(SettleError::Contradicts(status)) => Err(ApiError::conflict(

@@ -45,6 +45,7 @@ async fn pages_carry_security_headers(backend: Backend) {
         assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert!(h.contains_key("referrer-policy"));
+        assert!(h["x-request-id"].to_str().unwrap().len() >= 32, "a request id to find in the logs");
     }
 }
 
