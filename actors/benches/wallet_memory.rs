@@ -20,7 +20,10 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("WALLETS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("WALLETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let system = actix::System::new();
     system.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
@@ -45,9 +48,17 @@ fn main() {
         let alive = wallets.alive();
         let per = (after.saturating_sub(before) as f64 * 1024.0) / (n - 100) as f64;
         println!("wallet actors alive: {alive}");
-        println!("started {} actors in {:.2} s ({:.0}/s)", n - 100, took.as_secs_f64(), (n - 100) as f64 / took.as_secs_f64());
+        println!(
+            "started {} actors in {:.2} s ({:.0}/s)",
+            n - 100,
+            took.as_secs_f64(),
+            (n - 100) as f64 / took.as_secs_f64()
+        );
         println!("resident memory: {before} KiB before, {after} KiB after");
-        println!("per idle wallet actor: {per:.0} bytes ({:.2} KiB)", per / 1024.0);
+        println!(
+            "per idle wallet actor: {per:.0} bytes ({:.2} KiB)",
+            per / 1024.0
+        );
         assert_eq!(alive, n, "every wallet actor is alive");
     });
 }

@@ -166,7 +166,8 @@ impl WalletActor {
                 if outcome == Settlement::Success {
                     self.committed += amount.paise();
                     metrics::counter!("onramp_credits_total").increment(1);
-                    metrics::counter!("onramp_credited_paise_total").increment(amount.paise() as u64);
+                    metrics::counter!("onramp_credited_paise_total")
+                        .increment(amount.paise() as u64);
                 }
                 self.deposits
                     .insert(deposit, DepositState::Final(outcome.status()));
@@ -183,7 +184,9 @@ impl WalletActor {
                 }
             }
             (Ok(_), Some(Err(e))) => Err(SettleError::Storage(e.to_string())),
-            (Ok(other), _) => Err(SettleError::Storage(format!("unexpected outcome {other:?}"))),
+            (Ok(other), _) => Err(SettleError::Storage(format!(
+                "unexpected outcome {other:?}"
+            ))),
             (Err(e), _) => Err(SettleError::Storage(e.to_string())),
         };
         let answer = match answer {
@@ -278,12 +281,10 @@ impl Handler<Settle> for WalletActor {
             async move {
                 let result = writer.write(op).await;
                 let now_stored = match result {
-                    Ok(OpOutcome::NotProcessing) => Some(
-                        store
-                            .deposit(&id)
-                            .await
-                            .and_then(|d| d.map(|d| d.status).ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))),
-                    ),
+                    Ok(OpOutcome::NotProcessing) => Some(store.deposit(&id).await.and_then(|d| {
+                        d.map(|d| d.status)
+                            .ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))
+                    })),
                     _ => None,
                 };
                 (result, now_stored)

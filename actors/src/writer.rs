@@ -36,10 +36,13 @@ pub const BATCH_SIZE_METRIC: &str = "onramp_writer_batch_size";
 pub const COMMIT_SECONDS_METRIC: &str = "onramp_writer_commit_seconds";
 pub const FAILED_COMMITS_METRIC: &str = "onramp_writer_failed_commits_total";
 /// Bucket bounds for the batch-size histogram.
-pub const BATCH_BUCKETS: [f64; 11] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+pub const BATCH_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 /// Bucket bounds (seconds) for the commit-latency histogram.
-pub const COMMIT_BUCKETS: [f64; 12] =
-    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+pub const COMMIT_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
 
 fn record(size: usize, took: Duration, ok: bool) {
     metrics::histogram!(BATCH_SIZE_METRIC).record(size as f64);
@@ -86,11 +89,7 @@ impl DbWriter {
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Job>,
-    max_batch: usize,
-) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     let mut ops = Vec::with_capacity(max_batch);
     let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
@@ -148,7 +147,7 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>) {
                     Ok(mut o) => Ok(o.pop().unwrap_or(OpOutcome::Done)),
                     Err(e) => {
                         tracing::error!(error = %e, "commit failed");
-                                    Err(WriteError::from(e))
+                        Err(WriteError::from(e))
                     }
                 };
                 let _ = reply.send(answer);

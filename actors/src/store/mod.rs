@@ -3,6 +3,7 @@
 //! [`Store::commit_batch`], which the DB writer calls with many changes at once (group commit).
 
 mod postgres;
+mod settle;
 mod sqlite;
 
 use crate::domain::{

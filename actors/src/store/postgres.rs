@@ -2,10 +2,10 @@
 //! (`UNNEST` arrays) instead of a round trip per credit, so a large batch costs about as much
 //! as a small one.
 
+use super::settle::{self, SettleItem};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,14 +30,6 @@ impl PgStore {
     }
 }
 
-struct SettleItem<'a> {
-    index: usize,
-    deposit_id: &'a DepositId,
-    user_id: UserId,
-    amount: i64,
-    outcome: Settlement,
-}
-
 /// Applies a run of consecutive settlements with set-based statements.
 async fn settle_many(
     tx: &mut Transaction<'_, Postgres>,
@@ -45,13 +37,15 @@ async fn settle_many(
     now: i64,
     outcomes: &mut [OpOutcome],
 ) -> Result<(), sqlx::Error> {
-    // The first settlement of a deposit in the batch wins; the writer never sends two.
-    let ids: Vec<&str> = items.iter().map(|i| i.deposit_id.as_str()).collect();
-    let statuses: Vec<&str> = items.iter().map(|i| i.outcome.status().as_str()).collect();
+    let attempted = settle::first_of_each(items, outcomes);
+    let ids: Vec<&str> = attempted.iter().map(|i| i.deposit_id.as_str()).collect();
+    let statuses: Vec<&str> = attempted
+        .iter()
+        .map(|i| i.outcome.status().as_str())
+        .collect();
     let changed: Vec<(String,)> = sqlx::query_as(
         "UPDATE deposits AS d SET status = u.status, updated_at = $3 \
-         FROM (SELECT DISTINCT ON (id) id, status FROM UNNEST($1::text[], $2::text[]) \
-               WITH ORDINALITY AS x(id, status, n) ORDER BY id, n) AS u \
+         FROM UNNEST($1::text[], $2::text[]) AS u(id, status) \
          WHERE d.id = u.id AND d.status = 'processing' RETURNING d.id",
     )
     .bind(&ids)
@@ -59,30 +53,17 @@ async fn settle_many(
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
-    let mut changed: std::collections::HashSet<String> =
-        changed.into_iter().map(|(id,)| id).collect();
-
-    let mut credits: Vec<&SettleItem> = Vec::new();
-    for item in items {
-        outcomes[item.index] = if changed.remove(item.deposit_id.as_str()) {
-            if item.outcome == Settlement::Success {
-                credits.push(item);
-            }
-            OpOutcome::Settled
-        } else {
-            OpOutcome::NotProcessing
-        };
-    }
+    let credits = settle::credits(
+        &attempted,
+        changed.into_iter().map(|(id,)| id).collect(),
+        outcomes,
+    );
     if credits.is_empty() {
         return Ok(());
     }
-
-    let mut per_user: HashMap<UserId, i64> = HashMap::new();
-    for c in &credits {
-        *per_user.entry(c.user_id).or_default() += c.amount;
-    }
-    let users: Vec<String> = per_user.keys().map(|u| u.to_string()).collect();
-    let deltas: Vec<i64> = per_user.values().copied().collect();
+    let sums = settle::per_user(&credits);
+    let users: Vec<&str> = sums.iter().map(|(u, _)| u.as_str()).collect();
+    let deltas: Vec<i64> = sums.iter().map(|(_, d)| *d).collect();
     let balances: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO wallets (user_id, balance, currency, updated_at) \
          SELECT u.user_id, u.delta, 'INR', $3 FROM UNNEST($1::text[], $2::int8[]) AS u(user_id, delta) \
@@ -94,32 +75,11 @@ async fn settle_many(
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
-
-    // Each credit's balance_after: the wallet's balance before the batch plus the credits of
-    // this batch up to and including it.
-    let mut running: HashMap<String, i64> = HashMap::new();
-    for (user, after) in balances {
-        let delta = per_user
-            .get(&UserId::parse(&user).map_err(|e| sqlx::Error::Decode(e.into()))?)
-            .copied()
-            .unwrap_or(0);
-        running.insert(user, after - delta);
-    }
-    let mut l_users = Vec::with_capacity(credits.len());
-    let mut l_deposits = Vec::with_capacity(credits.len());
-    let mut l_amounts = Vec::with_capacity(credits.len());
-    let mut l_after = Vec::with_capacity(credits.len());
-    for c in &credits {
-        let user = c.user_id.to_string();
-        let balance = running
-            .get_mut(&user)
-            .expect("every credited user has a wallet row");
-        *balance += c.amount;
-        l_after.push(*balance);
-        l_users.push(user);
-        l_deposits.push(c.deposit_id.as_str());
-        l_amounts.push(c.amount);
-    }
+    let rows = settle::ledger_rows(&credits, &sums, balances);
+    let l_users: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
+    let l_deposits: Vec<&str> = rows.iter().map(|r| r.deposit_id.as_str()).collect();
+    let l_amounts: Vec<i64> = rows.iter().map(|r| r.amount).collect();
+    let l_after: Vec<i64> = rows.iter().map(|r| r.balance_after).collect();
     sqlx::query(
         "INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at) \
          SELECT u.user_id, u.deposit_id, u.amount, u.balance_after, $5 \
@@ -305,22 +265,9 @@ impl Store for PgStore {
         let mut run: Vec<SettleItem> = Vec::new();
         let mut run_now = 0;
         for (index, op) in ops.iter().enumerate() {
-            if let WriteOp::Settle {
-                deposit_id,
-                user_id,
-                amount,
-                outcome,
-                now,
-            } = op
-            {
-                run.push(SettleItem {
-                    index,
-                    deposit_id,
-                    user_id: *user_id,
-                    amount: amount.paise(),
-                    outcome: *outcome,
-                });
-                run_now = run_now.max(*now);
+            if let Some((item, now)) = SettleItem::from_op(index, op) {
+                run_now = run_now.max(now);
+                run.push(item);
                 continue;
             }
             if !run.is_empty() {

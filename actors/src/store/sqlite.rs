@@ -1,6 +1,7 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
+use super::settle::{self, SettleItem};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -193,51 +194,64 @@ async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutco
             .await?;
             Ok(OpOutcome::Done)
         }
-        WriteOp::Settle {
-            deposit_id,
-            user_id,
-            amount,
-            outcome,
-            now,
-        } => {
-            let changed = sqlx::query(
-                "UPDATE deposits SET status = ?, updated_at = ? WHERE id = ? AND status = 'processing'",
-            )
-            .bind(outcome.status().as_str())
-            .bind(now)
-            .bind(deposit_id.as_str())
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if changed == 0 {
-                return Ok(OpOutcome::NotProcessing);
-            }
-            if *outcome == Settlement::Success {
-                let (balance_after,): (i64,) = sqlx::query_as(
-                    "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, ?, 'INR', ?) \
-                     ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance, \
-                     updated_at = excluded.updated_at RETURNING balance",
-                )
-                .bind(user_id.to_string())
-                .bind(amount.paise())
-                .bind(now)
-                .fetch_one(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at) \
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(user_id.to_string())
-                .bind(deposit_id.as_str())
-                .bind(amount.paise())
-                .bind(balance_after)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Ok(OpOutcome::Settled)
-        }
+        WriteOp::Settle { .. } => unreachable!("settlements are applied by settle_many"),
     }
+}
+
+/// Applies a run of consecutive settlements with three set-based statements, the rows passed
+/// as one JSON array each (`json_each`), instead of three statements per settlement.
+async fn settle_many(
+    tx: &mut Transaction<'_, Sqlite>,
+    items: &[SettleItem<'_>],
+    now: i64,
+    outcomes: &mut [OpOutcome],
+) -> Result<(), sqlx::Error> {
+    let attempted = settle::first_of_each(items, outcomes);
+    let targets: Vec<serde_json::Value> = attempted
+        .iter()
+        .map(|i| serde_json::json!([i.deposit_id.as_str(), i.outcome.status().as_str()]))
+        .collect();
+    let changed: Vec<(String,)> = sqlx::query_as(
+        "UPDATE deposits SET status = j.value ->> 1, updated_at = ? \
+         FROM json_each(?) AS j \
+         WHERE deposits.id = j.value ->> 0 AND deposits.status = 'processing' RETURNING deposits.id",
+    )
+    .bind(now)
+    .bind(serde_json::Value::Array(targets).to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let credits = settle::credits(
+        &attempted,
+        changed.into_iter().map(|(id,)| id).collect(),
+        outcomes,
+    );
+    if credits.is_empty() {
+        return Ok(());
+    }
+    let sums = settle::per_user(&credits);
+    let balances: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO wallets (user_id, balance, currency, updated_at) \
+         SELECT j.value ->> 0, j.value ->> 1, 'INR', ? FROM json_each(?) AS j WHERE true \
+         ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance, \
+         updated_at = excluded.updated_at RETURNING user_id, balance",
+    )
+    .bind(now)
+    .bind(serde_json::to_string(&sums).expect("plain data serializes"))
+    .fetch_all(&mut **tx)
+    .await?;
+    let rows: Vec<serde_json::Value> = settle::ledger_rows(&credits, &sums, balances)
+        .into_iter()
+        .map(|r| serde_json::json!([r.user_id, r.deposit_id, r.amount, r.balance_after]))
+        .collect();
+    sqlx::query(
+        "INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at) \
+         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ? FROM json_each(?) AS j",
+    )
+    .bind(now)
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -249,9 +263,23 @@ impl Store for SqliteStore {
 
     async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            outcomes.push(apply(&mut tx, op).await?);
+        let mut outcomes = vec![OpOutcome::Done; ops.len()];
+        let mut run: Vec<SettleItem> = Vec::new();
+        let mut run_now = 0;
+        for (index, op) in ops.iter().enumerate() {
+            if let Some((item, now)) = SettleItem::from_op(index, op) {
+                run_now = run_now.max(now);
+                run.push(item);
+                continue;
+            }
+            if !run.is_empty() {
+                settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
+                run.clear();
+            }
+            outcomes[index] = apply(&mut tx, op).await?;
+        }
+        if !run.is_empty() {
+            settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
         }
         tx.commit().await?;
         Ok(outcomes)
