@@ -8,6 +8,7 @@ pub mod error;
 pub mod load;
 pub mod metrics;
 pub mod middleware;
+pub mod pending;
 pub mod reconcile;
 pub mod routes;
 pub mod startup;

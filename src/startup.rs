@@ -160,16 +160,25 @@ impl Application {
 
         let idp = match idp_listener {
             Some(l) => {
-                let server = onramp_dev_idp::spawn(
-                    l,
-                    onramp_dev_idp::IdpConfig {
-                        client_id: g.client_id.clone(),
-                        client_secret: g.client_secret.expose_secret().to_owned(),
-                        redirect_uris: vec![urls.redirect_url.clone()],
-                        code_ttl: Duration::from_secs(settings.dev.idp_code_ttl_secs),
-                        token_ttl: Duration::from_secs(3600),
-                    },
-                )?;
+                let config = onramp_dev_idp::IdpConfig {
+                    client_id: g.client_id.clone(),
+                    client_secret: g.client_secret.expose_secret().to_owned(),
+                    redirect_uris: vec![urls.redirect_url.clone()],
+                    code_ttl: Duration::from_secs(settings.dev.idp_code_ttl_secs),
+                    token_ttl: Duration::from_secs(3600),
+                };
+                config
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("development identity provider: {e}"))?;
+                let routes = onramp_dev_idp::configure(config);
+                // Not `onramp_dev_idp::spawn`: a server that handles signals itself stops the
+                // actix System (and with it the wallet actors) while the app is still draining.
+                let server = HttpServer::new(move || App::new().configure(routes.clone()))
+                    .workers(1)
+                    .disable_signals()
+                    .listen(l)?
+                    .run();
+                tracing::info!(url = %urls.auth_url, "development identity provider listening");
                 let handle = server.handle();
                 actix_web::rt::spawn(server);
                 Some(handle)
@@ -202,12 +211,17 @@ impl Application {
             wallets,
             google,
             bank,
+            pending: Default::default(),
             webhook_secrets,
         });
         let own_origin = OwnOrigin(state.urls.public_origin.clone());
         let data = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(
+                    actix_web::middleware::ErrorHandlers::new()
+                        .default_handler(crate::error::json_error_body),
+                )
                 .wrap(from_fn(origin_check))
                 .wrap(from_fn(security_headers))
                 .wrap(tracing_actix_web::TracingLogger::default())
@@ -228,7 +242,10 @@ impl Application {
         })
         .backlog(4096)
         .max_connections(50_000)
-        .shutdown_timeout(30);
+        .shutdown_timeout(30)
+        // `run_until_stopped` handles SIGTERM and SIGINT: both stop gracefully, and without
+        // stopping the actix System under the requests still in flight.
+        .disable_signals();
         if let Some(n) = settings.server.workers {
             server = server.workers(n);
         }
@@ -260,10 +277,20 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (a signal or [`ServerHandle::stop`]), then flushes the
-    /// DB writer and stops the development parties.
+    /// Serves until the server is stopped (SIGTERM, SIGINT or [`ServerHandle::stop`]), then
+    /// flushes the DB writer and stops the development parties. A signal stops the server
+    /// gracefully: no new connections, the requests in flight are answered (for at most the
+    /// shutdown timeout), and only then does this return.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let signals = shutdown_signals();
+        let handle = self.server.handle();
+        let on_signal = actix_web::rt::spawn(async move {
+            let signal = signals.await;
+            tracing::info!(signal, "shutting down: finishing the requests in flight");
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        on_signal.abort();
         if let Some(r) = self.reconciler {
             r.abort();
         }
@@ -278,6 +305,26 @@ impl Application {
         }
         tracing::info!("stopped");
         Ok(result?)
+    }
+}
+
+/// Resolves with the name of the first SIGTERM or SIGINT. The handlers are installed before this
+/// returns, so a signal that arrives before the future is polled is not missed.
+fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
+                std::future::pending().await
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::auth::session::CurrentUser;
 use crate::error::ApiError;
+use crate::pending::PendingDeposit;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,8 +16,44 @@ use onramp_actors::wallet::SettleRequest;
 const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// The body: a JSON object with exactly one field, `amount`. (A struct would also accept the
-/// array `[100]`, which serde reads as a sequence of fields.)
-pub type DepositBody = serde_json::Map<String, serde_json::Value>;
+/// array `[100]`, which serde reads as a sequence of fields; a plain map would silently keep the
+/// last of `{"amount": 100, "amount": 200}`, so a repeated field is refused.)
+pub struct DepositBody(serde_json::Map<String, serde_json::Value>);
+
+impl std::ops::Deref for DepositBody {
+    type Target = serde_json::Map<String, serde_json::Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DepositBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = DepositBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<DepositBody, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    if fields.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field {key:?}"
+                        )));
+                    }
+                    fields.insert(key, value);
+                }
+                Ok(DepositBody(fields))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
+}
 
 fn amount_field(body: &DepositBody) -> Result<&serde_json::Value, ApiError> {
     if let Some(unknown) = body.keys().find(|k| *k != "amount") {
@@ -171,7 +208,7 @@ pub async fn create(
         Ok((token, pay_url)) => {
             let attach = WriteOp::AttachBankOrder {
                 id: id.clone(),
-                token,
+                token: token.clone(),
                 pay_url: pay_url.clone(),
                 now: now_ms(),
             };
@@ -180,6 +217,15 @@ pub async fn create(
                 .write(attach)
                 .await
                 .map_err(ApiError::unavailable)?;
+            state.pending.remember(
+                &token,
+                PendingDeposit {
+                    id: id.clone(),
+                    user_id: user.0,
+                    amount,
+                    currency: CURRENCY.into(),
+                },
+            );
             crate::metrics::deposit("created");
             Ok(HttpResponse::Created().json(serde_json::json!({
                 "id": id.as_str(), "status": "processing", "amount": amount.paise(),

@@ -80,12 +80,13 @@ async fn settle_event(
     })?;
     let token = BankToken::parse(&event.token)
         .map_err(|_| ApiError::not_found("unknown_token", "No deposit has this token."))?;
-    let deposit = state
-        .store
-        .deposit_by_token(&token)
+    let known = state
+        .pending
+        .find(&*state.store, &token)
         .await
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found("unknown_token", "No deposit has this token."))?;
+    let deposit = &known.deposit;
     if event.reference != deposit.id.as_str()
         || event.amount != deposit.amount.paise()
         || event.currency != deposit.currency
@@ -103,10 +104,15 @@ async fn settle_event(
         deposit_id: deposit.id.clone(),
         user_id: deposit.user_id,
         amount: deposit.amount,
-        stored_status: deposit.status,
+        stored_status: known.status,
         outcome,
     };
-    match state.wallets.settle(request).await {
+    let result = state.wallets.settle(request).await;
+    if matches!(result, Ok(_) | Err(SettleError::Contradicts(_))) {
+        // Final now: later copies of this webhook read the database.
+        state.pending.forget(&token);
+    }
+    match result {
         Ok(result) => {
             let applied = result == SettleOutcome::Applied;
             tracing::debug!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
