@@ -2,7 +2,9 @@
 //! `GET /metrics`. Gauges of live things (wallet actors, cached sessions) are read at scrape time.
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use onramp_actors::writer::{BATCH_BUCKETS, BATCH_SIZE_METRIC, COMMIT_BUCKETS, COMMIT_SECONDS_METRIC};
+use onramp_actors::writer::{
+    BATCH_BUCKETS, BATCH_SIZE_METRIC, COMMIT_BUCKETS, COMMIT_SECONDS_METRIC,
+};
 use std::sync::OnceLock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -14,7 +16,10 @@ pub fn handle() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(BATCH_SIZE_METRIC.into()), &BATCH_BUCKETS)
                 .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS_METRIC.into()), &COMMIT_BUCKETS)
+                    b.set_buckets_for_metric(
+                        Matcher::Full(COMMIT_SECONDS_METRIC.into()),
+                        &COMMIT_BUCKETS,
+                    )
                 })
                 .expect("bucket lists are not empty")
                 .build_recorder();
@@ -29,14 +34,30 @@ pub fn handle() -> PrometheusHandle {
 }
 
 fn describe() {
-    metrics::describe_histogram!(BATCH_SIZE_METRIC, "Changes committed per group-commit transaction");
-    metrics::describe_histogram!(COMMIT_SECONDS_METRIC, metrics::Unit::Seconds, "Group-commit transaction latency");
-    metrics::describe_counter!("onramp_writer_failed_commits_total", "Group commits that failed");
+    metrics::describe_histogram!(
+        BATCH_SIZE_METRIC,
+        "Changes committed per group-commit transaction"
+    );
+    metrics::describe_histogram!(
+        COMMIT_SECONDS_METRIC,
+        metrics::Unit::Seconds,
+        "Group-commit transaction latency"
+    );
+    metrics::describe_counter!(
+        "onramp_writer_failed_commits_total",
+        "Group commits that failed"
+    );
     metrics::describe_counter!("onramp_webhooks_total", "Bank webhooks by outcome");
     metrics::describe_counter!("onramp_credits_total", "Wallet credits committed");
     metrics::describe_counter!("onramp_credited_paise_total", "Paise credited to wallets");
-    metrics::describe_counter!("onramp_deposits_total", "Deposits by outcome of their creation");
-    metrics::describe_counter!("onramp_reconciliation_total", "Reconciliation checks by outcome");
+    metrics::describe_counter!(
+        "onramp_deposits_total",
+        "Deposits by outcome of their creation"
+    );
+    metrics::describe_counter!(
+        "onramp_reconciliation_total",
+        "Reconciliation checks by outcome"
+    );
     metrics::describe_gauge!("onramp_wallet_actors", "Wallet actors alive");
     metrics::describe_gauge!("onramp_sessions_cached", "Sessions held in memory");
 }

@@ -54,7 +54,14 @@ impl Reconciler {
         bank_timeout: Duration,
     ) -> Self {
         let create_grace_ms = (bank_timeout.as_millis() as i64).saturating_mul(3);
-        Reconciler { settings, store, wallets, bank, create_grace_ms, schedule: HashMap::new() }
+        Reconciler {
+            settings,
+            store,
+            wallets,
+            bank,
+            create_grace_ms,
+            schedule: HashMap::new(),
+        }
     }
 
     fn ms(secs: u64) -> i64 {
@@ -78,15 +85,17 @@ impl Reconciler {
         let now = now_ms();
         let due_before = now - Self::ms(self.settings.first_after_secs);
         let candidates = self.store.processing_deposits(due_before, 1000).await?;
-        let live: std::collections::HashSet<&DepositId> = candidates.iter().map(|d| &d.id).collect();
+        let live: std::collections::HashSet<&DepositId> =
+            candidates.iter().map(|d| &d.id).collect();
         self.schedule.retain(|id, _| live.contains(id));
         for deposit in &candidates {
             let age = now - deposit.created_at;
             let old = age >= Self::ms(self.settings.max_age_secs);
-            let entry = self
-                .schedule
-                .entry(deposit.id.clone())
-                .or_insert(Schedule { tries: 0, next_at: 0, final_check_done: false });
+            let entry = self.schedule.entry(deposit.id.clone()).or_insert(Schedule {
+                tries: 0,
+                next_at: 0,
+                final_check_done: false,
+            });
             let due = if entry.tries < self.settings.max_tries {
                 now >= entry.next_at
             } else {
@@ -126,7 +135,11 @@ impl Reconciler {
         if let Some(o) = &order {
             if o.reference != deposit.id.as_str() || o.amount != deposit.amount.paise() {
                 crate::metrics::reconciliation("mismatch");
-                anyhow::bail!("the bank's order {} disagrees with deposit {}", o.token, deposit.id);
+                anyhow::bail!(
+                    "the bank's order {} disagrees with deposit {}",
+                    o.token,
+                    deposit.id
+                );
             }
         }
         let outcome = match status {

@@ -4,12 +4,20 @@ use crate::helpers::{spawn_app, Backend, TestApp};
 use crate::on_both_databases;
 use std::time::{Duration, Instant};
 
-on_both_databases!(metrics_show_webhooks_credits_and_group_commits, pages_carry_security_headers);
+on_both_databases!(
+    metrics_show_webhooks_credits_and_group_commits,
+    pages_carry_security_headers
+);
 
 async fn metrics_text(app: &TestApp) -> String {
-    let r = reqwest::get(format!("{}/metrics", app.address)).await.unwrap();
+    let r = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     r.text().await.unwrap()
 }
 
@@ -17,8 +25,18 @@ async fn metrics_show_webhooks_credits_and_group_commits(backend: Backend) {
     let app = spawn_app(backend).await;
     let person = app.signed_in("metrics@example.com", "Metrics").await;
     let id = person.deposit(100).await["id"].as_str().unwrap().to_owned();
-    assert_eq!(app.post_webhook(&app.event_for(&id, "SUCCESS").await, None).await.status(), 200);
-    assert_eq!(app.post_webhook(&app.event_for(&id, "SUCCESS").await, Some(b"forged")).await.status(), 401);
+    assert_eq!(
+        app.post_webhook(&app.event_for(&id, "SUCCESS").await, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_webhook(&app.event_for(&id, "SUCCESS").await, Some(b"forged"))
+            .await
+            .status(),
+        401
+    );
     let text = metrics_text(&app).await;
     for needle in [
         "onramp_webhooks_total{outcome=\"applied\"}",
@@ -32,20 +50,31 @@ async fn metrics_show_webhooks_credits_and_group_commits(backend: Backend) {
         "onramp_sessions_cached",
         "onramp_deposits_total{outcome=\"created\"}",
     ] {
-        assert!(text.contains(needle), "{needle} missing from /metrics:\n{text}");
+        assert!(
+            text.contains(needle),
+            "{needle} missing from /metrics:\n{text}"
+        );
     }
 }
 
 async fn pages_carry_security_headers(backend: Backend) {
     let app = spawn_app(backend).await;
     for path in ["/", "/api/user/me"] {
-        let r = reqwest::get(format!("{}{path}", app.address)).await.unwrap();
+        let r = reqwest::get(format!("{}{path}", app.address))
+            .await
+            .unwrap();
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert!(h.contains_key("referrer-policy"));
-        assert!(h["x-request-id"].to_str().unwrap().len() >= 32, "a request id to find in the logs");
+        assert!(
+            h["x-request-id"].to_str().unwrap().len() >= 32,
+            "a request id to find in the logs"
+        );
     }
 }
 
@@ -54,17 +83,39 @@ async fn pages_carry_security_headers(backend: Backend) {
 async fn readyz_fails_while_postgres_is_unreachable_and_the_app_recovers() {
     let app = spawn_app(Backend::Postgres).await;
     let person = app.signed_in("outage@example.com", "Outage").await;
-    let first = person.deposit(1_000).await["id"].as_str().unwrap().to_owned();
-    let second = person.deposit(2_000).await["id"].as_str().unwrap().to_owned();
+    let first = person.deposit(1_000).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second = person.deposit(2_000).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let second_event = app.event_for(&second, "SUCCESS").await;
-    assert_eq!(app.post_webhook(&app.event_for(&first, "SUCCESS").await, None).await.status(), 200);
-    assert_eq!(reqwest::get(format!("{}/readyz", app.address)).await.unwrap().status(), 200);
+    assert_eq!(
+        app.post_webhook(&app.event_for(&first, "SUCCESS").await, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{}/readyz", app.address))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
     // The database goes away: new connections are refused and the app's are cut.
     let url = app.settings.database.url.clone();
     let (admin_url, db) = url.rsplit_once('/').unwrap();
-    let admin = sqlx::PgPool::connect(&format!("{admin_url}/postgres")).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false")).execute(&admin).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{admin_url}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
     sqlx::query(&format!(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
     ))
@@ -72,17 +123,40 @@ async fn readyz_fails_while_postgres_is_unreachable_and_the_app_recovers() {
     .await
     .unwrap();
 
-    let r = reqwest::get(format!("{}/readyz", app.address)).await.unwrap();
+    let r = reqwest::get(format!("{}/readyz", app.address))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(reqwest::get(format!("{}/healthz", app.address)).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", app.address))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let during = app.post_webhook(&second_event, None).await;
-    assert!(during.status().is_server_error(), "no 200 while nothing can be committed: {}", during.status());
+    assert!(
+        during.status().is_server_error(),
+        "no 200 while nothing can be committed: {}",
+        during.status()
+    );
 
     // It comes back: readiness recovers, the bank's retry lands, nothing acknowledged was lost.
-    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {db} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let started = Instant::now();
-    while reqwest::get(format!("{}/readyz", app.address)).await.unwrap().status() != 200 {
-        assert!(started.elapsed() < Duration::from_secs(15), "readiness recovers");
+    while reqwest::get(format!("{}/readyz", app.address))
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "readiness recovers"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(app.post_webhook(&second_event, None).await.status(), 200);

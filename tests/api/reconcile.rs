@@ -26,7 +26,12 @@ async fn app_with_a_bank_that_drops_webhooks(backend: Backend) -> TestApp {
 }
 
 async fn metric(app: &TestApp, line_start: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", app.address)).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
@@ -39,7 +44,12 @@ async fn an_approved_payment_whose_webhook_was_dropped_is_credited(backend: Back
     let person = app.signed_in("dropped@example.com", "Dropped").await;
     let deposit = person.deposit(7_500).await;
     let id = deposit["id"].as_str().unwrap();
-    assert_eq!(app.pay(deposit["url"].as_str().unwrap(), true).await.status(), 303);
+    assert_eq!(
+        app.pay(deposit["url"].as_str().unwrap(), true)
+            .await
+            .status(),
+        303
+    );
     assert_eq!(person.wait_final(id).await, "success");
     assert_eq!(person.balance().await, 7_500);
     let deliveries: Value = reqwest::Client::new()
@@ -51,8 +61,14 @@ async fn an_approved_payment_whose_webhook_was_dropped_is_credited(backend: Back
         .json()
         .await
         .unwrap();
-    let list = deliveries.as_array().or_else(|| deliveries["deliveries"].as_array()).unwrap();
-    assert!(list.iter().all(|d| d["delivered"] == false), "the webhook really was dropped");
+    let list = deliveries
+        .as_array()
+        .or_else(|| deliveries["deliveries"].as_array())
+        .unwrap();
+    assert!(
+        list.iter().all(|d| d["delivered"] == false),
+        "the webhook really was dropped"
+    );
     assert!(metric(&app, "onramp_reconciliation_total{outcome=\"success\"}").await >= 1.0);
     app.assert_books_balance().await;
 }
@@ -62,7 +78,10 @@ async fn a_declined_payment_whose_webhook_was_dropped_fails(backend: Backend) {
     let person = app.signed_in("declined@example.com", "Declined").await;
     let deposit = person.deposit(300).await;
     app.pay(deposit["url"].as_str().unwrap(), false).await;
-    assert_eq!(person.wait_final(deposit["id"].as_str().unwrap()).await, "failure");
+    assert_eq!(
+        person.wait_final(deposit["id"].as_str().unwrap()).await,
+        "failure"
+    );
     assert_eq!(person.balance().await, 0);
 }
 
@@ -73,10 +92,20 @@ async fn a_deposit_the_bank_never_settles_fails_at_its_maximum_age(backend: Back
     let id = deposit["id"].as_str().unwrap();
     let started = Instant::now();
     actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(person.transactions().await[0]["status"], "processing", "young and PENDING: left alone");
+    assert_eq!(
+        person.transactions().await[0]["status"],
+        "processing",
+        "young and PENDING: left alone"
+    );
     assert_eq!(person.wait_final(id).await, "failure");
-    assert!(started.elapsed() >= Duration::from_secs(2), "not failed before its maximum age");
-    assert_eq!(app.bank_order(&app.token_of(id).await).await["status"], "PENDING");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not failed before its maximum age"
+    );
+    assert_eq!(
+        app.bank_order(&app.token_of(id).await).await["status"],
+        "PENDING"
+    );
     assert_eq!(person.balance().await, 0);
 }
 
@@ -87,7 +116,9 @@ async fn a_webhook_that_arrives_after_reconciliation_is_a_duplicate(backend: Bac
     let id = deposit["id"].as_str().unwrap();
     app.pay(deposit["url"].as_str().unwrap(), true).await;
     assert_eq!(person.wait_final(id).await, "success");
-    let late = app.post_webhook(&app.event_for(id, "SUCCESS").await, None).await;
+    let late = app
+        .post_webhook(&app.event_for(id, "SUCCESS").await, None)
+        .await;
     assert_eq!(late.status(), 200);
     assert_eq!(late.json::<Value>().await.unwrap()["status"], "duplicate");
     assert_eq!(person.balance().await, 1_100);

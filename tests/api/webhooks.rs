@@ -522,14 +522,25 @@ async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: B
     use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
     let app = spawn_app_with(backend, |s| s.wallet.idle_secs = 0).await;
     let (person, ids) = person_with_deposits(&app, "stale-read@example.com", 1, 800).await;
-    assert_eq!(app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None).await.status(), 200);
+    assert_eq!(
+        app.post_webhook(&app.event_for(&ids[0], "SUCCESS").await, None)
+            .await
+            .status(),
+        200
+    );
     // The wallet actor stops when idle and forgets what it settled.
     let started = std::time::Instant::now();
     while app.state.wallets.alive() > 0 {
         assert!(started.elapsed() < Duration::from_secs(5));
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
-    let deposit = app.state.store.deposit(&DepositId::parse(&ids[0]).unwrap()).await.unwrap().unwrap();
+    let deposit = app
+        .state
+        .store
+        .deposit(&DepositId::parse(&ids[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     // A caller that read the row before the credit committed still believes it is processing.
     let stale = |outcome| SettleRequest {
         deposit_id: deposit.id.clone(),
@@ -538,7 +549,14 @@ async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: B
         stored_status: DepositStatus::Processing,
         outcome,
     };
-    assert_eq!(app.state.wallets.settle(stale(Settlement::Success)).await.unwrap(), SettleOutcome::Duplicate);
+    assert_eq!(
+        app.state
+            .wallets
+            .settle(stale(Settlement::Success))
+            .await
+            .unwrap(),
+        SettleOutcome::Duplicate
+    );
     assert!(matches!(
         app.state.wallets.settle(stale(Settlement::Failure)).await,
         Err(SettleError::Contradicts("success"))
