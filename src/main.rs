@@ -54,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
                 onramp_bank_sim::BankSim::start(listener, bank_sim_config(&settings, &webhook_url))
                     .await?;
             tracing::info!(url = %bank.url(), %webhook_url, "bank simulator is listening");
-            tokio::signal::ctrl_c().await?;
+            let signal = onramp::startup::shutdown_signals().await;
+            tracing::info!(signal, "bank simulator stopping; pending deliveries stay stored");
             bank.stop().await;
             Ok(())
         }

@@ -310,7 +310,8 @@ impl Application {
 
 /// Resolves with the name of the first SIGTERM or SIGINT. The handlers are installed before this
 /// returns, so a signal that arrives before the future is polled is not missed.
-fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
+/// Resolves on the first SIGTERM or SIGINT with its name.
+pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -1,0 +1,219 @@
+//! Crash safety: the real binary is killed with SIGKILL again and again while a webhook storm
+//! lands, and restarted on the same port; the bank simulator runs as its own process and keeps
+//! retrying. Afterwards every acknowledged or retried webhook has been applied exactly once:
+//! each wallet equals the user's deposits the bank marked SUCCESS, and the ledger agrees.
+//!
+//! `cargo test --test crash -- --nocapture` shows the figures.
+
+#[path = "support/postgres.rs"]
+mod postgres;
+
+#[macro_use]
+#[path = "support/harness.rs"]
+mod harness;
+
+use futures_util::{stream, StreamExt};
+use harness::{delivery_figures, sign_in_and_deposit, Backend, World};
+use rand::Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USERS: usize = 20;
+const DEPOSITS: usize = 300;
+const KILLS: usize = 4;
+const DUPLICATES: u32 = 2;
+/// Approvals and declines sent to the bank at once, and how often one starts.
+const STORM_CONCURRENCY: usize = 12;
+const STORM_PACE: Duration = Duration::from_millis(8);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite() {
+    crash_storm(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    crash_storm(Backend::Postgres).await
+}
+
+/// What the test does with deposit number `i`: approve, decline, or leave pending.
+fn plan(i: usize) -> Option<bool> {
+    if i.is_multiple_of(25) {
+        None
+    } else {
+        Some(!i.is_multiple_of(6))
+    }
+}
+
+async fn crash_storm(backend: Backend) {
+    let started = Instant::now();
+    let world = World::new(backend).await;
+    let duplicates = DUPLICATES.to_string();
+    let _bank_sim = world
+        .start_bank(&[
+            ("DEV__WEBHOOK_MAX_ATTEMPTS", "200"),
+            ("DEV__WEBHOOK_BASE_DELAY_MS", "50"),
+            ("DEV__WEBHOOK_MAX_DELAY_MS", "1000"),
+            ("DEV__WEBHOOK_TIMEOUT_MS", "2000"),
+            ("DEV__WEBHOOK_DUPLICATES", &duplicates),
+            ("DEV__WEBHOOK_REORDER", "true"),
+        ])
+        .await;
+    let mut app = world.start_app().await;
+    let bank = world.bank();
+
+    let (_browsers, made) = sign_in_and_deposit(&world, USERS, DEPOSITS).await;
+    assert_eq!(made.len(), DEPOSITS);
+    let prepared = started.elapsed();
+
+    // The storm: approvals and declines at the bank, each queueing a webhook (and its
+    // duplicates) to the app.
+    let to_settle: Vec<(String, bool)> = made
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| plan(i).map(|approve| (m.token.clone(), approve)))
+        .collect();
+    let approvals = to_settle.iter().filter(|(_, a)| *a).count();
+    let settled = Arc::new(AtomicUsize::new(0));
+    let (kills_done, mut kills_done_rx) = tokio::sync::watch::channel(false);
+    let storm = {
+        let bank = bank.clone();
+        let settled = settled.clone();
+        let mut paced = to_settle.clone();
+        // The last tenth waits until every kill has happened, so each kill lands mid-storm.
+        let reserve = paced.split_off(paced.len() - paced.len() / 10);
+        tokio::spawn(async move {
+            let settle = |(token, approve): (String, bool)| {
+                let bank = bank.clone();
+                let settled = settled.clone();
+                async move {
+                    bank.settle(&token, approve).await;
+                    settled.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            let start = tokio::time::Instant::now();
+            stream::iter(paced.into_iter().enumerate())
+                .for_each_concurrent(STORM_CONCURRENCY, |(i, item)| {
+                    let settle = &settle;
+                    async move {
+                        tokio::time::sleep_until(start + STORM_PACE * i as u32).await;
+                        settle(item).await
+                    }
+                })
+                .await;
+            kills_done_rx.wait_for(|done| *done).await.unwrap();
+            stream::iter(reserve)
+                .for_each_concurrent(STORM_CONCURRENCY, settle)
+                .await;
+        })
+    };
+
+    // Meanwhile: SIGKILL the app at random-ish moments and restart it on the same port.
+    let storm_started = Instant::now();
+    let mut kill_log = Vec::new();
+    let mut restart_total = Duration::ZERO;
+    for k in 1..=KILLS {
+        let pause = rand::thread_rng().gen_range(100..=400);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let settled_then = settled.load(Ordering::SeqCst);
+        let status = app.kill9();
+        assert!(!status.success(), "the app was killed: {status}");
+        assert!(settled_then < to_settle.len(), "kill {k} landed mid-storm");
+        let delivered_then = bank
+            .deliveries()
+            .await
+            .iter()
+            .filter(|d| d.delivered)
+            .count();
+        kill_log.push(format!(
+            "kill {k} after {pause} ms: {settled_then}/{} settled at the bank, {delivered_then} webhooks delivered",
+            to_settle.len()
+        ));
+        let restart = Instant::now();
+        app = world.spawn_app();
+        world.wait_app(&mut app).await;
+        restart_total += restart.elapsed();
+    }
+    let kills_done_after = storm_started.elapsed();
+    kills_done.send(true).unwrap();
+    storm.await.expect("the storm ran");
+    let storm_took = storm_started.elapsed();
+
+    // After the last restart the bank delivers everything.
+    let list = bank
+        .wait_all_delivered(to_settle.len(), Duration::from_secs(60))
+        .await;
+    let drained = storm_started.elapsed();
+    let figures = delivery_figures(&list);
+
+    // The books, read straight from the app's database, against the bank's word.
+    let db = world.db().await;
+    let books = db.snapshot().await;
+    db.close().await;
+    assert_eq!(books.deposits.len(), DEPOSITS, "every deposit is stored");
+    let tokens: Vec<String> = made.iter().map(|m| m.token.clone()).collect();
+    let bank_status = bank.statuses(&tokens).await;
+    for (i, m) in made.iter().enumerate() {
+        let want = match plan(i) {
+            None => "PENDING",
+            Some(true) => "SUCCESS",
+            Some(false) => "FAILURE",
+        };
+        assert_eq!(bank_status[&m.token], want, "the bank's status of {}", m.id);
+    }
+    books.assert_consistent();
+    books.assert_matches_bank(&bank_status);
+    let expected_total: i64 = made
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| plan(*i) == Some(true))
+        .map(|(_, m)| m.amount)
+        .sum();
+    assert_eq!(books.total_balance(), expected_total, "total credited");
+    let by_status = |s: &str| books.deposits.iter().filter(|d| d.status == s).count();
+
+    // Still serving, and a person sees the same balance as the books.
+    let b = world.browser();
+    b.sign_in("user0@example.com", "User 0").await;
+    let first_of_user0 = made.iter().find(|m| m.user == 0).unwrap();
+    let user0 = books
+        .deposits
+        .iter()
+        .find(|d| d.id == first_of_user0.id)
+        .map(|d| d.user_id.clone())
+        .unwrap();
+    assert_eq!(b.balance().await, books.balance_of(&user0));
+    drop(app);
+
+    report!("crash test on {backend:?}:");
+    report!(
+        "  {USERS} users, {DEPOSITS} deposits ({} approved, {} declined, {} left pending), prepared in {prepared:.1?}",
+        approvals,
+        to_settle.len() - approvals,
+        DEPOSITS - to_settle.len()
+    );
+    for line in &kill_log {
+        report!("  {line}");
+    }
+    report!(
+        "  {KILLS} SIGKILLs in {kills_done_after:.1?} (restarts took {restart_total:.1?} in all); storm done after {storm_took:.1?}, all delivered after {drained:.1?}"
+    );
+    report!(
+        "  bank: {} deliveries, {} attempts ({} needed a retry, at most {} for one), {} duplicate copies sent ({DUPLICATES} per first attempt)",
+        figures.deliveries,
+        figures.attempts,
+        figures.retried,
+        figures.max_attempts,
+        figures.deliveries as u64 * u64::from(DUPLICATES)
+    );
+    report!(
+        "  app: {} success, {} failure, {} processing; {} ledger entries; wallets total {} paise = bank SUCCESS total {expected_total}",
+        by_status("success"),
+        by_status("failure"),
+        by_status("processing"),
+        books.ledger.len(),
+        books.total_balance()
+    );
+    report!("  took {:.1?}", started.elapsed());
+}
