@@ -198,3 +198,60 @@ pub fn default_settings() -> Settings {
         .and_then(|c| c.try_deserialize())
         .expect("config/default.toml is valid")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn the_defaults_match_the_contract() {
+        let s = default_settings();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert!(s.database.url.starts_with("sqlite://data/"));
+        assert_eq!(s.session.ttl_secs, 30 * 24 * 3600);
+        assert_eq!(s.session.idle_secs, 7 * 24 * 3600);
+        assert_eq!(s.deposit.max_amount, 10_000_000);
+        assert!(s.dev.enabled && s.dev.bank_enabled() && s.dev.idp_enabled());
+        assert_eq!(s.dev.bank_listen, "127.0.0.1:8081");
+        assert_eq!(s.dev.idp_listen, "127.0.0.1:8082");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = default_settings();
+        let printed = format!("{s:?}");
+        for secret in [
+            s.google.client_secret.expose_secret(),
+            s.bank.api_key.expose_secret(),
+            s.bank.webhook_secret.expose_secret(),
+        ] {
+            assert!(!printed.contains(secret), "a secret is printed");
+        }
+    }
+
+    #[test]
+    fn a_file_then_the_environment_override_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("onramp-config-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        std::fs::write(dir.join("config/default.toml"), include_str!("../config/default.toml")).unwrap();
+        let extra = dir.join("extra.toml");
+        std::fs::write(&extra, "[deposit]\nmax_amount = 500\n[database]\nurl = \"sqlite://from-file.db\"\n").unwrap();
+        // SAFETY: this is the only test in the process that touches these variables.
+        unsafe {
+            std::env::set_var("ONRAMP_CONFIG", &extra);
+            std::env::set_var("ONRAMP__DATABASE__URL", "postgres://from-env/db");
+            std::env::set_var("ONRAMP__BANK__WEBHOOK_SECRET", "from-env-secret");
+        }
+        let s = get_configuration_from(&dir).unwrap();
+        unsafe {
+            std::env::remove_var("ONRAMP_CONFIG");
+            std::env::remove_var("ONRAMP__DATABASE__URL");
+            std::env::remove_var("ONRAMP__BANK__WEBHOOK_SECRET");
+        }
+        assert_eq!(s.deposit.max_amount, 500, "the ONRAMP_CONFIG file overrides the defaults");
+        assert_eq!(s.database.url, "postgres://from-env/db", "the environment overrides the file");
+        assert_eq!(s.bank.webhook_secret.expose_secret(), "from-env-secret");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
