@@ -73,6 +73,9 @@ enum DepositState {
     Final(DepositStatus),
 }
 
+/// Messages a wallet actor's mailbox holds before senders wait.
+const MAILBOX: usize = 1024;
+
 /// How many settled deposits an actor remembers beyond its in-flight ones.
 const REMEMBER_FINAL: usize = 4096;
 
@@ -101,6 +104,8 @@ impl Actor for WalletActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.shared.alive.fetch_add(1, Ordering::Relaxed);
+        // A hot wallet takes many settlements at once; `send` still waits past this.
+        ctx.set_mailbox_capacity(MAILBOX);
         // Nothing else is handled until the committed balance is loaded.
         let store = self.shared.store.clone();
         let user = self.user;
