@@ -133,3 +133,42 @@ pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
         format!("The query string is not valid: {err}."),
     )
 }
+
+/// For `ErrorHandlers`: an error response that actix-web built itself (a body past the limit of
+/// `web::Bytes`, a payload it could not read) becomes our JSON error with the same status.
+/// Responses that already are JSON pass unchanged.
+pub fn json_error_body<B: actix_web::body::MessageBody + 'static>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    let is_json = res
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The body is too large."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "Send the body as application/json.",
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "There is nothing here."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "This method is not allowed here.")
+        }
+        s if s.is_server_error() => (
+            "internal_error",
+            "Something went wrong on our side. Please try again.",
+        ),
+        _ => ("bad_request", "The request could not be read."),
+    };
+    let (req, _) = res.into_parts();
+    let json = ApiError::new(status, code, message).error_response();
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, json).map_into_right_body(),
+    ))
+}

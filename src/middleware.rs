@@ -2,12 +2,12 @@
 //! headers on every response.
 
 use crate::error::ApiError;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::HttpMessage;
 use actix_web::http::header::{HeaderName, HeaderValue, ORIGIN};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 
 /// The app's own origin (`scheme://host[:port]`), handed to [`origin_check`] as app data.
 #[derive(Clone)]
@@ -15,10 +15,11 @@ pub struct OwnOrigin(pub String);
 
 /// Refuses `POST`, `PUT`, `PATCH` and `DELETE` from a browser whose `Origin` is not ours (`403`).
 /// Requests without `Origin` (servers such as the bank, command-line clients) pass.
+/// The refusal is a response, not an `Err`, so that [`security_headers`] still adds its headers.
 pub async fn origin_check(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let changes_state = matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -33,15 +34,17 @@ pub async fn origin_check(
             .get_all(ORIGIN)
             .any(|o| o.as_bytes() != own.as_bytes());
         if foreign {
-            return Err(ApiError::new(
+            let refusal = ApiError::new(
                 StatusCode::FORBIDDEN,
                 "cross_origin",
                 "Requests from other sites are not allowed.",
-            )
-            .into());
+            );
+            return Ok(req.error_response(refusal).map_into_right_body());
         }
     }
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
