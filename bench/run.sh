@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Benchmarks onramp with its own load tool, on this machine.
+#
+#   bench/run.sh [sqlite|postgres] [scenario…]
+#
+# Builds the release binary, starts a throwaway PostgreSQL cluster when asked, and for each
+# scenario (default: hot-wallet spread deposit-create balance-reads) starts target/release/onramp
+# on a fresh database with its in-process bank simulator and development identity provider, runs
+# `onramp load --scenario <name>` against it, and stops the app. Everything it started is
+# stopped on exit. Reports (table and JSON) go to target/bench/<db>-<scenario>.{txt,json}.
+#
+# Environment:
+#   LOAD_ARGS="--deposits 5000 …"   extra options for `onramp load` (see `onramp load --help`)
+#   BENCH_PORT=18080                the app's port (the bank and the provider take the next two)
+#   BENCH_OUT=target/bench          where the reports go
+#   ONRAMP_BIN=path                 use this onramp binary instead of building target/release/onramp
+#   BENCH_IDLE_WAIT=300             before each scenario, wait up to this many seconds for the
+#                                   machine to be at least 85% idle (other builds skew the figures)
+#   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+db=${1:-sqlite}
+case "$db" in
+sqlite | postgres) shift || true ;;
+*)
+    echo "usage: bench/run.sh [sqlite|postgres] [scenario…]" >&2
+    exit 2
+    ;;
+esac
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(hot-wallet spread deposit-create balance-reads)
+
+port=${BENCH_PORT:-18080}
+out=${BENCH_OUT:-target/bench}
+mkdir -p "$out"
+work=$(mktemp -d /tmp/onramp-bench.XXXXXX)
+chmod 755 "$work"
+app_pid=""
+pg_pid=""
+pg_bin=""
+
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+stop_app() {
+    if [ -n "$app_pid" ] && kill -0 "$app_pid" 2>/dev/null; then
+        kill -TERM "$app_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$app_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$app_pid" 2>/dev/null || true
+        wait "$app_pid" 2>/dev/null || true
+    fi
+    app_pid=""
+}
+
+cleanup() {
+    stop_app
+    if [ -n "$pg_pid" ]; then
+        as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 ||
+            kill -QUIT "$pg_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -n "${ONRAMP_BIN:-}" ]; then
+    bin=$(realpath "$ONRAMP_BIN")
+else
+    echo "== building the release binary"
+    cargo build --release --bin onramp
+    bin="$root/target/release/onramp"
+fi
+
+if [ "$db" = postgres ]; then
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+        pg_bin=$(dirname "$(command -v initdb)")
+    fi
+    pg_port=$((port + 3))
+    echo "== starting PostgreSQL ($pg_bin) on 127.0.0.1:$pg_port"
+    mkdir -p "$work/pg" "$work/pgsock"
+    [ "$(id -u)" -ne 0 ] || chown postgres "$work/pg" "$work/pgsock"
+    as_postgres "$pg_bin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 >"$work/initdb.log"
+    as_postgres "$pg_bin/postgres" -D "$work/pg" -p "$pg_port" -k "$work/pgsock" \
+        -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB \
+        >"$work/postgres.log" 2>&1 &
+    pg_pid=$!
+    for _ in $(seq 1 100); do
+        pg_isready -q -h 127.0.0.1 -p "$pg_port" && break
+        sleep 0.1
+    done
+    pg_isready -q -h 127.0.0.1 -p "$pg_port" || {
+        cat "$work/postgres.log" >&2
+        exit 1
+    }
+fi
+
+start_app() { # $1: a name for this run's database
+    local name=$1
+    rm -rf "$work/$name" && mkdir -p "$work/$name"
+    local url
+    if [ "$db" = postgres ]; then
+        as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${name//-/_}"
+        url="postgres://postgres@127.0.0.1:$pg_port/onramp_${name//-/_}"
+    else
+        url="sqlite://$work/$name/onramp.db"
+    fi
+    ONRAMP__LOG__LEVEL=${ONRAMP__LOG__LEVEL:-warn} \
+        ONRAMP__SERVER__LISTEN="127.0.0.1:$port" \
+        ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
+        ONRAMP__DEV__BANK_LISTEN="127.0.0.1:$((port + 1))" \
+        ONRAMP__DEV__IDP_LISTEN="127.0.0.1:$((port + 2))" \
+        ONRAMP__DEV__BANK_DATABASE_URL="sqlite://$work/$name/bank.db" \
+        ONRAMP__DATABASE__URL="$url" \
+        ONRAMP__RECONCILE__ENABLED=${ONRAMP__RECONCILE__ENABLED:-false} \
+        "$bin" serve >"$work/$name/app.log" 2>&1 &
+    app_pid=$!
+    for _ in $(seq 1 200); do
+        curl -fs "http://localhost:$port/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$app_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "the app did not start:" >&2
+    cat "$work/$name/app.log" >&2
+    exit 1
+}
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), \
+$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+idle_pct() { # the machine's idle share over one second, in percent
+    local a b
+    read -r -a a < <(head -n 1 /proc/stat)
+    sleep 1
+    read -r -a b < <(head -n 1 /proc/stat)
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $((100 * (b[4] + b[5] - a[4] - a[5]) / (total > 0 ? total : 1)))
+}
+
+wait_idle() {
+    local waited=0 idle
+    idle=$(idle_pct)
+    while [ "$idle" -lt 85 ] && [ "$waited" -lt "${BENCH_IDLE_WAIT:-300}" ]; do
+        [ "$waited" -gt 0 ] || echo "   waiting for the machine to quieten down (idle $idle%)"
+        sleep 4
+        waited=$((waited + 5))
+        idle=$(idle_pct)
+    done
+    echo "   machine idle $idle% before the run; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+status=0
+for scenario in "${scenarios[@]}"; do
+    echo "== $db / $scenario"
+    start_app "$scenario"
+    wait_idle
+    # shellcheck disable=SC2086 # LOAD_ARGS is a list of options
+    if "$bin" load --scenario "$scenario" --app "http://localhost:$port" \
+        --json "$out/$db-$scenario.json" ${LOAD_ARGS:-} | tee "$out/$db-$scenario.txt"; then
+        :
+    else
+        status=1
+        echo "!! $db / $scenario FAILED; the app's log ends with:" >&2
+        tail -n 20 "$work/$scenario/app.log" >&2
+    fi
+    stop_app
+done
+exit $status

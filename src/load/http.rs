@@ -1,0 +1,302 @@
+//! The app's public interfaces as a browser and as the bank use them: sign-in through the
+//! identity provider, deposits, balance, transactions, and signed webhooks.
+//!
+//! One pooled client serves every simulated user: each request carries its user's
+//! `session_id` cookie explicitly, which keeps ten thousand users to `concurrency` connections.
+
+use super::phase::Rec;
+use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use std::time::{Duration, Instant};
+
+pub const SESSION_COOKIE: &str = "session_id";
+
+/// The shared client: no redirects followed, keep-alive connections for `connections` tasks.
+pub fn client(connections: usize) -> anyhow::Result<Client> {
+    Ok(Client::builder()
+        .redirect(Policy::none())
+        .pool_max_idle_per_host(connections * 2 + 16)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// An answer read to its end.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// `name=value` of every cookie this answer sets.
+    pub fn cookies(&self) -> Vec<(String, String)> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| {
+                let pair = v.split(';').next()?;
+                let (name, value) = pair.split_once('=')?;
+                Some((name.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    pub fn snippet(&self) -> String {
+        String::from_utf8_lossy(&self.body[..self.body.len().min(200)]).into_owned()
+    }
+}
+
+/// Sends `req` and reads the whole answer, recording its latency in `rec` (as an error unless
+/// its status is one of `expected`). A transport error is recorded and answered as `Err`.
+pub async fn send(
+    rec: &Rec,
+    what: &str,
+    req: RequestBuilder,
+    expected: &[u16],
+) -> Result<Answer, String> {
+    let started = Instant::now();
+    let result = async {
+        let r = req.send().await?;
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.bytes().await?.to_vec();
+        Ok::<_, reqwest::Error>(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+    .await;
+    match result {
+        Ok(a) => {
+            let ok = expected.contains(&a.status.as_u16());
+            rec.request(started, ok);
+            if !ok {
+                rec.sample(|| format!("{what}: {} {}", a.status, a.snippet()));
+            }
+            Ok(a)
+        }
+        Err(e) => {
+            rec.request(started, false);
+            let message = format!("{what}: {e}");
+            rec.sample(|| message.clone());
+            Err(message)
+        }
+    }
+}
+
+/// Signs in through the provider the app redirects to, as a browser would (three requests);
+/// answers the `session_id=…` cookie pair.
+pub async fn sign_in(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    email: &str,
+    name: &str,
+) -> Result<String, String> {
+    let start = send(
+        rec,
+        "GET /api/auth/google",
+        client.get(format!("{app}/api/auth/google")),
+        &[302, 303],
+    )
+    .await?;
+    if !matches!(start.status.as_u16(), 302 | 303) {
+        return Err(format!("GET /api/auth/google answered {}", start.status));
+    }
+    let flow_cookies: Vec<String> = start
+        .cookies()
+        .into_iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    let authorize = url::Url::parse(start.location())
+        .map_err(|e| format!("the sign-in redirect {:?}: {e}", start.location()))?;
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    form.push(("email".into(), email.into()));
+    form.push(("name".into(), name.into()));
+    let mut action = authorize.clone();
+    action.set_query(None);
+    let submitted = send(
+        rec,
+        "POST <idp>/authorize",
+        client.post(action.as_str()).form(&form),
+        &[302, 303],
+    )
+    .await?;
+    if !matches!(submitted.status.as_u16(), 302 | 303) {
+        return Err(format!(
+            "the provider answered {} {}",
+            submitted.status,
+            submitted.snippet()
+        ));
+    }
+    let callback = submitted.location();
+    let callback = if callback.starts_with('/') {
+        format!("{app}{callback}")
+    } else {
+        callback.to_owned()
+    };
+    let mut req = client.get(&callback);
+    if !flow_cookies.is_empty() {
+        req = req.header(COOKIE, flow_cookies.join("; "));
+    }
+    let done = send(rec, "GET /api/auth/google/callback", req, &[303]).await?;
+    if done.status != StatusCode::SEE_OTHER || done.location() != "/" {
+        return Err(format!(
+            "the callback answered {} to {:?}",
+            done.status,
+            done.location()
+        ));
+    }
+    done.cookies()
+        .into_iter()
+        .find(|(n, v)| n == SESSION_COOKIE && !v.is_empty())
+        .map(|(n, v)| format!("{n}={v}"))
+        .ok_or_else(|| "the callback set no session cookie".to_owned())
+}
+
+/// A deposit the app created: its id and the bank's token.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: String,
+    pub token: String,
+}
+
+/// `POST /api/deposit {"amount"}` as the signed-in user. On an error the app may have stored a
+/// failed deposit (it does when the bank refuses the order).
+pub async fn create_deposit(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    cookie: &str,
+    amount: i64,
+) -> Result<Created, String> {
+    let req = client
+        .post(format!("{app}/api/deposit"))
+        .header(COOKIE, cookie)
+        .json(&serde_json::json!({ "amount": amount }));
+    let a = send(rec, "POST /api/deposit", req, &[201]).await?;
+    if a.status != StatusCode::CREATED {
+        return Err(format!(
+            "POST /api/deposit answered {} {}",
+            a.status,
+            a.snippet()
+        ));
+    }
+    let v = a
+        .json()
+        .ok_or_else(|| "POST /api/deposit: not JSON".to_owned())?;
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let token = v["url"]
+        .as_str()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "token")
+                .map(|(_, t)| t.into_owned())
+        })
+        .unwrap_or_default();
+    if id.is_empty() || token.is_empty() {
+        return Err(format!("POST /api/deposit: no id or bank token in {v}"));
+    }
+    Ok(Created { id, token })
+}
+
+/// `GET /api/balance` as the signed-in user: the amount in paise.
+pub async fn balance(client: &Client, rec: &Rec, app: &str, cookie: &str) -> Result<i64, String> {
+    let req = client
+        .get(format!("{app}/api/balance"))
+        .header(COOKIE, cookie);
+    let a = send(rec, "GET /api/balance", req, &[200]).await?;
+    if a.status != StatusCode::OK {
+        return Err(format!(
+            "GET /api/balance answered {} {}",
+            a.status,
+            a.snippet()
+        ));
+    }
+    a.json()
+        .and_then(|v| v["amount"].as_i64())
+        .ok_or_else(|| format!("GET /api/balance: no amount in {}", a.snippet()))
+}
+
+/// One page of `GET /api/transactions?limit=100`: the items and the next cursor.
+pub async fn transactions_page(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    cookie: &str,
+    cursor: Option<&str>,
+) -> Result<(Vec<serde_json::Value>, Option<String>), String> {
+    let mut url = url::Url::parse(&format!("{app}/api/transactions"))
+        .map_err(|e| format!("the app URL: {e}"))?;
+    url.query_pairs_mut().append_pair("limit", "100");
+    if let Some(c) = cursor {
+        url.query_pairs_mut().append_pair("cursor", c);
+    }
+    let req = client.get(url).header(COOKIE, cookie);
+    let a = send(rec, "GET /api/transactions", req, &[200]).await?;
+    if a.status != StatusCode::OK {
+        return Err(format!(
+            "GET /api/transactions answered {} {}",
+            a.status,
+            a.snippet()
+        ));
+    }
+    let v = a
+        .json()
+        .ok_or_else(|| "GET /api/transactions: not JSON".to_owned())?;
+    let items = v["items"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| format!("GET /api/transactions: no items in {}", a.snippet()))?;
+    Ok((items, v["next"].as_str().map(str::to_owned)))
+}
+
+/// Posts one webhook as the bank would: the raw body signed now with `secret`.
+pub async fn post_webhook(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    secret: &[u8],
+    event_id: &str,
+    body: &[u8],
+    expected: &[u16],
+) -> Result<Answer, String> {
+    let t = chrono::Utc::now().timestamp();
+    let signature = onramp_bank_sim::signature::sign_header(&[secret], t, body);
+    let req = client
+        .post(format!("{app}/api/webhooks/bank"))
+        .header(CONTENT_TYPE, "application/json")
+        .header(onramp_bank_sim::signature::EVENT_ID_HEADER, event_id)
+        .header(onramp_bank_sim::signature::SIGNATURE_HEADER, signature)
+        .body(body.to_vec());
+    send(rec, "POST /api/webhooks/bank", req, expected).await
+}
+
+/// `GET /healthz`.
+pub async fn healthz(client: &Client, rec: &Rec, app: &str) -> Result<(), String> {
+    send(
+        rec,
+        "GET /healthz",
+        client.get(format!("{app}/healthz")),
+        &[200],
+    )
+    .await
+    .map(drop)
+}

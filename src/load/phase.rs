@@ -1,0 +1,253 @@
+//! Running one phase of load: a fixed pool of tokio tasks ("connections") pulling work items from
+//! a shared counter, each request's latency recorded in an HDR histogram, and a progress line on
+//! stderr every second.
+
+use hdrhistogram::Histogram;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How many error messages a phase keeps as examples.
+const ERROR_SAMPLES: usize = 5;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What one phase has recorded so far; shared by its tasks.
+pub struct Rec {
+    hist: Mutex<Histogram<u64>>,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    items: AtomicU64,
+    samples: Mutex<Vec<String>>,
+}
+
+impl Rec {
+    fn new() -> Rec {
+        Rec {
+            // Microseconds, 1 µs to 10 minutes, 3 significant digits.
+            hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+            samples: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// One request that started at `started` got its whole answer now; `ok` when it was the
+    /// answer expected.
+    pub fn request(&self, started: Instant, ok: bool) {
+        let us = started.elapsed().as_micros() as u64;
+        lock(&self.hist).saturating_record(us.max(1));
+        self.requests.fetch_add(1, Relaxed);
+        if !ok {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Keeps `message` as an example of what went wrong (the first few only).
+    pub fn sample(&self, message: impl FnOnce() -> String) {
+        let mut samples = lock(&self.samples);
+        if samples.len() < ERROR_SAMPLES {
+            samples.push(message());
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Relaxed)
+    }
+
+    pub fn items(&self) -> u64 {
+        self.items.load(Relaxed)
+    }
+
+    pub fn samples(&self) -> Vec<String> {
+        lock(&self.samples).clone()
+    }
+
+    /// Latency at `quantile` (0 to 1) in milliseconds.
+    pub fn quantile_ms(&self, quantile: f64) -> f64 {
+        let h = lock(&self.hist);
+        if h.is_empty() {
+            return 0.0;
+        }
+        h.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        let h = lock(&self.hist);
+        if h.is_empty() {
+            return 0.0;
+        }
+        h.max() as f64 / 1000.0
+    }
+}
+
+/// How long a phase runs.
+pub enum Bound {
+    /// Items `0..n`, each once.
+    Items(usize),
+    /// Items `0..` for this long.
+    For(Duration),
+    /// Items `0..` until the flag is set.
+    Until(Arc<AtomicBool>),
+}
+
+/// A finished phase.
+pub struct PhaseResult {
+    pub name: String,
+    pub rec: Arc<Rec>,
+    pub elapsed: Duration,
+    pub cpu: Option<CpuShare>,
+}
+
+/// How busy the machine's CPUs were during a phase, in percent of all of them (Linux only).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CpuShare {
+    /// Every process on the machine.
+    pub machine_pct: f64,
+    /// The load generator itself.
+    pub load_tool_pct: f64,
+}
+
+/// (busy, total) clock ticks of all CPUs, and this process's ticks.
+fn cpu_ticks() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = cpu.iter().sum();
+    let idle = cpu.get(3)? + cpu.get(4)?;
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let mine = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((total - idle, total, mine))
+}
+
+fn cpu_share(before: Option<(u64, u64, u64)>, after: Option<(u64, u64, u64)>) -> Option<CpuShare> {
+    let ((b0, t0, m0), (b1, t1, m1)) = (before?, after?);
+    let total = t1.checked_sub(t0).filter(|t| *t > 0)? as f64;
+    Some(CpuShare {
+        machine_pct: 100.0 * b1.saturating_sub(b0) as f64 / total,
+        load_tool_pct: 100.0 * m1.saturating_sub(m0) as f64 / total,
+    })
+}
+
+/// Runs `work(i, rec)` for the phase's items on `concurrency` tasks; answers when all are done.
+pub async fn run_phase<F, Fut>(
+    name: &str,
+    bound: Bound,
+    concurrency: usize,
+    progress: bool,
+    work: F,
+) -> PhaseResult
+where
+    F: Fn(usize, Arc<Rec>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let rec = Arc::new(Rec::new());
+    let work = Arc::new(work);
+    let next = Arc::new(AtomicUsize::new(0));
+    let (limit, deadline, stop) = match bound {
+        Bound::Items(n) => (Some(n), None, Arc::new(AtomicBool::new(false))),
+        Bound::For(d) => (
+            None,
+            Some(Instant::now() + d),
+            Arc::new(AtomicBool::new(false)),
+        ),
+        Bound::Until(flag) => (None, None, flag),
+    };
+    let tasks = match limit {
+        Some(n) => concurrency.clamp(1, n.max(1)),
+        None => concurrency.max(1),
+    };
+    let ticks = cpu_ticks();
+    let started = Instant::now();
+    let ticker = progress.then(|| {
+        tokio::spawn(report_progress(
+            name.to_owned(),
+            rec.clone(),
+            limit,
+            started,
+        ))
+    });
+    let mut handles = Vec::with_capacity(tasks);
+    for _ in 0..tasks {
+        let (rec, work, next, stop) = (rec.clone(), work.clone(), next.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                if stop.load(Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let i = next.fetch_add(1, Relaxed);
+                if limit.is_some_and(|n| i >= n) {
+                    break;
+                }
+                work(i, rec.clone()).await;
+                rec.items.fetch_add(1, Relaxed);
+            }
+        }));
+    }
+    for h in handles {
+        if let Err(e) = h.await {
+            rec.errors.fetch_add(1, Relaxed);
+            rec.sample(|| format!("a load task failed: {e}"));
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = cpu_share(ticks, cpu_ticks());
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if progress {
+        eprintln!(
+            "[{name}] finished: {} items, {} requests in {:.1} s, {} errors",
+            rec.items(),
+            rec.requests(),
+            elapsed.as_secs_f64(),
+            rec.errors()
+        );
+    }
+    PhaseResult {
+        name: name.to_owned(),
+        rec,
+        elapsed,
+        cpu,
+    }
+}
+
+async fn report_progress(name: String, rec: Arc<Rec>, total: Option<usize>, started: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut last = 0;
+    loop {
+        tick.tick().await;
+        let (items, requests) = (rec.items(), rec.requests());
+        let done = match total {
+            Some(n) => format!(
+                "{items}/{n} ({:.0}%)",
+                100.0 * items as f64 / n.max(1) as f64
+            ),
+            None => format!("{items} done"),
+        };
+        eprintln!(
+            "[{name}] {done}, {} req/s, {} errors, {:.0} s",
+            requests - last,
+            rec.errors(),
+            started.elapsed().as_secs_f64()
+        );
+        last = requests;
+    }
+}

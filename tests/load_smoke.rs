@@ -1,0 +1,120 @@
+//! The load tool's smoke scenario against the real app, started in-process on port 0 with a
+//! fresh SQLite database, the bank simulator and the development identity provider: a few
+//! hundred deposits over a few users, settled by duplicate, shuffled, failed, late and
+//! contradicting webhooks, then checked through the API.
+
+use onramp::configuration::default_settings;
+use onramp::load::{run_scenario, LoadConfig, Scenario};
+use onramp::startup::Application;
+use secrecy::ExposeSecret;
+
+#[actix_web::test]
+async fn smoke_scenario_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = default_settings();
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = Some(2);
+    s.dev.bank_listen = "127.0.0.1:0".into();
+    s.dev.idp_listen = "127.0.0.1:0".into();
+    s.dev.bank_database_url = format!("sqlite://{}/bank.db", dir.path().display());
+    s.database.url = format!("sqlite://{}/app.db", dir.path().display());
+    s.database.max_connections = 5;
+    let secret = s.bank.webhook_secret.expose_secret().to_owned();
+    let app = Application::build(s).await.expect("the app builds");
+    let address = format!("http://localhost:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+
+    let mut config = LoadConfig::new(Scenario::Smoke, &address);
+    config.webhook_secret = secret;
+    config.seed = 7;
+    config.progress = false;
+    let report = run_scenario(config).await.expect("the scenario runs");
+    println!("{}", report.table());
+
+    assert!(
+        report.check.passed,
+        "the check failed: {:?}",
+        report.check.problems
+    );
+    let n = &report.counts;
+    assert_eq!(n.users, 5);
+    assert_eq!(n.deposits_created, 300);
+    assert_eq!(n.successes + n.failures, 300);
+    assert!(n.failures > 0, "some deposits fail");
+    assert!(n.duplicate_deliveries > 0, "some events are sent twice");
+    assert!(
+        n.late_deliveries > 0,
+        "some events come after the final one"
+    );
+    assert!(n.contradicting_deliveries > 0, "some events contradict");
+    assert_eq!(n.deliveries, 300 + n.duplicate_deliveries);
+    assert_eq!(n.applied, 300, "each deposit is applied exactly once");
+    assert_eq!(report.check.users_checked, 5);
+    assert_eq!(report.check.deposits_matched, 300);
+    assert_eq!(report.check.observed_balance_paise, n.credited_paise);
+    assert_eq!(report.check.expected_balance_paise, n.credited_paise);
+
+    let names: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["healthz", "sign-in", "deposits", "webhooks", "late", "check"]
+    );
+    for p in &report.phases {
+        assert!(p.requests > 0, "phase {} sent requests", p.name);
+        assert!(p.p50_ms <= p.p99_ms && p.p99_ms <= p.max_ms);
+    }
+    let phase = |name: &str| report.phase(name).unwrap();
+    assert_eq!(phase("sign-in").requests, 15, "three requests per sign-in");
+    assert_eq!(phase("sign-in").errors, 0);
+    assert_eq!(phase("deposits").requests, 300);
+    assert_eq!(phase("deposits").errors, 0);
+    assert!(phase("webhooks").requests >= n.deliveries as u64);
+    assert!(report.healthz_rate > 0.0 && report.ratio_to_healthz > 0.0);
+    // Where the app serves /metrics, the writer's group commits are visible per phase.
+    let metrics = reqwest::get(format!("{address}/metrics")).await.unwrap();
+    if metrics.status() == 200 {
+        let writer = phase("webhooks").writer.clone().expect("writer figures");
+        assert!(writer.commits > 0 && writer.mean_batch >= 1.0);
+        assert!(writer.changes >= 300, "a settlement per deposit at least");
+    }
+
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["check"]["passed"], true);
+    assert_eq!(json["phases"].as_array().unwrap().len(), 6);
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn a_wrong_webhook_secret_fails_the_check_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = default_settings();
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = Some(2);
+    s.dev.bank_listen = "127.0.0.1:0".into();
+    s.dev.idp_listen = "127.0.0.1:0".into();
+    s.dev.bank_database_url = format!("sqlite://{}/bank.db", dir.path().display());
+    s.database.url = format!("sqlite://{}/app.db", dir.path().display());
+    s.database.max_connections = 5;
+    let app = Application::build(s).await.expect("the app builds");
+    let address = format!("http://localhost:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+
+    let mut config = LoadConfig::new(Scenario::Smoke, &address);
+    config.webhook_secret = "not-the-secret".into();
+    config.deposits = 20;
+    config.users = 2;
+    config.healthz_secs = 0.2;
+    config.progress = false;
+    let report = run_scenario(config).await.expect("the scenario runs");
+    assert!(!report.check.passed);
+    assert!(report.check.problems_total >= 20);
+    assert!(
+        report.check.problems.iter().any(|p| p.contains("401")),
+        "{:?}",
+        report.check.problems
+    );
+    assert!(report.table().contains("check: FAILED"));
+    handle.stop(true).await;
+}
