@@ -51,7 +51,7 @@ CREATE INDEX deposits_processing ON deposits (created_at) WHERE status = 'proces
 
 -- Append-only: one credit per successful deposit, with the balance after it.
 CREATE TABLE ledger (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             INTEGER PRIMARY KEY,  -- rowid: append-only, so ids only grow
     user_id        TEXT NOT NULL REFERENCES users (id),
     deposit_id     TEXT NOT NULL UNIQUE REFERENCES deposits (id),
     amount         INTEGER NOT NULL CHECK (amount > 0),
