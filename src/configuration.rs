@@ -234,9 +234,17 @@ mod tests {
     fn a_file_then_the_environment_override_the_defaults() {
         let dir = std::env::temp_dir().join(format!("onramp-config-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("config")).unwrap();
-        std::fs::write(dir.join("config/default.toml"), include_str!("../config/default.toml")).unwrap();
+        std::fs::write(
+            dir.join("config/default.toml"),
+            include_str!("../config/default.toml"),
+        )
+        .unwrap();
         let extra = dir.join("extra.toml");
-        std::fs::write(&extra, "[deposit]\nmax_amount = 500\n[database]\nurl = \"sqlite://from-file.db\"\n").unwrap();
+        std::fs::write(
+            &extra,
+            "[deposit]\nmax_amount = 500\n[database]\nurl = \"sqlite://from-file.db\"\n",
+        )
+        .unwrap();
         // SAFETY: this is the only test in the process that touches these variables.
         unsafe {
             std::env::set_var("ONRAMP_CONFIG", &extra);
@@ -249,8 +257,14 @@ mod tests {
             std::env::remove_var("ONRAMP__DATABASE__URL");
             std::env::remove_var("ONRAMP__BANK__WEBHOOK_SECRET");
         }
-        assert_eq!(s.deposit.max_amount, 500, "the ONRAMP_CONFIG file overrides the defaults");
-        assert_eq!(s.database.url, "postgres://from-env/db", "the environment overrides the file");
+        assert_eq!(
+            s.deposit.max_amount, 500,
+            "the ONRAMP_CONFIG file overrides the defaults"
+        );
+        assert_eq!(
+            s.database.url, "postgres://from-env/db",
+            "the environment overrides the file"
+        );
         assert_eq!(s.bank.webhook_secret.expose_secret(), "from-env-secret");
         std::fs::remove_dir_all(dir).unwrap();
     }

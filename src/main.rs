@@ -55,7 +55,10 @@ async fn main() -> anyhow::Result<()> {
                     .await?;
             tracing::info!(url = %bank.url(), %webhook_url, "bank simulator is listening");
             let signal = onramp::startup::shutdown_signals().await;
-            tracing::info!(signal, "bank simulator stopping; pending deliveries stay stored");
+            tracing::info!(
+                signal,
+                "bank simulator stopping; pending deliveries stay stored"
+            );
             bank.stop().await;
             Ok(())
         }

@@ -39,14 +39,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options.clone().pragma("cache_size", format!("-{READER_CACHE_KIB}")))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+            )
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         let writer = options
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
             .connect()
             .await?;
-        Ok(SqliteStore { pool, writer: tokio::sync::Mutex::new(writer) })
+        Ok(SqliteStore {
+            pool,
+            writer: tokio::sync::Mutex::new(writer),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
