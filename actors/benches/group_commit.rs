@@ -1,18 +1,20 @@
-//! Credits per second through the wallet actors and the DB writer alone (no HTTP): N processing
-//! deposits are settled by concurrent `Wallets::settle` calls, either all to one hot wallet or
-//! spread over many; then the books are checked.
+//! Credits per second through the DB writer's storage and through the wallet actors (no HTTP):
+//! N processing deposits are settled either all to one hot wallet or spread over many, first
+//! by committing batches of settlements straight to the store (the writer's cost alone), then
+//! by concurrent `Wallets::settle` calls (actors, group commit); then the books are checked.
 //!
 //! `cargo bench -p onramp-actors --bench group_commit` (SQLite in a temp dir);
 //! `DATABASE_URL=postgres://… cargo bench -p onramp-actors --bench group_commit` for PostgreSQL
-//! (an empty database). `DEPOSITS=n`, `USERS=n`, `CONCURRENCY=n` change the shape.
+//! (an empty database). `DEPOSITS=n`, `USERS=n`, `CONCURRENCY=n`, `BATCH=n` change the shape.
 
 use futures_util::stream::{self, StreamExt};
 use onramp_actors::domain::{
     now_ms, Amount, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
 };
-use onramp_actors::store::{self, OpOutcome, WriteOp};
+use onramp_actors::store::{self, OpOutcome, Store, WriteOp};
 use onramp_actors::wallet::{SettleRequest, Wallets};
 use onramp_actors::writer::DbWriter;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn env(name: &str, default: usize) -> usize {
@@ -22,6 +24,65 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+async fn create_users(store: &Arc<dyn Store>, users: usize) -> Vec<UserId> {
+    let mut ids = Vec::with_capacity(users);
+    for chunk in (0..users).collect::<Vec<_>>().chunks(1000) {
+        let ops: Vec<WriteOp> = chunk
+            .iter()
+            .map(|i| WriteOp::UpsertAccount {
+                provider: "bench".into(),
+                sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
+                email: format!("u{i}@example.com"),
+                name: "Bench".into(),
+                picture: String::new(),
+                now: now_ms(),
+            })
+            .collect();
+        for o in store.commit_batch(&ops).await.unwrap() {
+            if let OpOutcome::User(id) = o {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// `deposits` processing deposits, round-robin over `users`, and the settlements that credit them.
+async fn create_deposits(
+    store: &Arc<dyn Store>,
+    users: &[UserId],
+    deposits: usize,
+) -> Vec<SettleRequest> {
+    let mut requests = Vec::with_capacity(deposits);
+    let mut ops = Vec::new();
+    for i in 0..deposits {
+        let user = users[i % users.len()];
+        let id = DepositId::new();
+        let amount = Amount::parse(100 + (i as i64 % 900), i64::MAX).unwrap();
+        ops.push(WriteOp::InsertDeposit {
+            id: id.clone(),
+            user_id: user,
+            amount,
+            idempotency_key: None,
+            key_cutoff: 0,
+            now: now_ms(),
+        });
+        requests.push(SettleRequest {
+            deposit_id: id,
+            user_id: user,
+            amount,
+            stored_status: DepositStatus::Processing,
+            outcome: Settlement::Success,
+        });
+        if ops.len() == 1000 {
+            store.commit_batch(&ops).await.unwrap();
+            ops.clear();
+        }
+    }
+    store.commit_batch(&ops).await.unwrap();
+    requests
+}
+
 fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -29,63 +90,49 @@ fn main() {
         .try_init();
     let deposits = env("DEPOSITS", 20_000);
     let concurrency = env("CONCURRENCY", 64);
+    let batch = env("BATCH", 32);
     let system = actix::System::new();
     system.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
         let url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| format!("sqlite://{}/bench.db", dir.path().display()));
+        let db = if url.starts_with("sqlite") {
+            "sqlite  "
+        } else {
+            "postgres"
+        };
         for users in [1, env("USERS", 10_000).min(deposits)] {
             let store = store::connect(&url, 8).await.unwrap();
-            let writer = DbWriter::start(store.clone(), 1024);
-            // Users, then processing deposits, written in large batches.
-            let mut user_ids = Vec::with_capacity(users);
-            for chunk in (0..users).collect::<Vec<_>>().chunks(1000) {
-                let ops: Vec<WriteOp> = chunk
-                    .iter()
-                    .map(|i| WriteOp::UpsertAccount {
-                        provider: "bench".into(),
-                        sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
-                        email: format!("u{i}@example.com"),
-                        name: "Bench".into(),
-                        picture: String::new(),
-                        now: now_ms(),
-                    })
-                    .collect();
-                for o in store.commit_batch(&ops).await.unwrap() {
-                    if let OpOutcome::User(id) = o {
-                        user_ids.push(id);
-                    }
-                }
-            }
-            let mut requests = Vec::with_capacity(deposits);
-            let mut ops = Vec::new();
-            for i in 0..deposits {
-                let user: UserId = user_ids[i % users];
-                let id = DepositId::new();
-                let amount = Amount::parse(100 + (i as i64 % 900), i64::MAX).unwrap();
-                ops.push(WriteOp::InsertDeposit {
-                    id: id.clone(),
-                    user_id: user,
-                    amount,
-                    idempotency_key: None,
-                    key_cutoff: 0,
-                    now: now_ms(),
-                });
-                requests.push(SettleRequest {
-                    deposit_id: id,
-                    user_id: user,
-                    amount,
-                    stored_status: DepositStatus::Processing,
-                    outcome: Settlement::Success,
-                });
-                if ops.len() == 1000 {
-                    store.commit_batch(&ops).await.unwrap();
-                    ops.clear();
-                }
-            }
-            store.commit_batch(&ops).await.unwrap();
-            let expected: i64 = requests.iter().map(|r| r.amount.paise()).sum();
+            let user_ids = create_users(&store, users).await;
 
+            // The store alone: batches of `batch` settlements, one commit after the other.
+            let requests = create_deposits(&store, &user_ids, deposits).await;
+            let ops: Vec<WriteOp> = requests
+                .iter()
+                .map(|r| WriteOp::Settle {
+                    deposit_id: r.deposit_id.clone(),
+                    user_id: r.user_id,
+                    amount: r.amount,
+                    outcome: r.outcome,
+                    now: now_ms(),
+                })
+                .collect();
+            let started = Instant::now();
+            for chunk in ops.chunks(batch) {
+                let outcomes = store.commit_batch(chunk).await.unwrap();
+                assert!(outcomes.iter().all(|o| *o == OpOutcome::Settled));
+            }
+            let took = started.elapsed();
+            println!(
+                "{db} | {users:>5} wallet(s) | store alone    | {deposits} credits in batches of {batch}: {:.0} credits/s, {:.2} ms per commit",
+                deposits as f64 / took.as_secs_f64(),
+                took.as_secs_f64() * 1000.0 / ops.len().div_ceil(batch) as f64
+            );
+
+            // Wallet actors and the DB writer, `concurrency` settlements at a time.
+            let requests = create_deposits(&store, &user_ids, deposits).await;
+            let expected: i64 = 2 * requests.iter().map(|r| r.amount.paise()).sum::<i64>();
+            let writer = DbWriter::start(store.clone(), 1024);
             let wallets = Wallets::new(store.clone(), writer, Duration::from_secs(600), 2);
             let started = Instant::now();
             let results: Vec<_> = stream::iter(requests)
@@ -97,16 +144,16 @@ fn main() {
                 .collect()
                 .await;
             let took = started.elapsed();
-            assert!(results.iter().all(|r| r.is_ok()), "every settlement commits");
+            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+                panic!("a settlement failed: {e}");
+            }
             let mut total = 0;
             for u in &user_ids {
                 total += wallets.balance(*u).await.unwrap();
             }
             assert_eq!(total, expected, "balances equal the sum of the credits");
             println!(
-                "{} | {users:>5} wallet(s) | {deposits} credits at concurrency {concurrency} in {:.2} s: {:.0} credits/s",
-                if url.starts_with("sqlite") { "sqlite  " } else { "postgres" },
-                took.as_secs_f64(),
+                "{db} | {users:>5} wallet(s) | wallet actors  | {deposits} credits at concurrency {concurrency}: {:.0} credits/s",
                 deposits as f64 / took.as_secs_f64()
             );
         }

@@ -8,4 +8,5 @@ mod operations;
 mod reconcile;
 mod sessions;
 mod sign_in;
+mod store;
 mod webhooks;

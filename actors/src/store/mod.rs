@@ -2,8 +2,8 @@
 //! URL's scheme. Reads run concurrently on a pool; every change goes through
 //! [`Store::commit_batch`], which the DB writer calls with many changes at once (group commit).
 
+mod batch;
 mod postgres;
-mod settle;
 mod sqlite;
 
 use crate::domain::{

@@ -1,11 +1,13 @@
-//! PostgreSQL: production. Settlements in a batch are written with a few set-based statements
-//! (`UNNEST` arrays) instead of a round trip per credit, so a large batch costs about as much
-//! as a small one.
+//! PostgreSQL: production. Each kind of change in a batch is written by one set-based statement
+//! over `UNNEST` arrays instead of a round trip per change; the settlements are one statement
+//! (data-modifying CTEs: deposit, wallet and ledger together), and a batch of one kind, such as a
+//! storm of webhooks, is that statement alone, a transaction without BEGIN and COMMIT.
 
-use super::settle::{self, SettleItem};
+use super::batch::{AccountItem, Plan};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -30,226 +32,220 @@ impl PgStore {
     }
 }
 
-/// Applies a run of consecutive settlements with set-based statements.
-async fn settle_many(
-    tx: &mut Transaction<'_, Postgres>,
-    items: &[SettleItem<'_>],
-    now: i64,
-    outcomes: &mut [OpOutcome],
-) -> Result<(), sqlx::Error> {
-    let attempted = settle::first_of_each(items, outcomes);
-    let ids: Vec<&str> = attempted.iter().map(|i| i.deposit_id.as_str()).collect();
-    let statuses: Vec<&str> = attempted
-        .iter()
-        .map(|i| i.outcome.status().as_str())
-        .collect();
-    let changed: Vec<(String,)> = sqlx::query_as(
-        "UPDATE deposits AS d SET status = u.status, updated_at = $3 \
-         FROM UNNEST($1::text[], $2::text[]) AS u(id, status) \
-         WHERE d.id = u.id AND d.status = 'processing' RETURNING d.id",
-    )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    let credits = settle::credits(
-        &attempted,
-        changed.into_iter().map(|(id,)| id).collect(),
-        outcomes,
-    );
-    if credits.is_empty() {
-        return Ok(());
+/// Applies the settlements: those whose deposit is still processing change it, credit the
+/// wallet and append the ledger entry; the statement answers their batch positions. Each
+/// credit's `balance_after` is the wallet's balance after the batch, less this batch's credits to
+/// it, plus its credits up to and including this one, in batch order.
+const SETTLE: &str = "\
+WITH input AS (
+    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
+        AS u(seq, deposit_id, status, user_id, amount, now)
+), settled AS (
+    UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i
+    WHERE d.id = i.deposit_id AND d.status = 'processing'
+    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now
+), credits AS (
+    SELECT * FROM settled WHERE status = 'success'
+), wallets_after AS (
+    INSERT INTO wallets (user_id, balance, currency, updated_at)
+    SELECT user_id, SUM(amount), 'INR', MAX(now) FROM credits GROUP BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance,
+        updated_at = EXCLUDED.updated_at
+    RETURNING user_id, balance
+), entries AS (
+    INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
+    SELECT c.user_id, c.deposit_id, c.amount,
+           w.balance - SUM(c.amount) OVER (PARTITION BY c.user_id)
+               + SUM(c.amount) OVER (PARTITION BY c.user_id ORDER BY c.seq ROWS UNBOUNDED PRECEDING),
+           c.now
+    FROM credits AS c JOIN wallets_after AS w ON w.user_id = c.user_id
+    ORDER BY c.seq
+)
+SELECT seq FROM settled";
+
+/// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
+/// at a time) and answers the batch positions of the deposits inserted and of the settlements
+/// applied.
+async fn write(
+    conn: &mut PgConnection,
+    plan: &mut Plan<'_>,
+) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+    let mut users = Vec::with_capacity(plan.accounts.len());
+    for account in &plan.accounts {
+        users.push((account.index, upsert_account(conn, account).await?));
     }
-    let sums = settle::per_user(&credits);
-    let users: Vec<&str> = sums.iter().map(|(u, _)| u.as_str()).collect();
-    let deltas: Vec<i64> = sums.iter().map(|(_, d)| *d).collect();
-    let balances: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO wallets (user_id, balance, currency, updated_at) \
-         SELECT u.user_id, u.delta, 'INR', $3 FROM UNNEST($1::text[], $2::int8[]) AS u(user_id, delta) \
-         ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance, \
-         updated_at = EXCLUDED.updated_at RETURNING user_id, balance",
-    )
-    .bind(&users)
-    .bind(&deltas)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    let rows = settle::ledger_rows(&credits, &sums, balances);
-    let l_users: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
-    let l_deposits: Vec<&str> = rows.iter().map(|r| r.deposit_id.as_str()).collect();
-    let l_amounts: Vec<i64> = rows.iter().map(|r| r.amount).collect();
-    let l_after: Vec<i64> = rows.iter().map(|r| r.balance_after).collect();
-    sqlx::query(
-        "INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at) \
-         SELECT u.user_id, u.deposit_id, u.amount, u.balance_after, $5 \
-         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(user_id, deposit_id, amount, balance_after)",
-    )
-    .bind(&l_users)
-    .bind(&l_deposits)
-    .bind(&l_amounts)
-    .bind(&l_after)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    for (index, user) in users {
+        plan.set_user(index, user);
+    }
+    for (now, idle_ms) in &plan.purges {
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+            .bind(now)
+            .bind(now - idle_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let inserted = insert_deposits(conn, plan).await?;
+    if !plan.orders.is_empty() {
+        let o = &plan.orders;
+        sqlx::query(
+            "UPDATE deposits AS d SET bank_token = o.token, pay_url = o.pay_url, updated_at = o.now \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS o(id, token, pay_url, now) \
+             WHERE d.id = o.id",
+        )
+        .bind(o.iter().map(|o| o.id).collect::<Vec<_>>())
+        .bind(o.iter().map(|o| o.token).collect::<Vec<_>>())
+        .bind(o.iter().map(|o| o.pay_url).collect::<Vec<_>>())
+        .bind(o.iter().map(|o| o.now).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.new_sessions.is_empty() {
+        let s = &plan.new_sessions;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
+             SELECT hash, user_id, created_at, expires_at, created_at \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS s(hash, user_id, created_at, expires_at)",
+        )
+        .bind(s.iter().map(|s| s.hash).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.created_at).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.expires_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.touches.is_empty() {
+        let t = &plan.touches;
+        sqlx::query(
+            "UPDATE sessions AS s SET last_seen_at = t.seen \
+             FROM (SELECT hash, MAX(seen) AS seen FROM UNNEST($1::text[], $2::int8[]) AS u(hash, seen) \
+                   GROUP BY hash) AS t \
+             WHERE s.token_hash = t.hash AND s.last_seen_at < t.seen",
+        )
+        .bind(t.iter().map(|t| t.0).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.1).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.ended_sessions.is_empty() {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ANY($1)")
+            .bind(&plan.ended_sessions)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut settled = Vec::new();
+    if !plan.settles.is_empty() {
+        let s = &plan.settles;
+        let rows: Vec<(i64,)> = sqlx::query_as(SETTLE)
+            .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.amount).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
+        settled = rows.into_iter().map(|(seq,)| seq as usize).collect();
+    }
+    Ok((inserted, settled))
 }
 
-async fn apply(tx: &mut Transaction<'_, Postgres>, op: &WriteOp) -> Result<OpOutcome, sqlx::Error> {
-    match op {
-        WriteOp::UpsertAccount {
-            provider,
-            sub,
-            email,
-            name,
-            picture,
-            now,
-        } => {
-            let existing: Option<(String,)> = sqlx::query_as(
-                "SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2",
-            )
-            .bind(provider)
-            .bind(sub.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some((id,)) = existing {
-                sqlx::query("UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4")
-                    .bind(email)
-                    .bind(name)
-                    .bind(picture)
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
-                let id = UserId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into()))?;
-                return Ok(OpOutcome::User(id));
-            }
-            let id = UserId::new();
-            sqlx::query(
-                "INSERT INTO users (id, email, name, picture, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id.to_string())
-            .bind(email)
-            .bind(name)
-            .bind(picture)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES ($1, 0, 'INR', $2)")
-                .bind(id.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(provider)
-            .bind(sub.as_str())
-            .bind(id.to_string())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::User(id))
-        }
-        WriteOp::InsertSession {
-            hash,
-            user_id,
-            created_at,
-            expires_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
-                 VALUES ($1, $2, $3, $4, $3)",
-            )
-            .bind(hash.as_str())
-            .bind(user_id.to_string())
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::TouchSession { hash, last_seen_at } => {
-            sqlx::query(
-                "UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at < $1",
-            )
-            .bind(last_seen_at)
-            .bind(hash.as_str())
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::DeleteSession { hash } => {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-                .bind(hash.as_str())
-                .execute(&mut **tx)
-                .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::PurgeSessions { now, idle_ms } => {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
-                .bind(now)
-                .bind(now - idle_ms)
-                .execute(&mut **tx)
-                .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::InsertDeposit {
-            id,
-            user_id,
-            amount,
-            idempotency_key,
-            key_cutoff,
-            now,
-        } => {
-            if let Some(key) = idempotency_key {
-                sqlx::query(
-                    "UPDATE deposits SET idempotency_key = NULL \
-                     WHERE user_id = $1 AND idempotency_key = $2 AND created_at < $3",
-                )
-                .bind(user_id.to_string())
-                .bind(key)
-                .bind(key_cutoff)
-                .execute(&mut **tx)
-                .await?;
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
-                 VALUES ($1, $2, $3, 'INR', 'processing', $4, $5, $5) \
-                 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-            )
-            .bind(id.as_str())
-            .bind(user_id.to_string())
-            .bind(amount.paise())
-            .bind(idempotency_key)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            Ok(if inserted == 1 {
-                OpOutcome::Done
-            } else {
-                OpOutcome::KeyTaken
-            })
-        }
-        WriteOp::AttachBankOrder {
-            id,
-            token,
-            pay_url,
-            now,
-        } => {
-            sqlx::query(
-                "UPDATE deposits SET bank_token = $1, pay_url = $2, updated_at = $3 WHERE id = $4",
-            )
-            .bind(token.as_str())
-            .bind(pay_url)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::Settle { .. } => unreachable!("settlements are applied by settle_many"),
+/// Inserts the new deposits (an idempotency key held by a deposit older than the cutoff is
+/// given up first) and answers the batch positions of those inserted: a deposit whose key is
+/// still held is not.
+async fn insert_deposits(
+    conn: &mut PgConnection,
+    plan: &Plan<'_>,
+) -> Result<Vec<usize>, StoreError> {
+    let d = &plan.deposits;
+    if d.is_empty() {
+        return Ok(Vec::new());
     }
+    if plan.has_keys() {
+        let keyed: Vec<_> = d.iter().filter(|d| d.key.is_some()).collect();
+        sqlx::query(
+            "UPDATE deposits AS d SET idempotency_key = NULL \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
+             WHERE d.user_id = k.user_id AND d.idempotency_key = k.key AND d.created_at < k.cutoff",
+        )
+        .bind(keyed.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|d| d.key).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|d| d.key_cutoff).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
+         SELECT id, user_id, amount, 'INR', 'processing', key, now, now \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[]) \
+             WITH ORDINALITY AS u(id, user_id, amount, key, now, ord) \
+         ORDER BY ord \
+         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(d.iter().map(|d| d.id).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.amount).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.key).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.now).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
+    Ok(d.iter()
+        .filter(|d| inserted.contains(d.id))
+        .map(|d| d.index)
+        .collect())
+}
+
+/// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the user, its
+/// wallet and the account.
+async fn upsert_account(
+    conn: &mut PgConnection,
+    a: &AccountItem<'_>,
+) -> Result<UserId, StoreError> {
+    let existing: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2")
+            .bind(a.provider)
+            .bind(a.sub.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((id,)) = existing {
+        sqlx::query("UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4")
+            .bind(a.email)
+            .bind(a.name)
+            .bind(a.picture)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        return UserId::parse(&id).map_err(StoreError::Corrupt);
+    }
+    let id = UserId::new();
+    sqlx::query(
+        "INSERT INTO users (id, email, name, picture, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.to_string())
+    .bind(a.email)
+    .bind(a.name)
+    .bind(a.picture)
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES ($1, 0, 'INR', $2)",
+    )
+    .bind(id.to_string())
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(a.provider)
+    .bind(a.sub.as_str())
+    .bind(id.to_string())
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
 }
 
 #[async_trait]
@@ -260,27 +256,17 @@ impl Store for PgStore {
     }
 
     async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let mut outcomes = vec![OpOutcome::Done; ops.len()];
-        let mut run: Vec<SettleItem> = Vec::new();
-        let mut run_now = 0;
-        for (index, op) in ops.iter().enumerate() {
-            if let Some((item, now)) = SettleItem::from_op(index, op) {
-                run_now = run_now.max(now);
-                run.push(item);
-                continue;
-            }
-            if !run.is_empty() {
-                settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
-                run.clear();
-            }
-            outcomes[index] = apply(&mut tx, op).await?;
-        }
-        if !run.is_empty() {
-            settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        let mut plan = Plan::new(ops);
+        let (inserted, settled) = if plan.statements() == 1 {
+            // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+            write(&mut *self.pool.acquire().await?, &mut plan).await?
+        } else {
+            let mut tx = self.pool.begin().await?;
+            let written = write(&mut tx, &mut plan).await?;
+            tx.commit().await?;
+            written
+        };
+        Ok(plan.finish(inserted, settled))
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {

@@ -1,10 +1,10 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::settle::{self, SettleItem};
+use super::batch::{AccountItem, Plan};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,10 +46,11 @@ impl SqliteStore {
             )
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        let writer = options
+        let mut writer = options
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
             .connect()
             .await?;
+        sqlx::raw_sql(WRITER_SETUP).execute(&mut writer).await?;
         Ok(SqliteStore {
             pool,
             writer: tokio::sync::Mutex::new(writer),
@@ -61,219 +62,181 @@ impl SqliteStore {
     }
 }
 
-async fn apply(tx: &mut Transaction<'_, Sqlite>, op: &WriteOp) -> Result<OpOutcome, sqlx::Error> {
-    match op {
-        WriteOp::UpsertAccount {
-            provider,
-            sub,
-            email,
-            name,
-            picture,
-            now,
-        } => {
-            let existing: Option<(String,)> =
-                sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = ? AND sub = ?")
-                    .bind(provider)
-                    .bind(sub.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some((id,)) = existing {
-                sqlx::query("UPDATE users SET email = ?, name = ?, picture = ? WHERE id = ?")
-                    .bind(email)
-                    .bind(name)
-                    .bind(picture)
-                    .bind(&id)
-                    .execute(&mut **tx)
-                    .await?;
-                let id = UserId::parse(&id).map_err(|e| sqlx::Error::Decode(e.into()))?;
-                return Ok(OpOutcome::User(id));
-            }
-            let id = UserId::new();
-            sqlx::query(
-                "INSERT INTO users (id, email, name, picture, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(id.to_string())
-            .bind(email)
-            .bind(name)
-            .bind(picture)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, 0, 'INR', ?)")
-                .bind(id.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(provider)
-            .bind(sub.as_str())
-            .bind(id.to_string())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::User(id))
+/// The batch script inside its transaction: the common case, one command for the whole batch.
+const BEGIN_BATCH_COMMIT: &str = concat!(
+    "BEGIN IMMEDIATE;\n",
+    include_str!("sql/sqlite_batch.sql"),
+    ";\nCOMMIT"
+);
+/// The batch script finishing a transaction already begun (after sign-ins and purges).
+const BATCH_COMMIT: &str = concat!(include_str!("sql/sqlite_batch.sql"), ";\nCOMMIT");
+
+/// Scratch tables and views of the writer's connection, for the batch script.
+const WRITER_SETUP: &str = include_str!("sql/sqlite_writer.sql");
+
+/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position]`
+type NewDepositRow<'a> = (&'a str, &'a str, i64, Option<&'a str>, i64, i64, usize);
+/// `[batch position, deposit id, new status, user_id, amount, now]`
+type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
+
+/// The batch script's input: each kind's rows, as `sql/sqlite_batch.sql` reads them.
+#[derive(serde::Serialize)]
+struct BatchInput<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deposits: Vec<NewDepositRow<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    orders: Vec<(&'a str, &'a str, &'a str, i64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sessions: Vec<(&'a str, &'a str, i64, i64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    touches: Vec<(&'a str, i64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    logouts: Vec<(&'a str,)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    settlements: Vec<SettlementRow<'a>>,
+}
+
+impl<'a> BatchInput<'a> {
+    fn new(plan: &'a Plan<'a>) -> Self {
+        BatchInput {
+            deposits: plan
+                .deposits
+                .iter()
+                .map(|d| {
+                    (
+                        d.id,
+                        d.user_id.as_str(),
+                        d.amount,
+                        d.key,
+                        d.key_cutoff,
+                        d.now,
+                        d.index,
+                    )
+                })
+                .collect(),
+            orders: plan
+                .orders
+                .iter()
+                .map(|o| (o.id, o.token, o.pay_url, o.now))
+                .collect(),
+            sessions: plan
+                .new_sessions
+                .iter()
+                .map(|s| (s.hash, s.user_id.as_str(), s.created_at, s.expires_at))
+                .collect(),
+            touches: plan.touches.clone(),
+            logouts: plan.ended_sessions.iter().map(|h| (*h,)).collect(),
+            settlements: plan
+                .settles
+                .iter()
+                .map(|s| {
+                    (
+                        s.index,
+                        s.deposit_id,
+                        s.status,
+                        s.user_id.as_str(),
+                        s.amount,
+                        s.now,
+                    )
+                })
+                .collect(),
         }
-        WriteOp::InsertSession {
-            hash,
-            user_id,
-            created_at,
-            expires_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(hash.as_str())
-            .bind(user_id.to_string())
-            .bind(created_at)
-            .bind(expires_at)
-            .bind(created_at)
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::TouchSession { hash, last_seen_at } => {
-            sqlx::query(
-                "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at < ?",
-            )
-            .bind(last_seen_at)
-            .bind(hash.as_str())
-            .bind(last_seen_at)
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::DeleteSession { hash } => {
-            sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-                .bind(hash.as_str())
-                .execute(&mut **tx)
-                .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::PurgeSessions { now, idle_ms } => {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?")
-                .bind(now)
-                .bind(now - idle_ms)
-                .execute(&mut **tx)
-                .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::InsertDeposit {
-            id,
-            user_id,
-            amount,
-            idempotency_key,
-            key_cutoff,
-            now,
-        } => {
-            if let Some(key) = idempotency_key {
-                sqlx::query(
-                    "UPDATE deposits SET idempotency_key = NULL \
-                     WHERE user_id = ? AND idempotency_key = ? AND created_at < ?",
-                )
-                .bind(user_id.to_string())
-                .bind(key)
-                .bind(key_cutoff)
-                .execute(&mut **tx)
-                .await?;
-            }
-            let inserted = sqlx::query(
-                "INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
-                 VALUES (?, ?, ?, 'INR', 'processing', ?, ?, ?) \
-                 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-            )
-            .bind(id.as_str())
-            .bind(user_id.to_string())
-            .bind(amount.paise())
-            .bind(idempotency_key)
-            .bind(now)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            Ok(if inserted == 1 {
-                OpOutcome::Done
-            } else {
-                OpOutcome::KeyTaken
-            })
-        }
-        WriteOp::AttachBankOrder {
-            id,
-            token,
-            pay_url,
-            now,
-        } => {
-            sqlx::query(
-                "UPDATE deposits SET bank_token = ?, pay_url = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(token.as_str())
-            .bind(pay_url)
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut **tx)
-            .await?;
-            Ok(OpOutcome::Done)
-        }
-        WriteOp::Settle { .. } => unreachable!("settlements are applied by settle_many"),
     }
 }
 
-/// Applies a run of consecutive settlements with three set-based statements, the rows passed
-/// as one JSON array each (`json_each`), instead of three statements per settlement.
-async fn settle_many(
-    tx: &mut Transaction<'_, Sqlite>,
-    items: &[SettleItem<'_>],
-    now: i64,
-    outcomes: &mut [OpOutcome],
-) -> Result<(), sqlx::Error> {
-    let attempted = settle::first_of_each(items, outcomes);
-    let targets: Vec<serde_json::Value> = attempted
-        .iter()
-        .map(|i| serde_json::json!([i.deposit_id.as_str(), i.outcome.status().as_str()]))
-        .collect();
-    let changed: Vec<(String,)> = sqlx::query_as(
-        "UPDATE deposits SET status = j.value ->> 1, updated_at = ? \
-         FROM json_each(?) AS j \
-         WHERE deposits.id = j.value ->> 0 AND deposits.status = 'processing' RETURNING deposits.id",
-    )
-    .bind(now)
-    .bind(serde_json::Value::Array(targets).to_string())
-    .fetch_all(&mut **tx)
-    .await?;
-    let credits = settle::credits(
-        &attempted,
-        changed.into_iter().map(|(id,)| id).collect(),
-        outcomes,
-    );
-    if credits.is_empty() {
-        return Ok(());
+/// Writes `plan` in one transaction and answers the batch positions of the deposits inserted
+/// and of the settlements applied.
+async fn write(
+    conn: &mut SqliteConnection,
+    plan: &mut Plan<'_>,
+) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+    let one_at_a_time = !plan.accounts.is_empty() || !plan.purges.is_empty();
+    if one_at_a_time {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let mut users = Vec::with_capacity(plan.accounts.len());
+        for account in &plan.accounts {
+            users.push((account.index, upsert_account(conn, account).await?));
+        }
+        for (index, user) in users {
+            plan.set_user(index, user);
+        }
+        for (now, idle_ms) in &plan.purges {
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?")
+                .bind(now)
+                .bind(now - idle_ms)
+                .execute(&mut *conn)
+                .await?;
+        }
     }
-    let sums = settle::per_user(&credits);
-    let balances: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO wallets (user_id, balance, currency, updated_at) \
-         SELECT j.value ->> 0, j.value ->> 1, 'INR', ? FROM json_each(?) AS j WHERE true \
-         ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance, \
-         updated_at = excluded.updated_at RETURNING user_id, balance",
-    )
-    .bind(now)
-    .bind(serde_json::to_string(&sums).expect("plain data serializes"))
-    .fetch_all(&mut **tx)
+    let input = serde_json::to_string(&BatchInput::new(plan)).expect("plain data serializes");
+    let rows: Vec<(String, String)> = sqlx::query_as(if one_at_a_time {
+        BATCH_COMMIT
+    } else {
+        BEGIN_BATCH_COMMIT
+    })
+    .bind(input)
+    // All of it: `fetch_one` would stop the script at its first row, before the COMMIT.
+    .fetch_all(&mut *conn)
     .await?;
-    let rows: Vec<serde_json::Value> = settle::ledger_rows(&credits, &sums, balances)
+    let (settled, inserted) = rows
         .into_iter()
-        .map(|r| serde_json::json!([r.user_id, r.deposit_id, r.amount, r.balance_after]))
-        .collect();
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("the batch answered no row".into()))?;
+    let positions = |s: &str| {
+        serde_json::from_str::<Vec<usize>>(s)
+            .map_err(|e| StoreError::Corrupt(format!("the batch's answer: {e}")))
+    };
+    Ok((positions(&inserted)?, positions(&settled)?))
+}
+
+/// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the user, its
+/// wallet and the account.
+async fn upsert_account(
+    conn: &mut SqliteConnection,
+    a: &AccountItem<'_>,
+) -> Result<UserId, StoreError> {
+    let existing: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = ? AND sub = ?")
+            .bind(a.provider)
+            .bind(a.sub.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some((id,)) = existing {
+        sqlx::query("UPDATE users SET email = ?, name = ?, picture = ? WHERE id = ?")
+            .bind(a.email)
+            .bind(a.name)
+            .bind(a.picture)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+        return UserId::parse(&id).map_err(StoreError::Corrupt);
+    }
+    let id = UserId::new();
+    sqlx::query("INSERT INTO users (id, email, name, picture, created_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(id.to_string())
+        .bind(a.email)
+        .bind(a.name)
+        .bind(a.picture)
+        .bind(a.now)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
-        "INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ? FROM json_each(?) AS j",
+        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, 0, 'INR', ?)",
     )
-    .bind(now)
-    .bind(serde_json::Value::Array(rows).to_string())
-    .execute(&mut **tx)
+    .bind(id.to_string())
+    .bind(a.now)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    sqlx::query(
+        "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(a.provider)
+    .bind(a.sub.as_str())
+    .bind(id.to_string())
+    .bind(a.now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(id)
 }
 
 #[async_trait]
@@ -284,28 +247,17 @@ impl Store for SqliteStore {
     }
 
     async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
-        let mut writer = self.writer.lock().await;
-        let mut tx = writer.begin().await?;
-        let mut outcomes = vec![OpOutcome::Done; ops.len()];
-        let mut run: Vec<SettleItem> = Vec::new();
-        let mut run_now = 0;
-        for (index, op) in ops.iter().enumerate() {
-            if let Some((item, now)) = SettleItem::from_op(index, op) {
-                run_now = run_now.max(now);
-                run.push(item);
-                continue;
+        let mut plan = Plan::new(ops);
+        let mut conn = self.writer.lock().await;
+        match write(&mut conn, &mut plan).await {
+            Ok((inserted, settled)) => Ok(plan.finish(inserted, settled)),
+            Err(e) => {
+                // A failed statement leaves the transaction open (unless SQLite already rolled
+                // it back, when this ROLLBACK has nothing to do).
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e)
             }
-            if !run.is_empty() {
-                settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
-                run.clear();
-            }
-            outcomes[index] = apply(&mut tx, op).await?;
         }
-        if !run.is_empty() {
-            settle_many(&mut tx, &run, run_now, &mut outcomes).await?;
-        }
-        tx.commit().await?;
-        Ok(outcomes)
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -438,5 +390,129 @@ impl Store for SqliteStore {
             sum: sum.unwrap_or(0),
             last_balance_after: last.map(|(b,)| b),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Amount, DepositId, Settlement};
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        (dir, SqliteStore::connect(&url, 2).await.unwrap())
+    }
+
+    /// Every statement of the batch script finds its rows through an index: none reads a whole
+    /// table, however large it grows.
+    #[tokio::test]
+    async fn the_batch_script_never_scans_a_table() {
+        let (_dir, store) = store().await;
+        let mut conn = store.writer.lock().await;
+        let script = include_str!("sql/sqlite_batch.sql");
+        let statements: Vec<&str> = script
+            .split(";\n")
+            .filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
+            })
+            .collect();
+        assert_eq!(statements.len(), 14, "the script's statements");
+        for statement in statements {
+            let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
+                format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
+            ));
+            query = query.bind("{}");
+            let plan = query.fetch_all(&mut *conn).await.unwrap();
+            // Tables are named by their alias where they have one: d (deposits), w (wallets).
+            let scanned: Vec<&str> = plan
+                .iter()
+                .filter_map(|(_, _, _, step)| step.strip_prefix("SCAN "))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .collect();
+            for table in scanned {
+                assert!(
+                    ![
+                        "users",
+                        "auth_accounts",
+                        "sessions",
+                        "wallets",
+                        "deposits",
+                        "ledger",
+                        "d",
+                        "w"
+                    ]
+                    .contains(&table),
+                    "{statement}\nreads all of {table}: {plan:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn settlements_in_one_batch_credit_once_each_with_running_balances() {
+        let (_dir, store) = store().await;
+        let user = match &store
+            .commit_batch(&[WriteOp::UpsertAccount {
+                provider: "google".into(),
+                sub: crate::domain::ProviderSub::parse("s").unwrap(),
+                email: "a@example.com".into(),
+                name: "A".into(),
+                picture: String::new(),
+                now: 1,
+            }])
+            .await
+            .unwrap()[0]
+        {
+            OpOutcome::User(u) => *u,
+            other => panic!("{other:?}"),
+        };
+        let ids: Vec<DepositId> = (0..3).map(|_| DepositId::new()).collect();
+        let inserts: Vec<WriteOp> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| WriteOp::InsertDeposit {
+                id: id.clone(),
+                user_id: user,
+                amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+                idempotency_key: None,
+                key_cutoff: 0,
+                now: 2,
+            })
+            .collect();
+        assert_eq!(
+            store.commit_batch(&inserts).await.unwrap(),
+            vec![OpOutcome::Done; 3]
+        );
+        let settle = |i: usize, outcome| WriteOp::Settle {
+            deposit_id: ids[i].clone(),
+            user_id: user,
+            amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+            outcome,
+            now: 3,
+        };
+        let outcomes = store
+            .commit_batch(&[
+                settle(0, Settlement::Success),
+                settle(1, Settlement::Failure),
+                settle(0, Settlement::Success),
+                settle(2, Settlement::Success),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                OpOutcome::Settled,
+                OpOutcome::Settled,
+                OpOutcome::NotProcessing,
+                OpOutcome::Settled
+            ]
+        );
+        assert_eq!(store.balance(user).await.unwrap(), 400);
+        let totals = store.ledger_totals(user).await.unwrap();
+        assert_eq!((totals.entries, totals.sum), (2, 400));
+        assert_eq!(totals.last_balance_after, Some(400));
     }
 }

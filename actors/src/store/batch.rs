@@ -1,0 +1,307 @@
+//! The database-independent half of a group commit: a batch of changes sorted by kind, so that
+//! each backend writes every kind with one set-based statement instead of a round trip per
+//! change.
+//!
+//! The kinds are written in a fixed order (accounts, deposits, bank orders, sessions,
+//! settlements), not in the order the changes were queued. That is the same thing: the changes
+//! in one batch were all queued before any of them committed, so none was made in answer to
+//! another (a deposit is settled only once its bank order is stored, a session is touched only
+//! once it exists), and two changes to the same row are ordered within their kind.
+
+use super::{OpOutcome, WriteOp};
+use crate::domain::{DepositId, ProviderSub, UserId};
+use std::collections::HashSet;
+
+/// `UpsertAccount`, which backends apply one at a time (a sign-in, not a hot path).
+pub(super) struct AccountItem<'a> {
+    pub index: usize,
+    pub provider: &'a str,
+    pub sub: &'a ProviderSub,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub picture: &'a str,
+    pub now: i64,
+}
+
+pub(super) struct DepositItem<'a> {
+    pub index: usize,
+    pub id: &'a str,
+    pub user_id: String,
+    pub amount: i64,
+    pub key: Option<&'a str>,
+    pub key_cutoff: i64,
+    pub now: i64,
+}
+
+pub(super) struct OrderItem<'a> {
+    pub id: &'a str,
+    pub token: &'a str,
+    pub pay_url: &'a str,
+    pub now: i64,
+}
+
+pub(super) struct NewSession<'a> {
+    pub hash: &'a str,
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub(super) struct SettleItem<'a> {
+    pub index: usize,
+    pub deposit_id: &'a str,
+    pub user_id: String,
+    pub amount: i64,
+    /// `success` or `failure`: the deposit's new status.
+    pub status: &'static str,
+    pub now: i64,
+}
+
+/// A batch sorted by kind, with the outcome of every change that is known before writing.
+pub(super) struct Plan<'a> {
+    pub accounts: Vec<AccountItem<'a>>,
+    pub deposits: Vec<DepositItem<'a>>,
+    pub orders: Vec<OrderItem<'a>>,
+    pub new_sessions: Vec<NewSession<'a>>,
+    /// `(hash, last_seen_at)`.
+    pub touches: Vec<(&'a str, i64)>,
+    pub ended_sessions: Vec<&'a str>,
+    /// `(now, idle_ms)`.
+    pub purges: Vec<(i64, i64)>,
+    /// The first settlement of each deposit; a later one in the same batch is answered
+    /// [`OpOutcome::NotProcessing`] without being written.
+    pub settles: Vec<SettleItem<'a>>,
+    /// One per change, in the batch's order; [`Plan::finish`] fills in the rest.
+    outcomes: Vec<OpOutcome>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(ops: &'a [WriteOp]) -> Plan<'a> {
+        let mut plan = Plan {
+            accounts: Vec::new(),
+            deposits: Vec::new(),
+            orders: Vec::new(),
+            new_sessions: Vec::new(),
+            touches: Vec::new(),
+            ended_sessions: Vec::new(),
+            purges: Vec::new(),
+            settles: Vec::new(),
+            outcomes: vec![OpOutcome::Done; ops.len()],
+        };
+        let mut settling: HashSet<&DepositId> = HashSet::new();
+        for (index, op) in ops.iter().enumerate() {
+            match op {
+                WriteOp::UpsertAccount {
+                    provider,
+                    sub,
+                    email,
+                    name,
+                    picture,
+                    now,
+                } => plan.accounts.push(AccountItem {
+                    index,
+                    provider,
+                    sub,
+                    email,
+                    name,
+                    picture,
+                    now: *now,
+                }),
+                WriteOp::InsertSession {
+                    hash,
+                    user_id,
+                    created_at,
+                    expires_at,
+                } => plan.new_sessions.push(NewSession {
+                    hash: hash.as_str(),
+                    user_id: user_id.to_string(),
+                    created_at: *created_at,
+                    expires_at: *expires_at,
+                }),
+                WriteOp::TouchSession { hash, last_seen_at } => {
+                    plan.touches.push((hash.as_str(), *last_seen_at))
+                }
+                WriteOp::DeleteSession { hash } => plan.ended_sessions.push(hash.as_str()),
+                WriteOp::PurgeSessions { now, idle_ms } => plan.purges.push((*now, *idle_ms)),
+                WriteOp::InsertDeposit {
+                    id,
+                    user_id,
+                    amount,
+                    idempotency_key,
+                    key_cutoff,
+                    now,
+                } => plan.deposits.push(DepositItem {
+                    index,
+                    id: id.as_str(),
+                    user_id: user_id.to_string(),
+                    amount: amount.paise(),
+                    key: idempotency_key.as_deref(),
+                    key_cutoff: *key_cutoff,
+                    now: *now,
+                }),
+                WriteOp::AttachBankOrder {
+                    id,
+                    token,
+                    pay_url,
+                    now,
+                } => plan.orders.push(OrderItem {
+                    id: id.as_str(),
+                    token: token.as_str(),
+                    pay_url,
+                    now: *now,
+                }),
+                WriteOp::Settle {
+                    deposit_id,
+                    user_id,
+                    amount,
+                    outcome,
+                    now,
+                } => {
+                    // Until the write says otherwise.
+                    plan.outcomes[index] = OpOutcome::NotProcessing;
+                    if settling.insert(deposit_id) {
+                        plan.settles.push(SettleItem {
+                            index,
+                            deposit_id: deposit_id.as_str(),
+                            user_id: user_id.to_string(),
+                            amount: amount.paise(),
+                            status: outcome.status().as_str(),
+                            now: *now,
+                        });
+                    }
+                }
+            }
+        }
+        plan
+    }
+
+    /// Whether any deposit gives its idempotency key a chance to be taken over.
+    pub fn has_keys(&self) -> bool {
+        self.deposits.iter().any(|d| d.key.is_some())
+    }
+
+    /// How many statements writing the batch takes, at most (an account takes several).
+    pub fn statements(&self) -> usize {
+        let kinds = [
+            !self.orders.is_empty(),
+            !self.new_sessions.is_empty(),
+            !self.touches.is_empty(),
+            !self.ended_sessions.is_empty(),
+            !self.settles.is_empty(),
+        ];
+        let deposits = if self.deposits.is_empty() {
+            0
+        } else {
+            1 + usize::from(self.has_keys())
+        };
+        3 * self.accounts.len()
+            + self.purges.len()
+            + deposits
+            + kinds.iter().filter(|k| **k).count()
+    }
+
+    /// Records the user an account change resolved to.
+    pub fn set_user(&mut self, index: usize, user: UserId) {
+        self.outcomes[index] = OpOutcome::User(user);
+    }
+
+    /// The outcomes, given the batch positions of the deposits that were inserted and of the
+    /// settlements that were applied (the database found the deposit still processing).
+    pub fn finish(
+        mut self,
+        inserted: impl IntoIterator<Item = usize>,
+        settled: impl IntoIterator<Item = usize>,
+    ) -> Vec<OpOutcome> {
+        for d in &self.deposits {
+            self.outcomes[d.index] = OpOutcome::KeyTaken;
+        }
+        for i in inserted {
+            self.outcomes[i] = OpOutcome::Done;
+        }
+        for i in settled {
+            self.outcomes[i] = OpOutcome::Settled;
+        }
+        self.outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Amount, SessionHash, Settlement};
+
+    fn settle(id: &DepositId, user: UserId, outcome: Settlement) -> WriteOp {
+        WriteOp::Settle {
+            deposit_id: id.clone(),
+            user_id: user,
+            amount: Amount::parse(100, i64::MAX).unwrap(),
+            outcome,
+            now: 1,
+        }
+    }
+
+    #[test]
+    fn a_deposit_settled_twice_in_one_batch_is_written_once() {
+        let user = UserId::new();
+        let (a, b) = (DepositId::new(), DepositId::new());
+        let ops = vec![
+            settle(&a, user, Settlement::Success),
+            settle(&b, user, Settlement::Failure),
+            settle(&a, user, Settlement::Success),
+        ];
+        let plan = Plan::new(&ops);
+        let written: Vec<(&str, &str)> = plan
+            .settles
+            .iter()
+            .map(|s| (s.deposit_id, s.status))
+            .collect();
+        assert_eq!(
+            written,
+            vec![(a.as_str(), "success"), (b.as_str(), "failure")]
+        );
+        // The database applied both written settlements.
+        let outcomes = plan.finish([], [0, 1]);
+        assert_eq!(
+            outcomes,
+            vec![
+                OpOutcome::Settled,
+                OpOutcome::Settled,
+                OpOutcome::NotProcessing
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deposit_not_inserted_lost_its_key_and_unapplied_settlements_were_not_processing() {
+        let user = UserId::new();
+        let deposit = |key: &str| WriteOp::InsertDeposit {
+            id: DepositId::new(),
+            user_id: user,
+            amount: Amount::parse(5, i64::MAX).unwrap(),
+            idempotency_key: Some(key.into()),
+            key_cutoff: 0,
+            now: 1,
+        };
+        let ops = vec![
+            deposit("k"),
+            WriteOp::DeleteSession {
+                hash: SessionHash::from_stored("h".into()),
+            },
+            deposit("k"),
+            settle(&DepositId::new(), user, Settlement::Success),
+        ];
+        let plan = Plan::new(&ops);
+        assert!(plan.has_keys());
+        assert_eq!(plan.ended_sessions, vec!["h"]);
+        let outcomes = plan.finish([0], []);
+        assert_eq!(
+            outcomes,
+            vec![
+                OpOutcome::Done,
+                OpOutcome::Done,
+                OpOutcome::KeyTaken,
+                OpOutcome::NotProcessing
+            ]
+        );
+    }
+}

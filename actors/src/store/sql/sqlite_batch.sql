@@ -1,0 +1,72 @@
+-- One group commit on SQLite: each kind of change in the batch is written by one set-based
+-- statement, so the whole batch is a single command to SQLite's worker thread. ?1 is a JSON
+-- object with an array of rows per kind (a kind with no changes is left out, and its statements
+-- do nothing); each row is an array:
+--   deposits     [id, user_id, amount, idempotency_key or null, key_cutoff, now, batch position]
+--   orders       [deposit id, bank token, pay_url, now]
+--   sessions     [token_hash, user_id, created_at, expires_at]
+--   touches      [token_hash, last_seen_at]
+--   logouts      [token_hash]
+--   settlements  [batch position, deposit id, new status, user_id, amount, now]
+-- Every statement starts from its rows and finds its targets through an index (a test in
+-- sqlite.rs checks the plans). The last one answers the batch positions of the settlements
+-- applied and of the deposits inserted. The scratch tables are in sqlite_writer.sql.
+
+DELETE FROM temp.batch;
+
+INSERT INTO temp.batch (kind, rows) SELECT key, value FROM json_each(?1);
+
+-- An idempotency key held by a deposit older than the cutoff is given up to the new one.
+UPDATE deposits SET idempotency_key = NULL
+WHERE rowid IN (
+    SELECT d.rowid FROM temp.batch_deposits AS n
+    CROSS JOIN deposits AS d ON d.user_id = n.r ->> 1 AND d.idempotency_key = n.r ->> 3
+    WHERE d.created_at < n.r ->> 4);
+
+INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at)
+SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, 'INR', 'processing', n.r ->> 3, n.r ->> 5, n.r ->> 5
+FROM temp.batch_deposits AS n WHERE true ORDER BY n.key
+ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+UPDATE deposits SET bank_token = o.r ->> 1, pay_url = o.r ->> 2, updated_at = o.r ->> 3
+FROM temp.batch_orders AS o WHERE deposits.id = o.r ->> 0;
+
+INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at)
+SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 2 FROM temp.batch_sessions AS s;
+
+UPDATE sessions SET last_seen_at = t.seen
+FROM (SELECT r ->> 0 AS hash, MAX(r ->> 1) AS seen FROM temp.batch_touches GROUP BY 1) AS t
+WHERE sessions.token_hash = t.hash AND sessions.last_seen_at < t.seen;
+
+DELETE FROM sessions WHERE token_hash IN (SELECT r ->> 0 FROM temp.batch_logouts);
+
+-- Settlements: those whose deposit is still processing are applied; the rest change nothing.
+DELETE FROM temp.settling;
+
+INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now)
+SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5
+FROM temp.batch_settlements AS s CROSS JOIN deposits AS d ON d.id = s.r ->> 1
+WHERE d.status = 'processing';
+
+UPDATE deposits SET status = s.status, updated_at = s.now
+FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
+
+INSERT INTO wallets (user_id, balance, currency, updated_at)
+SELECT user_id, SUM(amount), 'INR', MAX(now) FROM temp.settling WHERE status = 'success'
+GROUP BY user_id
+ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance,
+    updated_at = excluded.updated_at;
+
+-- Each credit's balance_after: the wallet's balance after the batch, less this batch's credits
+-- to it, plus its credits up to and including this one, in batch order.
+INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
+SELECT s.user_id, s.deposit_id, s.amount,
+       w.balance - SUM(s.amount) OVER (PARTITION BY s.user_id)
+           + SUM(s.amount) OVER (PARTITION BY s.user_id ORDER BY s.seq ROWS UNBOUNDED PRECEDING),
+       s.now
+FROM temp.settling AS s CROSS JOIN wallets AS w ON w.user_id = s.user_id
+WHERE s.status = 'success' ORDER BY s.seq;
+
+SELECT (SELECT json_group_array(seq) FROM temp.settling) AS settled,
+       (SELECT json_group_array(n.r ->> 6) FROM temp.batch_deposits AS n
+        CROSS JOIN deposits AS d ON d.id = n.r ->> 0) AS inserted

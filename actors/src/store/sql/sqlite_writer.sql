@@ -1,0 +1,29 @@
+-- The DB writer's own connection: scratch tables for one batch at a time (see sqlite_batch.sql).
+-- TEMP objects live in this connection only and are never written to the database file.
+
+-- The batch's changes: one JSON array of rows per kind.
+CREATE TEMP TABLE batch (kind TEXT PRIMARY KEY, rows TEXT NOT NULL);
+
+-- Each kind's rows (`r`, a JSON array) in batch order (`key`).
+CREATE TEMP VIEW batch_deposits AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'deposits'));
+CREATE TEMP VIEW batch_orders AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'orders'));
+CREATE TEMP VIEW batch_sessions AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'sessions'));
+CREATE TEMP VIEW batch_touches AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'touches'));
+CREATE TEMP VIEW batch_logouts AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'logouts'));
+CREATE TEMP VIEW batch_settlements AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'settlements'));
+
+-- The settlements of the batch being applied: those whose deposit was still processing.
+CREATE TEMP TABLE settling (
+    seq         INTEGER PRIMARY KEY,  -- the settlement's position in the batch
+    deposit_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    amount      INTEGER NOT NULL,
+    now         INTEGER NOT NULL
+);
