@@ -120,7 +120,7 @@ fn main() {
             let started = Instant::now();
             for chunk in ops.chunks(batch) {
                 let outcomes = store.commit_batch(chunk).await.unwrap();
-                assert!(outcomes.iter().all(|o| *o == OpOutcome::Settled));
+                assert!(outcomes.iter().all(|o| matches!(o, OpOutcome::Settled(Some(_)))));
             }
             let took = started.elapsed();
             println!(

@@ -4,15 +4,17 @@
 //! A settlement is checked against the deposit's state, queued to the DB writer and answered
 //! later: the actor does not wait for one commit before taking the next settlement, so many
 //! credits to one hot wallet ride in the same group commit. The balance it reports is the
-//! committed one only: a credit counts once its transaction has committed, and a failed commit
-//! leaves the memory as it was. Duplicate settlements that arrive while the first is still
-//! committing wait for the same commit.
+//! committed one only: each credit's commit answers the wallet's balance after it (with its
+//! ledger entry's id), and a failed commit leaves the memory as it was. An actor starts without
+//! reading the database; the first balance read loads the committed balance, and of a loaded
+//! balance and a committed credit the one with the later ledger entry wins. Duplicate
+//! settlements that arrive while the first is still committing wait for the same commit.
 //!
 //! [`Wallets`] is the registry: actors start on demand (spread over a few arbiters), stop when
 //! idle, and are reloaded from the database when needed.
 
 use crate::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
-use crate::store::{OpOutcome, Store, StoreError, WriteOp};
+use crate::store::{Balance, OpOutcome, Store, StoreError, WriteOp};
 use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
@@ -81,7 +83,8 @@ const REMEMBER_FINAL: usize = 4096;
 
 pub struct WalletActor {
     user: UserId,
-    committed: i64,
+    /// The newest committed balance seen: `None` until a read loads it or a credit commits.
+    committed: Option<Balance>,
     deposits: HashMap<DepositId, DepositState>,
     in_flight: usize,
     last_used: Instant,
@@ -106,21 +109,6 @@ impl Actor for WalletActor {
         self.shared.alive.fetch_add(1, Ordering::Relaxed);
         // A hot wallet takes many settlements at once; `send` still waits past this.
         ctx.set_mailbox_capacity(MAILBOX);
-        // Nothing else is handled until the committed balance is loaded.
-        let store = self.shared.store.clone();
-        let user = self.user;
-        ctx.wait(
-            async move { store.balance(user).await }
-                .into_actor(self)
-                .map(|loaded, act, ctx| match loaded {
-                    Ok(balance) => act.committed = balance,
-                    Err(e) => {
-                        tracing::error!(user = %act.user, error = %e, "loading a wallet failed");
-                        act.unregister();
-                        ctx.stop();
-                    }
-                }),
-        );
         let every =
             (self.shared.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         ctx.run_interval(every, |act, ctx| {
@@ -138,6 +126,13 @@ impl Actor for WalletActor {
 }
 
 impl WalletActor {
+    /// Keeps `balance` if it is newer than what the actor knows.
+    fn observe(&mut self, balance: Balance) {
+        if self.committed.is_none_or(|c| balance.entry > c.entry) {
+            self.committed = Some(balance);
+        }
+    }
+
     fn unregister(&self) {
         let generation = self.generation;
         self.shared
@@ -167,9 +162,9 @@ impl WalletActor {
             unreachable!("a committing deposit stays committing until its commit answers");
         };
         let answer = match (result, now_stored) {
-            (Ok(OpOutcome::Settled), _) => {
-                if outcome == Settlement::Success {
-                    self.committed += amount.paise();
+            (Ok(OpOutcome::Settled(balance)), _) => {
+                if let Some(balance) = balance {
+                    self.observe(balance);
                     metrics::counter!("onramp_credits_total").increment(1);
                     metrics::counter!("onramp_credited_paise_total")
                         .increment(amount.paise() as u64);
@@ -216,15 +211,29 @@ impl WalletActor {
     }
 }
 
+/// The committed balance in paise, if the actor knows it yet.
 #[derive(Message)]
-#[rtype(result = "i64")]
+#[rtype(result = "Option<i64>")]
 struct GetBalance;
 
 impl Handler<GetBalance> for WalletActor {
-    type Result = i64;
-    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> i64 {
+    type Result = Option<i64>;
+    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> Option<i64> {
         self.last_used = Instant::now();
-        self.committed
+        self.committed.map(|c| c.paise)
+    }
+}
+
+/// A balance loaded from the database: kept if newer, and the newest known is answered.
+#[derive(Message)]
+#[rtype(result = "i64")]
+struct Loaded(Balance);
+
+impl Handler<Loaded> for WalletActor {
+    type Result = i64;
+    fn handle(&mut self, Loaded(balance): Loaded, _: &mut Self::Context) -> i64 {
+        self.observe(balance);
+        self.committed.map_or(balance.paise, |c| c.paise)
     }
 }
 
@@ -343,7 +352,7 @@ impl Wallets {
                 let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
                 let actor = WalletActor {
                     user,
-                    committed: 0,
+                    committed: None,
                     deposits: HashMap::new(),
                     in_flight: 0,
                     last_used: Instant::now(),
@@ -364,11 +373,20 @@ impl Wallets {
         self.shared.map.remove_if(&user, |_, (_, a)| a == addr);
     }
 
-    /// The user's committed balance in paise.
+    /// The user's committed balance in paise: from the actor's memory, or loaded from the
+    /// database the first time.
     pub async fn balance(&self, user: UserId) -> Result<i64, WalletError> {
         for _ in 0..3 {
             let addr = self.actor(user);
-            match addr.send(GetBalance).await {
+            let answer = match addr.send(GetBalance).await {
+                Ok(Some(b)) => return Ok(b),
+                Ok(None) => {
+                    let loaded = self.shared.store.balance(user).await?;
+                    addr.send(Loaded(loaded)).await
+                }
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(b) => return Ok(b),
                 Err(_) => self.forget(user, &addr),
             }

@@ -6,7 +6,7 @@ use crate::on_both_databases;
 use onramp_actors::domain::{
     Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionToken, Settlement, UserId,
 };
-use onramp_actors::store::{self, OpOutcome, Store, WriteOp};
+use onramp_actors::store::{self, Balance, OpOutcome, Store, WriteOp};
 use std::sync::Arc;
 
 on_both_databases!(
@@ -49,6 +49,14 @@ fn user(outcome: &OpOutcome) -> UserId {
     match outcome {
         OpOutcome::User(u) => *u,
         other => panic!("expected a user, got {other:?}"),
+    }
+}
+
+/// The balance a settlement's commit answered: `Some` for a credit, `None` for a failure.
+fn settled(outcome: &OpOutcome) -> Option<Balance> {
+    match outcome {
+        OpOutcome::Settled(balance) => *balance,
+        other => panic!("expected a settlement, got {other:?}"),
     }
 }
 
@@ -203,21 +211,22 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         ])
         .await
         .unwrap();
-    assert_eq!(
-        outcomes,
-        vec![
-            OpOutcome::Settled,
-            OpOutcome::Settled,
-            OpOutcome::Done,
-            OpOutcome::Settled,
-            OpOutcome::NotProcessing
-        ]
-    );
+    assert_eq!(settled(&outcomes[0]).unwrap().paise, 100);
+    assert_eq!(settled(&outcomes[1]).unwrap().paise, 700);
+    assert_eq!(outcomes[2], OpOutcome::Done);
+    assert_eq!(settled(&outcomes[3]), None, "a failure credits nothing");
+    assert_eq!(outcomes[4], OpOutcome::NotProcessing);
     assert_eq!(status(&store, &ids[0]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[2]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
-    assert_eq!(store.balance(asha).await.unwrap(), 100);
-    assert_eq!(store.balance(ravi).await.unwrap(), 700);
+    assert_eq!(
+        store.balance(asha).await.unwrap(),
+        settled(&outcomes[0]).unwrap()
+    );
+    assert_eq!(
+        store.balance(ravi).await.unwrap(),
+        settled(&outcomes[1]).unwrap()
+    );
     assert!(store.session(&s2.hash()).await.unwrap().is_none());
     assert!(store.session(&s1.hash()).await.unwrap().is_some());
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger").await, 2);
@@ -231,7 +240,7 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(outcomes, vec![OpOutcome::NotProcessing; 2]);
-    assert_eq!(store.balance(ravi).await.unwrap(), 700);
+    assert_eq!(store.balance(ravi).await.unwrap().paise, 700);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger").await, 2);
 
@@ -278,7 +287,12 @@ async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Back
         .map(|&i| settle(&ids[i], owner(i), amount(i), Settlement::Success))
         .collect();
     let outcomes = store.commit_batch(&batch).await.unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::Settled; 5]);
+    // Each commit answers the balance after its own credit, in batch order.
+    let after: Vec<i64> = outcomes.iter().map(|o| settled(o).unwrap().paise).collect();
+    assert_eq!(
+        after,
+        vec![100 + 500, 200, 100 + 500 + 300, 200 + 600, 200 + 600 + 400]
+    );
 
     // Each ledger entry, in the order written, with the balance after it.
     let rows = db
@@ -299,12 +313,19 @@ async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Back
     .map(|(i, after)| format!("{} {} {after}", ids[*i], amount(*i)))
     .collect();
     assert_eq!(rows, expected);
-    assert_eq!(store.balance(users[0]).await.unwrap(), 900);
-    assert_eq!(store.balance(users[1]).await.unwrap(), 1200);
+    assert_eq!(
+        store.balance(users[0]).await.unwrap(),
+        settled(&outcomes[2]).unwrap(),
+        "the balance read back is the last credit's, entry and all"
+    );
+    assert_eq!(
+        store.balance(users[1]).await.unwrap(),
+        settled(&outcomes[4]).unwrap()
+    );
     for u in &users {
         let totals = store.ledger_totals(*u).await.unwrap();
         assert_eq!(Some(totals.sum), totals.last_balance_after);
-        assert_eq!(totals.sum, store.balance(*u).await.unwrap());
+        assert_eq!(totals.sum, store.balance(*u).await.unwrap().paise);
     }
 }
 

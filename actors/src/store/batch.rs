@@ -8,7 +8,7 @@
 //! another (a deposit is settled only once its bank order is stored, a session is touched only
 //! once it exists), and two changes to the same row are ordered within their kind.
 
-use super::{OpOutcome, WriteOp};
+use super::{Balance, OpOutcome, WriteOp};
 use crate::domain::{DepositId, ProviderSub, UserId};
 use std::collections::HashSet;
 
@@ -55,6 +55,15 @@ pub(super) struct SettleItem<'a> {
     /// `success` or `failure`: the deposit's new status.
     pub status: &'static str,
     pub now: i64,
+}
+
+/// What the database decided while writing a batch.
+pub(super) struct Written {
+    /// The batch positions of the deposits inserted (not those whose key was taken).
+    pub inserted: Vec<usize>,
+    /// The batch positions of the settlements applied (the deposit was still processing), with
+    /// the wallet's balance after each credit.
+    pub settled: Vec<(usize, Option<Balance>)>,
 }
 
 /// A batch sorted by kind, with the outcome of every change that is known before writing.
@@ -206,11 +215,12 @@ impl<'a> Plan<'a> {
     }
 
     /// The outcomes, given the batch positions of the deposits that were inserted and of the
-    /// settlements that were applied (the database found the deposit still processing).
+    /// settlements that were applied (the database found the deposit still processing), with
+    /// the wallet's balance after each credit.
     pub fn finish(
         mut self,
         inserted: impl IntoIterator<Item = usize>,
-        settled: impl IntoIterator<Item = usize>,
+        settled: impl IntoIterator<Item = (usize, Option<Balance>)>,
     ) -> Vec<OpOutcome> {
         for d in &self.deposits {
             self.outcomes[d.index] = OpOutcome::KeyTaken;
@@ -218,8 +228,8 @@ impl<'a> Plan<'a> {
         for i in inserted {
             self.outcomes[i] = OpOutcome::Done;
         }
-        for i in settled {
-            self.outcomes[i] = OpOutcome::Settled;
+        for (i, balance) in settled {
+            self.outcomes[i] = OpOutcome::Settled(balance);
         }
         self.outcomes
     }
@@ -260,12 +270,16 @@ mod tests {
             vec![(a.as_str(), "success"), (b.as_str(), "failure")]
         );
         // The database applied both written settlements.
-        let outcomes = plan.finish([], [0, 1]);
+        let credit = Balance {
+            paise: 100,
+            entry: 7,
+        };
+        let outcomes = plan.finish([], [(0, Some(credit)), (1, None)]);
         assert_eq!(
             outcomes,
             vec![
-                OpOutcome::Settled,
-                OpOutcome::Settled,
+                OpOutcome::Settled(Some(credit)),
+                OpOutcome::Settled(None),
                 OpOutcome::NotProcessing
             ]
         );

@@ -121,8 +121,18 @@ pub enum OpOutcome {
     Done,
     User(UserId),
     KeyTaken,
-    Settled,
+    /// The settlement was applied; a credit answers the wallet's balance right after it.
+    Settled(Option<Balance>),
     NotProcessing,
+}
+
+/// A wallet's committed balance and the id of the last ledger entry it includes (0 before the
+/// first). Entry ids grow in commit order, so of two readings the one with the later entry is
+/// the newer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub paise: i64,
+    pub entry: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,7 +152,7 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
     /// The committed balance; 0 for a user without a wallet row.
-    async fn balance(&self, user: UserId) -> Result<i64, StoreError>;
+    async fn balance(&self, user: UserId) -> Result<Balance, StoreError>;
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError>;
     async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError>;

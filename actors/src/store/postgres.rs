@@ -3,7 +3,7 @@
 //! (data-modifying CTEs: deposit, wallet and ledger together), and a batch of one kind, such as a
 //! storm of webhooks, is that statement alone, a transaction without BEGIN and COMMIT.
 
-use super::batch::{AccountItem, Plan};
+use super::batch::{AccountItem, Plan, Written};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
@@ -33,7 +33,8 @@ impl PgStore {
 }
 
 /// Applies the settlements: those whose deposit is still processing change it, credit the
-/// wallet and append the ledger entry; the statement answers their batch positions. Each
+/// wallet and append the ledger entry; the statement answers their batch positions, with the
+/// ledger entry and the balance after it for a credit. Each
 /// credit's `balance_after` is the wallet's balance after the batch, less this batch's credits to
 /// it, plus its credits up to and including this one, in batch order.
 const SETTLE: &str = "\
@@ -60,16 +61,13 @@ WITH input AS (
            c.now
     FROM credits AS c JOIN wallets_after AS w ON w.user_id = c.user_id
     ORDER BY c.seq
+    RETURNING deposit_id, id, balance_after
 )
-SELECT seq FROM settled";
+SELECT s.seq, e.id, e.balance_after FROM settled AS s LEFT JOIN entries AS e USING (deposit_id)";
 
 /// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
-/// at a time) and answers the batch positions of the deposits inserted and of the settlements
-/// applied.
-async fn write(
-    conn: &mut PgConnection,
-    plan: &mut Plan<'_>,
-) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+/// at a time) and answers what the database decided.
+async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
     let mut users = Vec::with_capacity(plan.accounts.len());
     for account in &plan.accounts {
         users.push((account.index, upsert_account(conn, account).await?));
@@ -135,7 +133,7 @@ async fn write(
     let mut settled = Vec::new();
     if !plan.settles.is_empty() {
         let s = &plan.settles;
-        let rows: Vec<(i64,)> = sqlx::query_as(SETTLE)
+        let rows: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(SETTLE)
             .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
             .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
             .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
@@ -144,9 +142,17 @@ async fn write(
             .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
             .fetch_all(&mut *conn)
             .await?;
-        settled = rows.into_iter().map(|(seq,)| seq as usize).collect();
+        settled = rows
+            .into_iter()
+            .map(|(seq, entry, paise)| {
+                let balance = entry
+                    .zip(paise)
+                    .map(|(entry, paise)| Balance { paise, entry });
+                (seq as usize, balance)
+            })
+            .collect();
     }
-    Ok((inserted, settled))
+    Ok(Written { inserted, settled })
 }
 
 /// Inserts the new deposits (an idempotency key held by a deposit older than the cutoff is
@@ -257,7 +263,7 @@ impl Store for PgStore {
 
     async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
         let mut plan = Plan::new(ops);
-        let (inserted, settled) = if plan.statements() == 1 {
+        let written = if plan.statements() == 1 {
             // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
             write(&mut *self.pool.acquire().await?, &mut plan).await?
         } else {
@@ -266,7 +272,7 @@ impl Store for PgStore {
             tx.commit().await?;
             written
         };
-        Ok(plan.finish(inserted, settled))
+        Ok(plan.finish(written.inserted, written.settled))
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -289,12 +295,16 @@ impl Store for PgStore {
         .transpose()
     }
 
-    async fn balance(&self, user: UserId) -> Result<i64, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM wallets WHERE user_id = $1")
-            .bind(user.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map_or(0, |(b,)| b))
+    async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
+        // One statement: the balance and the last entry come from the same snapshot.
+        let (paise, entry): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT balance FROM wallets WHERE user_id = $1), 0), \
+                    COALESCE((SELECT MAX(id) FROM ledger WHERE user_id = $1), 0)",
+        )
+        .bind(user.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Balance { paise, entry })
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {

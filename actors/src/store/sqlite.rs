@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::batch::{AccountItem, Plan};
+use super::batch::{AccountItem, Plan, Written};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
@@ -144,12 +144,8 @@ impl<'a> BatchInput<'a> {
     }
 }
 
-/// Writes `plan` in one transaction and answers the batch positions of the deposits inserted
-/// and of the settlements applied.
-async fn write(
-    conn: &mut SqliteConnection,
-    plan: &mut Plan<'_>,
-) -> Result<(Vec<usize>, Vec<usize>), StoreError> {
+/// Writes `plan` in one transaction and answers what the database decided.
+async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
     let one_at_a_time = !plan.accounts.is_empty() || !plan.purges.is_empty();
     if one_at_a_time {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -182,11 +178,22 @@ async fn write(
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::Corrupt("the batch answered no row".into()))?;
-    let positions = |s: &str| {
-        serde_json::from_str::<Vec<usize>>(s)
-            .map_err(|e| StoreError::Corrupt(format!("the batch's answer: {e}")))
-    };
-    Ok((positions(&inserted)?, positions(&settled)?))
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("the batch's answer: {e}"));
+    let inserted: Vec<usize> = serde_json::from_str(&inserted).map_err(corrupt)?;
+    let settled: Vec<(usize, Option<i64>, Option<i64>)> =
+        serde_json::from_str(&settled).map_err(corrupt)?;
+    Ok(Written {
+        inserted,
+        settled: settled
+            .into_iter()
+            .map(|(position, entry, paise)| {
+                let balance = entry
+                    .zip(paise)
+                    .map(|(entry, paise)| Balance { paise, entry });
+                (position, balance)
+            })
+            .collect(),
+    })
 }
 
 /// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the user, its
@@ -250,7 +257,7 @@ impl Store for SqliteStore {
         let mut plan = Plan::new(ops);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {
-            Ok((inserted, settled)) => Ok(plan.finish(inserted, settled)),
+            Ok(written) => Ok(plan.finish(written.inserted, written.settled)),
             Err(e) => {
                 // A failed statement leaves the transaction open (unless SQLite already rolled
                 // it back, when this ROLLBACK has nothing to do).
@@ -280,12 +287,16 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn balance(&self, user: UserId) -> Result<i64, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM wallets WHERE user_id = ?")
-            .bind(user.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map_or(0, |(b,)| b))
+    async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
+        // One statement: the balance and the last entry come from the same snapshot.
+        let (paise, entry): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT balance FROM wallets WHERE user_id = ?1), 0), \
+                    COALESCE((SELECT MAX(id) FROM ledger WHERE user_id = ?1), 0)",
+        )
+        .bind(user.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Balance { paise, entry })
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
@@ -425,7 +436,8 @@ mod tests {
             ));
             query = query.bind("{}");
             let plan = query.fetch_all(&mut *conn).await.unwrap();
-            // Tables are named by their alias where they have one: d (deposits), w (wallets).
+            // Tables are named by their alias where they have one: d (deposits), w (wallets),
+            // l (ledger).
             let scanned: Vec<&str> = plan
                 .iter()
                 .filter_map(|(_, _, _, step)| step.strip_prefix("SCAN "))
@@ -501,16 +513,14 @@ mod tests {
             ])
             .await
             .unwrap();
-        assert_eq!(
-            outcomes,
-            vec![
-                OpOutcome::Settled,
-                OpOutcome::Settled,
-                OpOutcome::NotProcessing,
-                OpOutcome::Settled
-            ]
-        );
-        assert_eq!(store.balance(user).await.unwrap(), 400);
+        let [OpOutcome::Settled(Some(first)), OpOutcome::Settled(None), OpOutcome::NotProcessing, OpOutcome::Settled(Some(third))] =
+            outcomes.as_slice()
+        else {
+            panic!("{outcomes:?}");
+        };
+        assert_eq!((first.paise, third.paise), (100, 400));
+        assert!(first.entry < third.entry);
+        assert_eq!(store.balance(user).await.unwrap(), *third);
         let totals = store.ledger_totals(user).await.unwrap();
         assert_eq!((totals.entries, totals.sum), (2, 400));
         assert_eq!(totals.last_balance_after, Some(400));

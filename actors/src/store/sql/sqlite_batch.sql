@@ -9,8 +9,9 @@
 --   logouts      [token_hash]
 --   settlements  [batch position, deposit id, new status, user_id, amount, now]
 -- Every statement starts from its rows and finds its targets through an index (a test in
--- sqlite.rs checks the plans). The last one answers the batch positions of the settlements
--- applied and of the deposits inserted. The scratch tables are in sqlite_writer.sql.
+-- sqlite.rs checks the plans). The last one answers the settlements applied ([batch position,
+-- ledger entry id, balance after] for a credit, [batch position, null, null] for a failure) and
+-- the batch positions of the deposits inserted. The scratch tables are in sqlite_writer.sql.
 
 DELETE FROM temp.batch;
 
@@ -67,6 +68,7 @@ SELECT s.user_id, s.deposit_id, s.amount,
 FROM temp.settling AS s CROSS JOIN wallets AS w ON w.user_id = s.user_id
 WHERE s.status = 'success' ORDER BY s.seq;
 
-SELECT (SELECT json_group_array(seq) FROM temp.settling) AS settled,
+SELECT (SELECT json_group_array(json_array(s.seq, l.id, l.balance_after))
+        FROM temp.settling AS s LEFT JOIN ledger AS l ON l.deposit_id = s.deposit_id) AS settled,
        (SELECT json_group_array(n.r ->> 6) FROM temp.batch_deposits AS n
         CROSS JOIN deposits AS d ON d.id = n.r ->> 0) AS inserted
