@@ -169,6 +169,7 @@ pub trait Store: Send + Sync + 'static {
         created_before: i64,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError>;
+    /// The user's ledger entries (reached through the user's deposits), for checking the books.
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
 }
 

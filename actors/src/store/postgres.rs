@@ -34,9 +34,9 @@ impl PgStore {
 
 /// Applies the settlements: those whose deposit is still processing change it, credit the
 /// wallet and append the ledger entry; the statement answers their batch positions, with the
-/// ledger entry and the balance after it for a credit. Each
-/// credit's `balance_after` is the wallet's balance after the batch, less this batch's credits to
-/// it, plus its credits up to and including this one, in batch order.
+/// ledger entry and the balance after it for a credit. Each credit's `balance_after` is the
+/// wallet's balance before the batch (its row locked first) plus its credits in this batch up to
+/// and including this one, in batch order; the wallet records the last entry it includes.
 const SETTLE: &str = "\
 WITH input AS (
     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
@@ -47,21 +47,23 @@ WITH input AS (
     RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now
 ), credits AS (
     SELECT * FROM settled WHERE status = 'success'
-), wallets_after AS (
-    INSERT INTO wallets (user_id, balance, currency, updated_at)
-    SELECT user_id, SUM(amount), 'INR', MAX(now) FROM credits GROUP BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance,
-        updated_at = EXCLUDED.updated_at
-    RETURNING user_id, balance
+), before AS (
+    SELECT user_id, balance FROM wallets
+    WHERE user_id IN (SELECT user_id FROM credits) FOR UPDATE
 ), entries AS (
     INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
     SELECT c.user_id, c.deposit_id, c.amount,
-           w.balance - SUM(c.amount) OVER (PARTITION BY c.user_id)
+           COALESCE(b.balance, 0)
                + SUM(c.amount) OVER (PARTITION BY c.user_id ORDER BY c.seq ROWS UNBOUNDED PRECEDING),
            c.now
-    FROM credits AS c JOIN wallets_after AS w ON w.user_id = c.user_id
+    FROM credits AS c LEFT JOIN before AS b ON b.user_id = c.user_id
     ORDER BY c.seq
-    RETURNING deposit_id, id, balance_after
+    RETURNING user_id, deposit_id, id, amount, balance_after, created_at
+), wallets_after AS (
+    INSERT INTO wallets (user_id, balance, currency, updated_at, last_entry)
+    SELECT user_id, SUM(amount), 'INR', MAX(created_at), MAX(id) FROM entries GROUP BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance,
+        updated_at = EXCLUDED.updated_at, last_entry = EXCLUDED.last_entry
 )
 SELECT s.seq, e.id, e.balance_after FROM settled AS s LEFT JOIN entries AS e USING (deposit_id)";
 
@@ -296,14 +298,12 @@ impl Store for PgStore {
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        // One statement: the balance and the last entry come from the same snapshot.
-        let (paise, entry): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT balance FROM wallets WHERE user_id = $1), 0), \
-                    COALESCE((SELECT MAX(id) FROM ledger WHERE user_id = $1), 0)",
-        )
-        .bind(user.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT balance, last_entry FROM wallets WHERE user_id = $1")
+                .bind(user.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (paise, entry) = row.unwrap_or_default();
         Ok(Balance { paise, entry })
     }
 
@@ -393,12 +393,14 @@ impl Store for PgStore {
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
         let (entries, sum): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(amount)::int8 FROM ledger WHERE user_id = $1")
+            sqlx::query_as("SELECT COUNT(*), SUM(l.amount)::int8 FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
+                 WHERE d.user_id = $1")
                 .bind(user.to_string())
                 .fetch_one(&self.pool)
                 .await?;
         let last: Option<(i64,)> = sqlx::query_as(
-            "SELECT balance_after FROM ledger WHERE user_id = $1 ORDER BY id DESC LIMIT 1",
+            "SELECT l.balance_after FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
+             WHERE d.user_id = $1 ORDER BY l.id DESC LIMIT 1",
         )
         .bind(user.to_string())
         .fetch_optional(&self.pool)

@@ -288,14 +288,12 @@ impl Store for SqliteStore {
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        // One statement: the balance and the last entry come from the same snapshot.
-        let (paise, entry): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT balance FROM wallets WHERE user_id = ?1), 0), \
-                    COALESCE((SELECT MAX(id) FROM ledger WHERE user_id = ?1), 0)",
-        )
-        .bind(user.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT balance, last_entry FROM wallets WHERE user_id = ?")
+                .bind(user.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (paise, entry) = row.unwrap_or_default();
         Ok(Balance { paise, entry })
     }
 
@@ -386,12 +384,14 @@ impl Store for SqliteStore {
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
         let (entries, sum): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(amount) FROM ledger WHERE user_id = ?")
+            sqlx::query_as("SELECT COUNT(*), SUM(l.amount) FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
+                 WHERE d.user_id = ?")
                 .bind(user.to_string())
                 .fetch_one(&self.pool)
                 .await?;
         let last: Option<(i64,)> = sqlx::query_as(
-            "SELECT balance_after FROM ledger WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+            "SELECT l.balance_after FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
+             WHERE d.user_id = ? ORDER BY l.id DESC LIMIT 1",
         )
         .bind(user.to_string())
         .fetch_optional(&self.pool)

@@ -52,21 +52,23 @@ WHERE d.status = 'processing';
 UPDATE deposits SET status = s.status, updated_at = s.now
 FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
 
-INSERT INTO wallets (user_id, balance, currency, updated_at)
-SELECT user_id, SUM(amount), 'INR', MAX(now) FROM temp.settling WHERE status = 'success'
-GROUP BY user_id
-ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance,
-    updated_at = excluded.updated_at;
-
--- Each credit's balance_after: the wallet's balance after the batch, less this batch's credits
--- to it, plus its credits up to and including this one, in batch order.
+-- Each credit's balance_after: the wallet's balance before the batch plus its credits in this
+-- batch up to and including this one, in batch order.
 INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
 SELECT s.user_id, s.deposit_id, s.amount,
-       w.balance - SUM(s.amount) OVER (PARTITION BY s.user_id)
+       COALESCE(w.balance, 0)
            + SUM(s.amount) OVER (PARTITION BY s.user_id ORDER BY s.seq ROWS UNBOUNDED PRECEDING),
        s.now
-FROM temp.settling AS s CROSS JOIN wallets AS w ON w.user_id = s.user_id
+FROM temp.settling AS s LEFT JOIN wallets AS w ON w.user_id = s.user_id
 WHERE s.status = 'success' ORDER BY s.seq;
+
+-- The wallets, with the last ledger entry each balance now includes.
+INSERT INTO wallets (user_id, balance, currency, updated_at, last_entry)
+SELECT s.user_id, SUM(s.amount), 'INR', MAX(s.now), MAX(l.id)
+FROM temp.settling AS s CROSS JOIN ledger AS l ON l.deposit_id = s.deposit_id
+WHERE s.status = 'success' GROUP BY s.user_id
+ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance,
+    updated_at = excluded.updated_at, last_entry = excluded.last_entry;
 
 SELECT (SELECT json_group_array(json_array(s.seq, l.id, l.balance_after))
         FROM temp.settling AS s LEFT JOIN ledger AS l ON l.deposit_id = s.deposit_id) AS settled,
