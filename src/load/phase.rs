@@ -145,12 +145,20 @@ fn cpu_share(before: Option<(u64, u64, u64)>, after: Option<(u64, u64, u64)>) ->
     })
 }
 
+/// Whether to print a progress line every second, and where to read the app's group-commit
+/// figures for it (`GET /metrics`).
+#[derive(Clone)]
+pub struct Progress {
+    pub show: bool,
+    pub metrics: Option<(reqwest::Client, String)>,
+}
+
 /// Runs `work(i, rec)` for the phase's items on `concurrency` tasks; answers when all are done.
 pub async fn run_phase<F, Fut>(
     name: &str,
     bound: Bound,
     concurrency: usize,
-    progress: bool,
+    progress: Progress,
     work: F,
 ) -> PhaseResult
 where
@@ -175,12 +183,14 @@ where
     };
     let ticks = cpu_ticks();
     let started = Instant::now();
-    let ticker = progress.then(|| {
+    let show = progress.show;
+    let ticker = show.then(|| {
         tokio::spawn(report_progress(
             name.to_owned(),
             rec.clone(),
             limit,
             started,
+            progress.metrics,
         ))
     });
     let mut handles = Vec::with_capacity(tasks);
@@ -211,7 +221,7 @@ where
     if let Some(t) = ticker {
         t.abort();
     }
-    if progress {
+    if show {
         eprintln!(
             "[{name}] finished: {} items, {} requests in {:.1} s, {} errors",
             rec.items(),
@@ -228,10 +238,23 @@ where
     }
 }
 
-async fn report_progress(name: String, rec: Arc<Rec>, total: Option<usize>, started: Instant) {
+async fn report_progress(
+    name: String,
+    rec: Arc<Rec>,
+    total: Option<usize>,
+    started: Instant,
+    metrics: Option<(reqwest::Client, String)>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last = 0;
+    let scrape = || async {
+        match &metrics {
+            Some((client, app)) => super::metrics::scrape(client, app).await,
+            None => None,
+        }
+    };
+    let mut last_writer = scrape().await;
     loop {
         tick.tick().await;
         let (items, requests) = (rec.items(), rec.requests());
@@ -242,8 +265,20 @@ async fn report_progress(name: String, rec: Arc<Rec>, total: Option<usize>, star
             ),
             None => format!("{items} done"),
         };
+        // The group commit in the last second: how many changes per commit, how long each took.
+        let writer = scrape().await;
+        let commits = super::metrics::figures(last_writer.as_ref(), writer.as_ref())
+            .filter(|w| w.commits > 0)
+            .map(|w| {
+                format!(
+                    ", {} commits of {:.1} changes in {:.2} ms",
+                    w.commits, w.mean_batch, w.mean_commit_ms
+                )
+            })
+            .unwrap_or_default();
+        last_writer = writer;
         eprintln!(
-            "[{name}] {done}, {} req/s, {} errors, {:.0} s",
+            "[{name}] {done}, {} req/s, {} errors{commits}, {:.0} s",
             requests - last,
             rec.errors(),
             started.elapsed().as_secs_f64()

@@ -4,7 +4,7 @@
 
 use super::http::{self, Created};
 use super::metrics;
-use super::phase::{run_phase, Bound, PhaseResult, Rec};
+use super::phase::{run_phase, Bound, PhaseResult, Progress, Rec};
 use super::report::{CheckReport, Counts, PhaseReport, Report, RunConfig};
 use anyhow::{bail, ensure, Context};
 use rand::rngs::StdRng;
@@ -338,7 +338,10 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
         problems_total: AtomicUsize::new(0),
     });
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let progress = cfg.progress;
+    let progress = Progress {
+        show: cfg.progress,
+        metrics: Some((ctx.client.clone(), ctx.app.clone())),
+    };
     let mut phases = Vec::new();
 
     // The server's HTTP ceiling, at the same concurrency.
@@ -350,7 +353,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
                 "healthz",
                 Bound::For(Duration::from_secs_f64(cfg.healthz_secs)),
                 cfg.concurrency,
-                progress,
+                progress.clone(),
                 move |_, rec| {
                     let c = c.clone();
                     async move {
@@ -374,7 +377,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
                 "sign-in",
                 Bound::Items(cfg.users),
                 cfg.concurrency,
-                progress,
+                progress.clone(),
                 move |i, rec| {
                     let (c, jar, run_id) = (c.clone(), jar.clone(), run_id.clone());
                     async move {
@@ -446,7 +449,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
                 "deposits",
                 Bound::Items(cfg.deposits),
                 cfg.concurrency,
-                progress,
+                progress.clone(),
                 move |i, rec| {
                     let (c, jar, am, cr, rf) =
                         (c.clone(), jar.clone(), am.clone(), cr.clone(), rf.clone());
@@ -569,7 +572,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
             "balance-reads",
             Bound::Until(stop.clone()),
             cfg.concurrency,
-            progress,
+            progress.clone(),
             move |i, rec| {
                 let (c, jar, exp) = (c.clone(), jar.clone(), exp.clone());
                 async move {
@@ -593,7 +596,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
         "webhooks",
         Bound::Items(wave.len()),
         cfg.webhook_concurrency,
-        progress,
+        progress.clone(),
         move |i, rec| {
             let (s, w) = (s.clone(), w.clone());
             async move { deliver(&s, &rec, w[i]).await }
@@ -632,7 +635,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
                     "late",
                     Bound::Items(late.len()),
                     cfg.webhook_concurrency,
-                    progress,
+                    progress.clone(),
                     move |i, rec| {
                         let (s, l) = (s.clone(), l.clone());
                         async move { deliver(&s, &rec, l[i]).await }
@@ -663,7 +666,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
                 "check",
                 Bound::Items(cfg.users),
                 cfg.concurrency,
-                progress,
+                progress.clone(),
                 move |u, rec| {
                     let (s, jar, exp, bu, rf, obs, mat) = (
                         s.clone(),
