@@ -98,6 +98,19 @@ async fn status(store: &Arc<dyn Store>, id: &DepositId) -> DepositStatus {
     store.deposit(id).await.unwrap().unwrap().status
 }
 
+/// The deposits reconciliation would ask the bank about, oldest first.
+async fn pending(store: &Arc<dyn Store>) -> Vec<DepositId> {
+    let mut ids: Vec<DepositId> = store
+        .processing_deposits(i64::MAX, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 async fn one_batch_of_every_kind_of_change(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
 
@@ -151,6 +164,13 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         ]
     );
     assert!(store.deposit(&ids[1]).await.unwrap().is_none());
+    let mut waiting = vec![ids[0].clone(), ids[2].clone(), ids[3].clone()];
+    waiting.sort();
+    assert_eq!(
+        pending(&store).await,
+        waiting,
+        "new deposits wait for the bank"
+    );
     assert_eq!(
         store
             .deposit_by_key(asha, "key-1")

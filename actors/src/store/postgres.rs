@@ -32,8 +32,8 @@ impl PgStore {
     }
 }
 
-/// Applies the settlements: those whose deposit is still processing change it, credit the
-/// wallet and append the ledger entry; the statement answers their batch positions, with the
+/// Applies the settlements: those whose deposit is still processing change it (and leave the
+/// pending deposits), credit the wallet and append the ledger entry; the statement answers their batch positions, with the
 /// ledger entry and the balance after it for a credit. Each credit's `balance_after` is the
 /// wallet's balance before the batch (its row locked first) plus its credits in this batch up to
 /// and including this one, in batch order; the wallet records the last entry it includes.
@@ -44,7 +44,10 @@ WITH input AS (
 ), settled AS (
     UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i
     WHERE d.id = i.deposit_id AND d.status = 'processing'
-    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now
+    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now, d.created_at
+), no_longer_pending AS (
+    DELETE FROM pending_deposits AS p USING settled AS s
+    WHERE p.created_at = s.created_at AND p.deposit_id = s.deposit_id
 ), credits AS (
     SELECT * FROM settled WHERE status = 'success'
 ), before AS (
@@ -157,8 +160,8 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
     Ok(Written { inserted, settled })
 }
 
-/// Inserts the new deposits (an idempotency key held by a deposit older than the cutoff is
-/// given up first) and answers the batch positions of those inserted: a deposit whose key is
+/// Inserts the new deposits, pending (an idempotency key held by a deposit older than the
+/// cutoff is given up first), and answers the batch positions of those inserted: a deposit whose key is
 /// still held is not.
 async fn insert_deposits(
     conn: &mut PgConnection,
@@ -182,13 +185,18 @@ async fn insert_deposits(
         .await?;
     }
     let rows: Vec<(String,)> = sqlx::query_as(
-        "INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
-         SELECT id, user_id, amount, 'INR', 'processing', key, now, now \
-         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[]) \
-             WITH ORDINALITY AS u(id, user_id, amount, key, now, ord) \
-         ORDER BY ord \
-         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id",
+        "WITH inserted AS ( \
+             INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
+             SELECT id, user_id, amount, 'INR', 'processing', key, now, now \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[]) \
+                 WITH ORDINALITY AS u(id, user_id, amount, key, now, ord) \
+             ORDER BY ord \
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id, created_at \
+         ), pending AS ( \
+             INSERT INTO pending_deposits (created_at, deposit_id) SELECT created_at, id FROM inserted \
+         ) \
+         SELECT id FROM inserted",
     )
     .bind(d.iter().map(|d| d.id).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>())
@@ -381,8 +389,10 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
         let rows: Vec<DepositRow> = sqlx::query_as(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE status = 'processing' AND created_at < $1 \
-             ORDER BY created_at LIMIT $2"
+            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE status = 'processing' AND id IN ( \
+                 SELECT deposit_id FROM pending_deposits WHERE created_at < $1 \
+                 ORDER BY created_at LIMIT $2) \
+             ORDER BY created_at"
         ))
         .bind(created_before)
         .bind(i64::from(limit))
