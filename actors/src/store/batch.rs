@@ -66,6 +66,19 @@ pub(super) struct Written {
     pub settled: Vec<(usize, Option<Balance>)>,
 }
 
+/// A settlement applied, as both backends answer it: its batch position and, for a credit, its
+/// ledger entry and the balance after it (both null for a failure).
+pub(super) fn applied(
+    position: usize,
+    entry: Option<i64>,
+    balance_after: Option<i64>,
+) -> (usize, Option<Balance>) {
+    let balance = entry
+        .zip(balance_after)
+        .map(|(entry, paise)| Balance { paise, entry });
+    (position, balance)
+}
+
 /// A batch sorted by kind, with the outcome of every change that is known before writing.
 pub(super) struct Plan<'a> {
     pub accounts: Vec<AccountItem<'a>>,
@@ -214,21 +227,15 @@ impl<'a> Plan<'a> {
         self.outcomes[index] = OpOutcome::User(user);
     }
 
-    /// The outcomes, given the batch positions of the deposits that were inserted and of the
-    /// settlements that were applied (the database found the deposit still processing), with
-    /// the wallet's balance after each credit.
-    pub fn finish(
-        mut self,
-        inserted: impl IntoIterator<Item = usize>,
-        settled: impl IntoIterator<Item = (usize, Option<Balance>)>,
-    ) -> Vec<OpOutcome> {
+    /// The outcomes, given what the database decided.
+    pub fn finish(mut self, written: Written) -> Vec<OpOutcome> {
         for d in &self.deposits {
             self.outcomes[d.index] = OpOutcome::KeyTaken;
         }
-        for i in inserted {
+        for i in written.inserted {
             self.outcomes[i] = OpOutcome::Done;
         }
-        for (i, balance) in settled {
+        for (i, balance) in written.settled {
             self.outcomes[i] = OpOutcome::Settled(balance);
         }
         self.outcomes
@@ -274,7 +281,10 @@ mod tests {
             paise: 100,
             entry: 7,
         };
-        let outcomes = plan.finish([], [(0, Some(credit)), (1, None)]);
+        let outcomes = plan.finish(Written {
+            inserted: vec![],
+            settled: vec![(0, Some(credit)), (1, None)],
+        });
         assert_eq!(
             outcomes,
             vec![
@@ -307,7 +317,10 @@ mod tests {
         let plan = Plan::new(&ops);
         assert!(plan.has_keys());
         assert_eq!(plan.ended_sessions, vec!["h"]);
-        let outcomes = plan.finish([0], []);
+        let outcomes = plan.finish(Written {
+            inserted: vec![0],
+            settled: vec![],
+        });
         assert_eq!(
             outcomes,
             vec![

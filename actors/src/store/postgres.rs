@@ -3,7 +3,7 @@
 //! (data-modifying CTEs: deposit, wallet and ledger together), and a batch of one kind, such as a
 //! storm of webhooks, is that statement alone, a transaction without BEGIN and COMMIT.
 
-use super::batch::{AccountItem, Plan, Written};
+use super::batch::{applied, AccountItem, Plan, Written};
 use super::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
@@ -149,20 +149,15 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
             .await?;
         settled = rows
             .into_iter()
-            .map(|(seq, entry, paise)| {
-                let balance = entry
-                    .zip(paise)
-                    .map(|(entry, paise)| Balance { paise, entry });
-                (seq as usize, balance)
-            })
+            .map(|(seq, entry, after)| applied(seq as usize, entry, after))
             .collect();
     }
     Ok(Written { inserted, settled })
 }
 
 /// Inserts the new deposits, pending (an idempotency key held by a deposit older than the
-/// cutoff is given up first), and answers the batch positions of those inserted: a deposit whose key is
-/// still held is not.
+/// cutoff is given up first), and answers the batch positions of those inserted: a deposit
+/// whose key is still held is not.
 async fn insert_deposits(
     conn: &mut PgConnection,
     plan: &Plan<'_>,
@@ -282,7 +277,7 @@ impl Store for PgStore {
             tx.commit().await?;
             written
         };
-        Ok(plan.finish(written.inserted, written.settled))
+        Ok(plan.finish(written))
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {

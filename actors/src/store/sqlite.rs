@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::batch::{AccountItem, Plan, Written};
+use super::batch::{applied, AccountItem, Plan, Written};
 use super::*;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
@@ -186,12 +186,7 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
         inserted,
         settled: settled
             .into_iter()
-            .map(|(position, entry, paise)| {
-                let balance = entry
-                    .zip(paise)
-                    .map(|(entry, paise)| Balance { paise, entry });
-                (position, balance)
-            })
+            .map(|(position, entry, after)| applied(position, entry, after))
             .collect(),
     })
 }
@@ -257,7 +252,7 @@ impl Store for SqliteStore {
         let mut plan = Plan::new(ops);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {
-            Ok(written) => Ok(plan.finish(written.inserted, written.settled)),
+            Ok(written) => Ok(plan.finish(written)),
             Err(e) => {
                 // A failed statement leaves the transaction open (unless SQLite already rolled
                 // it back, when this ROLLBACK has nothing to do).
