@@ -19,6 +19,9 @@ fi
 echo "==> npm ci (e2e/)"
 (cd "$here" && npm ci --no-audit --no-fund)
 
+echo "==> npm run lint (static/js/, e2e/)"
+(cd "$here" && npm run lint)
+
 if [ -z "${ONRAMP_BIN:-}" ]; then
   echo "==> cargo build --release --bin onramp"
   (cd "$repo" && cargo build --release --bin onramp)

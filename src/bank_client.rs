@@ -1,8 +1,8 @@
 //! The bank API as the app calls it (see `shared/spec/bank.md`): one pooled reqwest client with
 //! timeouts and the API key on every call.
 
+use onramp_bank_protocol::{CreateOrder, CreatedOrder, Currency, Order};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,22 +13,6 @@ pub enum BankError {
     Refused { status: u16, body: String },
     #[error("the bank's answer was not understood: {0}")]
     Invalid(String),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct CreatedOrder {
-    pub token: String,
-    pub pay_url: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct OrderStatus {
-    pub token: String,
-    #[serde(rename = "ref")]
-    pub reference: String,
-    pub amount: i64,
-    pub currency: String,
-    pub status: String,
 }
 
 #[derive(Clone)]
@@ -62,9 +46,12 @@ impl BankClient {
         amount: i64,
         return_url: &str,
     ) -> Result<CreatedOrder, BankError> {
-        let body = serde_json::json!({
-            "ref": reference, "amount": amount, "currency": "INR", "return_url": return_url,
-        });
+        let body = CreateOrder {
+            reference: reference.to_owned(),
+            amount,
+            currency: Currency::Inr.code().to_owned(),
+            return_url: return_url.to_owned(),
+        };
         let mut attempt = 0;
         let response = loop {
             attempt += 1;
@@ -96,7 +83,7 @@ impl BankClient {
     }
 
     /// The order behind `token`; `None` when the bank does not know it.
-    pub async fn order(&self, token: &str) -> Result<Option<OrderStatus>, BankError> {
+    pub async fn order(&self, token: &str) -> Result<Option<Order>, BankError> {
         let url = format!("{}/api/bank/orders/{}", self.api_url, urlencode(token));
         let response = self
             .http

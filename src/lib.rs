@@ -5,7 +5,6 @@ pub mod auth;
 pub mod bank_client;
 pub mod configuration;
 pub mod error;
-pub mod load;
 pub mod metrics;
 pub mod middleware;
 pub mod pending;

@@ -19,17 +19,11 @@ enum Command {
     Serve,
     /// Run the bank simulator alone on `dev.bank_listen`, posting webhooks to `dev.webhook_url`.
     BankSim,
-    /// Generate load against a running app and check the books afterwards.
-    Load(onramp::load::LoadArgs),
 }
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Load(args)) = cli.command {
-        telemetry::init("warn", "pretty");
-        return onramp::load::run(args).await;
-    }
     let settings = get_configuration().context("cannot read the configuration")?;
     telemetry::init(&settings.log.level, &settings.log.format);
     match cli.command.unwrap_or(Command::Serve) {
@@ -62,6 +56,5 @@ async fn main() -> anyhow::Result<()> {
             bank.stop().await;
             Ok(())
         }
-        Command::Load(_) => unreachable!("handled above"),
     }
 }

@@ -5,15 +5,15 @@
 //! the database as before.
 
 use dashmap::DashMap;
-use onramp_actors::domain::{Amount, BankToken, DepositId, DepositStatus, UserId};
-use onramp_actors::store::{Deposit, Store, StoreError};
+use onramp_store::domain::{Amount, BankToken, Currency, DepositId, DepositStatus, UserId};
+use onramp_store::{Deposit, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct PendingDeposit {
     pub id: DepositId,
     pub user_id: UserId,
     pub amount: Amount,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// What a webhook needs to know about the deposit behind a bank token.

@@ -10,9 +10,10 @@
 
 use crate::bank_client::BankClient;
 use crate::configuration::ReconcileSettings;
-use onramp_actors::domain::{now_ms, DepositId, Settlement};
-use onramp_actors::store::{Deposit, Store};
 use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
+use onramp_bank_protocol::EventStatus;
+use onramp_store::domain::{now_ms, DepositId, Settlement};
+use onramp_store::{Deposit, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +132,7 @@ impl Reconciler {
             return Ok(Checked::Expired);
         };
         let order = self.bank.order(token).await?;
-        let status = order.as_ref().map(|o| o.status.as_str());
+        let outcome = order.as_ref().and_then(|o| o.status.outcome());
         if let Some(o) = &order {
             if o.reference != deposit.id.as_str() || o.amount != deposit.amount.paise() {
                 crate::metrics::reconciliation("mismatch");
@@ -142,15 +143,15 @@ impl Reconciler {
                 );
             }
         }
-        let outcome = match status {
-            Some("SUCCESS") => Settlement::Success,
-            Some("FAILURE") => Settlement::Failure,
-            Some("PENDING") | None if old => {
+        let outcome = match outcome {
+            Some(EventStatus::Success) => Settlement::Success,
+            Some(EventStatus::Failure) => Settlement::Failure,
+            None if old => {
                 self.settle(deposit, Settlement::Failure).await?;
                 crate::metrics::reconciliation("expired");
                 return Ok(Checked::Expired);
             }
-            _ => {
+            None => {
                 crate::metrics::reconciliation("pending");
                 return Ok(Checked::StillPending);
             }

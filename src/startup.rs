@@ -11,10 +11,10 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use onramp_actors::sessions::{SessionConfig, Sessions};
-use onramp_actors::store;
 use onramp_actors::wallet::Wallets;
 use onramp_actors::writer::DbWriter;
 use onramp_bank_sim::{BankSim, BankSimConfig};
+use onramp_store as store;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
 

@@ -4,9 +4,9 @@ use crate::auth::google::GoogleOAuth;
 use crate::bank_client::BankClient;
 use crate::configuration::Settings;
 use onramp_actors::sessions::Sessions;
-use onramp_actors::store::Store;
 use onramp_actors::wallet::Wallets;
 use onramp_actors::writer::DbWriter;
+use onramp_store::Store;
 use std::sync::Arc;
 
 /// URLs after defaults are resolved against the addresses actually bound.

@@ -14,7 +14,7 @@ mod harness;
 
 use futures_util::{stream, StreamExt};
 use harness::{delivery_figures, sign_in_and_deposit, Backend, Books, Made, World, WEBHOOK_SECRET};
-use onramp_bank_sim::signature::{sign_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
+use onramp_bank_protocol::signature::{sign_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -8,12 +8,12 @@
 //! (an empty database). `DEPOSITS=n`, `USERS=n`, `CONCURRENCY=n`, `BATCH=n` change the shape.
 
 use futures_util::stream::{self, StreamExt};
-use onramp_actors::domain::{
-    now_ms, Amount, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
-};
-use onramp_actors::store::{self, OpOutcome, Store, WriteOp};
 use onramp_actors::wallet::{SettleRequest, Wallets};
 use onramp_actors::writer::DbWriter;
+use onramp_store::domain::{
+    now_ms, Amount, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
+};
+use onramp_store::{self as store, OpOutcome, Store, WriteOp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ async fn create_users(store: &Arc<dyn Store>, users: usize) -> Vec<UserId> {
         let ops: Vec<WriteOp> = chunk
             .iter()
             .map(|i| WriteOp::UpsertAccount {
-                provider: "bench".into(),
+                provider: onramp_store::domain::Provider::Google,
                 sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
                 email: format!("u{i}@example.com"),
                 name: "Bench".into(),
@@ -63,6 +63,7 @@ async fn create_deposits(
             id: id.clone(),
             user_id: user,
             amount,
+            currency: onramp_store::domain::Currency::Inr,
             idempotency_key: None,
             key_cutoff: 0,
             now: now_ms(),

@@ -3,10 +3,10 @@
 //!
 //! `cargo bench -p onramp-actors --bench wallet_memory` (N = 100000; `WALLETS=n` to change).
 
-use onramp_actors::domain::UserId;
-use onramp_actors::store;
 use onramp_actors::wallet::Wallets;
 use onramp_actors::writer::DbWriter;
+use onramp_store as store;
+use onramp_store::domain::UserId;
 use std::time::{Duration, Instant};
 
 fn rss_kib() -> u64 {

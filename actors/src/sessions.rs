@@ -3,11 +3,11 @@
 //! request path reads a shared cache (a `DashMap`) and, on a miss, the database, so lookups on
 //! every request run concurrently.
 
-use crate::domain::{now_ms, SessionHash, SessionToken, UserId};
-use crate::store::{SessionRow, Store, StoreError, WriteOp};
 use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
+use onramp_store::domain::{now_ms, SessionHash, SessionToken, UserId};
+use onramp_store::{SessionRow, Store, StoreError, WriteOp};
 use std::sync::Arc;
 use std::time::Duration;
 

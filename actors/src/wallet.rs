@@ -13,11 +13,11 @@
 //! [`Wallets`] is the registry: actors start on demand (spread over a few arbiters), stop when
 //! idle, and are reloaded from the database when needed.
 
-use crate::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
-use crate::store::{Balance, OpOutcome, Store, StoreError, WriteOp};
 use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
+use onramp_store::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
+use onramp_store::{Balance, OpOutcome, Store, StoreError, WriteOp};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -4,7 +4,7 @@
 //! is retried one change at a time, so one bad change cannot fail its neighbours; a change that
 //! fails alone is answered with the error and nobody is told it succeeded.
 
-use crate::store::{OpOutcome, Store, StoreError, WriteOp};
+use onramp_store::{OpOutcome, Store, StoreError, WriteOp};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};

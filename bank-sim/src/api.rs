@@ -14,9 +14,10 @@ use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::db::{self, CreateOutcome, OrderStatus, QueueOptions, SettleOutcome};
+use crate::db::{self, CreateOutcome, QueueOptions, SettleOutcome};
 use crate::delivery::REORDER_HOLD;
 use crate::Faults;
+use onramp_bank_protocol::EventStatus;
 
 /// The largest create-order body.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -39,7 +40,7 @@ impl State {
     pub(crate) async fn settle(
         &self,
         token: &str,
-        status: OrderStatus,
+        outcome: EventStatus,
     ) -> Result<SettleOutcome, sqlx::Error> {
         if token.len() > MAX_TOKEN_CHARS {
             return Ok(SettleOutcome::NotFound);
@@ -52,9 +53,9 @@ impl State {
             delay,
             drop: self.faults.drop_deliveries,
         };
-        let outcome = db::settle(&self.pool, token, status, &queue).await?;
+        let outcome = db::settle(&self.pool, token, outcome, &queue).await?;
         if let SettleOutcome::Settled { order, event_id } = &outcome {
-            tracing::info!(token = %order.token, %event_id, status = %order.status, "bank simulator: order settled");
+            tracing::info!(token = %order.token, %event_id, status = order.status.as_str(), "bank simulator: order settled");
             self.notify.notify_one();
         }
         Ok(outcome)
@@ -396,28 +397,28 @@ async fn get_order(
 }
 
 async fn approve(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
-    settle_json(req, &token, &state, OrderStatus::Success).await
+    settle_json(req, &token, &state, EventStatus::Success).await
 }
 
 async fn decline(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
-    settle_json(req, &token, &state, OrderStatus::Failure).await
+    settle_json(req, &token, &state, EventStatus::Failure).await
 }
 
 async fn settle_json(
     req: HttpRequest,
     token: &str,
     state: &State,
-    status: OrderStatus,
+    outcome: EventStatus,
 ) -> ApiResult {
     authorize(&req, state)?;
-    match state.settle(token, status).await? {
+    match state.settle(token, outcome).await? {
         SettleOutcome::Settled { order, event_id } => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"token": order.token, "status": order.status, "event_id": event_id}))),
         SettleOutcome::AlreadyFinal(order) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_pending",
-            format!("the order is already {}", order.status),
+            format!("the order is already {}", order.status.as_str()),
         )),
         SettleOutcome::NotFound => Err(ApiError::not_found()),
     }

@@ -4,6 +4,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use onramp_bank_protocol::{EventStatus, OrderEvent, OrderStatus};
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -56,23 +57,6 @@ pub(crate) async fn connect(database_url: &str) -> anyhow::Result<SqlitePool> {
     Ok(pool)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OrderStatus {
-    Pending,
-    Success,
-    Failure,
-}
-
-impl OrderStatus {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Success => "SUCCESS",
-            OrderStatus::Failure => "FAILURE",
-        }
-    }
-}
-
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Order {
     pub token: String,
@@ -81,7 +65,8 @@ pub(crate) struct Order {
     pub amount: i64,
     pub currency: String,
     pub return_url: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
 }
 
 const ORDER_COLUMNS: &str = "token, ref, amount, currency, return_url, status";
@@ -124,7 +109,7 @@ pub(crate) async fn create_order(
             amount,
             currency: currency.to_owned(),
             return_url: return_url.to_owned(),
-            status: OrderStatus::Pending.as_str().to_owned(),
+            status: OrderStatus::Pending,
         }));
     }
     let existing: Order =
@@ -151,18 +136,6 @@ pub(crate) async fn get_order(
     .await
 }
 
-/// The webhook body, in the contract's field order.
-#[derive(Serialize)]
-struct WebhookBody<'a> {
-    event_id: &'a str,
-    token: &'a str,
-    #[serde(rename = "ref")]
-    reference: &'a str,
-    amount: i64,
-    currency: &'a str,
-    status: &'a str,
-}
-
 /// How a settlement queues its webhook.
 pub(crate) struct QueueOptions {
     /// Delay before the first attempt.
@@ -177,11 +150,11 @@ pub(crate) enum SettleOutcome {
     NotFound,
 }
 
-/// Moves a `PENDING` order to `status` and queues its webhook, in one transaction.
+/// Moves a `PENDING` order to `outcome` and queues its webhook, in one transaction.
 pub(crate) async fn settle(
     pool: &SqlitePool,
     token: &str,
-    status: OrderStatus,
+    outcome: EventStatus,
     queue: &QueueOptions,
 ) -> Result<SettleOutcome, sqlx::Error> {
     let now = now_ms();
@@ -190,7 +163,7 @@ pub(crate) async fn settle(
         "UPDATE orders SET status = ?, updated_at = ? WHERE token = ? AND status = 'PENDING' \
          RETURNING {ORDER_COLUMNS}"
     ))
-    .bind(status.as_str())
+    .bind(outcome.as_str())
     .bind(now)
     .bind(token)
     .fetch_optional(&mut *tx)
@@ -203,13 +176,13 @@ pub(crate) async fn settle(
         });
     };
     let event_id = random_id("evt_", EVENT_ID_BYTES);
-    let body = serde_json::to_string(&WebhookBody {
-        event_id: &event_id,
-        token: &order.token,
-        reference: &order.reference,
+    let body = serde_json::to_string(&OrderEvent {
+        event_id: event_id.clone(),
+        token: order.token.clone(),
+        reference: order.reference.clone(),
         amount: order.amount,
-        currency: &order.currency,
-        status: &order.status,
+        currency: order.currency.clone(),
+        status: outcome,
     })
     .expect("a webhook body serializes");
     let (failed_at, last_error) = if queue.drop {

@@ -12,8 +12,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::db::{self, Claimed};
-use crate::signature::{sign_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
 use crate::{now_ms, now_secs, Faults};
+use onramp_bank_protocol::signature::{sign_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
 
 /// At most this many attempts in flight.
 const MAX_IN_FLIGHT: usize = 64;

@@ -1,110 +1,75 @@
-//! The pay page's HTML. Everything interpolated goes through [`escape`].
+//! The pay page's HTML, written with `maud`: every interpolated value is escaped by
+//! construction; only the constant stylesheet is spliced in raw.
 
 use crate::db::Order;
 use crate::MERCHANT_NAME;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use onramp_bank_protocol::format_inr;
 
-/// Formats an amount in paise as rupees with Indian digit grouping: `123456` → `₹1,234.56`,
-/// `10000000` → `₹1,00,000.00`.
-pub fn format_inr(paise: i64) -> String {
-    let sign = if paise < 0 { "-" } else { "" };
-    let paise = paise.unsigned_abs();
-    let rupees = (paise / 100).to_string();
-    let fraction = paise % 100;
-    // The last three digits, then groups of two.
-    let (head, tail) = rupees.split_at(rupees.len().saturating_sub(3));
-    let mut grouped = String::new();
-    let first = head.len() % 2;
-    for (i, c) in head.chars().enumerate() {
-        if i > 0 && (i + 2 - first) % 2 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    if !head.is_empty() {
-        grouped.push(',');
-    }
-    grouped.push_str(tail);
-    format!("{sign}₹{grouped}.{fraction:02}")
-}
+/// The page's only styling, inline (the pay page's CSP allows `style-src 'unsafe-inline'`).
+const STYLE: &str = "
+body { font-family: system-ui, sans-serif; background: #f3f4f6; margin: 0; }
+main { max-width: 26rem; margin: 3rem auto; background: #fff; border-radius: 12px; padding: 2rem; box-shadow: 0 2px 10px rgba(0,0,0,.08); }
+h1 { font-size: 1.1rem; color: #374151; margin-top: 0; }
+.amount { font-size: 2.2rem; font-weight: 700; margin: .5rem 0 1rem; }
+.actions { display: flex; gap: .75rem; margin-top: 1.5rem; }
+.actions form { flex: 1; }
+button { width: 100%; padding: .8rem; border: 0; border-radius: 8px; font-size: 1rem; cursor: pointer; }
+.approve { background: #15803d; color: #fff; }
+.decline { background: #e5e7eb; color: #111827; }
+.muted { color: #6b7280; font-size: .9rem; }
+";
 
-/// Escapes text for HTML content and quoted attribute values.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
+fn layout(title: &str, content: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Simulated Bank" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    h1 { "Simulated Bank" }
+                    (content)
+                }
+            }
         }
     }
-    out
 }
 
-fn layout(title: &str, main: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Simulated Bank</title>
-<style>
-body {{ font-family: system-ui, sans-serif; background: #f3f4f6; margin: 0; }}
-main {{ max-width: 26rem; margin: 3rem auto; background: #fff; border-radius: 12px; padding: 2rem; box-shadow: 0 2px 10px rgba(0,0,0,.08); }}
-h1 {{ font-size: 1.1rem; color: #374151; margin-top: 0; }}
-.amount {{ font-size: 2.2rem; font-weight: 700; margin: .5rem 0 1rem; }}
-.actions {{ display: flex; gap: .75rem; margin-top: 1.5rem; }}
-.actions form {{ flex: 1; }}
-button {{ width: 100%; padding: .8rem; border: 0; border-radius: 8px; font-size: 1rem; cursor: pointer; }}
-.approve {{ background: #15803d; color: #fff; }}
-.decline {{ background: #e5e7eb; color: #111827; }}
-.muted {{ color: #6b7280; font-size: .9rem; }}
-</style>
-</head>
-<body>
-<main>
-<h1>Simulated Bank</h1>
-{main}
-</main>
-</body>
-</html>
-"#,
-        title = escape(title),
-    )
-}
-
-fn summary(order: &Order) -> String {
-    format!(
-        r#"<p>Pay <strong data-testid="bank-merchant">{merchant}</strong></p>
-<p class="amount" data-testid="bank-amount">{amount}</p>
-<p class="muted">Reference <code data-testid="bank-ref">{reference}</code></p>"#,
-        merchant = escape(MERCHANT_NAME),
-        amount = escape(&format_inr(order.amount)),
-        reference = escape(&order.reference),
-    )
+fn summary(order: &Order) -> Markup {
+    html! {
+        p { "Pay " strong data-testid="bank-merchant" { (MERCHANT_NAME) } }
+        p.amount data-testid="bank-amount" { (format_inr(order.amount)) }
+        p.muted { "Reference " code data-testid="bank-ref" { (order.reference) } }
+    }
 }
 
 /// The page of a `PENDING` order: the amount, the merchant, Approve and Decline.
-pub(crate) fn pay_page(order: &Order) -> String {
-    let token = escape(&order.token);
+pub(crate) fn pay_page(order: &Order) -> Markup {
     layout(
         &format!("Pay {MERCHANT_NAME}"),
-        &format!(
-            r#"{summary}
-<div class="actions">
-<form method="post" action="pay/approve"><input type="hidden" name="token" value="{token}"><button type="submit" class="approve" data-testid="bank-approve">Approve</button></form>
-<form method="post" action="pay/decline"><input type="hidden" name="token" value="{token}"><button type="submit" class="decline" data-testid="bank-decline">Decline</button></form>
-</div>"#,
-            summary = summary(order),
-        ),
+        html! {
+            (summary(order))
+            div.actions {
+                form method="post" action="pay/approve" {
+                    input type="hidden" name="token" value=(order.token);
+                    button type="submit" class="approve" data-testid="bank-approve" { "Approve" }
+                }
+                form method="post" action="pay/decline" {
+                    input type="hidden" name="token" value=(order.token);
+                    button type="submit" class="decline" data-testid="bank-decline" { "Decline" }
+                }
+            }
+        },
     )
 }
 
 /// The page of an order that is no longer `PENDING`.
-pub(crate) fn already_final_page(order: &Order) -> String {
+pub(crate) fn already_final_page(order: &Order) -> Markup {
     let status = match order.status.as_str() {
         "SUCCESS" => "approved",
         "FAILURE" => "declined",
@@ -112,29 +77,21 @@ pub(crate) fn already_final_page(order: &Order) -> String {
     };
     layout(
         "Payment already completed",
-        &format!(
-            r#"{summary}
-<p data-testid="bank-already-final">This payment was already {status} (<span data-testid="bank-status">{raw}</span>); nothing was changed.</p>
-<p><a href="{return_url}" data-testid="bank-return">Return to {merchant}</a></p>"#,
-            summary = summary(order),
-            status = escape(status),
-            raw = escape(&order.status),
-            return_url = escape(&order.return_url),
-            merchant = escape(MERCHANT_NAME),
-        ),
+        html! {
+            (summary(order))
+            p data-testid="bank-already-final" {
+                "This payment was already " (status) " ("
+                span data-testid="bank-status" { (order.status.as_str()) }
+                "); nothing was changed."
+            }
+            p { a href=(order.return_url) data-testid="bank-return" { "Return to " (MERCHANT_NAME) } }
+        },
     )
 }
 
 /// A page with just a message (unknown order, bad request).
-pub(crate) fn message_page(title: &str, message: &str, testid: &str) -> String {
-    layout(
-        title,
-        &format!(
-            r#"<p data-testid="{testid}">{message}</p>"#,
-            testid = escape(testid),
-            message = escape(message),
-        ),
-    )
+pub(crate) fn message_page(title: &str, message: &str, testid: &str) -> Markup {
+    layout(title, html! { p data-testid=(testid) { (message) } })
 }
 
 #[cfg(test)]
@@ -157,9 +114,24 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        let page = message_page(
+            r#"<a href="x">'&'</a>"#,
+            r#"<script>alert("x&y")</script>"#,
+            r#"t"><script>"#,
+        )
+        .into_string();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(
+            page.contains(
+                "<title>&lt;a href=&quot;x&quot;&gt;'&amp;'&lt;/a&gt; · Simulated Bank</title>"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains(
+                r#"<p data-testid="t&quot;&gt;&lt;script&gt;">&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt;</p>"#
+            ),
+            "{page}"
         );
     }
 
@@ -171,17 +143,24 @@ mod tests {
             amount: 10000,
             currency: "INR".into(),
             return_url: "http://app/?a=\"><script>alert(1)</script>".into(),
-            status: "SUCCESS".into(),
+            status: onramp_bank_protocol::OrderStatus::Success,
         };
         for page in [pay_page(&order), already_final_page(&order)] {
+            let page = page.into_string();
             assert!(!page.contains("<script>"), "{page}");
+            assert!(page.contains("&lt;b&gt;ref&lt;/b&gt;"), "{page}");
             assert!(!page.contains("<b>ref"), "{page}");
             assert!(page.contains("₹100.00"));
             assert!(page.contains(MERCHANT_NAME));
         }
-        let page = pay_page(&order);
+        let page = pay_page(&order).into_string();
         assert!(page.contains(r#"data-testid="bank-approve""#));
         assert!(page.contains(r#"data-testid="bank-decline""#));
-        assert!(already_final_page(&order).contains(r#"data-testid="bank-already-final""#));
+        assert!(page.contains(r#"name="token" value="bank_session_&quot;&gt;&lt;script&gt;""#));
+        let page = already_final_page(&order).into_string();
+        assert!(page.contains(r#"data-testid="bank-already-final""#));
+        assert!(page
+            .contains(r#"href="http://app/?a=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;""#));
+        assert!(page.contains("<style>\nbody { font-family"), "{page}");
     }
 }

@@ -12,8 +12,6 @@
 //! The simulator keeps its state in its own SQLite database (`database_url`); do not share it with
 //! the app's database.
 
-pub mod signature;
-
 mod api;
 mod db;
 mod delivery;
@@ -31,7 +29,7 @@ use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 
-pub use html::format_inr;
+pub use onramp_bank_protocol::format_inr;
 
 /// The merchant name shown on the pay page.
 pub const MERCHANT_NAME: &str = "onramp";

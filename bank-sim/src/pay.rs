@@ -5,11 +5,13 @@ use actix_web::error::InternalError;
 use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use maud::Markup;
 use serde::Deserialize;
 
 use crate::api::State;
-use crate::db::{OrderStatus, SettleOutcome};
+use crate::db::SettleOutcome;
 use crate::html;
+use onramp_bank_protocol::{EventStatus, OrderStatus};
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -29,7 +31,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// An HTML response with headers that keep the page (and its token) private and unframeable.
-fn page(status: StatusCode, body: String) -> HttpResponse {
+fn page(status: StatusCode, body: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -40,7 +42,7 @@ fn page(status: StatusCode, body: String) -> HttpResponse {
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
         ))
-        .body(body)
+        .body(body.into_string())
 }
 
 fn not_found_page() -> HttpResponse {
@@ -75,7 +77,7 @@ async fn pay_page(query: web::Query<TokenParam>, state: web::Data<State>) -> Htt
         return not_found_page();
     };
     match state.order(&token).await {
-        Ok(Some(order)) if order.status == OrderStatus::Pending.as_str() => {
+        Ok(Some(order)) if order.status == OrderStatus::Pending => {
             page(StatusCode::OK, html::pay_page(&order))
         }
         Ok(Some(order)) => page(StatusCode::OK, html::already_final_page(&order)),
@@ -88,20 +90,20 @@ async fn pay_page(query: web::Query<TokenParam>, state: web::Data<State>) -> Htt
 }
 
 async fn approve(form: web::Form<TokenParam>, state: web::Data<State>) -> HttpResponse {
-    settle(form.into_inner(), &state, OrderStatus::Success).await
+    settle(form.into_inner(), &state, EventStatus::Success).await
 }
 
 async fn decline(form: web::Form<TokenParam>, state: web::Data<State>) -> HttpResponse {
-    settle(form.into_inner(), &state, OrderStatus::Failure).await
+    settle(form.into_inner(), &state, EventStatus::Failure).await
 }
 
 /// Settles the order and sends the browser back to the merchant (`303`); an order that is no
 /// longer `PENDING` is left alone and the page says so (`409`).
-async fn settle(form: TokenParam, state: &State, status: OrderStatus) -> HttpResponse {
+async fn settle(form: TokenParam, state: &State, outcome: EventStatus) -> HttpResponse {
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return not_found_page();
     };
-    match state.settle(&token, status).await {
+    match state.settle(&token, outcome).await {
         Ok(SettleOutcome::Settled { order, .. }) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, order.return_url))
             .insert_header((header::CACHE_CONTROL, "no-store"))

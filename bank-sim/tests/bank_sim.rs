@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use onramp_bank_sim::signature::{self, SignatureError};
+use onramp_bank_protocol::signature::{self, SignatureError};
 use onramp_bank_sim::{BankSim, BankSimConfig, Faults};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -33,7 +33,8 @@ const appUrl = `http://localhost:${port(appListen)}`;
 const bankUrl = `http://127.0.0.1:${port(bankListen)}`;
 const idpUrl = `http://127.0.0.1:${port(idpListen)}`;
 
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'";
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; " +
+  "connect-src 'self'; form-action 'self' http: https:; base-uri 'none'; frame-ancestors 'none'";
 
 const users = new Map(); // email -> user
 const sessions = new Map(); // sid -> email
@@ -80,7 +81,7 @@ function sessionUser(req) {
 
 function serveStatic(res, file, type) {
   fs.readFile(path.join(staticDir, file), (e, data) => {
-    if (e) return send(res, 404, 'not found');
+    if (e) return err(res, 404, 'not_found', 'There is nothing here.');
     res.writeHead(200, {
       'Content-Type': type,
       'Content-Security-Policy': CSP,
@@ -89,6 +90,16 @@ function serveStatic(res, file, type) {
     });
     res.end(data);
   });
+}
+
+const TYPES = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+// Any .js/.css file under static/ (the real server serves a compiled-in list of them).
+function serveAsset(res, name) {
+  const type = TYPES[path.extname(name)];
+  const file = path.resolve(staticDir, name);
+  if (!type || !file.startsWith(staticDir + path.sep)) return err(res, 404, 'not_found', 'There is nothing here.');
+  return serveStatic(res, path.relative(staticDir, file), type);
 }
 
 const page = (title, body) => `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head>
@@ -100,9 +111,11 @@ const app = http.createServer(async (req, res) => {
   const u = new URL(req.url, appUrl);
   const p = u.pathname;
   if (p === '/' || p === '/dashboard') return serveStatic(res, 'index.html', 'text/html; charset=utf-8');
-  if (p === '/static/app.js') return serveStatic(res, 'app.js', 'text/javascript; charset=utf-8');
-  if (p === '/static/app.css') return serveStatic(res, 'app.css', 'text/css; charset=utf-8');
+  if (p.startsWith('/static/')) return serveAsset(res, p.slice('/static/'.length));
   if (p === '/healthz') return send(res, 200, { status: 'ok' });
+  if (p === '/api/settings') {
+    return send(res, 200, { currency: 'INR', deposit: { min_amount: 1, max_amount: MAX } });
+  }
 
   if (req.method === 'POST' && req.headers.origin && req.headers.origin !== appUrl) {
     return err(res, 403, 'forbidden_origin', 'Cross-origin request refused.');

@@ -185,7 +185,7 @@ export async function rows(page) {
 /** GET a JSON API with the page's cookies. */
 export async function apiGet(page, pathname) {
   const res = await page.request.get(pathname, { failOnStatusCode: false });
-  let body = null;
+  let body;
   try {
     body = await res.json();
   } catch {

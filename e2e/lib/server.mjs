@@ -115,7 +115,7 @@ export async function startServer({ env = {}, label = 'onramp' } = {}) {
 
   // Wait for /healthz to answer 200.
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
-  let lastError = 'no answer yet';
+  let lastError; // set by every attempt before it is read
   for (;;) {
     if (exited) {
       const why = exited.error ? exited.error.message : `exit code ${exited.code}, signal ${exited.signal}`;

@@ -5,7 +5,7 @@ use crate::state::AppState;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use onramp_actors::domain::{SessionToken, UserId};
+use onramp_store::domain::{SessionToken, UserId};
 use std::future::Future;
 use std::pin::Pin;
 

@@ -6,8 +6,8 @@ use crate::state::AppState;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::domain::{now_ms, ProviderSub};
-use onramp_actors::store::{OpOutcome, WriteOp};
+use onramp_store::domain::{now_ms, Provider, ProviderSub};
+use onramp_store::{OpOutcome, WriteOp};
 use serde::Deserialize;
 
 const CALLBACK_PATH: &str = "/api/auth/google/callback";
@@ -89,7 +89,7 @@ fn redirect_home(error: Option<&str>) -> actix_web::HttpResponseBuilder {
 async fn sign_in(
     state: &AppState,
     user: crate::auth::google::GoogleUser,
-) -> Result<onramp_actors::domain::SessionToken, ApiError> {
+) -> Result<onramp_store::domain::SessionToken, ApiError> {
     let sub =
         ProviderSub::parse(&user.sub).map_err(|e| ApiError::bad_request("userinfo_failed", e))?;
     let email = clip(&user.email, 320);
@@ -107,7 +107,7 @@ async fn sign_in(
         .filter(|p| p.len() <= 2048 && (p.starts_with("https://") || p.starts_with("http://")))
         .unwrap_or_default();
     let op = WriteOp::UpsertAccount {
-        provider: "google".into(),
+        provider: Provider::Google,
         sub,
         email,
         name,

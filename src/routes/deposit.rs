@@ -6,11 +6,11 @@ use crate::pending::PendingDeposit;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::domain::{
-    now_ms, Amount, BankToken, DepositId, DepositStatus, Settlement, CURRENCY,
-};
-use onramp_actors::store::{Deposit, OpOutcome, WriteOp};
 use onramp_actors::wallet::SettleRequest;
+use onramp_store::domain::{
+    now_ms, Amount, BankToken, Currency, DepositId, DepositStatus, Settlement,
+};
+use onramp_store::{Deposit, OpOutcome, WriteOp};
 
 /// How long an `Idempotency-Key` is remembered.
 const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -165,6 +165,7 @@ pub async fn create(
         id: id.clone(),
         user_id: user.0,
         amount,
+        currency: Currency::Inr,
         idempotency_key: key.clone(),
         key_cutoff: now - KEY_TTL_MS,
         now,
@@ -223,13 +224,13 @@ pub async fn create(
                     id: id.clone(),
                     user_id: user.0,
                     amount,
-                    currency: CURRENCY.into(),
+                    currency: Currency::Inr,
                 },
             );
             crate::metrics::deposit("created");
             Ok(HttpResponse::Created().json(serde_json::json!({
                 "id": id.as_str(), "status": "processing", "amount": amount.paise(),
-                "currency": CURRENCY, "url": pay_url,
+                "currency": Currency::Inr, "url": pay_url,
             })))
         }
         Err(e) => {

@@ -1,4 +1,4 @@
-//! HTTP routes, one module per group (see `shared/spec/app-api.md`).
+//! HTTP routes, one module per group (see `docs/api.md`).
 
 pub mod auth;
 pub mod deposit;
@@ -23,10 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/user/me", web::get().to(auth::me))
         .route("/api/deposit", web::post().to(deposit::create))
         .route("/api/balance", web::get().to(wallet::balance))
+        .route("/api/settings", web::get().to(wallet::settings))
         .route("/api/transactions", web::get().to(wallet::transactions))
         .route("/api/webhooks/bank", web::post().to(webhook::bank))
         .route("/", web::get().to(pages::index))
         .route("/dashboard", web::get().to(pages::index))
-        .route("/static/app.js", web::get().to(pages::script))
-        .route("/static/app.css", web::get().to(pages::stylesheet));
+        .route("/static/{name:.*}", web::get().to(pages::asset));
 }

@@ -1,4 +1,4 @@
-//! `GET /api/balance` and `GET /api/transactions`.
+//! `GET /api/balance`, `GET /api/transactions` and `GET /api/settings`.
 
 use crate::auth::session::CurrentUser;
 use crate::error::ApiError;
@@ -6,8 +6,8 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use onramp_actors::domain::{DepositId, CURRENCY};
-use onramp_actors::store::Deposit;
+use onramp_store::domain::{Currency, DepositId};
+use onramp_store::Deposit;
 use serde::Deserialize;
 
 /// The committed balance, from the user's wallet actor.
@@ -20,7 +20,16 @@ pub async fn balance(
         .balance(user.0)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"amount": amount, "currency": CURRENCY})))
+    Ok(HttpResponse::Ok().json(serde_json::json!({"amount": amount, "currency": Currency::Inr})))
+}
+
+/// `GET /api/settings`: what the page needs to know before it asks (currency and limits), so
+/// that nothing the server decides is copied into the script.
+pub async fn settings(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "currency": Currency::Inr,
+        "deposit": {"min_amount": 1, "max_amount": state.settings.deposit.max_amount},
+    }))
 }
 
 #[derive(Deserialize)]
@@ -39,6 +48,7 @@ fn rfc3339(ms: i64) -> String {
 fn item(d: &Deposit) -> serde_json::Value {
     serde_json::json!({
         "id": d.id.as_str(),
+        "kind": "deposit",
         "amount": d.amount.paise(),
         "currency": d.currency,
         "status": d.status.as_str(),

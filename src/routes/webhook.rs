@@ -5,29 +5,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::domain::{BankToken, Settlement};
 use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
-use onramp_bank_sim::signature::{self, SignatureError, SIGNATURE_HEADER};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Event {
-    event_id: String,
-    token: String,
-    #[serde(rename = "ref")]
-    reference: String,
-    amount: i64,
-    currency: String,
-    status: Status,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-enum Status {
-    #[serde(rename = "SUCCESS")]
-    Success,
-    #[serde(rename = "FAILURE")]
-    Failure,
-}
+use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
+use onramp_bank_protocol::{EventStatus, OrderEvent};
+use onramp_store::domain::{BankToken, Settlement};
 
 fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
     let mut values = req.headers().get_all(SIGNATURE_HEADER);
@@ -75,7 +56,7 @@ async fn settle_event(
             .with_cause(e)
         })?;
 
-    let event: Event = serde_json::from_slice(body).map_err(|e| {
+    let event: OrderEvent = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_body", format!("The event is not valid: {e}."))
     })?;
     let token = BankToken::parse(&event.token)
@@ -89,7 +70,7 @@ async fn settle_event(
     let deposit = &known.deposit;
     if event.reference != deposit.id.as_str()
         || event.amount != deposit.amount.paise()
-        || event.currency != deposit.currency
+        || event.currency != deposit.currency.code()
     {
         return Err(ApiError::unprocessable(
             "deposit_mismatch",
@@ -97,8 +78,8 @@ async fn settle_event(
         ));
     }
     let outcome = match event.status {
-        Status::Success => Settlement::Success,
-        Status::Failure => Settlement::Failure,
+        EventStatus::Success => Settlement::Success,
+        EventStatus::Failure => Settlement::Failure,
     };
     let request = SettleRequest {
         deposit_id: deposit.id.clone(),

@@ -165,7 +165,8 @@ impl TestApp {
         let raw = serde_json::to_vec(body).unwrap();
         let t = chrono::Utc::now().timestamp();
         let own = self.webhook_secret();
-        let header = onramp_bank_sim::signature::sign_header(&[secret.unwrap_or(&own)], t, &raw);
+        let header =
+            onramp_bank_protocol::signature::sign_header(&[secret.unwrap_or(&own)], t, &raw);
         self.post_raw_webhook(raw, Some(header)).await
     }
 

@@ -14,7 +14,7 @@
 
 use crate::helpers::{location, spawn_app, Backend, Browser, TestApp};
 use crate::on_both_databases;
-use onramp_bank_sim::signature::sign_header;
+use onramp_bank_protocol::signature::sign_header;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::header::{HeaderName, HeaderValue};

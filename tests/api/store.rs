@@ -3,10 +3,10 @@
 
 use crate::helpers::{Backend, TestDb};
 use crate::on_both_databases;
-use onramp_actors::domain::{
+use onramp_store::domain::{
     Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionToken, Settlement, UserId,
 };
-use onramp_actors::store::{self, Balance, OpOutcome, Store, WriteOp};
+use onramp_store::{self as store, Balance, OpOutcome, Store, WriteOp};
 use std::sync::Arc;
 
 on_both_databases!(
@@ -36,7 +36,7 @@ async fn fixture(backend: Backend) -> Fixture {
 
 fn account(sub: &str, name: &str) -> WriteOp {
     WriteOp::UpsertAccount {
-        provider: "google".into(),
+        provider: onramp_store::domain::Provider::Google,
         sub: ProviderSub::parse(sub).unwrap(),
         email: format!("{sub}@example.com"),
         name: name.into(),
@@ -69,6 +69,7 @@ fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now: i6
         id: id.clone(),
         user_id: user,
         amount: paise(amount),
+        currency: onramp_store::domain::Currency::Inr,
         idempotency_key: key.map(str::to_owned),
         key_cutoff: now - 1000,
         now,

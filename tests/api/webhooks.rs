@@ -4,7 +4,7 @@
 use crate::helpers::{spawn_app, spawn_app_with, start, test_settings, Backend, Browser, TestApp};
 use crate::on_both_databases;
 use futures_util::future::join_all;
-use onramp_bank_sim::signature::sign_header;
+use onramp_bank_protocol::signature::sign_header;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -518,8 +518,8 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
 }
 
 async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: Backend) {
-    use onramp_actors::domain::{DepositId, DepositStatus, Settlement};
     use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+    use onramp_store::domain::{DepositId, DepositStatus, Settlement};
     let app = spawn_app_with(backend, |s| s.wallet.idle_secs = 0).await;
     let (person, ids) = person_with_deposits(&app, "stale-read@example.com", 1, 800).await;
     assert_eq!(

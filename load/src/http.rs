@@ -279,12 +279,12 @@ pub async fn post_webhook(
     expected: &[u16],
 ) -> Result<Answer, String> {
     let t = chrono::Utc::now().timestamp();
-    let signature = onramp_bank_sim::signature::sign_header(&[secret], t, body);
+    let signature = onramp_bank_protocol::signature::sign_header(&[secret], t, body);
     let req = client
         .post(format!("{app}/api/webhooks/bank"))
         .header(CONTENT_TYPE, "application/json")
-        .header(onramp_bank_sim::signature::EVENT_ID_HEADER, event_id)
-        .header(onramp_bank_sim::signature::SIGNATURE_HEADER, signature)
+        .header(onramp_bank_protocol::signature::EVENT_ID_HEADER, event_id)
+        .header(onramp_bank_protocol::signature::SIGNATURE_HEADER, signature)
         .body(body.to_vec());
     send(rec, "POST /api/webhooks/bank", req, expected).await
 }

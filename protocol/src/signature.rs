@@ -1,5 +1,5 @@
 //! The bank's webhook signature: `X-Bank-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…]`
-//! with `v1 = hex(HMAC-SHA256(secret, "<t>.<raw body>"))` (see `shared/spec/bank.md`).
+//! with `v1 = hex(HMAC-SHA256(secret, "<t>.<raw body>"))` (see `docs/bank.md`).
 //!
 //! Used by the bank simulator to sign and by the app to verify. Verification works on the raw
 //! bytes, compares in constant time and refuses a timestamp too far from the receiver's clock.

@@ -12,8 +12,21 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The only currency the wallet holds.
-pub const CURRENCY: &str = "INR";
+pub use onramp_bank_protocol::Currency;
+
+/// Where a user's identity comes from. Stored as its name in `auth_accounts.provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    Google,
+}
+
+impl Provider {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+        }
+    }
+}
 
 /// A user's id (a UUID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

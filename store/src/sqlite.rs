@@ -45,7 +45,7 @@ impl SqliteStore {
                     .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
             )
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let mut writer = options
             .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
             .connect()
@@ -74,8 +74,17 @@ const BATCH_COMMIT: &str = concat!(include_str!("sql/sqlite_batch.sql"), ";\nCOM
 /// Scratch tables and views of the writer's connection, for the batch script.
 const WRITER_SETUP: &str = include_str!("sql/sqlite_writer.sql");
 
-/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position]`
-type NewDepositRow<'a> = (&'a str, &'a str, i64, Option<&'a str>, i64, i64, usize);
+/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position, currency]`
+type NewDepositRow<'a> = (
+    &'a str,
+    &'a str,
+    i64,
+    Option<&'a str>,
+    i64,
+    i64,
+    usize,
+    &'a str,
+);
 /// `[batch position, deposit id, new status, user_id, amount, now]`
 type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
 
@@ -111,6 +120,7 @@ impl<'a> BatchInput<'a> {
                         d.key_cutoff,
                         d.now,
                         d.index,
+                        d.currency,
                     )
                 })
                 .collect(),
@@ -222,13 +232,12 @@ async fn upsert_account(
         .bind(a.now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, 0, 'INR', ?)",
-    )
-    .bind(id.to_string())
-    .bind(a.now)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, 0, ?, ?)")
+        .bind(id.to_string())
+        .bind(Currency::default().code())
+        .bind(a.now)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
     )
@@ -462,7 +471,7 @@ mod tests {
         let (_dir, store) = store().await;
         let user = match &store
             .commit_batch(&[WriteOp::UpsertAccount {
-                provider: "google".into(),
+                provider: crate::domain::Provider::Google,
                 sub: crate::domain::ProviderSub::parse("s").unwrap(),
                 email: "a@example.com".into(),
                 name: "A".into(),
@@ -483,6 +492,7 @@ mod tests {
                 id: id.clone(),
                 user_id: user,
                 amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+                currency: crate::domain::Currency::Inr,
                 idempotency_key: None,
                 key_cutoff: 0,
                 now: 2,

@@ -4,8 +4,8 @@
 //! contradicting webhooks, then checked through the API.
 
 use onramp::configuration::default_settings;
-use onramp::load::{run_scenario, LoadConfig, Scenario};
 use onramp::startup::Application;
+use onramp_load::{run_scenario, LoadConfig, Scenario};
 use secrecy::ExposeSecret;
 
 #[actix_web::test]

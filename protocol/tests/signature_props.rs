@@ -3,7 +3,7 @@
 //! secret within ±300 s, and nothing else does: another body, another secret, another time, a
 //! changed signature, a timestamp outside the tolerance.
 
-use onramp_bank_sim::signature::{
+use onramp_bank_protocol::signature::{
     parse_header, sign_header, verify, SignatureError, TOLERANCE_SECS,
 };
 use proptest::collection::vec;

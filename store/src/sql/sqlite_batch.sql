@@ -2,7 +2,8 @@
 -- statement, so the whole batch is a single command to SQLite's worker thread. ?1 is a JSON
 -- object with an array of rows per kind (a kind with no changes is left out, and its statements
 -- do nothing); each row is an array:
---   deposits     [id, user_id, amount, idempotency_key or null, key_cutoff, now, batch position]
+--   deposits     [id, user_id, amount, idempotency_key or null, key_cutoff, now, batch position,
+--                 currency]
 --   orders       [deposit id, bank token, pay_url, now]
 --   sessions     [token_hash, user_id, created_at, expires_at]
 --   touches      [token_hash, last_seen_at]
@@ -25,7 +26,7 @@ WHERE rowid IN (
     WHERE d.created_at < n.r ->> 4);
 
 INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at)
-SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, 'INR', 'processing', n.r ->> 3, n.r ->> 5, n.r ->> 5
+SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, n.r ->> 7, 'processing', n.r ->> 3, n.r ->> 5, n.r ->> 5
 FROM temp.batch_deposits AS n WHERE true ORDER BY n.key
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
@@ -63,8 +64,9 @@ FROM temp.settling AS s LEFT JOIN wallets AS w ON w.user_id = s.user_id
 WHERE s.status = 'success' ORDER BY s.seq;
 
 -- The wallets, with the last ledger entry each balance now includes.
-INSERT INTO wallets (user_id, balance, currency, updated_at, last_entry)
-SELECT s.user_id, SUM(s.amount), 'INR', MAX(s.now), MAX(l.id)
+-- (A wallet row is made with its account, so the insert half only guards an impossible case.)
+INSERT INTO wallets (user_id, balance, updated_at, last_entry)
+SELECT s.user_id, SUM(s.amount), MAX(s.now), MAX(l.id)
 FROM temp.settling AS s CROSS JOIN ledger AS l ON l.deposit_id = s.deposit_id
 WHERE s.status = 'success' GROUP BY s.user_id
 ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance,

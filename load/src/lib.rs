@@ -1,4 +1,4 @@
-//! `onramp load`: a load generator and checker that uses only the public interfaces.
+//! `onramp-load`: a load generator and checker that uses only the public interfaces.
 //!
 //! It signs users in through the identity provider the app redirects to, creates deposits with
 //! `POST /api/deposit`, and settles them by posting signed webhooks straight to
@@ -27,7 +27,7 @@ use std::path::PathBuf;
 /// The environment variable that may hold the webhook secret.
 pub const SECRET_ENV: &str = "ONRAMP_LOAD_WEBHOOK_SECRET";
 
-/// The `onramp load` options (boxed: the other subcommands are small).
+/// The `onramp-load` options.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     #[command(flatten)]
@@ -123,25 +123,21 @@ impl LoadOptions {
     }
 }
 
-/// `onramp load`: runs the scenario on a multi-threaded runtime of its own, prints the table and
+/// `onramp-load`: runs the scenario on a multi-threaded runtime of its own, prints the table and
 /// the JSON report, and fails when the final check did.
-pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+pub fn run(args: LoadArgs) -> anyhow::Result<()> {
     let config = args.config();
     let threads = args
         .options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let report = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-            .context("cannot start the load generator's runtime")?
-            .block_on(run_scenario(config))
-    })
-    .await
-    .context("the load generator stopped")??;
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the load generator's runtime")?
+        .block_on(run_scenario(config))?;
 
     print!("{}", report.table());
     let json = serde_json::to_string(&report)?;

@@ -23,7 +23,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(PgStore { pool })
     }
 
@@ -63,8 +63,8 @@ WITH input AS (
     ORDER BY c.seq
     RETURNING user_id, deposit_id, id, amount, balance_after, created_at
 ), wallets_after AS (
-    INSERT INTO wallets (user_id, balance, currency, updated_at, last_entry)
-    SELECT user_id, SUM(amount), 'INR', MAX(created_at), MAX(id) FROM entries GROUP BY user_id
+    INSERT INTO wallets (user_id, balance, updated_at, last_entry)
+    SELECT user_id, SUM(amount), MAX(created_at), MAX(id) FROM entries GROUP BY user_id
     ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance,
         updated_at = EXCLUDED.updated_at, last_entry = EXCLUDED.last_entry
 )
@@ -182,9 +182,9 @@ async fn insert_deposits(
     let rows: Vec<(String,)> = sqlx::query_as(
         "WITH inserted AS ( \
              INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
-             SELECT id, user_id, amount, 'INR', 'processing', key, now, now \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[]) \
-                 WITH ORDINALITY AS u(id, user_id, amount, key, now, ord) \
+             SELECT id, user_id, amount, currency, 'processing', key, now, now \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
+                 WITH ORDINALITY AS u(id, user_id, amount, key, now, currency, ord) \
              ORDER BY ord \
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id, created_at \
@@ -198,6 +198,7 @@ async fn insert_deposits(
     .bind(d.iter().map(|d| d.amount).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.key).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.now).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.currency).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
@@ -241,10 +242,11 @@ async fn upsert_account(
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES ($1, 0, 'INR', $2)",
+        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES ($1, 0, $3, $2)",
     )
     .bind(id.to_string())
     .bind(a.now)
+    .bind(Currency::default().code())
     .execute(&mut *conn)
     .await?;
     sqlx::query(

@@ -1,13 +1,18 @@
-//! Storage: one trait, one implementation per database (SQLite and PostgreSQL), chosen by the
-//! URL's scheme. Reads run concurrently on a pool; every change goes through
-//! [`Store::commit_batch`], which the DB writer calls with many changes at once (group commit).
+//! onramp's storage: one trait, one implementation per database (SQLite and PostgreSQL),
+//! chosen by the URL's scheme, each with its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`) kept at parity. Reads run concurrently on a pool; every change goes
+//! through [`Store::commit_batch`], which the DB writer calls with many changes at once (group
+//! commit). The domain types live here too: storage is where they are parsed back.
+
+pub mod domain;
 
 mod batch;
 mod postgres;
 mod sqlite;
 
 use crate::domain::{
-    Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionHash, Settlement, UserId,
+    Amount, BankToken, Currency, DepositId, DepositStatus, Provider, ProviderSub, SessionHash,
+    Settlement, UserId,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -48,7 +53,7 @@ pub struct Deposit {
     pub id: DepositId,
     pub user_id: UserId,
     pub amount: Amount,
-    pub currency: String,
+    pub currency: Currency,
     pub status: DepositStatus,
     pub bank_token: Option<String>,
     pub pay_url: Option<String>,
@@ -62,7 +67,7 @@ pub enum WriteOp {
     /// Finds the user behind `(provider, sub)` (refreshing the profile) or creates the user,
     /// its wallet and the account. Answers [`OpOutcome::User`].
     UpsertAccount {
-        provider: String,
+        provider: Provider,
         sub: ProviderSub,
         email: String,
         name: String,
@@ -94,6 +99,7 @@ pub enum WriteOp {
         id: DepositId,
         user_id: UserId,
         amount: Amount,
+        currency: Currency,
         idempotency_key: Option<String>,
         key_cutoff: i64,
         now: i64,
@@ -206,7 +212,8 @@ impl TryFrom<DepositRow> for Deposit {
             id: DepositId::parse(&r.id).map_err(StoreError::Corrupt)?,
             user_id: UserId::parse(&r.user_id).map_err(StoreError::Corrupt)?,
             amount: Amount::from_stored(r.amount),
-            currency: r.currency,
+            currency: Currency::parse(&r.currency)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status: DepositStatus::parse(&r.status).map_err(StoreError::Corrupt)?,
             bank_token: r.bank_token,
             pay_url: r.pay_url,

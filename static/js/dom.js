@@ -1,0 +1,33 @@
+// The page's elements, found once by id. The page runs under a strict Content-Security-Policy
+// (no inline scripts or styles), so everything works through the DOM API, classes and `hidden`.
+
+const byId = (id) => document.getElementById(id);
+
+export function findElements() {
+  return {
+    loading: byId('view-loading'),
+    signedOut: byId('view-signed-out'),
+    dashboard: byId('view-dashboard'),
+    login: byId('login-google'),
+    loginError: byId('login-error'),
+    userName: byId('user-name'),
+    picture: byId('user-picture'),
+    initials: byId('user-initials'),
+    logout: byId('logout'),
+    balance: byId('balance'),
+    depositForm: byId('deposit-form'),
+    depositAmount: byId('deposit-amount'),
+    depositSubmit: byId('deposit-submit'),
+    depositHint: byId('deposit-hint'),
+    depositError: byId('deposit-error'),
+    txList: byId('transactions'),
+    txEmpty: byId('tx-empty'),
+    txError: byId('tx-error'),
+  };
+}
+
+/** Show `text` in a message element, or hide it when there is none. */
+export function showMessage(el, text) {
+  el.textContent = text || '';
+  el.hidden = !text;
+}
