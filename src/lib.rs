@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bank_client;
 pub mod configuration;
+pub mod dev;
 pub mod error;
 pub mod metrics;
 pub mod middleware;

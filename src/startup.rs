@@ -4,6 +4,7 @@
 use crate::auth::google::{Endpoints, GoogleOAuth};
 use crate::bank_client::BankClient;
 use crate::configuration::Settings;
+use crate::dev::{self, DevListeners, DevParties};
 use crate::middleware::{origin_check, security_headers, OwnOrigin};
 use crate::state::{AppState, Urls};
 use actix_web::dev::{Server, ServerHandle};
@@ -13,7 +14,6 @@ use anyhow::Context;
 use onramp_actors::sessions::{SessionConfig, Sessions};
 use onramp_actors::wallet::Wallets;
 use onramp_actors::writer::DbWriter;
-use onramp_bank_sim::{BankSim, BankSimConfig};
 use onramp_store as store;
 use secrecy::ExposeSecret;
 use std::net::TcpListener;
@@ -24,8 +24,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
-    bank: Option<BankSim>,
-    idp: Option<ServerHandle>,
+    dev: DevParties,
     reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
 }
 
@@ -49,214 +48,34 @@ fn required(value: Option<&String>, fallback: Option<String>, key: &str) -> anyh
 }
 
 impl Application {
+    /// Binds the listeners, resolves the URLs against the ports actually bound, opens the
+    /// database, starts the actors and the development parties, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
-        let idp_listener = if settings.dev.idp_enabled() {
-            Some(bind(&settings.dev.idp_listen)?)
-        } else {
-            None
-        };
-        let bank_listener = if settings.dev.bank_enabled() {
-            Some(bind(&settings.dev.bank_listen)?)
-        } else {
-            None
-        };
-        let idp_base = idp_listener
-            .as_ref()
-            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
-            .transpose()?;
-        let bank_base = bank_listener
-            .as_ref()
-            .map(|l| l.local_addr().map(|a| format!("http://{a}")))
-            .transpose()?;
-
-        let public_url = settings
-            .server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}"))
-            .trim_end_matches('/')
-            .to_owned();
-        let g = &settings.google;
-        let urls = Urls {
-            public_origin: origin_of(&public_url)?,
-            redirect_url: g
-                .redirect_url
-                .clone()
-                .unwrap_or_else(|| format!("{public_url}/api/auth/google/callback")),
-            auth_url: required(
-                g.auth_url.as_ref(),
-                idp_base.as_ref().map(|b| format!("{b}/authorize")),
-                "google.auth_url",
-            )?,
-            token_url: required(
-                g.token_url.as_ref(),
-                idp_base.as_ref().map(|b| format!("{b}/token")),
-                "google.token_url",
-            )?,
-            userinfo_url: required(
-                g.userinfo_url.as_ref(),
-                idp_base.as_ref().map(|b| format!("{b}/userinfo")),
-                "google.userinfo_url",
-            )?,
-            bank_api_url: required(
-                settings.bank.api_url.as_ref(),
-                bank_base.clone(),
-                "bank.api_url",
-            )?,
-            webhook_url: settings
-                .dev
-                .webhook_url
-                .clone()
-                .unwrap_or_else(|| format!("{public_url}/api/webhooks/bank")),
-            public_url,
-        };
+        let dev_listeners = dev::bind(&settings)?;
+        let urls = resolve_urls(&settings, port, &dev_listeners)?;
         crate::metrics::handle();
         tracing::info!(?urls, database = %redact_url(&settings.database.url), "starting");
 
-        let store = store::connect(&settings.database.url, settings.database.max_connections)
-            .await
-            .context("cannot open the database")?;
-        let writer = DbWriter::start(store.clone(), settings.writer.max_batch);
-        let sessions = Sessions::start(
-            store.clone(),
-            writer.clone(),
-            SessionConfig {
-                ttl: Duration::from_secs(settings.session.ttl_secs),
-                idle: Duration::from_secs(settings.session.idle_secs),
-            },
-        );
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let wallets = Wallets::new(
-            store.clone(),
-            writer.clone(),
-            Duration::from_secs(settings.wallet.idle_secs),
-            cores,
-        );
-        let google = GoogleOAuth::new(Endpoints {
-            client_id: &g.client_id,
-            client_secret: &g.client_secret,
-            auth_url: &urls.auth_url,
-            token_url: &urls.token_url,
-            userinfo_url: &urls.userinfo_url,
-            redirect_url: &urls.redirect_url,
-            timeout: Duration::from_millis(g.timeout_ms),
-        })?;
-        let bank = BankClient::new(
-            &urls.bank_api_url,
-            settings.bank.api_key.clone(),
-            Duration::from_millis(settings.bank.timeout_ms),
-        )?;
-        let mut webhook_secrets = vec![settings
-            .bank
-            .webhook_secret
-            .expose_secret()
-            .as_bytes()
-            .to_vec()];
-        if let Some(previous) = &settings.bank.previous_webhook_secret {
-            webhook_secrets.push(previous.expose_secret().as_bytes().to_vec());
-        }
-
-        let idp = match idp_listener {
-            Some(l) => {
-                let config = onramp_dev_idp::IdpConfig {
-                    client_id: g.client_id.clone(),
-                    client_secret: g.client_secret.expose_secret().to_owned(),
-                    redirect_uris: vec![urls.redirect_url.clone()],
-                    code_ttl: Duration::from_secs(settings.dev.idp_code_ttl_secs),
-                    token_ttl: Duration::from_secs(3600),
-                };
-                config
-                    .validate()
-                    .map_err(|e| anyhow::anyhow!("development identity provider: {e}"))?;
-                let routes = onramp_dev_idp::configure(config);
-                // Not `onramp_dev_idp::spawn`: a server that handles signals itself stops the
-                // actix System (and with it the wallet actors) while the app is still draining.
-                let server = HttpServer::new(move || App::new().configure(routes.clone()))
-                    .workers(1)
-                    .disable_signals()
-                    .listen(l)?
-                    .run();
-                tracing::info!(url = %urls.auth_url, "development identity provider listening");
-                let handle = server.handle();
-                actix_web::rt::spawn(server);
-                Some(handle)
-            }
-            None => None,
-        };
-        let bank_sim = match bank_listener {
-            Some(l) => {
-                Some(BankSim::start(l, bank_sim_config(&settings, &urls.webhook_url)).await?)
-            }
-            None => None,
-        };
-
+        let state = web::Data::new(app_state(&settings, urls).await?);
+        let dev = dev::start(&settings, &state.urls, dev_listeners).await?;
         let reconciler = settings.reconcile.enabled.then(|| {
-            crate::reconcile::Reconciler::new(
+            let r = crate::reconcile::Reconciler::new(
                 settings.reconcile.clone(),
-                store.clone(),
-                wallets.clone(),
-                bank.clone(),
+                state.store.clone(),
+                state.wallets.clone(),
+                state.bank.clone(),
                 Duration::from_millis(settings.bank.timeout_ms),
-            )
+            );
+            actix_web::rt::spawn(r.run())
         });
-        let state = web::Data::new(AppState {
-            cookie_secure: urls.public_url.starts_with("https://"),
-            settings: settings.clone(),
-            urls,
-            store,
-            writer,
-            sessions,
-            wallets,
-            google,
-            bank,
-            pending: Default::default(),
-            webhook_secrets,
-        });
-        let own_origin = OwnOrigin(state.urls.public_origin.clone());
-        let data = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(
-                    actix_web::middleware::ErrorHandlers::new()
-                        .default_handler(crate::error::json_error_body),
-                )
-                .wrap(from_fn(origin_check))
-                .wrap(from_fn(security_headers))
-                .wrap(tracing_actix_web::TracingLogger::default())
-                .app_data(data.clone())
-                .app_data(own_origin.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(BODY_LIMIT)
-                        .error_handler(|e, _| crate::error::json_error(e).into()),
-                )
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|e, _| crate::error::query_error(e).into()),
-                )
-                .app_data(web::PayloadConfig::new(BODY_LIMIT))
-                .configure(crate::routes::configure)
-                .default_service(web::to(crate::routes::pages::not_found))
-        })
-        .backlog(4096)
-        .max_connections(50_000)
-        .shutdown_timeout(30)
-        // `run_until_stopped` handles SIGTERM and SIGINT: both stop gracefully, and without
-        // stopping the actix System under the requests still in flight.
-        .disable_signals();
-        if let Some(n) = settings.server.workers {
-            server = server.workers(n);
-        }
-        let server = server.listen(listener)?.run();
-        let reconciler = reconciler.map(|r| actix_web::rt::spawn(r.run()));
+        let server = serve(state.clone(), listener, settings.server.workers)?;
         Ok(Application {
             port,
             server,
             state,
-            bank: bank_sim,
-            idp,
+            dev,
             reconciler,
         })
     }
@@ -270,7 +89,7 @@ impl Application {
     }
 
     pub fn bank_url(&self) -> Option<String> {
-        self.bank.as_ref().map(|b| b.url())
+        self.dev.bank_url()
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -297,12 +116,7 @@ impl Application {
         if let Err(e) = self.state.writer.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
-        if let Some(bank) = self.bank {
-            bank.stop().await;
-        }
-        if let Some(idp) = self.idp {
-            idp.stop(true).await;
-        }
+        self.dev.stop().await;
         tracing::info!("stopped");
         Ok(result?)
     }
@@ -310,7 +124,6 @@ impl Application {
 
 /// Resolves with the name of the first SIGTERM or SIGINT. The handlers are installed before this
 /// returns, so a signal that arrives before the future is polled is not missed.
-/// Resolves on the first SIGTERM or SIGINT with its name.
 pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
@@ -329,27 +142,144 @@ pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
     }
 }
 
-/// The simulator's configuration from the app's settings.
-pub fn bank_sim_config(settings: &Settings, webhook_url: &str) -> BankSimConfig {
-    let d = &settings.dev;
-    BankSimConfig {
-        api_key: settings.bank.api_key.expose_secret().to_owned(),
-        webhook_secrets: vec![settings.bank.webhook_secret.expose_secret().to_owned()],
-        webhook_url: webhook_url.to_owned(),
-        database_url: d.bank_database_url.clone(),
-        public_url: None,
-        max_attempts: d.webhook_max_attempts,
-        base_delay: Duration::from_millis(d.webhook_base_delay_ms),
-        max_delay: Duration::from_millis(d.webhook_max_delay_ms),
-        attempt_timeout: Duration::from_millis(d.webhook_timeout_ms),
-        faults: onramp_bank_sim::Faults {
-            delivery_delay: Duration::from_millis(d.webhook_delay_ms),
-            duplicate_deliveries: d.webhook_duplicates,
-            drop_deliveries: d.webhook_drop,
-            reorder: d.webhook_reorder,
-            create_order_delay: Duration::from_millis(d.create_order_delay_ms),
+/// The app's URLs: the configured ones, else defaults from the public URL and the development
+/// parties' real addresses.
+fn resolve_urls(settings: &Settings, port: u16, dev: &DevListeners) -> anyhow::Result<Urls> {
+    let idp_base = DevListeners::base_url(&dev.idp)?;
+    let bank_base = DevListeners::base_url(&dev.bank)?;
+    let public_url = settings
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://localhost:{port}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let g = &settings.google;
+    let idp = |path: &str| idp_base.as_ref().map(|b| format!("{b}{path}"));
+    Ok(Urls {
+        public_origin: origin_of(&public_url)?,
+        redirect_url: g
+            .redirect_url
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/api/auth/google/callback")),
+        auth_url: required(g.auth_url.as_ref(), idp("/authorize"), "google.auth_url")?,
+        token_url: required(g.token_url.as_ref(), idp("/token"), "google.token_url")?,
+        userinfo_url: required(
+            g.userinfo_url.as_ref(),
+            idp("/userinfo"),
+            "google.userinfo_url",
+        )?,
+        bank_api_url: required(settings.bank.api_url.as_ref(), bank_base, "bank.api_url")?,
+        webhook_url: settings
+            .dev
+            .webhook_url
+            .clone()
+            .unwrap_or_else(|| format!("{public_url}/api/webhooks/bank")),
+        public_url,
+    })
+}
+
+/// Opens the database and starts the actors and clients every request shares.
+async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> {
+    let store = store::connect(&settings.database.url, settings.database.max_connections)
+        .await
+        .context("cannot open the database")?;
+    let writer = DbWriter::start(store.clone(), settings.writer.max_batch);
+    let sessions = Sessions::start(
+        store.clone(),
+        writer.clone(),
+        SessionConfig {
+            ttl: Duration::from_secs(settings.session.ttl_secs),
+            idle: Duration::from_secs(settings.session.idle_secs),
         },
+    );
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let wallets = Wallets::new(
+        store.clone(),
+        writer.clone(),
+        Duration::from_secs(settings.wallet.idle_secs),
+        cores,
+    );
+    let g = &settings.google;
+    let google = GoogleOAuth::new(Endpoints {
+        client_id: &g.client_id,
+        client_secret: &g.client_secret,
+        auth_url: &urls.auth_url,
+        token_url: &urls.token_url,
+        userinfo_url: &urls.userinfo_url,
+        redirect_url: &urls.redirect_url,
+        timeout: Duration::from_millis(g.timeout_ms),
+    })?;
+    let bank = BankClient::new(
+        &urls.bank_api_url,
+        settings.bank.api_key.clone(),
+        Duration::from_millis(settings.bank.timeout_ms),
+    )?;
+    Ok(AppState {
+        cookie_secure: urls.public_url.starts_with("https://"),
+        webhook_secrets: webhook_secrets(settings),
+        settings: settings.clone(),
+        urls,
+        store,
+        writer,
+        sessions,
+        wallets,
+        google,
+        bank,
+        pending: Default::default(),
+    })
+}
+
+/// The current webhook secret and, during a rotation, the previous one.
+fn webhook_secrets(settings: &Settings) -> Vec<Vec<u8>> {
+    let b = &settings.bank;
+    std::iter::once(&b.webhook_secret)
+        .chain(b.previous_webhook_secret.as_ref())
+        .map(|s| s.expose_secret().as_bytes().to_vec())
+        .collect()
+}
+
+/// The HTTP server over `listener`: middleware, extractor limits and the routes.
+fn serve(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+    workers: Option<usize>,
+) -> anyhow::Result<Server> {
+    let own_origin = OwnOrigin(state.urls.public_origin.clone());
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(
+                actix_web::middleware::ErrorHandlers::new()
+                    .default_handler(crate::error::json_error_body),
+            )
+            .wrap(from_fn(origin_check))
+            .wrap(from_fn(security_headers))
+            .wrap(tracing_actix_web::TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(own_origin.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(BODY_LIMIT)
+                    .error_handler(|e, _| crate::error::json_error(e).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| crate::error::query_error(e).into()),
+            )
+            .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .configure(crate::routes::configure)
+            .default_service(web::to(crate::routes::pages::not_found))
+    })
+    .backlog(4096)
+    .max_connections(50_000)
+    .shutdown_timeout(30)
+    // `run_until_stopped` handles SIGTERM and SIGINT: both stop gracefully, and without
+    // stopping the actix System under the requests still in flight.
+    .disable_signals();
+    if let Some(n) = workers {
+        server = server.workers(n);
     }
+    Ok(server.listen(listener)?.run())
 }
 
 /// The database URL without its password, for logs.

@@ -354,7 +354,7 @@ async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend
     let mut settings = test_settings(backend, dir.path()).await;
     settings.server.listen = format!("127.0.0.1:{port}");
     settings.dev.bank_enabled = Some(false);
-    let mut config = onramp::startup::bank_sim_config(
+    let mut config = onramp::dev::bank_sim_config(
         &settings,
         &format!("http://127.0.0.1:{port}/api/webhooks/bank"),
     );
