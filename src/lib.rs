@@ -8,6 +8,7 @@ pub mod dev;
 pub mod error;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod pending;
 pub mod reconcile;
 pub mod routes;

@@ -13,6 +13,14 @@ use serde::Deserialize;
 const CALLBACK_PATH: &str = "/api/auth/google/callback";
 
 /// `GET /api/auth/google`: off to the provider, with the flow bound to this browser.
+#[utoipa::path(
+    get,
+    path = "/api/auth/google",
+    tag = "sign-in",
+    responses((status = 302, description = "To the provider's consent page, with state, an S256 \
+        PKCE challenge and a nonce; sets the short-lived sign-in flow cookie",
+        headers(("Location" = String, description = "The provider's authorization URL"))))
+)]
 pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
     let (url, flow_id) = state.google.begin();
     let cookie = Cookie::build(FLOW_COOKIE, flow_id)
@@ -31,14 +39,27 @@ pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
         .finish()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
+    /// The provider's authorization code.
     code: Option<String>,
+    /// The state this app sent.
     state: Option<String>,
+    /// The provider's error (for example `access_denied`).
     error: Option<String>,
 }
 
 /// `GET /api/auth/google/callback`: `303` to `/` signed in, or to `/?error=<code>`.
+#[utoipa::path(
+    get,
+    path = "/api/auth/google/callback",
+    tag = "sign-in",
+    params(CallbackQuery),
+    responses((status = 303, description = "To `/` with the session cookie set, or to \
+        `/?error=<code>` with no session",
+        headers(("Location" = String, description = "`/` or `/?error=<code>`"))))
+)]
 pub async fn google_callback(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -142,6 +163,18 @@ fn clip(s: &str, max_chars: usize) -> String {
 }
 
 /// `POST /api/auth/logout`: ends the session server-side and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "sign-in",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 204, description = "Signed out; the cookie is cleared"),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -164,6 +197,17 @@ pub async fn logout(
 }
 
 /// `GET /api/user/me`.
+#[utoipa::path(
+    get,
+    path = "/api/user/me",
+    tag = "sign-in",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = crate::routes::types::Me),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     let found = state
         .store
@@ -171,7 +215,5 @@ pub async fn me(state: web::Data<AppState>, user: CurrentUser) -> Result<HttpRes
         .await
         .map_err(ApiError::unavailable)?;
     let u = found.ok_or_else(ApiError::unauthorized)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "id": u.id.to_string(), "email": u.email, "name": u.name, "picture": u.picture,
-    })))
+    Ok(HttpResponse::Ok().json(crate::routes::types::Me::from(u)))
 }

@@ -105,13 +105,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 fn created(d: &Deposit) -> HttpResponse {
-    HttpResponse::Created().json(serde_json::json!({
-        "id": d.id.as_str(),
-        "status": "processing",
-        "amount": d.amount.paise(),
-        "currency": d.currency,
-        "url": d.pay_url,
-    }))
+    HttpResponse::Created().json(crate::routes::types::DepositCreated::first_answer(d))
 }
 
 fn bank_failed() -> ApiError {
@@ -140,6 +134,28 @@ fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/deposit",
+    tag = "wallet",
+    request_body = crate::routes::types::DepositRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters; the same key from the same user within \
+        24 hours answers the first response and creates nothing new")),
+    security(("session_cookie" = [])),
+    responses(
+        (status = 201, description = "Recorded and sent to the bank: go to `url` to pay", body = crate::routes::types::DepositCreated),
+        (status = 400, description = "A bad body or amount (an integer from 1 to the maximum), or a bad key", body = crate::routes::types::ErrorBody),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = crate::routes::types::ErrorBody),
+        (status = 409, description = "A request with this Idempotency-Key is still being processed", body = crate::routes::types::ErrorBody),
+        (status = 413, description = "The body is too large", body = crate::routes::types::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = crate::routes::types::ErrorBody),
+        (status = 422, description = "This Idempotency-Key was used for a different request", body = crate::routes::types::ErrorBody),
+        (status = 502, description = "The bank could not take the payment; the deposit failed and nothing was charged", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,

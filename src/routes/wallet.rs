@@ -2,6 +2,7 @@
 
 use crate::auth::session::CurrentUser;
 use crate::error::ApiError;
+use crate::routes::types;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,6 +12,17 @@ use onramp_store::Deposit;
 use serde::Deserialize;
 
 /// The committed balance, from the user's wallet actor.
+#[utoipa::path(
+    get,
+    path = "/api/balance",
+    tag = "wallet",
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "Committed money the user can spend", body = types::Balance),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The wallet is unavailable; try again", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn balance(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -20,22 +32,38 @@ pub async fn balance(
         .balance(user.0)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"amount": amount, "currency": Currency::Inr})))
+    Ok(HttpResponse::Ok().json(types::Balance {
+        amount,
+        currency: Currency::Inr,
+    }))
 }
 
 /// `GET /api/settings`: what the page needs to know before it asks (currency and limits), so
 /// that nothing the server decides is copied into the script.
+#[utoipa::path(
+    get,
+    path = "/api/settings",
+    tag = "wallet",
+    responses((status = 200, description = "The currency and the limits", body = types::Settings))
+)]
 pub async fn settings(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({
-        "currency": Currency::Inr,
-        "deposit": {"min_amount": 1, "max_amount": state.settings.deposit.max_amount},
-    }))
+    HttpResponse::Ok().json(types::Settings {
+        currency: Currency::Inr,
+        deposit: types::Limits {
+            min_amount: 1,
+            max_amount: state.settings.deposit.max_amount,
+        },
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Page {
+    /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// The `next` of the previous page.
     cursor: Option<String>,
 }
 
@@ -45,16 +73,16 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn item(d: &Deposit) -> serde_json::Value {
-    serde_json::json!({
-        "id": d.id.as_str(),
-        "kind": "deposit",
-        "amount": d.amount.paise(),
-        "currency": d.currency,
-        "status": d.status.as_str(),
-        "created_at": rfc3339(d.created_at),
-        "updated_at": rfc3339(d.updated_at),
-    })
+fn item(d: &Deposit) -> types::TransactionItem {
+    types::TransactionItem {
+        id: d.id.as_str().to_owned(),
+        kind: "deposit",
+        amount: d.amount.paise(),
+        currency: d.currency,
+        status: d.status.as_str(),
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+    }
 }
 
 fn encode_cursor(d: &Deposit) -> String {
@@ -68,6 +96,19 @@ fn decode_cursor(s: &str) -> Option<(i64, DepositId)> {
 }
 
 /// Newest first, `limit` (1 to 100, default 20) a page; `next` is the cursor of the next page.
+#[utoipa::path(
+    get,
+    path = "/api/transactions",
+    tag = "wallet",
+    params(Page),
+    security(("session_cookie" = [])),
+    responses(
+        (status = 200, description = "A page of the history, newest first", body = types::TransactionPage),
+        (status = 400, description = "A bad limit or cursor, or an unknown parameter", body = crate::routes::types::ErrorBody),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable; try again", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn transactions(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -104,6 +145,6 @@ pub async fn transactions(
     } else {
         None
     };
-    let items: Vec<_> = rows.iter().map(item).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next": next})))
+    let items = rows.iter().map(item).collect();
+    Ok(HttpResponse::Ok().json(types::TransactionPage { items, next }))
 }

@@ -21,6 +21,23 @@ fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
         .transpose()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/bank",
+    tag = "bank",
+    request_body = crate::routes::types::BankEvent,
+    params(("X-Bank-Event-Id" = String, Header, description = "The same on every retry of one event")),
+    security(("bank_signature" = [])),
+    responses(
+        (status = 200, description = "Applied, durably, or already applied", body = crate::routes::types::WebhookAck),
+        (status = 400, description = "A malformed body", body = crate::routes::types::ErrorBody),
+        (status = 401, description = "A missing, bad or stale signature", body = crate::routes::types::ErrorBody),
+        (status = 404, description = "No deposit has this token", body = crate::routes::types::ErrorBody),
+        (status = 409, description = "The status contradicts the deposit's final one", body = crate::routes::types::ErrorBody),
+        (status = 422, description = "The ref, amount or currency differs from the deposit", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "Not committed; the bank retries", body = crate::routes::types::ErrorBody),
+    )
+)]
 pub async fn bank(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -33,9 +50,9 @@ pub async fn bank(
         Err(e) => e.code(),
     });
     let applied = result? == SettleOutcome::Applied;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "status": if applied { "applied" } else { "duplicate" }
-    })))
+    Ok(HttpResponse::Ok().json(crate::routes::types::WebhookAck {
+        status: if applied { "applied" } else { "duplicate" },
+    }))
 }
 
 async fn settle_event(

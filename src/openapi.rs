@@ -1,0 +1,168 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of every `/api` route, generated from the
+//! handlers' annotations and the body types of `routes::types`.
+
+use crate::routes::{auth, deposit, types, wallet, webhook};
+use actix_web::HttpResponse;
+use std::sync::LazyLock;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The security scheme of routes that need a signed-in user.
+pub const SESSION: &str = "session_cookie";
+/// The security scheme of the bank's webhook.
+pub const BANK_SIGNATURE: &str = "bank_signature";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "onramp",
+        description = "A wallet: sign in with Google, add money through a bank, see the balance \
+                       and history. Amounts are integers in paise. See docs/api.md."
+    ),
+    paths(
+        auth::google_start,
+        auth::google_callback,
+        auth::logout,
+        auth::me,
+        deposit::create,
+        wallet::balance,
+        wallet::settings,
+        wallet::transactions,
+        webhook::bank,
+        openapi_json,
+    ),
+    components(schemas(types::ErrorBody)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "sign-in", description = "Google sign-in and the session"),
+        (name = "wallet", description = "Deposits, balance and history"),
+        (name = "bank", description = "What the bank calls"),
+        (name = "meta", description = "About the API itself"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::session::SESSION_COOKIE,
+                "The session cookie set by the sign-in callback (HttpOnly; SameSite=Lax).",
+            ))),
+        );
+        components.add_security_scheme(
+            BANK_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                onramp_bank_protocol::SIGNATURE_HEADER,
+                "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" with the webhook \
+                 secret>; several v1 values during a rotation (docs/bank.md).",
+            ))),
+        );
+    }
+}
+
+/// The document, rendered once.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_json()
+        .expect("the OpenAPI document serializes")
+});
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This document", content_type = "application/json"))
+)]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(DOCUMENT.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::API_ROUTES;
+
+    fn document() -> serde_json::Value {
+        serde_json::from_str(&DOCUMENT).unwrap()
+    }
+
+    #[test]
+    fn every_api_route_served_has_an_entry_and_every_entry_is_served() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in API_ROUTES {
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path} is served but not in the OpenAPI document"
+            );
+        }
+        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(
+            documented,
+            API_ROUTES.len(),
+            "the document lists a route not served"
+        );
+    }
+
+    #[test]
+    fn every_operation_documents_its_error_object_and_security() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                assert!(!responses.is_empty(), "{method} {path}");
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                        assert_eq!(
+                            schema, "#/components/schemas/ErrorBody",
+                            "{method} {path} {status} must answer the error object"
+                        );
+                    }
+                }
+                let needs_session = responses.contains_key("401") && path != "/api/webhooks/bank";
+                if needs_session {
+                    assert_eq!(
+                        op["security"][0][SESSION],
+                        serde_json::json!([]),
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            doc["paths"]["/api/webhooks/bank"]["post"]["security"][0][BANK_SIGNATURE],
+            serde_json::json!([])
+        );
+    }
+
+    /// Validated by `openapi-spec-validator` (PyPI; `.ci/run` installs it), the reference
+    /// validator of OpenAPI 3.1 documents.
+    #[test]
+    fn the_document_is_valid_openapi_3_1() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openapi.json");
+        std::fs::write(&file, DOCUMENT.as_bytes()).unwrap();
+        let out = std::process::Command::new("python3")
+            .args(["-m", "openapi_spec_validator"])
+            .arg(&file)
+            .output()
+            .expect(
+                "python3 runs (install openapi-spec-validator: pip install openapi-spec-validator)",
+            );
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the document is not valid:\n{text}");
+        assert!(text.contains("OK"), "{text}");
+    }
+}
