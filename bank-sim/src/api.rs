@@ -194,7 +194,22 @@ struct RawNewOrder {
 /// Strict validation of a create-order body: a JSON object with exactly the known fields (no
 /// duplicates), `ref` 1–100 of `[A-Za-z0-9_-]`, `amount` a JSON integer in `1..=i64::MAX`,
 /// `currency` `"INR"`, `return_url` an absolute http(s) URL of at most 2048 characters.
+///
+/// Fields are checked in this order, so a body with several bad fields reports the first.
 pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
+    let raw = parse_raw_order(body)?;
+    Ok(NewOrder {
+        reference: parse_ref(raw.reference)?,
+        amount: parse_amount(raw.amount)?,
+        currency: parse_currency(raw.currency)?,
+        return_url: parse_return_url(raw.return_url)?,
+    })
+}
+
+/// Decodes the body's shape (an object with only known, unrepeated fields) without judging the
+/// values, so each field can report its own error code.
+fn parse_raw_order(body: &[u8]) -> Result<RawNewOrder, ApiError> {
+    // A derived struct also deserializes from a JSON array (fields by position); refuse that.
     let first = body
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
@@ -204,68 +219,66 @@ pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
             "the body must be a JSON object",
         ));
     }
-    let raw: RawNewOrder = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?;
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))
+}
 
-    let reference = match raw.reference {
+fn parse_ref(value: Option<Value>) -> Result<String, ApiError> {
+    match value {
         Some(Value::String(s))
             if !s.is_empty()
                 && s.len() <= MAX_REF_CHARS
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
         {
-            s
+            Ok(s)
         }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_ref",
-                "`ref` must be 1 to 100 characters of A-Z, a-z, 0-9, '_' and '-'",
-            ))
-        }
-        None => return Err(ApiError::bad_request("invalid_ref", "`ref` is required")),
-    };
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_ref",
+            "`ref` must be 1 to 100 characters of A-Z, a-z, 0-9, '_' and '-'",
+        )),
+        None => Err(ApiError::bad_request("invalid_ref", "`ref` is required")),
+    }
+}
 
-    let amount = match raw.amount {
+fn parse_amount(value: Option<Value>) -> Result<i64, ApiError> {
+    // `as_i64` is `None` for floats (`100.0`, `1e2`) and for integers beyond `i64`.
+    match value {
         Some(Value::Number(n)) => match n.as_i64() {
-            Some(a) if a > 0 => a,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "invalid_amount",
-                    "`amount` must be a positive integer number of paise",
-                ))
-            }
+            Some(a) if a > 0 => Ok(a),
+            _ => Err(bad_amount()),
         },
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_amount",
-                "`amount` must be a positive integer number of paise",
-            ))
-        }
-        None => {
-            return Err(ApiError::bad_request(
-                "invalid_amount",
-                "`amount` is required",
-            ))
-        }
-    };
+        Some(_) => Err(bad_amount()),
+        None => Err(ApiError::bad_request(
+            "invalid_amount",
+            "`amount` is required",
+        )),
+    }
+}
 
-    let currency = match raw.currency {
-        Some(Value::String(s)) if s == "INR" => s,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_currency",
-                "`currency` must be \"INR\"",
-            ))
-        }
-        None => {
-            return Err(ApiError::bad_request(
-                "invalid_currency",
-                "`currency` is required",
-            ))
-        }
-    };
+fn bad_amount() -> ApiError {
+    ApiError::bad_request(
+        "invalid_amount",
+        "`amount` must be a positive integer number of paise",
+    )
+}
 
-    let return_url = match raw.return_url {
+fn parse_currency(value: Option<Value>) -> Result<String, ApiError> {
+    match value {
+        Some(Value::String(s)) if s == "INR" => Ok(s),
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_currency",
+            "`currency` must be \"INR\"",
+        )),
+        None => Err(ApiError::bad_request(
+            "invalid_currency",
+            "`currency` is required",
+        )),
+    }
+}
+
+fn parse_return_url(value: Option<Value>) -> Result<String, ApiError> {
+    let url = match value {
         Some(Value::String(s)) => s,
         Some(_) => {
             return Err(ApiError::bad_request(
@@ -280,18 +293,11 @@ pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
             ))
         }
     };
-    let return_url = check_return_url(&return_url).ok_or_else(|| {
+    check_return_url(&url).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_return_url",
             "`return_url` must be an absolute http(s) URL of at most 2048 characters",
         )
-    })?;
-
-    Ok(NewOrder {
-        reference,
-        amount,
-        currency,
-        return_url,
     })
 }
 

@@ -184,60 +184,17 @@ impl BankSim {
         let pool = db::connect(&config.database_url).await?;
 
         listener.set_nonblocking(true)?;
-        let bound = listener.local_addr()?;
-        let addr = reachable(bound);
+        let addr = reachable(listener.local_addr()?);
         let url = format!("http://{addr}");
-        let public_url = config
-            .public_url
-            .as_deref()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| url.clone());
+        let public_url = config.pay_base(&url);
 
         let notify = Arc::new(Notify::new());
-        let faults = config.faults.clone();
-        let state = web::Data::new(api::State {
-            pool: pool.clone(),
-            api_key_digest: Sha256::digest(config.api_key.as_bytes()).into(),
-            public_url: public_url.clone(),
-            notify: notify.clone(),
-            faults: faults.clone(),
-        });
-
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(api::routes)
-                .configure(pay::routes)
-                .default_service(web::to(api::not_found))
-        })
-        .workers(1)
-        .shutdown_timeout(2)
-        .disable_signals()
-        .listen(listener)
-        .context("bank simulator: listening")?
-        .run();
-        let server_handle = server.handle();
-        let server_task = actix_web::rt::spawn(server);
+        let state = config.api_state(&pool, &public_url, &notify);
+        let (server, server_task) = spawn_server(listener, state)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let worker = delivery::Worker::new(
-            pool.clone(),
-            delivery::DeliveryConfig {
-                webhook_url: config.webhook_url.clone(),
-                secrets: config
-                    .webhook_secrets
-                    .iter()
-                    .map(|s| s.as_bytes().to_vec())
-                    .collect(),
-                max_attempts: config.max_attempts.max(1),
-                base_delay: config.base_delay,
-                max_delay: config.max_delay,
-                attempt_timeout: config.attempt_timeout,
-                faults,
-            },
-            notify,
-            shutdown_rx,
-        )?;
+        let worker =
+            delivery::Worker::new(pool.clone(), config.delivery_config(), notify, shutdown_rx)?;
         let worker_task = tokio::spawn(worker.run());
 
         tracing::info!(%addr, %public_url, webhook_url = %config.webhook_url, "bank simulator started");
@@ -246,7 +203,7 @@ impl BankSim {
             url,
             public_url,
             inner: Some(Running {
-                server: server_handle,
+                server,
                 server_task,
                 worker_task,
                 shutdown,
@@ -318,6 +275,71 @@ impl Drop for BankSim {
             let _ = running.shutdown.send(true);
         }
     }
+}
+
+impl BankSimConfig {
+    /// The base of `pay_url`, without a trailing `/` so `{base}/pay` never has a double slash.
+    fn pay_base(&self, url: &str) -> String {
+        self.public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| url.to_owned())
+    }
+
+    fn api_state(
+        &self,
+        pool: &sqlx::SqlitePool,
+        public_url: &str,
+        notify: &Arc<Notify>,
+    ) -> web::Data<api::State> {
+        web::Data::new(api::State {
+            pool: pool.clone(),
+            // Only the digest is kept, so requests are compared in constant time and length.
+            api_key_digest: Sha256::digest(self.api_key.as_bytes()).into(),
+            public_url: public_url.to_owned(),
+            notify: notify.clone(),
+            faults: self.faults.clone(),
+        })
+    }
+
+    fn delivery_config(&self) -> delivery::DeliveryConfig {
+        delivery::DeliveryConfig {
+            webhook_url: self.webhook_url.clone(),
+            secrets: self
+                .webhook_secrets
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
+            max_attempts: self.max_attempts.max(1),
+            base_delay: self.base_delay,
+            max_delay: self.max_delay,
+            attempt_timeout: self.attempt_timeout,
+            faults: self.faults.clone(),
+        }
+    }
+}
+
+/// Serves the Bank API and the pay page on `listener`, on the current actix runtime.
+fn spawn_server(
+    listener: TcpListener,
+    state: web::Data<api::State>,
+) -> anyhow::Result<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    // One worker is plenty for a simulator; signals are the embedding process's to handle.
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(api::routes)
+            .configure(pay::routes)
+            .default_service(web::to(api::not_found))
+    })
+    .workers(1)
+    .shutdown_timeout(2)
+    .disable_signals()
+    .listen(listener)
+    .context("bank simulator: listening")?
+    .run();
+    let handle = server.handle();
+    Ok((handle, actix_web::rt::spawn(server)))
 }
 
 /// A bound address made reachable: `0.0.0.0`/`::` become the loopback address.

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::pages::no_store;
 use crate::params::{is_form, Params};
 use crate::pkce;
-use crate::store::{redact, Redeem};
+use crate::store::{redact, CodeGrant, Redeem};
 use crate::{IdpConfig, IdpState};
 
 /// The scope granted to every token.
@@ -159,69 +159,17 @@ fn exchange(req: &HttpRequest, body: &[u8], state: &IdpState) -> Result<HttpResp
     }
     let params = Params::parse(body).map_err(OAuthError::invalid_request)?;
     let config = &state.config;
+    // Authenticate before looking at the grant, so an unknown caller cannot probe codes.
     authenticate(req, &params, config)?;
-    match params.get("grant_type") {
-        Some("authorization_code") => {}
-        Some(_) => {
-            return Err(OAuthError::bad_request(
-                "unsupported_grant_type",
-                "only authorization_code is supported",
-            ))
-        }
-        None => return Err(OAuthError::invalid_request("missing grant_type")),
-    }
-    let code = params
-        .get("code")
-        .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
-    let redirect_uri = params
-        .get("redirect_uri")
-        .ok_or_else(|| OAuthError::invalid_request("missing redirect_uri"))?;
-    let verifier = params
-        .get("code_verifier")
-        .ok_or_else(|| OAuthError::invalid_request("missing code_verifier"))?;
+    check_grant_type(&params)?;
+    let code = required(&params, "code")?;
+    let redirect_uri = required(&params, "redirect_uri")?;
+    let verifier = required(&params, "code_verifier")?;
 
     let outcome = state.store.redeem(code, config.token_ttl, |grant| {
-        if grant.client_id != config.client_id {
-            Err(Mismatch::Client)
-        } else if grant.redirect_uri != redirect_uri {
-            Err(Mismatch::RedirectUri)
-        } else if !pkce::verify(verifier, &grant.code_challenge) {
-            Err(Mismatch::Pkce)
-        } else {
-            Ok(())
-        }
+        check_grant(grant, config, redirect_uri, verifier)
     });
-    let token = match outcome {
-        Redeem::Issued(token) => token,
-        Redeem::Unknown => return Err(OAuthError::invalid_grant("unknown authorization code")),
-        Redeem::AlreadyUsed => {
-            return Err(OAuthError::invalid_grant(
-                "authorization code was already used",
-            ))
-        }
-        Redeem::Expired => return Err(OAuthError::invalid_grant("authorization code expired")),
-        Redeem::Rejected(Mismatch::Client) => {
-            return Err(OAuthError::invalid_grant(
-                "authorization code was issued to another client",
-            ))
-        }
-        Redeem::Rejected(Mismatch::RedirectUri) => {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ))
-        }
-        Redeem::Rejected(Mismatch::Pkce) => {
-            return Err(OAuthError::invalid_grant("PKCE verification failed"))
-        }
-        Redeem::Full => {
-            return Err(OAuthError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                error: "temporarily_unavailable",
-                description: Some("too many active tokens".into()),
-                basic_challenge: false,
-            })
-        }
-    };
+    let token = issued_token(outcome)?;
     tracing::info!(code = %redact(code), token = %redact(&token), "access token issued");
     Ok(no_store(StatusCode::OK).json(json!({
         "access_token": token,
@@ -229,6 +177,68 @@ fn exchange(req: &HttpRequest, body: &[u8], state: &IdpState) -> Result<HttpResp
         "expires_in": config.token_ttl.as_secs(),
         "scope": SCOPE,
     })))
+}
+
+fn check_grant_type(params: &Params) -> Result<(), OAuthError> {
+    match params.get("grant_type") {
+        Some("authorization_code") => Ok(()),
+        Some(_) => Err(OAuthError::bad_request(
+            "unsupported_grant_type",
+            "only authorization_code is supported",
+        )),
+        None => Err(OAuthError::invalid_request("missing grant_type")),
+    }
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthError> {
+    params
+        .get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("missing {name}")))
+}
+
+/// Whether the code was issued to this client, for this redirect URI and PKCE challenge.
+fn check_grant(
+    grant: &CodeGrant,
+    config: &IdpConfig,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Result<(), Mismatch> {
+    if grant.client_id != config.client_id {
+        Err(Mismatch::Client)
+    } else if grant.redirect_uri != redirect_uri {
+        Err(Mismatch::RedirectUri)
+    } else if !pkce::verify(verifier, &grant.code_challenge) {
+        Err(Mismatch::Pkce)
+    } else {
+        Ok(())
+    }
+}
+
+/// The store's verdict on a code as the token or its RFC 6749 §5.2 refusal.
+fn issued_token(outcome: Redeem<Mismatch>) -> Result<String, OAuthError> {
+    match outcome {
+        Redeem::Issued(token) => Ok(token),
+        Redeem::Unknown => Err(OAuthError::invalid_grant("unknown authorization code")),
+        Redeem::AlreadyUsed => Err(OAuthError::invalid_grant(
+            "authorization code was already used",
+        )),
+        Redeem::Expired => Err(OAuthError::invalid_grant("authorization code expired")),
+        Redeem::Rejected(Mismatch::Client) => Err(OAuthError::invalid_grant(
+            "authorization code was issued to another client",
+        )),
+        Redeem::Rejected(Mismatch::RedirectUri) => Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        )),
+        Redeem::Rejected(Mismatch::Pkce) => {
+            Err(OAuthError::invalid_grant("PKCE verification failed"))
+        }
+        Redeem::Full => Err(OAuthError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: "temporarily_unavailable",
+            description: Some("too many active tokens".into()),
+            basic_challenge: false,
+        }),
+    }
 }
 
 pub(crate) async fn token(
