@@ -11,6 +11,8 @@ pub enum BankError {
     Unreachable(#[source] reqwest::Error),
     #[error("the bank refused with {status}: {body}")]
     Refused { status: u16, body: String },
+    #[error("the bank's answer was not understood")]
+    Unreadable(#[source] reqwest::Error),
     #[error("the bank's answer was not understood: {0}")]
     Invalid(String),
 }
@@ -76,10 +78,7 @@ impl BankClient {
                 body: truncate(body),
             });
         }
-        response
-            .json()
-            .await
-            .map_err(|e| BankError::Invalid(e.to_string()))
+        response.json().await.map_err(BankError::Unreadable)
     }
 
     /// The order behind `token`; `None` when the bank does not know it.
@@ -98,7 +97,7 @@ impl BankClient {
                 .json()
                 .await
                 .map(Some)
-                .map_err(|e| BankError::Invalid(e.to_string())),
+                .map_err(BankError::Unreadable),
             status => Err(BankError::Refused {
                 status,
                 body: truncate(response.text().await.unwrap_or_default()),

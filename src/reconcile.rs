@@ -76,7 +76,7 @@ impl Reconciler {
         loop {
             tick.tick().await;
             if let Err(e) = self.scan().await {
-                tracing::warn!(error = %e, "reconciliation scan failed");
+                tracing::warn!(error = format!("{e:#}"), "reconciliation scan failed");
             }
         }
     }
@@ -118,7 +118,7 @@ impl Reconciler {
                 Ok(outcome) => tracing::info!(deposit = %deposit.id, ?outcome, "reconciled"),
                 Err(e) => {
                     crate::metrics::reconciliation("error");
-                    tracing::warn!(deposit = %deposit.id, error = %e, "reconciliation check failed")
+                    tracing::warn!(deposit = %deposit.id, error = format!("{e:#}"), "reconciliation check failed")
                 }
             }
         }

@@ -36,10 +36,12 @@ pub enum SignInError {
     State,
     #[error("the callback carries no code")]
     MissingCode,
-    #[error("the token exchange failed: {0}")]
-    Token(String),
-    #[error("the userinfo call failed: {0}")]
-    Userinfo(String),
+    #[error("the token exchange failed")]
+    Token(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the userinfo call failed")]
+    Userinfo(#[source] reqwest::Error),
+    #[error("the userinfo call answered {0}")]
+    UserinfoStatus(reqwest::StatusCode),
 }
 
 impl SignInError {
@@ -50,7 +52,7 @@ impl SignInError {
             SignInError::State => "invalid_state",
             SignInError::MissingCode => "missing_code",
             SignInError::Token(_) => "token_exchange_failed",
-            SignInError::Userinfo(_) => "userinfo_failed",
+            SignInError::Userinfo(_) | SignInError::UserinfoStatus(_) => "userinfo_failed",
         }
     }
 }
@@ -160,24 +162,18 @@ impl GoogleOAuth {
             .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| SignInError::Token(format!("{e:#}")))?;
+            .map_err(|e| SignInError::Token(Box::new(e)))?;
         let response = self
             .http
             .get(&self.userinfo_url)
             .bearer_auth(token.access_token().secret())
             .send()
             .await
-            .map_err(|e| SignInError::Userinfo(e.to_string()))?;
+            .map_err(SignInError::Userinfo)?;
         if !response.status().is_success() {
-            return Err(SignInError::Userinfo(format!(
-                "status {}",
-                response.status()
-            )));
+            return Err(SignInError::UserinfoStatus(response.status()));
         }
-        response
-            .json()
-            .await
-            .map_err(|e| SignInError::Userinfo(e.to_string()))
+        response.json().await.map_err(SignInError::Userinfo)
     }
 
     fn prune(&self) {

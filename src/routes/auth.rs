@@ -79,7 +79,7 @@ pub async fn google_callback(
     let user = match result {
         Ok(user) => user,
         Err(e) => {
-            tracing::info!(code = e.code(), reason = %e, "sign-in refused");
+            tracing::info!(code = e.code(), reason = %crate::error::Chain(&e), "sign-in refused");
             return redirect_home(Some(e.code())).cookie(clear_flow).finish();
         }
     };

@@ -166,93 +166,91 @@ pub async fn create(
     let key = idempotency_key(&req)?;
     let now = now_ms();
     if let Some(key) = &key {
-        let earlier = state
-            .store
-            .deposit_by_key(user.0, key)
-            .await
-            .map_err(ApiError::unavailable)?;
-        if let Some(d) = earlier.filter(|d| d.created_at >= now - KEY_TTL_MS) {
-            return replay(&d, amount);
+        if let Some(earlier) = recent_with_key(&state, &user, key, now).await? {
+            return replay(&earlier, amount);
         }
     }
-
     let id = DepositId::new();
+    if !record(&state, &user, &id, amount, key.clone(), now).await? {
+        // A concurrent request with the same key won the race: answer as it did.
+        let key = key.as_deref().unwrap_or_default();
+        return match recent_with_key(&state, &user, key, now).await? {
+            Some(earlier) => replay(&earlier, amount),
+            None => Err(ApiError::conflict(
+                "request_in_progress",
+                "Please try again.",
+            )),
+        };
+    }
+    send_to_bank(&state, &user, id, amount).await
+}
+
+/// The user's deposit made with `key` within the key's lifetime.
+async fn recent_with_key(
+    state: &AppState,
+    user: &CurrentUser,
+    key: &str,
+    now: i64,
+) -> Result<Option<Deposit>, ApiError> {
+    let earlier = state
+        .store
+        .deposit_by_key(user.0, key)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(earlier.filter(|d| d.created_at >= now - KEY_TTL_MS))
+}
+
+/// Records the processing deposit before the bank hears of it, so that nothing the bank knows
+/// is missing here. `false`: another deposit of the user holds the key.
+async fn record(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &DepositId,
+    amount: Amount,
+    key: Option<String>,
+    now: i64,
+) -> Result<bool, ApiError> {
     let insert = WriteOp::InsertDeposit {
         id: id.clone(),
         user_id: user.0,
         amount,
         currency: Currency::Inr,
-        idempotency_key: key.clone(),
+        idempotency_key: key,
         key_cutoff: now - KEY_TTL_MS,
         now,
     };
-    match state
+    let outcome = state
         .writer
         .write(insert)
         .await
-        .map_err(ApiError::unavailable)?
-    {
-        OpOutcome::Done => {}
-        _ => {
-            // A concurrent request with the same key won the race.
-            let key = key.as_deref().unwrap_or_default();
-            let d = state
-                .store
-                .deposit_by_key(user.0, key)
-                .await
-                .map_err(ApiError::unavailable)?;
-            return match d {
-                Some(d) => replay(&d, amount),
-                None => Err(ApiError::conflict(
-                    "request_in_progress",
-                    "Please try again.",
-                )),
-            };
-        }
-    }
+        .map_err(ApiError::unavailable)?;
+    Ok(outcome == OpOutcome::Done)
+}
 
+/// Creates the bank order and answers its pay URL; a bank that cannot take it fails the
+/// deposit (`502`), so that nothing stays processing that the bank does not know about.
+async fn send_to_bank(
+    state: &AppState,
+    user: &CurrentUser,
+    id: DepositId,
+    amount: Amount,
+) -> Result<HttpResponse, ApiError> {
     let return_url = format!("{}/dashboard", state.urls.public_url);
     let order = state
         .bank
         .create_order(id.as_str(), amount.paise(), &return_url)
-        .await;
-    let order = order.and_then(|o| {
-        BankToken::parse(&o.token)
-            .map(|t| (t, o.pay_url))
-            .map_err(crate::bank_client::BankError::Invalid)
-    });
+        .await
+        .and_then(|o| {
+            BankToken::parse(&o.token)
+                .map(|t| (t, o.pay_url))
+                .map_err(crate::bank_client::BankError::Invalid)
+        });
     match order {
-        Ok((token, pay_url)) => {
-            let attach = WriteOp::AttachBankOrder {
-                id: id.clone(),
-                token: token.clone(),
-                pay_url: pay_url.clone(),
-                now: now_ms(),
-            };
-            state
-                .writer
-                .write(attach)
-                .await
-                .map_err(ApiError::unavailable)?;
-            state.pending.remember(
-                &token,
-                PendingDeposit {
-                    id: id.clone(),
-                    user_id: user.0,
-                    amount,
-                    currency: Currency::Inr,
-                },
-            );
-            crate::metrics::deposit("created");
-            Ok(HttpResponse::Created().json(serde_json::json!({
-                "id": id.as_str(), "status": "processing", "amount": amount.paise(),
-                "currency": Currency::Inr, "url": pay_url,
-            })))
-        }
+        Ok((token, pay_url)) => attach_order(state, user, id, amount, token, pay_url).await,
         Err(e) => {
-            tracing::warn!(deposit = %id, error = %e, "create-order failed; the deposit fails");
+            // Logged once, with its cause, where the 502 is answered (`ApiError`).
             let fail = SettleRequest {
-                deposit_id: id.clone(),
+                deposit_id: id,
                 user_id: user.0,
                 amount,
                 stored_status: DepositStatus::Processing,
@@ -267,4 +265,43 @@ pub async fn create(
             Err(bank_failed().with_cause(e))
         }
     }
+}
+
+/// Stores the bank's order with the deposit and remembers it for the webhook.
+async fn attach_order(
+    state: &AppState,
+    user: &CurrentUser,
+    id: DepositId,
+    amount: Amount,
+    token: BankToken,
+    pay_url: String,
+) -> Result<HttpResponse, ApiError> {
+    let attach = WriteOp::AttachBankOrder {
+        id: id.clone(),
+        token: token.clone(),
+        pay_url: pay_url.clone(),
+        now: now_ms(),
+    };
+    state
+        .writer
+        .write(attach)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let pending = PendingDeposit {
+        id: id.clone(),
+        user_id: user.0,
+        amount,
+        currency: Currency::Inr,
+    };
+    state.pending.remember(&token, pending);
+    crate::metrics::deposit("created");
+    Ok(
+        HttpResponse::Created().json(crate::routes::types::DepositCreated {
+            id: id.as_str().to_owned(),
+            status: DepositStatus::Processing.as_str(),
+            amount: amount.paise(),
+            currency: Currency::Inr,
+            url: Some(pay_url),
+        }),
+    )
 }

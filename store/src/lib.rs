@@ -8,6 +8,7 @@ pub mod domain;
 
 mod batch;
 mod postgres;
+mod reads;
 mod sqlite;
 
 use crate::domain::{
@@ -262,6 +263,3 @@ impl TryFrom<SessionDbRow> for SessionRow {
         })
     }
 }
-
-const DEPOSIT_COLUMNS: &str =
-    "id, user_id, amount, currency, status, bank_token, pay_url, created_at, updated_at";

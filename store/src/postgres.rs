@@ -283,67 +283,27 @@ impl Store for PgStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, UserRow>("SELECT id, email, name, picture FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(User::try_from)
-            .transpose()
+        reads::postgres::user(&self.pool, id).await
     }
 
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError> {
-        sqlx::query_as::<_, SessionDbRow>(
-            "SELECT user_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = $1",
-        )
-        .bind(hash.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(SessionRow::try_from)
-        .transpose()
+        reads::postgres::session(&self.pool, hash).await
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT balance, last_entry FROM wallets WHERE user_id = $1")
-                .bind(user.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        let (paise, entry) = row.unwrap_or_default();
-        Ok(Balance { paise, entry })
+        reads::postgres::balance(&self.pool, user).await
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = $1"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::postgres::deposit(&self.pool, id).await
     }
 
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE bank_token = $1"
-        ))
-        .bind(token.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::postgres::deposit_by_token(&self.pool, token).await
     }
 
     async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(user.to_string())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::postgres::deposit_by_key(&self.pool, user, key).await
     }
 
     async fn deposits_page(
@@ -352,32 +312,7 @@ impl Store for PgStore {
         before: Option<(i64, DepositId)>,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
-        let rows: Vec<DepositRow> = match before {
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = $1 \
-                     ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(user.to_string())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some((created_at, id)) => {
-                sqlx::query_as(&format!(
-                    "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = $1 \
-                     AND (created_at, id) < ($2, $3) \
-                     ORDER BY created_at DESC, id DESC LIMIT $4"
-                ))
-                .bind(user.to_string())
-                .bind(created_at)
-                .bind(id.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.into_iter().map(Deposit::try_from).collect()
+        reads::postgres::deposits_page(&self.pool, user, before, limit).await
     }
 
     async fn processing_deposits(
@@ -385,37 +320,10 @@ impl Store for PgStore {
         created_before: i64,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
-        let rows: Vec<DepositRow> = sqlx::query_as(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE status = 'processing' AND id IN ( \
-                 SELECT deposit_id FROM pending_deposits WHERE created_at < $1 \
-                 ORDER BY created_at LIMIT $2) \
-             ORDER BY created_at"
-        ))
-        .bind(created_before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(Deposit::try_from).collect()
+        reads::postgres::processing_deposits(&self.pool, created_before, limit).await
     }
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
-        let (entries, sum): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(l.amount)::int8 FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
-                 WHERE d.user_id = $1")
-                .bind(user.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-        let last: Option<(i64,)> = sqlx::query_as(
-            "SELECT l.balance_after FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
-             WHERE d.user_id = $1 ORDER BY l.id DESC LIMIT 1",
-        )
-        .bind(user.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(LedgerTotals {
-            entries,
-            sum: sum.unwrap_or(0),
-            last_balance_after: last.map(|(b,)| b),
-        })
+        reads::postgres::ledger_totals(&self.pool, user).await
     }
 }

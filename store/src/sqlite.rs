@@ -272,67 +272,27 @@ impl Store for SqliteStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        sqlx::query_as::<_, UserRow>("SELECT id, email, name, picture FROM users WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(User::try_from)
-            .transpose()
+        reads::sqlite::user(&self.pool, id).await
     }
 
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError> {
-        sqlx::query_as::<_, SessionDbRow>(
-            "SELECT user_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = ?",
-        )
-        .bind(hash.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(SessionRow::try_from)
-        .transpose()
+        reads::sqlite::session(&self.pool, hash).await
     }
 
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT balance, last_entry FROM wallets WHERE user_id = ?")
-                .bind(user.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        let (paise, entry) = row.unwrap_or_default();
-        Ok(Balance { paise, entry })
+        reads::sqlite::balance(&self.pool, user).await
     }
 
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE id = ?"
-        ))
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::sqlite::deposit(&self.pool, id).await
     }
 
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE bank_token = ?"
-        ))
-        .bind(token.as_str())
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::sqlite::deposit_by_token(&self.pool, token).await
     }
 
     async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError> {
-        sqlx::query_as::<_, DepositRow>(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = ? AND idempotency_key = ?"
-        ))
-        .bind(user.to_string())
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(Deposit::try_from)
-        .transpose()
+        reads::sqlite::deposit_by_key(&self.pool, user, key).await
     }
 
     async fn deposits_page(
@@ -341,33 +301,7 @@ impl Store for SqliteStore {
         before: Option<(i64, DepositId)>,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
-        let rows: Vec<DepositRow> = match before {
-            None => {
-                sqlx::query_as(&format!(
-                    "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = ? \
-                     ORDER BY created_at DESC, id DESC LIMIT ?"
-                ))
-                .bind(user.to_string())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some((created_at, id)) => {
-                sqlx::query_as(&format!(
-                    "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE user_id = ? \
-                     AND (created_at < ? OR (created_at = ? AND id < ?)) \
-                     ORDER BY created_at DESC, id DESC LIMIT ?"
-                ))
-                .bind(user.to_string())
-                .bind(created_at)
-                .bind(created_at)
-                .bind(id.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.into_iter().map(Deposit::try_from).collect()
+        reads::sqlite::deposits_page(&self.pool, user, before, limit).await
     }
 
     async fn processing_deposits(
@@ -375,36 +309,11 @@ impl Store for SqliteStore {
         created_before: i64,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
-        let rows: Vec<DepositRow> = sqlx::query_as(&format!(
-            "SELECT {DEPOSIT_COLUMNS} FROM deposits WHERE status = 'processing' AND created_at < ? \
-             ORDER BY created_at LIMIT ?"
-        ))
-        .bind(created_before)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter().map(Deposit::try_from).collect()
+        reads::sqlite::processing_deposits(&self.pool, created_before, limit).await
     }
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
-        let (entries, sum): (i64, Option<i64>) =
-            sqlx::query_as("SELECT COUNT(*), SUM(l.amount) FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
-                 WHERE d.user_id = ?")
-                .bind(user.to_string())
-                .fetch_one(&self.pool)
-                .await?;
-        let last: Option<(i64,)> = sqlx::query_as(
-            "SELECT l.balance_after FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
-             WHERE d.user_id = ? ORDER BY l.id DESC LIMIT 1",
-        )
-        .bind(user.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(LedgerTotals {
-            entries,
-            sum: sum.unwrap_or(0),
-            last_balance_after: last.map(|(b,)| b),
-        })
+        reads::sqlite::ledger_totals(&self.pool, user).await
     }
 }
 
@@ -433,7 +342,7 @@ mod tests {
                     .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
             })
             .collect();
-        assert_eq!(statements.len(), 14, "the script's statements");
+        assert_eq!(statements.len(), 16, "the script's statements");
         for statement in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
@@ -456,6 +365,7 @@ mod tests {
                         "wallets",
                         "deposits",
                         "ledger",
+                        "pending_deposits",
                         "d",
                         "w"
                     ]

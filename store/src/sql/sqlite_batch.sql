@@ -30,6 +30,10 @@ SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, n.r ->> 7, 'processing', n.r ->> 3, n.r 
 FROM temp.batch_deposits AS n WHERE true ORDER BY n.key
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
+-- The deposits inserted wait for the bank (one whose key was taken was not inserted).
+INSERT INTO pending_deposits (created_at, deposit_id)
+SELECT d.created_at, d.id FROM temp.batch_deposits AS n CROSS JOIN deposits AS d ON d.id = n.r ->> 0;
+
 UPDATE deposits SET bank_token = o.r ->> 1, pay_url = o.r ->> 2, updated_at = o.r ->> 3
 FROM temp.batch_orders AS o WHERE deposits.id = o.r ->> 0;
 
@@ -45,13 +49,16 @@ DELETE FROM sessions WHERE token_hash IN (SELECT r ->> 0 FROM temp.batch_logouts
 -- Settlements: those whose deposit is still processing are applied; the rest change nothing.
 DELETE FROM temp.settling;
 
-INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now)
-SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5
+INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now, created_at)
+SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5, d.created_at
 FROM temp.batch_settlements AS s CROSS JOIN deposits AS d ON d.id = s.r ->> 1
 WHERE d.status = 'processing';
 
 UPDATE deposits SET status = s.status, updated_at = s.now
 FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
+
+DELETE FROM pending_deposits WHERE (created_at, deposit_id) IN (
+    SELECT s.created_at, s.deposit_id FROM temp.settling AS s);
 
 -- Each credit's balance_after: the wallet's balance before the batch plus its credits in this
 -- batch up to and including this one, in batch order.

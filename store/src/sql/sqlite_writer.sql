@@ -25,5 +25,6 @@ CREATE TEMP TABLE settling (
     status      TEXT NOT NULL,
     user_id     TEXT NOT NULL,
     amount      INTEGER NOT NULL,
-    now         INTEGER NOT NULL
+    now         INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL  -- the deposit's, to find it in pending_deposits
 );

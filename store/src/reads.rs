@@ -1,0 +1,181 @@
+//! The read queries, written once for both databases: their SQL is the same on SQLite and
+//! PostgreSQL (`$n` placeholders, which sqlx's SQLite driver binds by number, and row-value
+//! comparisons, which both support), and [`reads_for!`] makes one set of functions per pool
+//! type from the same bodies. Writes differ (set-based SQL per backend) and live with each
+//! backend.
+
+macro_rules! select_deposits {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, amount, currency, status, bank_token, pay_url, created_at, \
+             updated_at FROM deposits ",
+            $rest
+        )
+    };
+}
+
+pub(crate) const USER: &str = "SELECT id, email, name, picture FROM users WHERE id = $1";
+pub(crate) const SESSION: &str =
+    "SELECT user_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = $1";
+pub(crate) const BALANCE: &str = "SELECT balance, last_entry FROM wallets WHERE user_id = $1";
+pub(crate) const DEPOSIT: &str = select_deposits!("WHERE id = $1");
+pub(crate) const DEPOSIT_BY_TOKEN: &str = select_deposits!("WHERE bank_token = $1");
+pub(crate) const DEPOSIT_BY_KEY: &str =
+    select_deposits!("WHERE user_id = $1 AND idempotency_key = $2");
+pub(crate) const FIRST_PAGE: &str =
+    select_deposits!("WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2");
+/// The page after the item `($2, $3)`: `(created_at, id)` is the order's key.
+pub(crate) const NEXT_PAGE: &str = select_deposits!(
+    "WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+);
+/// Through `pending_deposits`, which holds exactly the deposits still processing.
+pub(crate) const PROCESSING: &str = select_deposits!(
+    "WHERE status = 'processing' AND id IN ( \
+         SELECT deposit_id FROM pending_deposits WHERE created_at < $1 \
+         ORDER BY created_at LIMIT $2) \
+     ORDER BY created_at"
+);
+/// The ledger is reached per user through the user's deposits (see migration 2).
+pub(crate) const LEDGER_TOTALS: &str = "SELECT COUNT(*), CAST(SUM(l.amount) AS BIGINT) \
+     FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id WHERE d.user_id = $1";
+pub(crate) const LAST_BALANCE_AFTER: &str = "SELECT l.balance_after \
+     FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
+     WHERE d.user_id = $1 ORDER BY l.id DESC LIMIT 1";
+
+/// The read half of [`crate::Store`] over one pool type.
+macro_rules! reads_for {
+    ($module:ident, $pool:ty) => {
+        pub(crate) mod $module {
+            use crate::domain::{BankToken, DepositId, SessionHash, UserId};
+            use crate::reads::*;
+            use crate::{
+                Balance, Deposit, DepositRow, LedgerTotals, SessionDbRow, SessionRow, StoreError,
+                User, UserRow,
+            };
+
+            pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
+                sqlx::query_as::<_, UserRow>(USER)
+                    .bind(id.to_string())
+                    .fetch_optional(pool)
+                    .await?
+                    .map(User::try_from)
+                    .transpose()
+            }
+
+            pub async fn session(
+                pool: &$pool,
+                hash: &SessionHash,
+            ) -> Result<Option<SessionRow>, StoreError> {
+                sqlx::query_as::<_, SessionDbRow>(SESSION)
+                    .bind(hash.as_str())
+                    .fetch_optional(pool)
+                    .await?
+                    .map(SessionRow::try_from)
+                    .transpose()
+            }
+
+            pub async fn balance(pool: &$pool, user: UserId) -> Result<Balance, StoreError> {
+                let row: Option<(i64, i64)> = sqlx::query_as(BALANCE)
+                    .bind(user.to_string())
+                    .fetch_optional(pool)
+                    .await?;
+                let (paise, entry) = row.unwrap_or_default();
+                Ok(Balance { paise, entry })
+            }
+
+            /// One deposit by `sql`'s single text parameter.
+            async fn one(
+                pool: &$pool,
+                sql: &'static str,
+                key: &str,
+            ) -> Result<Option<Deposit>, StoreError> {
+                sqlx::query_as::<_, DepositRow>(sql)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(Deposit::try_from)
+                    .transpose()
+            }
+
+            pub async fn deposit(
+                pool: &$pool,
+                id: &DepositId,
+            ) -> Result<Option<Deposit>, StoreError> {
+                one(pool, DEPOSIT, id.as_str()).await
+            }
+
+            pub async fn deposit_by_token(
+                pool: &$pool,
+                token: &BankToken,
+            ) -> Result<Option<Deposit>, StoreError> {
+                one(pool, DEPOSIT_BY_TOKEN, token.as_str()).await
+            }
+
+            pub async fn deposit_by_key(
+                pool: &$pool,
+                user: UserId,
+                key: &str,
+            ) -> Result<Option<Deposit>, StoreError> {
+                sqlx::query_as::<_, DepositRow>(DEPOSIT_BY_KEY)
+                    .bind(user.to_string())
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(Deposit::try_from)
+                    .transpose()
+            }
+
+            pub async fn deposits_page(
+                pool: &$pool,
+                user: UserId,
+                before: Option<(i64, DepositId)>,
+                limit: u32,
+            ) -> Result<Vec<Deposit>, StoreError> {
+                let query = match &before {
+                    None => sqlx::query_as::<_, DepositRow>(FIRST_PAGE).bind(user.to_string()),
+                    Some((created_at, id)) => sqlx::query_as::<_, DepositRow>(NEXT_PAGE)
+                        .bind(user.to_string())
+                        .bind(*created_at)
+                        .bind(id.as_str()),
+                };
+                let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
+                rows.into_iter().map(Deposit::try_from).collect()
+            }
+
+            pub async fn processing_deposits(
+                pool: &$pool,
+                created_before: i64,
+                limit: u32,
+            ) -> Result<Vec<Deposit>, StoreError> {
+                let rows: Vec<DepositRow> = sqlx::query_as(PROCESSING)
+                    .bind(created_before)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.into_iter().map(Deposit::try_from).collect()
+            }
+
+            pub async fn ledger_totals(
+                pool: &$pool,
+                user: UserId,
+            ) -> Result<LedgerTotals, StoreError> {
+                let (entries, sum): (i64, Option<i64>) = sqlx::query_as(LEDGER_TOTALS)
+                    .bind(user.to_string())
+                    .fetch_one(pool)
+                    .await?;
+                let last: Option<(i64,)> = sqlx::query_as(LAST_BALANCE_AFTER)
+                    .bind(user.to_string())
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(LedgerTotals {
+                    entries,
+                    sum: sum.unwrap_or(0),
+                    last_balance_after: last.map(|(b,)| b),
+                })
+            }
+        }
+    };
+}
+
+reads_for!(sqlite, sqlx::SqlitePool);
+reads_for!(postgres, sqlx::PgPool);
