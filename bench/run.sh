@@ -6,14 +6,15 @@
 # Builds the release binary, starts a throwaway PostgreSQL cluster when asked, and for each
 # scenario (default: hot-wallet spread deposit-create balance-reads) starts target/release/onramp
 # on a fresh database with its in-process bank simulator and development identity provider, runs
-# `onramp load --scenario <name>` against it, and stops the app. Everything it started is
+# `onramp-load --scenario <name>` against it, and stops the app. Everything it started is
 # stopped on exit. Reports (table and JSON) go to target/bench/<db>-<scenario>.{txt,json}.
 #
 # Environment:
-#   LOAD_ARGS="--deposits 5000 …"   extra options for `onramp load` (see `onramp load --help`)
+#   LOAD_ARGS="--deposits 5000 …"   extra options for `onramp-load` (see `onramp-load --help`)
 #   BENCH_PORT=18080                the app's port (the bank and the provider take the next two)
 #   BENCH_OUT=target/bench          where the reports go
 #   ONRAMP_BIN=path                 use this onramp binary instead of building target/release/onramp
+#   LOAD_BIN=path                   use this load tool instead of building target/release/onramp-load
 #   BENCH_IDLE_WAIT=300             before each scenario, wait up to this many seconds for the
 #                                   machine to be at least 85% idle (other builds skew the figures)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
@@ -69,13 +70,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -n "${ONRAMP_BIN:-}" ]; then
-    bin=$(realpath "$ONRAMP_BIN")
-else
-    echo "== building the release binary"
-    cargo build --release --bin onramp
-    bin="$root/target/release/onramp"
+if [ -z "${ONRAMP_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
+    echo "== building the release binaries"
+    cargo build --release -p onramp -p onramp-load --bins
 fi
+bin=$(realpath "${ONRAMP_BIN:-$root/target/release/onramp}")
+load_bin=$(realpath "${LOAD_BIN:-$root/target/release/onramp-load}")
 
 if [ "$db" = postgres ]; then
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -161,7 +161,7 @@ for scenario in "${scenarios[@]}"; do
     start_app "$scenario"
     wait_idle
     # shellcheck disable=SC2086 # LOAD_ARGS is a list of options
-    if "$bin" load --scenario "$scenario" --app "http://localhost:$port" \
+    if "$load_bin" --scenario "$scenario" --app "http://localhost:$port" \
         --json "$out/$db-$scenario.json" ${LOAD_ARGS:-} | tee "$out/$db-$scenario.txt"; then
         :
     else

@@ -29,13 +29,15 @@ async fn create_users(store: &Arc<dyn Store>, users: usize) -> Vec<UserId> {
     for chunk in (0..users).collect::<Vec<_>>().chunks(1000) {
         let ops: Vec<WriteOp> = chunk
             .iter()
-            .map(|i| WriteOp::UpsertAccount {
-                provider: onramp_store::domain::Provider::Google,
-                sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
-                email: format!("u{i}@example.com"),
-                name: "Bench".into(),
-                picture: String::new(),
-                now: now_ms(),
+            .map(|i| {
+                WriteOp::UpsertAccount(store::NewAccount {
+                    provider: onramp_store::domain::Provider::Google,
+                    sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
+                    email: format!("u{i}@example.com"),
+                    name: "Bench".into(),
+                    picture: String::new(),
+                    now: now_ms(),
+                })
             })
             .collect();
         for o in store.commit_batch(&ops).await.unwrap() {
@@ -59,7 +61,7 @@ async fn create_deposits(
         let user = users[i % users.len()];
         let id = DepositId::new();
         let amount = Amount::parse(100 + (i as i64 % 900), i64::MAX).unwrap();
-        ops.push(WriteOp::InsertDeposit {
+        ops.push(WriteOp::InsertDeposit(store::NewDeposit {
             id: id.clone(),
             user_id: user,
             amount,
@@ -67,7 +69,7 @@ async fn create_deposits(
             idempotency_key: None,
             key_cutoff: 0,
             now: now_ms(),
-        });
+        }));
         requests.push(SettleRequest {
             deposit_id: id,
             user_id: user,
@@ -110,18 +112,23 @@ fn main() {
             let requests = create_deposits(&store, &user_ids, deposits).await;
             let ops: Vec<WriteOp> = requests
                 .iter()
-                .map(|r| WriteOp::Settle {
-                    deposit_id: r.deposit_id.clone(),
-                    user_id: r.user_id,
-                    amount: r.amount,
-                    outcome: r.outcome,
-                    now: now_ms(),
+                .map(|r| {
+                    WriteOp::Settle(store::SettleDeposit {
+                        deposit_id: r.deposit_id.clone(),
+                        user_id: r.user_id,
+                        amount: r.amount,
+                        outcome: r.outcome,
+                        now: now_ms(),
+                    })
                 })
                 .collect();
             let started = Instant::now();
             for chunk in ops.chunks(batch) {
                 let outcomes = store.commit_batch(chunk).await.unwrap();
-                assert!(outcomes.iter().all(|o| matches!(o, OpOutcome::Settled(Some(_)))));
+                assert!(outcomes.iter().all(|o| matches!(
+                    o,
+                    OpOutcome::Settle(store::SettleResult::Applied(Some(_)))
+                )));
             }
             let took = started.elapsed();
             println!(

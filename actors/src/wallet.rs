@@ -17,7 +17,7 @@ use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
-use onramp_store::{Balance, OpOutcome, Store, StoreError, WriteOp};
+use onramp_store::{Balance, SettleDeposit, SettleResult, Store, StoreError};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,16 +38,18 @@ pub enum SettleOutcome {
 pub enum SettleError {
     #[error("the deposit is already {0}")]
     Contradicts(&'static str),
-    #[error("the change could not be committed: {0}")]
-    Storage(String),
+    #[error("the change could not be committed")]
+    Storage(#[source] WriteError),
+    #[error("the deposit could not be read back after its settlement")]
+    Reread(#[source] Arc<StoreError>),
     #[error("the wallet is unavailable")]
     Unavailable,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WalletError {
-    #[error("the wallet could not be loaded: {0}")]
-    Load(String),
+    #[error("the wallet could not be loaded")]
+    Load(#[source] Arc<StoreError>),
     #[error("the wallet is unavailable")]
     Unavailable,
 }
@@ -153,7 +155,7 @@ impl WalletActor {
         &mut self,
         deposit: DepositId,
         amount: Amount,
-        result: Result<OpOutcome, WriteError>,
+        result: Result<SettleResult, WriteError>,
         now_stored: Option<Result<DepositStatus, StoreError>>,
     ) {
         self.in_flight -= 1;
@@ -162,7 +164,7 @@ impl WalletActor {
             unreachable!("a committing deposit stays committing until its commit answers");
         };
         let answer = match (result, now_stored) {
-            (Ok(OpOutcome::Settled(balance)), _) => {
+            (Ok(SettleResult::Applied(balance)), _) => {
                 if let Some(balance) = balance {
                     self.observe(balance);
                     metrics::counter!("onramp_credits_total").increment(1);
@@ -183,11 +185,12 @@ impl WalletActor {
                     Err(SettleError::Contradicts(stored.as_str()))
                 }
             }
-            (Ok(_), Some(Err(e))) => Err(SettleError::Storage(e.to_string())),
-            (Ok(other), _) => Err(SettleError::Storage(format!(
-                "unexpected outcome {other:?}"
-            ))),
-            (Err(e), _) => Err(SettleError::Storage(e.to_string())),
+            (Ok(_), Some(Err(e))) => Err(SettleError::Reread(Arc::new(e))),
+            // Not processing, and the row read back says processing: it changed under us.
+            (Ok(_), _) => Err(SettleError::Reread(Arc::new(StoreError::Corrupt(
+                "a settlement found the deposit not processing, then processing".into(),
+            )))),
+            (Err(e), _) => Err(SettleError::Storage(e)),
         };
         let answer = match answer {
             Ok(SettleOutcome::Duplicate) => {
@@ -283,7 +286,7 @@ impl Handler<Settle> for WalletActor {
         );
         let writer = self.shared.writer.clone();
         let store = self.shared.store.clone();
-        let op = WriteOp::Settle {
+        let op = SettleDeposit {
             deposit_id: req.deposit_id.clone(),
             user_id: self.user,
             amount: req.amount,
@@ -293,12 +296,14 @@ impl Handler<Settle> for WalletActor {
         let id = req.deposit_id.clone();
         ctx.spawn(
             async move {
-                let result = writer.write(op).await;
+                let result = writer.settle(op).await;
                 let now_stored = match result {
-                    Ok(OpOutcome::NotProcessing) => Some(store.deposit(&id).await.and_then(|d| {
-                        d.map(|d| d.status)
-                            .ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))
-                    })),
+                    Ok(SettleResult::NotProcessing) => {
+                        Some(store.deposit(&id).await.and_then(|d| {
+                            d.map(|d| d.status)
+                                .ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))
+                        }))
+                    }
                     _ => None,
                 };
                 (result, now_stored)
@@ -418,6 +423,6 @@ impl Wallets {
 
 impl From<StoreError> for WalletError {
     fn from(e: StoreError) -> Self {
-        WalletError::Load(e.to_string())
+        WalletError::Load(Arc::new(e))
     }
 }

@@ -3,23 +3,34 @@
 //! transaction, commits it, and only then answers every waiter (group commit). A failed batch
 //! is retried one change at a time, so one bad change cannot fail its neighbours; a change that
 //! fails alone is answered with the error and nobody is told it succeeded.
+//!
+//! Callers use the typed methods ([`DbWriter::upsert_account`], [`DbWriter::insert_deposit`],
+//! [`DbWriter::settle`], [`DbWriter::write`]): each answers the one type its kind of change
+//! does, so no caller handles another kind's answer.
 
-use onramp_store::{OpOutcome, Store, StoreError, WriteOp};
+use onramp_store::{
+    DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit, SettleResult, Store,
+    StoreError, WriteOp,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
-    #[error("the change was not committed: {0}")]
-    Failed(String),
+    /// Shared by every change of the failed commit, hence the `Arc`.
+    #[error("the change was not committed")]
+    Failed(#[source] Arc<StoreError>),
     #[error("the DB writer has stopped")]
     Stopped,
+    /// The store answered a change with another kind's outcome: a bug in a backend.
+    #[error("the store answered {0:?} to a change of another kind")]
+    Mismatch(OpOutcome),
 }
 
 impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> Self {
-        WriteError::Failed(e.to_string())
+        WriteError::Failed(Arc::new(e))
     }
 }
 
@@ -68,8 +79,48 @@ impl DbWriter {
         DbWriter { tx }
     }
 
+    /// Finds or creates the user behind an account; answers the user's id once committed.
+    pub async fn upsert_account(
+        &self,
+        account: NewAccount,
+    ) -> Result<onramp_store::domain::UserId, WriteError> {
+        match self.commit(WriteOp::UpsertAccount(account)).await? {
+            OpOutcome::User(id) => Ok(id),
+            other => Err(WriteError::Mismatch(other)),
+        }
+    }
+
+    /// Records a processing deposit once committed.
+    pub async fn insert_deposit(&self, deposit: NewDeposit) -> Result<DepositInsert, WriteError> {
+        match self.commit(WriteOp::InsertDeposit(deposit)).await? {
+            OpOutcome::Deposit(inserted) => Ok(inserted),
+            other => Err(WriteError::Mismatch(other)),
+        }
+    }
+
+    /// Settles a deposit once committed.
+    pub async fn settle(&self, settle: SettleDeposit) -> Result<SettleResult, WriteError> {
+        match self.commit(WriteOp::Settle(settle)).await? {
+            OpOutcome::Settle(result) => Ok(result),
+            other => Err(WriteError::Mismatch(other)),
+        }
+    }
+
+    /// Queues a change that answers nothing but "done" (sessions, bank orders) and waits until
+    /// it is committed (or has failed).
+    pub async fn write(&self, op: WriteOp) -> Result<(), WriteError> {
+        debug_assert!(
+            !matches!(
+                op,
+                WriteOp::UpsertAccount(_) | WriteOp::InsertDeposit(_) | WriteOp::Settle(_)
+            ),
+            "use the typed method for {op:?}"
+        );
+        self.commit(op).await.map(drop)
+    }
+
     /// Queues `op` and waits until it is committed (or has failed).
-    pub async fn write(&self, op: WriteOp) -> Result<OpOutcome, WriteError> {
+    async fn commit(&self, op: WriteOp) -> Result<OpOutcome, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job::Write(op, reply))
@@ -133,8 +184,9 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>) {
         }
         Err(e) if ops.len() == 1 => {
             tracing::error!(error = %e, "commit failed");
+            let e = WriteError::from(e);
             for reply in replies.drain(..) {
-                let _ = reply.send(Err(WriteError::Failed(e.to_string())));
+                let _ = reply.send(Err(e.clone()));
             }
         }
         Err(e) => {

@@ -7,7 +7,7 @@ use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_store::domain::{now_ms, Provider, ProviderSub};
-use onramp_store::{OpOutcome, WriteOp};
+use onramp_store::NewAccount;
 use serde::Deserialize;
 
 const CALLBACK_PATH: &str = "/api/auth/google/callback";
@@ -127,7 +127,7 @@ async fn sign_in(
         .picture
         .filter(|p| p.len() <= 2048 && (p.starts_with("https://") || p.starts_with("http://")))
         .unwrap_or_default();
-    let op = WriteOp::UpsertAccount {
+    let account = NewAccount {
         provider: Provider::Google,
         sub,
         email,
@@ -135,19 +135,11 @@ async fn sign_in(
         picture,
         now: now_ms(),
     };
-    let user_id = match state
+    let user_id = state
         .writer
-        .write(op)
+        .upsert_account(account)
         .await
-        .map_err(ApiError::unavailable)?
-    {
-        OpOutcome::User(id) => id,
-        other => {
-            return Err(ApiError::internal(anyhow::anyhow!(
-                "unexpected outcome {other:?}"
-            )))
-        }
-    };
+        .map_err(ApiError::unavailable)?;
     state
         .sessions
         .create(user_id)

@@ -10,7 +10,7 @@ use onramp_actors::wallet::SettleRequest;
 use onramp_store::domain::{
     now_ms, Amount, BankToken, Currency, DepositId, DepositStatus, Settlement,
 };
-use onramp_store::{Deposit, OpOutcome, WriteOp};
+use onramp_store::{Deposit, DepositInsert, NewDeposit, WriteOp};
 
 /// How long an `Idempotency-Key` is remembered.
 const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -210,7 +210,7 @@ async fn record(
     key: Option<String>,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let insert = WriteOp::InsertDeposit {
+    let insert = NewDeposit {
         id: id.clone(),
         user_id: user.0,
         amount,
@@ -221,10 +221,10 @@ async fn record(
     };
     let outcome = state
         .writer
-        .write(insert)
+        .insert_deposit(insert)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(outcome == OpOutcome::Done)
+    Ok(outcome == DepositInsert::Inserted)
 }
 
 /// Creates the bank order and answers its pay URL; a bank that cannot take it fails the

@@ -8,7 +8,9 @@
 //! another (a deposit is settled only once its bank order is stored, a session is touched only
 //! once it exists), and two changes to the same row are ordered within their kind.
 
-use super::{Balance, OpOutcome, WriteOp};
+use super::{
+    Balance, DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit, SettleResult, WriteOp,
+};
 use crate::domain::{DepositId, ProviderSub, UserId};
 use std::collections::HashSet;
 
@@ -114,14 +116,14 @@ impl<'a> Plan<'a> {
         let mut settling: HashSet<&DepositId> = HashSet::new();
         for (index, op) in ops.iter().enumerate() {
             match op {
-                WriteOp::UpsertAccount {
+                WriteOp::UpsertAccount(NewAccount {
                     provider,
                     sub,
                     email,
                     name,
                     picture,
                     now,
-                } => plan.accounts.push(AccountItem {
+                }) => plan.accounts.push(AccountItem {
                     index,
                     provider: provider.as_str(),
                     sub,
@@ -146,7 +148,7 @@ impl<'a> Plan<'a> {
                 }
                 WriteOp::DeleteSession { hash } => plan.ended_sessions.push(hash.as_str()),
                 WriteOp::PurgeSessions { now, idle_ms } => plan.purges.push((*now, *idle_ms)),
-                WriteOp::InsertDeposit {
+                WriteOp::InsertDeposit(NewDeposit {
                     id,
                     user_id,
                     amount,
@@ -154,7 +156,7 @@ impl<'a> Plan<'a> {
                     idempotency_key,
                     key_cutoff,
                     now,
-                } => plan.deposits.push(DepositItem {
+                }) => plan.deposits.push(DepositItem {
                     index,
                     id: id.as_str(),
                     user_id: user_id.to_string(),
@@ -175,15 +177,15 @@ impl<'a> Plan<'a> {
                     pay_url,
                     now: *now,
                 }),
-                WriteOp::Settle {
+                WriteOp::Settle(SettleDeposit {
                     deposit_id,
                     user_id,
                     amount,
                     outcome,
                     now,
-                } => {
+                }) => {
                     // Until the write says otherwise.
-                    plan.outcomes[index] = OpOutcome::NotProcessing;
+                    plan.outcomes[index] = OpOutcome::Settle(SettleResult::NotProcessing);
                     if settling.insert(deposit_id) {
                         plan.settles.push(SettleItem {
                             index,
@@ -233,13 +235,13 @@ impl<'a> Plan<'a> {
     /// The outcomes, given what the database decided.
     pub fn finish(mut self, written: Written) -> Vec<OpOutcome> {
         for d in &self.deposits {
-            self.outcomes[d.index] = OpOutcome::KeyTaken;
+            self.outcomes[d.index] = OpOutcome::Deposit(DepositInsert::KeyTaken);
         }
         for i in written.inserted {
-            self.outcomes[i] = OpOutcome::Done;
+            self.outcomes[i] = OpOutcome::Deposit(DepositInsert::Inserted);
         }
         for (i, balance) in written.settled {
-            self.outcomes[i] = OpOutcome::Settled(balance);
+            self.outcomes[i] = OpOutcome::Settle(SettleResult::Applied(balance));
         }
         self.outcomes
     }
@@ -251,13 +253,13 @@ mod tests {
     use crate::domain::{Amount, SessionHash, Settlement};
 
     fn settle(id: &DepositId, user: UserId, outcome: Settlement) -> WriteOp {
-        WriteOp::Settle {
+        WriteOp::Settle(SettleDeposit {
             deposit_id: id.clone(),
             user_id: user,
             amount: Amount::parse(100, i64::MAX).unwrap(),
             outcome,
             now: 1,
-        }
+        })
     }
 
     #[test]
@@ -291,9 +293,9 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
-                OpOutcome::Settled(Some(credit)),
-                OpOutcome::Settled(None),
-                OpOutcome::NotProcessing
+                OpOutcome::Settle(SettleResult::Applied(Some(credit))),
+                OpOutcome::Settle(SettleResult::Applied(None)),
+                OpOutcome::Settle(SettleResult::NotProcessing)
             ]
         );
     }
@@ -301,14 +303,16 @@ mod tests {
     #[test]
     fn a_deposit_not_inserted_lost_its_key_and_unapplied_settlements_were_not_processing() {
         let user = UserId::new();
-        let deposit = |key: &str| WriteOp::InsertDeposit {
-            id: DepositId::new(),
-            user_id: user,
-            amount: Amount::parse(5, i64::MAX).unwrap(),
-            currency: crate::domain::Currency::Inr,
-            idempotency_key: Some(key.into()),
-            key_cutoff: 0,
-            now: 1,
+        let deposit = |key: &str| {
+            WriteOp::InsertDeposit(NewDeposit {
+                id: DepositId::new(),
+                user_id: user,
+                amount: Amount::parse(5, i64::MAX).unwrap(),
+                currency: crate::domain::Currency::Inr,
+                idempotency_key: Some(key.into()),
+                key_cutoff: 0,
+                now: 1,
+            })
         };
         let ops = vec![
             deposit("k"),
@@ -328,10 +332,10 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
+                OpOutcome::Deposit(DepositInsert::Inserted),
                 OpOutcome::Done,
-                OpOutcome::Done,
-                OpOutcome::KeyTaken,
-                OpOutcome::NotProcessing
+                OpOutcome::Deposit(DepositInsert::KeyTaken),
+                OpOutcome::Settle(SettleResult::NotProcessing)
             ]
         );
     }

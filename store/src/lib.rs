@@ -62,19 +62,66 @@ pub struct Deposit {
     pub updated_at: i64,
 }
 
-/// One change. The writer commits many of them in one transaction, in order.
+/// Finds the user behind `(provider, sub)` (refreshing the profile) or creates the user, its
+/// wallet and the account. Answers the user's id.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub provider: Provider,
+    pub sub: ProviderSub,
+    pub email: String,
+    pub name: String,
+    pub picture: String,
+    pub now: i64,
+}
+
+/// Records a processing deposit. With an idempotency key still held by another deposit of the
+/// same user created after `key_cutoff`, nothing is written ([`DepositInsert::KeyTaken`]); an
+/// older holder gives the key up.
+#[derive(Debug, Clone)]
+pub struct NewDeposit {
+    pub id: DepositId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub idempotency_key: Option<String>,
+    pub key_cutoff: i64,
+    pub now: i64,
+}
+
+/// Moves a processing deposit to its final state; a success also credits the wallet and
+/// appends a ledger entry. A deposit no longer processing is left alone
+/// ([`SettleResult::NotProcessing`]).
+#[derive(Debug, Clone)]
+pub struct SettleDeposit {
+    pub deposit_id: DepositId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub outcome: Settlement,
+    pub now: i64,
+}
+
+/// What [`NewDeposit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepositInsert {
+    Inserted,
+    /// Another deposit of the user holds the key: nothing was written.
+    KeyTaken,
+}
+
+/// What [`SettleDeposit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleResult {
+    /// Applied; a credit answers the wallet's balance right after it.
+    Applied(Option<Balance>),
+    /// The deposit was no longer processing: nothing changed.
+    NotProcessing,
+}
+
+/// One change. The writer commits many of them in one transaction. The kinds that answer
+/// more than "done" carry their own type, and each answers its own kind of [`OpOutcome`].
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    /// Finds the user behind `(provider, sub)` (refreshing the profile) or creates the user,
-    /// its wallet and the account. Answers [`OpOutcome::User`].
-    UpsertAccount {
-        provider: Provider,
-        sub: ProviderSub,
-        email: String,
-        name: String,
-        picture: String,
-        now: i64,
-    },
+    UpsertAccount(NewAccount),
     InsertSession {
         hash: SessionHash,
         user_id: UserId,
@@ -93,44 +140,25 @@ pub enum WriteOp {
         now: i64,
         idle_ms: i64,
     },
-    /// Records a processing deposit. With an idempotency key still held by another deposit of
-    /// the same user created after `key_cutoff`, nothing is written and the answer is
-    /// [`OpOutcome::KeyTaken`]; an older holder gives the key up.
-    InsertDeposit {
-        id: DepositId,
-        user_id: UserId,
-        amount: Amount,
-        currency: Currency,
-        idempotency_key: Option<String>,
-        key_cutoff: i64,
-        now: i64,
-    },
+    InsertDeposit(NewDeposit),
     AttachBankOrder {
         id: DepositId,
         token: BankToken,
         pay_url: String,
         now: i64,
     },
-    /// Moves a processing deposit to its final state; a success also credits the wallet and
-    /// appends a ledger entry. A deposit no longer processing is left alone:
-    /// [`OpOutcome::NotProcessing`].
-    Settle {
-        deposit_id: DepositId,
-        user_id: UserId,
-        amount: Amount,
-        outcome: Settlement,
-        now: i64,
-    },
+    Settle(SettleDeposit),
 }
 
+/// What committing one [`WriteOp`] answered: `User` for an account, `Deposit` for a new
+/// deposit, `Settle` for a settlement, `Done` for the rest. (`DbWriter`'s typed methods turn
+/// it into the one type each kind answers.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpOutcome {
     Done,
     User(UserId),
-    KeyTaken,
-    /// The settlement was applied; a credit answers the wallet's balance right after it.
-    Settled(Option<Balance>),
-    NotProcessing,
+    Deposit(DepositInsert),
+    Settle(SettleResult),
 }
 
 /// A wallet's committed balance and the id of the last ledger entry it includes (0 before the

@@ -380,14 +380,14 @@ mod tests {
     async fn settlements_in_one_batch_credit_once_each_with_running_balances() {
         let (_dir, store) = store().await;
         let user = match &store
-            .commit_batch(&[WriteOp::UpsertAccount {
+            .commit_batch(&[WriteOp::UpsertAccount(NewAccount {
                 provider: crate::domain::Provider::Google,
                 sub: crate::domain::ProviderSub::parse("s").unwrap(),
                 email: "a@example.com".into(),
                 name: "A".into(),
                 picture: String::new(),
                 now: 1,
-            }])
+            })])
             .await
             .unwrap()[0]
         {
@@ -398,26 +398,30 @@ mod tests {
         let inserts: Vec<WriteOp> = ids
             .iter()
             .enumerate()
-            .map(|(i, id)| WriteOp::InsertDeposit {
-                id: id.clone(),
-                user_id: user,
-                amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
-                currency: crate::domain::Currency::Inr,
-                idempotency_key: None,
-                key_cutoff: 0,
-                now: 2,
+            .map(|(i, id)| {
+                WriteOp::InsertDeposit(NewDeposit {
+                    id: id.clone(),
+                    user_id: user,
+                    amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+                    currency: crate::domain::Currency::Inr,
+                    idempotency_key: None,
+                    key_cutoff: 0,
+                    now: 2,
+                })
             })
             .collect();
         assert_eq!(
             store.commit_batch(&inserts).await.unwrap(),
-            vec![OpOutcome::Done; 3]
+            vec![OpOutcome::Deposit(DepositInsert::Inserted); 3]
         );
-        let settle = |i: usize, outcome| WriteOp::Settle {
-            deposit_id: ids[i].clone(),
-            user_id: user,
-            amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
-            outcome,
-            now: 3,
+        let settle = |i: usize, outcome| {
+            WriteOp::Settle(SettleDeposit {
+                deposit_id: ids[i].clone(),
+                user_id: user,
+                amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+                outcome,
+                now: 3,
+            })
         };
         let outcomes = store
             .commit_batch(&[
@@ -428,7 +432,8 @@ mod tests {
             ])
             .await
             .unwrap();
-        let [OpOutcome::Settled(Some(first)), OpOutcome::Settled(None), OpOutcome::NotProcessing, OpOutcome::Settled(Some(third))] =
+        use SettleResult::{Applied, NotProcessing};
+        let [OpOutcome::Settle(Applied(Some(first))), OpOutcome::Settle(Applied(None)), OpOutcome::Settle(NotProcessing), OpOutcome::Settle(Applied(Some(third)))] =
             outcomes.as_slice()
         else {
             panic!("{outcomes:?}");
