@@ -1,4 +1,4 @@
-//! The bank API as the app calls it (see `shared/spec/bank.md`): one pooled reqwest client with
+//! The bank API as the app calls it (see `docs/bank.md`): one pooled reqwest client with
 //! timeouts and the API key on every call.
 
 use onramp_bank_protocol::{CreateOrder, CreatedOrder, Currency, Order};

@@ -1,5 +1,5 @@
 //! Layered configuration: `config/default.toml`, then the file named by `ONRAMP_CONFIG`,
-//! then `ONRAMP__<SECTION>__<KEY>` environment variables (see `shared/spec/config.md`).
+//! then `ONRAMP__<SECTION>__<KEY>` environment variables (see `docs/configuration.md`).
 //!
 //! Secrets are `SecretString`s: their `Debug` prints `[REDACTED]`, so logging a `Settings`
 //! never leaks them.

@@ -1,4 +1,4 @@
-//! The bank simulator: the bank of `shared/spec/bank.md`, run in-process by the app in development
+//! The bank simulator: the bank of `docs/bank.md`, run in-process by the app in development
 //! and by the tests, or alone with `onramp bank-sim`.
 //!
 //! - Bank API (`Authorization: Bearer <api key>`): `POST /api/bank/create-order`,

@@ -1,4 +1,4 @@
-//! The development identity provider of `shared/spec/identity.md`.
+//! The development identity provider of `docs/sign-in.md`.
 //!
 //! It stands in for Google's OAuth 2.0 authorization-code endpoints during development and tests:
 //!
