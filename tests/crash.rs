@@ -5,18 +5,11 @@
 //!
 //! `cargo test --test crash -- --nocapture` shows the figures.
 
-#[path = "support/postgres.rs"]
-mod postgres;
-
-#[macro_use]
-#[path = "support/harness.rs"]
-mod harness;
-
-use futures_util::{stream, StreamExt};
-use harness::{delivery_figures, sign_in_and_deposit, Backend, World};
+use onramp_test_support::{
+    delivery_figures, on_both_databases_as, onramp_binary, report, sign_in_and_deposit, Backend,
+    Made, Storm, World,
+};
 use rand::Rng;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USERS: usize = 20;
@@ -27,15 +20,7 @@ const DUPLICATES: u32 = 2;
 const STORM_CONCURRENCY: usize = 12;
 const STORM_PACE: Duration = Duration::from_millis(8);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite() {
-    crash_storm(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres() {
-    crash_storm(Backend::Postgres).await
-}
+on_both_databases_as!(crash_storm => sqlite, postgres);
 
 /// What the test does with deposit number `i`: approve, decline, or leave pending.
 fn plan(i: usize) -> Option<bool> {
@@ -48,18 +33,8 @@ fn plan(i: usize) -> Option<bool> {
 
 async fn crash_storm(backend: Backend) {
     let started = Instant::now();
-    let world = World::new(backend).await;
-    let duplicates = DUPLICATES.to_string();
-    let _bank_sim = world
-        .start_bank(&[
-            ("DEV__WEBHOOK_MAX_ATTEMPTS", "200"),
-            ("DEV__WEBHOOK_BASE_DELAY_MS", "50"),
-            ("DEV__WEBHOOK_MAX_DELAY_MS", "1000"),
-            ("DEV__WEBHOOK_TIMEOUT_MS", "2000"),
-            ("DEV__WEBHOOK_DUPLICATES", &duplicates),
-            ("DEV__WEBHOOK_REORDER", "true"),
-        ])
-        .await;
+    let world = World::new(onramp_binary!(), backend).await;
+    let _bank_sim = world.start_stubborn_bank(DUPLICATES).await;
     let mut app = world.start_app().await;
     let bank = world.bank();
 
@@ -68,46 +43,15 @@ async fn crash_storm(backend: Backend) {
     let prepared = started.elapsed();
 
     // The storm: approvals and declines at the bank, each queueing a webhook (and its
-    // duplicates) to the app.
-    let to_settle: Vec<(String, bool)> = made
+    // duplicates) to the app. The last tenth waits until every kill has happened, so each kill
+    // lands mid-storm.
+    let to_settle: Vec<(Made, bool)> = made
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| plan(i).map(|approve| (m.token.clone(), approve)))
+        .filter_map(|(i, m)| plan(i).map(|approve| (m.clone(), approve)))
         .collect();
     let approvals = to_settle.iter().filter(|(_, a)| *a).count();
-    let settled = Arc::new(AtomicUsize::new(0));
-    let (kills_done, mut kills_done_rx) = tokio::sync::watch::channel(false);
-    let storm = {
-        let bank = bank.clone();
-        let settled = settled.clone();
-        let mut paced = to_settle.clone();
-        // The last tenth waits until every kill has happened, so each kill lands mid-storm.
-        let reserve = paced.split_off(paced.len() - paced.len() / 10);
-        tokio::spawn(async move {
-            let settle = |(token, approve): (String, bool)| {
-                let bank = bank.clone();
-                let settled = settled.clone();
-                async move {
-                    bank.settle(&token, approve).await;
-                    settled.fetch_add(1, Ordering::SeqCst);
-                }
-            };
-            let start = tokio::time::Instant::now();
-            stream::iter(paced.into_iter().enumerate())
-                .for_each_concurrent(STORM_CONCURRENCY, |(i, item)| {
-                    let settle = &settle;
-                    async move {
-                        tokio::time::sleep_until(start + STORM_PACE * i as u32).await;
-                        settle(item).await
-                    }
-                })
-                .await;
-            kills_done_rx.wait_for(|done| *done).await.unwrap();
-            stream::iter(reserve)
-                .for_each_concurrent(STORM_CONCURRENCY, settle)
-                .await;
-        })
-    };
+    let storm = Storm::start(&bank, &to_settle, STORM_CONCURRENCY, STORM_PACE);
 
     // Meanwhile: SIGKILL the app at random-ish moments and restart it on the same port.
     let storm_started = Instant::now();
@@ -116,16 +60,11 @@ async fn crash_storm(backend: Backend) {
     for k in 1..=KILLS {
         let pause = rand::thread_rng().gen_range(100..=400);
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let settled_then = settled.load(Ordering::SeqCst);
+        let settled_then = storm.settled_count();
         let status = app.kill9();
         assert!(!status.success(), "the app was killed: {status}");
         assert!(settled_then < to_settle.len(), "kill {k} landed mid-storm");
-        let delivered_then = bank
-            .deliveries()
-            .await
-            .iter()
-            .filter(|d| d.delivered)
-            .count();
+        let delivered_then = bank.delivered_count().await;
         kill_log.push(format!(
             "kill {k} after {pause} ms: {settled_then}/{} settled at the bank, {delivered_then} webhooks delivered",
             to_settle.len()
@@ -136,8 +75,8 @@ async fn crash_storm(backend: Backend) {
         restart_total += restart.elapsed();
     }
     let kills_done_after = storm_started.elapsed();
-    kills_done.send(true).unwrap();
-    storm.await.expect("the storm ran");
+    storm.release();
+    storm.finish().await;
     let storm_took = storm_started.elapsed();
 
     // After the last restart the bank delivers everything.
@@ -174,8 +113,7 @@ async fn crash_storm(backend: Backend) {
     let by_status = |s: &str| books.deposits.iter().filter(|d| d.status == s).count();
 
     // Still serving, and a person sees the same balance as the books.
-    let b = world.browser();
-    b.sign_in("user0@example.com", "User 0").await;
+    let b = world.signed_in("user0@example.com", "User 0").await;
     let first_of_user0 = made.iter().find(|m| m.user == 0).unwrap();
     let user0 = books
         .deposits

@@ -5,18 +5,13 @@
 //!
 //! `cargo test --test shutdown -- --nocapture` shows the figures.
 
-#[path = "support/postgres.rs"]
-mod postgres;
-
-#[macro_use]
-#[path = "support/harness.rs"]
-mod harness;
-
-use futures_util::{stream, StreamExt};
-use harness::{delivery_figures, sign_in_and_deposit, Backend, Books, Made, World, WEBHOOK_SECRET};
-use onramp_bank_protocol::signature::{sign_header, EVENT_ID_HEADER, SIGNATURE_HEADER};
+use onramp_bank_protocol::signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};
+use onramp_test_support::webhook;
+use onramp_test_support::{
+    delivery_figures, on_both_databases_as, onramp_binary, report, sign_in_and_deposit, Backend,
+    Books, Made, Storm, World,
+};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,38 +32,21 @@ const EXIT_LIMIT: Duration = Duration::from_secs(15);
 /// An idle app must be gone this soon after SIGTERM.
 const IDLE_EXIT_LIMIT: Duration = Duration::from_secs(3);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sqlite() {
-    idle(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_postgres() {
-    idle(Backend::Postgres).await
-}
+on_both_databases_as!(idle => idle_sqlite, idle_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_finishes_requests_in_flight() {
     sigint_in_flight().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_load_sqlite() {
-    under_load(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_load_postgres() {
-    under_load(Backend::Postgres).await
-}
+on_both_databases_as!(under_load => under_load_sqlite, under_load_postgres);
 
 /// SIGTERM to an app that is doing nothing (but has a signed-in user holding an idle
 /// keep-alive connection) exits 0 quickly.
 async fn idle(backend: Backend) {
-    let world = World::new(backend).await;
+    let world = World::new(onramp_binary!(), backend).await;
     let mut app = world.start_app().await;
-    let browser = world.browser();
-    browser.sign_in("idle@example.com", "Idle").await;
+    let browser = world.signed_in("idle@example.com", "Idle").await;
     assert_eq!(browser.balance().await, 0);
     let sent = Instant::now();
     app.sigterm();
@@ -89,7 +67,7 @@ async fn idle(backend: Backend) {
 /// SIGINT (Ctrl-C) stops as gracefully as SIGTERM: requests the app is in the middle of are
 /// answered before it exits 0.
 async fn sigint_in_flight() {
-    let world = World::new(Backend::Sqlite).await;
+    let world = World::new(onramp_binary!(), Backend::Sqlite).await;
     let mut app = world.start_app().await;
     // Events for a token the app does not know: answered 404 once their bodies arrive.
     let unknown = Made {
@@ -100,7 +78,7 @@ async fn sigint_in_flight() {
     };
     let mut in_flight = Vec::new();
     for _ in 0..10 {
-        in_flight.push(InFlight::start(world.app_port, &unknown, true).await);
+        in_flight.push(InFlight::start(&world, &unknown, true).await);
     }
     let sent = Instant::now();
     app.sigint();
@@ -134,20 +112,13 @@ struct InFlight {
 
 impl InFlight {
     /// Sends the head and half the body of a webhook for `m`, signed as the bank would.
-    async fn start(port: u16, m: &Made, approve: bool) -> InFlight {
-        let event_id = format!("evt_{}", uuid::Uuid::new_v4().simple());
-        let body = serde_json::json!({
-            "event_id": event_id,
-            "token": m.token,
-            "ref": m.id,
-            "amount": m.amount,
-            "currency": "INR",
-            "status": if approve { "SUCCESS" } else { "FAILURE" },
-        })
-        .to_string()
-        .into_bytes();
-        let t = chrono::Utc::now().timestamp();
-        let signature = sign_header(&[WEBHOOK_SECRET.as_bytes()], t, &body);
+    async fn start(world: &World, m: &Made, approve: bool) -> InFlight {
+        let port = world.app_port;
+        let status = if approve { "SUCCESS" } else { "FAILURE" };
+        let event = webhook::event(&m.token, &m.id, m.amount, status);
+        let event_id = event["event_id"].as_str().unwrap().to_owned();
+        let body = event.to_string().into_bytes();
+        let signature = webhook::signature(&world.webhook_secret(), &body);
         let head = format!(
             "POST /api/webhooks/bank HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
              Content-Type: application/json\r\n{EVENT_ID_HEADER}: {event_id}\r\n\
@@ -237,76 +208,30 @@ fn assert_committed(books: &Books, acked: &[(String, bool)], what: &str) {
 
 async fn under_load(backend: Backend) {
     let started = Instant::now();
-    let world = World::new(backend).await;
-    let duplicates = DUPLICATES.to_string();
-    let bank_sim = world
-        .start_bank(&[
-            ("DEV__WEBHOOK_MAX_ATTEMPTS", "200"),
-            ("DEV__WEBHOOK_BASE_DELAY_MS", "50"),
-            ("DEV__WEBHOOK_MAX_DELAY_MS", "1000"),
-            ("DEV__WEBHOOK_TIMEOUT_MS", "2000"),
-            ("DEV__WEBHOOK_DUPLICATES", &duplicates),
-            ("DEV__WEBHOOK_REORDER", "true"),
-        ])
-        .await;
+    let world = World::new(onramp_binary!(), backend).await;
+    let bank_sim = world.start_stubborn_bank(DUPLICATES).await;
     let mut app = world.start_app().await;
     let bank = world.bank();
     let (_browsers, made) = sign_in_and_deposit(&world, USERS, DEPOSITS).await;
     let prepared = started.elapsed();
 
     // The storm: every order settled at the bank, which then delivers its webhook (and a
-    // duplicate) to the app.
+    // duplicate) to the app. The last tenth waits for the SIGTERM, so it surely lands
+    // mid-storm.
     let plan: Vec<(Made, bool)> = made
         .iter()
         .enumerate()
         .map(|(i, m)| (m.clone(), !i.is_multiple_of(7)))
         .collect();
     let total = plan.len();
-    let settled: Arc<Mutex<Vec<(Made, bool)>>> = Arc::default();
-    let (term_sent, mut term_sent_rx) = tokio::sync::watch::channel(false);
-    let storm = {
-        let bank = bank.clone();
-        let settled = settled.clone();
-        let mut paced = plan.clone();
-        // The last tenth waits for the SIGTERM, so it surely lands mid-storm.
-        let reserve = paced.split_off(paced.len() - paced.len() / 10);
-        tokio::spawn(async move {
-            let one = |(m, approve): (Made, bool)| {
-                let (bank, settled) = (bank.clone(), settled.clone());
-                async move {
-                    bank.settle(&m.token, approve).await;
-                    settled.lock().unwrap().push((m, approve));
-                }
-            };
-            let start = tokio::time::Instant::now();
-            stream::iter(paced.into_iter().enumerate())
-                .for_each_concurrent(STORM_CONCURRENCY, |(i, item)| {
-                    let one = &one;
-                    async move {
-                        tokio::time::sleep_until(start + STORM_PACE * i as u32).await;
-                        one(item).await
-                    }
-                })
-                .await;
-            term_sent_rx.wait_for(|sent| *sent).await.unwrap();
-            stream::iter(reserve)
-                .for_each_concurrent(STORM_CONCURRENCY, one)
-                .await;
-        })
-    };
+    let storm = Storm::start(&bank, &plan, STORM_CONCURRENCY, STORM_PACE);
 
     // Once the bank's webhooks are landing: requests of our own that the app is in the middle
     // of (head read, half the body), then SIGTERM while they and the bank's webhooks are in
     // flight. The app must stay up until they are done, answer every one, then exit 0.
     let storm_started = Instant::now();
     loop {
-        let delivered = bank
-            .deliveries()
-            .await
-            .iter()
-            .filter(|d| d.delivered)
-            .count();
-        if delivered >= SIGTERM_AFTER_DELIVERIES {
+        if bank.delivered_count().await >= SIGTERM_AFTER_DELIVERIES {
             break;
         }
         assert!(
@@ -315,15 +240,15 @@ async fn under_load(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let settled_so_far: Vec<(Made, bool)> = settled.lock().unwrap().clone();
+    let settled_so_far = storm.settled();
     let mut in_flight = Vec::new();
     for (m, approve) in settled_so_far.iter().rev().cycle().take(IN_FLIGHT) {
-        in_flight.push(InFlight::start(world.app_port, m, *approve).await);
+        in_flight.push(InFlight::start(&world, m, *approve).await);
     }
-    let settled_at_term = settled.lock().unwrap().len();
+    let settled_at_term = storm.settled_count();
     let term_at = Instant::now();
     app.sigterm();
-    term_sent.send(true).unwrap();
+    storm.release();
     tokio::time::sleep(HELD_OPEN).await;
     assert!(
         app.try_wait().is_none(),
@@ -349,7 +274,7 @@ async fn under_load(backend: Backend) {
         not_ok.is_empty(),
         "in-flight requests were not answered 200: {not_ok:?}"
     );
-    storm.await.expect("the storm ran");
+    storm.finish().await;
 
     // The app is gone. Whatever it acknowledged must be in its database.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,8 +1,7 @@
 //! Adding money: the deposit API, the bank's pay page, and the balance and transactions the
 //! person sees afterwards.
 
-use crate::helpers::{location, spawn_app, spawn_app_with, Backend};
-use crate::on_both_databases;
+use onramp_test_support::{location, on_both_databases, spawn_app, spawn_app_with, Backend};
 use serde_json::{json, Value};
 
 on_both_databases!(

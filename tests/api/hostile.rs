@@ -12,9 +12,8 @@
 //! head limit is 128 KiB, so an 8 KiB cookie and a 16 KiB header do reach our handlers (and get
 //! our JSON `401`s); only the 100-header and 160 KiB-header requests are refused by the parser.
 
-use crate::helpers::{location, spawn_app, Backend, Browser, TestApp};
-use crate::on_both_databases;
 use onramp_bank_protocol::signature::sign_header;
+use onramp_test_support::{location, on_both_databases, spawn_app, Backend, Browser, TestApp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::header::{HeaderName, HeaderValue};
@@ -1269,18 +1268,8 @@ fn row_counts(s: &BTreeMap<&'static str, Vec<String>>) -> String {
 /// Signs in and answers the browser and its `session_id=…` cookie, to send by hand.
 async fn signed_in_with_cookie(app: &TestApp, email: &str, name: &str) -> (Browser, String) {
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let browser = Browser {
-        client: reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
-        app: app.address.clone(),
-    };
-    let r = browser.sign_in(email, name).await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(location(&r), "/");
+    let browser = Browser::with_jar(&app.address, jar.clone());
+    browser.assert_signs_in(email, name).await;
     use reqwest::cookie::CookieStore;
     let cookies = jar
         .cookies(&app.address.parse().unwrap())
@@ -1795,7 +1784,7 @@ async fn sql_and_unicode_that_are_valid_input_are_stored_as_plain_text(backend: 
 // the books. A sync test drives the proptest runner and each case's requests on one actix system.
 
 mod signed_webhook_bodies_never_crash_the_app_or_change_anything {
-    use crate::helpers::Backend;
+    use onramp_test_support::Backend;
 
     #[test]
     fn sqlite() {

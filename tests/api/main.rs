@@ -1,6 +1,6 @@
-//! The app over real HTTP, on SQLite and on PostgreSQL. One test binary made of modules.
-
-mod helpers;
+//! The app over real HTTP, on SQLite and on PostgreSQL. One test binary made of modules; the
+//! harness (the app in-process, a person's browser, the bank, the database) is the
+//! `onramp-test-support` crate.
 
 mod deposits;
 mod hostile;

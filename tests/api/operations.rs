@@ -1,7 +1,6 @@
 //! Operating the app: metrics, readiness through a database outage, security headers.
 
-use crate::helpers::{spawn_app, Backend, TestApp};
-use crate::on_both_databases;
+use onramp_test_support::{on_both_databases, spawn_app, Backend, TestApp};
 use std::time::{Duration, Instant};
 
 on_both_databases!(

@@ -1,7 +1,6 @@
 //! Reconciliation: a bank that drops its webhooks still gets every deposit settled, once.
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
-use crate::on_both_databases;
+use onramp_test_support::{on_both_databases, spawn_app_with, Backend, TestApp};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -52,21 +51,9 @@ async fn an_approved_payment_whose_webhook_was_dropped_is_credited(backend: Back
     );
     assert_eq!(person.wait_final(id).await, "success");
     assert_eq!(person.balance().await, 7_500);
-    let deliveries: Value = reqwest::Client::new()
-        .get(format!("{}/api/bank/deliveries", app.bank_url))
-        .bearer_auth(app.bank_api_key())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let list = deliveries
-        .as_array()
-        .or_else(|| deliveries["deliveries"].as_array())
-        .unwrap();
+    let list = app.bank().deliveries().await;
     assert!(
-        list.iter().all(|d| d["delivered"] == false),
+        list.iter().all(|d| !d.delivered),
         "the webhook really was dropped"
     );
     assert!(metric(&app, "onramp_reconciliation_total{outcome=\"success\"}").await >= 1.0);

@@ -1,7 +1,6 @@
 //! Sessions: the cookie, its lifetimes, logout, what the database keeps, and the Origin check.
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
-use crate::on_both_databases;
+use onramp_test_support::{on_both_databases, spawn_app, spawn_app_with, Backend, TestApp};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -186,6 +185,6 @@ async fn sessions_survive_a_restart_of_the_app(backend: Backend) {
     app.handle.stop(true).await;
     let settings = app.settings.clone();
     let dir = app.dir;
-    let restarted = crate::helpers::start(settings, dir, backend).await;
+    let restarted = onramp_test_support::app::start(settings, dir, backend).await;
     assert_eq!(me_with_cookie(&restarted, &cookie).await, 200);
 }

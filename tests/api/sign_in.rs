@@ -1,8 +1,9 @@
 //! Signing in with Google (the development provider, or a mocked Google where a test needs
 //! Google to misbehave).
 
-use crate::helpers::{location, spawn_app, spawn_app_with, Backend, TestApp};
-use crate::on_both_databases;
+use onramp_test_support::{
+    location, on_both_databases, spawn_app, spawn_app_with, Backend, TestApp,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 use wiremock::matchers::{method, path};
@@ -135,7 +136,7 @@ async fn spawn_with_google(backend: Backend, google: &MockServer, timeout_ms: u6
 /// Runs a callback with the browser's own state and any code (Google is mocked).
 async fn callback_with_own_state(
     app: &TestApp,
-    browser: &crate::helpers::Browser,
+    browser: &onramp_test_support::Browser,
 ) -> reqwest::Response {
     let authorize = browser.start_sign_in().await;
     let state = url::Url::parse(&authorize)
@@ -214,17 +215,12 @@ async fn a_reused_state_signs_nobody_in(backend: Backend) {
     let browser = app.browser();
     // Complete a real sign-in, keeping the callback URL.
     let authorize = browser.start_sign_in().await;
-    let url = url::Url::parse(&authorize).unwrap();
-    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    fields.push(("email".into(), "reuse@example.com".into()));
-    fields.push(("name".into(), "Re Use".into()));
     let submitted = browser
-        .client
-        .post(url.as_str().split('?').next().unwrap())
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+        .submit_to_provider(
+            &authorize,
+            &[("email", "reuse@example.com"), ("name", "Re Use")],
+        )
+        .await;
     let callback = location(&submitted);
     let first = browser.client.get(&callback).send().await.unwrap();
     assert_eq!(location(&first), "/");
@@ -258,16 +254,9 @@ async fn a_user_who_denies_access_is_told_so(backend: Backend) {
     let app = spawn_app(backend).await;
     let browser = app.browser();
     let authorize = browser.start_sign_in().await;
-    let url = url::Url::parse(&authorize).unwrap();
-    let mut fields: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-    fields.push(("action".into(), "deny".into()));
     let denied = browser
-        .client
-        .post(url.as_str().split('?').next().unwrap())
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+        .submit_to_provider(&authorize, &[("action", "deny")])
+        .await;
     assert_eq!(denied.status(), 303);
     let back = location(&denied);
     assert!(back.contains("error=access_denied"), "{back}");

@@ -1,12 +1,14 @@
 //! The storage layer alone, on both databases: a group commit holding every kind of change is
 //! written as one set of statements per kind, and each change still gets its own outcome.
 
-use crate::helpers::{Backend, TestDb};
-use crate::on_both_databases;
 use onramp_store::domain::{
     Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionToken, Settlement, UserId,
 };
-use onramp_store::{self as store, Balance, OpOutcome, Store, WriteOp};
+use onramp_store::{
+    self as store, Balance, DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit,
+    SettleResult, Store, WriteOp,
+};
+use onramp_test_support::{on_both_databases, Backend, TestDb};
 use std::sync::Arc;
 
 on_both_databases!(
@@ -23,7 +25,7 @@ struct Fixture {
 
 async fn fixture(backend: Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let url = crate::helpers::test_settings(backend, dir.path())
+    let url = onramp_test_support::test_settings(backend, dir.path())
         .await
         .database
         .url;
@@ -35,14 +37,14 @@ async fn fixture(backend: Backend) -> Fixture {
 }
 
 fn account(sub: &str, name: &str) -> WriteOp {
-    WriteOp::UpsertAccount {
+    WriteOp::UpsertAccount(NewAccount {
         provider: onramp_store::domain::Provider::Google,
         sub: ProviderSub::parse(sub).unwrap(),
         email: format!("{sub}@example.com"),
         name: name.into(),
         picture: String::new(),
         now: 1,
-    }
+    })
 }
 
 fn user(outcome: &OpOutcome) -> UserId {
@@ -55,7 +57,7 @@ fn user(outcome: &OpOutcome) -> UserId {
 /// The balance a settlement's commit answered: `Some` for a credit, `None` for a failure.
 fn settled(outcome: &OpOutcome) -> Option<Balance> {
     match outcome {
-        OpOutcome::Settled(balance) => *balance,
+        OpOutcome::Settle(SettleResult::Applied(balance)) => *balance,
         other => panic!("expected a settlement, got {other:?}"),
     }
 }
@@ -65,7 +67,7 @@ fn paise(p: i64) -> Amount {
 }
 
 fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now: i64) -> WriteOp {
-    WriteOp::InsertDeposit {
+    WriteOp::InsertDeposit(NewDeposit {
         id: id.clone(),
         user_id: user,
         amount: paise(amount),
@@ -73,7 +75,8 @@ fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now: i6
         idempotency_key: key.map(str::to_owned),
         key_cutoff: now - 1000,
         now,
-    }
+        first_check_at: now + 60_000,
+    })
 }
 
 fn order(id: &DepositId) -> WriteOp {
@@ -86,13 +89,13 @@ fn order(id: &DepositId) -> WriteOp {
 }
 
 fn settle(id: &DepositId, user: UserId, amount: i64, outcome: Settlement) -> WriteOp {
-    WriteOp::Settle {
+    WriteOp::Settle(SettleDeposit {
         deposit_id: id.clone(),
         user_id: user,
         amount: paise(amount),
         outcome,
         now: 4,
-    }
+    })
 }
 
 async fn status(store: &Arc<dyn Store>, id: &DepositId) -> DepositStatus {
@@ -157,10 +160,10 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         outcomes,
         vec![
             OpOutcome::Done,
-            OpOutcome::Done,
-            OpOutcome::KeyTaken,
-            OpOutcome::Done,
-            OpOutcome::Done,
+            OpOutcome::Deposit(DepositInsert::Inserted),
+            OpOutcome::Deposit(DepositInsert::KeyTaken),
+            OpOutcome::Deposit(DepositInsert::Inserted),
+            OpOutcome::Deposit(DepositInsert::Inserted),
             OpOutcome::Done
         ]
     );
@@ -236,7 +239,7 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     assert_eq!(settled(&outcomes[1]).unwrap().paise, 700);
     assert_eq!(outcomes[2], OpOutcome::Done);
     assert_eq!(settled(&outcomes[3]), None, "a failure credits nothing");
-    assert_eq!(outcomes[4], OpOutcome::NotProcessing);
+    assert_eq!(outcomes[4], OpOutcome::Settle(SettleResult::NotProcessing));
     assert_eq!(status(&store, &ids[0]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[2]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
@@ -260,7 +263,10 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         ])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::NotProcessing; 2]);
+    assert_eq!(
+        outcomes,
+        vec![OpOutcome::Settle(SettleResult::NotProcessing); 2]
+    );
     assert_eq!(store.balance(ravi).await.unwrap().paise, 700);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger").await, 2);
@@ -363,14 +369,14 @@ async fn an_idempotency_key_passes_to_a_new_deposit_only_after_the_cutoff(backen
         .commit_batch(&[deposit(&early, asha, 100, Some("k"), 10_500)])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::KeyTaken]);
+    assert_eq!(outcomes, vec![OpOutcome::Deposit(DepositInsert::KeyTaken)]);
     assert!(store.deposit(&early).await.unwrap().is_none());
     // Past the cutoff the new deposit takes the key over.
     let outcomes = store
         .commit_batch(&[deposit(&late, asha, 100, Some("k"), 11_500)])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::Done]);
+    assert_eq!(outcomes, vec![OpOutcome::Deposit(DepositInsert::Inserted)]);
     assert_eq!(
         store.deposit_by_key(asha, "k").await.unwrap().unwrap().id,
         late

@@ -1,10 +1,12 @@
 //! The bank's webhooks: signatures, exactly-once credits under duplicates and concurrency,
 //! refusals, an app that is down while the bank delivers, and a commit that fails.
 
-use crate::helpers::{spawn_app, spawn_app_with, start, test_settings, Backend, Browser, TestApp};
-use crate::on_both_databases;
 use futures_util::future::join_all;
 use onramp_bank_protocol::signature::sign_header;
+use onramp_test_support::{
+    app::start, free_port, on_both_databases, spawn_app, spawn_app_with, test_settings, Backend,
+    Bank, Browser, TestApp,
+};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -346,11 +348,7 @@ async fn success_after_failure_and_failure_after_success_conflict(backend: Backe
 async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend: Backend) {
     // The bank runs on its own, so it outlives the app.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut settings = test_settings(backend, dir.path()).await;
     settings.server.listen = format!("127.0.0.1:{port}");
     settings.dev.bank_enabled = Some(false);
@@ -380,42 +378,22 @@ async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend
     // The app goes down; the person approves at the bank meanwhile.
     app.handle.stop(true).await;
     let TestApp { dir, .. } = app;
+    let standalone = Bank::new(
+        &bank.url(),
+        secrecy::ExposeSecret::expose_secret(&settings.bank.api_key),
+    );
     for url in &urls {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let token = url.split("token=").nth(1).unwrap();
-        let r = client
-            .post(format!("{}/pay/approve", bank.url()))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303);
+        assert_eq!(standalone.pay(url, true).await.status(), 303);
     }
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
-    let deliveries: Value = reqwest::Client::new()
-        .get(format!("{}/api/bank/deliveries", bank.url()))
-        .bearer_auth(secrecy::ExposeSecret::expose_secret(&settings.bank.api_key))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let list = deliveries
-        .as_array()
-        .or_else(|| deliveries["deliveries"].as_array())
-        .unwrap()
-        .clone();
+    let list = standalone.deliveries().await;
     assert_eq!(list.len(), 3);
     assert!(
-        list.iter().all(|d| d["delivered"] == false),
+        list.iter().all(|d| !d.delivered),
         "nothing delivered while the app is down: {list:?}"
     );
     assert!(
-        list.iter().any(|d| d["attempts"].as_u64().unwrap() >= 2),
+        list.iter().any(|d| d.attempts >= 2),
         "the bank retried: {list:?}"
     );
 

@@ -51,14 +51,6 @@ fn command(bin: &Path, args: &[&str]) -> Command {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 extern "C" fn stop_cluster() {
     let pid = PID.load(Ordering::SeqCst);
     if pid > 0 {
@@ -114,7 +106,7 @@ pub fn cluster() -> &'static Cluster {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
+        let port = crate::free_port();
         let child = command(
             &bin.join("postgres"),
             &[

@@ -1,0 +1,280 @@
+//! Direct access to the app's database, to check what it holds behind the API, and the books
+//! check every money test ends with.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A small pool on the app's database (SQLite file or PostgreSQL), beside the app's own.
+pub enum TestDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DepositRow {
+    pub id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub status: String,
+    pub bank_token: Option<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub user_id: String,
+    pub deposit_id: String,
+    pub amount: i64,
+    pub balance_after: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WalletRow {
+    pub user_id: String,
+    pub balance: i64,
+}
+
+const DEPOSITS: &str = "SELECT id, user_id, amount, status, bank_token FROM deposits ORDER BY id";
+const LEDGER: &str =
+    "SELECT id, user_id, deposit_id, amount, balance_after FROM ledger ORDER BY id";
+const WALLETS: &str = "SELECT user_id, balance FROM wallets ORDER BY user_id";
+
+/// Two connections: enough for a test's reads, and few enough that a crash test's SQLite writer
+/// or a cluster holding many test databases does not notice them.
+async fn pool<DB: sqlx::Database>(url: &str) -> sqlx::Pool<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+/// The same query on whichever pool: sqlx's executors are per database type.
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $e:expr) => {
+        match $db {
+            TestDb::Sqlite($p) => $e,
+            TestDb::Postgres($p) => $e,
+        }
+    };
+}
+
+impl TestDb {
+    pub async fn connect(url: &str) -> TestDb {
+        if url.starts_with("sqlite") {
+            TestDb::Sqlite(pool(url).await)
+        } else {
+            TestDb::Postgres(pool(url).await)
+        }
+    }
+
+    /// One integer (a count or a sum). On PostgreSQL cast to `int8`, since `COUNT` and `SUM`
+    /// there answer `bigint` and `numeric`.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        match self {
+            TestDb::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(p)
+                .await
+                .unwrap(),
+            TestDb::Postgres(p) => {
+                let sql = format!("SELECT ({sql})::int8");
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    /// The first column of every row, as text.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await.unwrap())
+    }
+
+    pub async fn execute(&self, sql: &str) -> Result<(), sqlx::Error> {
+        on_pool!(self, p => sqlx::query(sql).execute(p).await.map(drop))
+    }
+
+    /// The money tables as they are now.
+    pub async fn snapshot(&self) -> Books {
+        Books {
+            deposits: on_pool!(self, p => sqlx::query_as(DEPOSITS).fetch_all(p).await.unwrap()),
+            ledger: on_pool!(self, p => sqlx::query_as(LEDGER).fetch_all(p).await.unwrap()),
+            wallets: on_pool!(self, p => sqlx::query_as(WALLETS).fetch_all(p).await.unwrap()),
+        }
+    }
+
+    /// The books balance now: see [`Books::assert_consistent`].
+    pub async fn assert_books_balance(&self) {
+        self.snapshot().await.assert_consistent();
+    }
+
+    pub async fn close(self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+/// The app's money tables at one moment.
+pub struct Books {
+    pub deposits: Vec<DepositRow>,
+    pub ledger: Vec<LedgerRow>,
+    pub wallets: Vec<WalletRow>,
+}
+
+impl Books {
+    pub fn deposit_by_token(&self) -> HashMap<&str, &DepositRow> {
+        self.deposits
+            .iter()
+            .filter_map(|d| d.bank_token.as_deref().map(|t| (t, d)))
+            .collect()
+    }
+
+    pub fn ledger_by_deposit(&self) -> HashMap<&str, Vec<&LedgerRow>> {
+        let mut m: HashMap<&str, Vec<&LedgerRow>> = HashMap::new();
+        for l in &self.ledger {
+            m.entry(l.deposit_id.as_str()).or_default().push(l);
+        }
+        m
+    }
+
+    pub fn balance_of(&self, user_id: &str) -> i64 {
+        self.wallets
+            .iter()
+            .find(|w| w.user_id == user_id)
+            .map_or(0, |w| w.balance)
+    }
+
+    pub fn total_balance(&self) -> i64 {
+        self.wallets.iter().map(|w| w.balance).sum()
+    }
+
+    /// The app's own books agree with themselves: every ledger entry belongs to a successful
+    /// deposit of the same user and amount, every successful deposit has exactly one entry
+    /// (nothing credited twice), each user's `balance_after` runs without a gap, and every
+    /// wallet equals its ledger. So the totals agree too: wallets = ledger = successful deposits.
+    pub fn assert_consistent(&self) {
+        let deposits: HashMap<&str, &DepositRow> =
+            self.deposits.iter().map(|d| (d.id.as_str(), d)).collect();
+        let by_deposit = self.ledger_by_deposit();
+        for (deposit_id, entries) in &by_deposit {
+            assert_eq!(
+                entries.len(),
+                1,
+                "deposit {deposit_id} has {} ledger entries (credited more than once)",
+                entries.len()
+            );
+            let d = deposits
+                .get(deposit_id)
+                .unwrap_or_else(|| panic!("ledger entry for unknown deposit {deposit_id}"));
+            let e = entries[0];
+            assert_eq!(
+                d.status, "success",
+                "ledger entry for a {} deposit",
+                d.status
+            );
+            assert_eq!(e.user_id, d.user_id, "ledger entry {} user", e.id);
+            assert_eq!(e.amount, d.amount, "ledger entry {} amount", e.id);
+        }
+        for d in &self.deposits {
+            if d.status == "success" {
+                assert!(
+                    by_deposit.contains_key(d.id.as_str()),
+                    "successful deposit {} has no ledger entry",
+                    d.id
+                );
+            }
+        }
+        let mut running: BTreeMap<&str, i64> = BTreeMap::new();
+        for e in &self.ledger {
+            let r = running.entry(e.user_id.as_str()).or_insert(0);
+            *r += e.amount;
+            assert_eq!(
+                e.balance_after, *r,
+                "ledger entry {} of {}: balance_after {} but the entries sum to {}",
+                e.id, e.user_id, e.balance_after, *r
+            );
+        }
+        for w in &self.wallets {
+            let sum = running.get(w.user_id.as_str()).copied().unwrap_or(0);
+            assert_eq!(
+                w.balance, sum,
+                "wallet of {} is {} but its ledger sums to {sum}",
+                w.user_id, w.balance
+            );
+        }
+        for (user, sum) in &running {
+            assert_eq!(
+                self.balance_of(user),
+                *sum,
+                "user {user} has ledger entries summing to {sum} but no such wallet balance"
+            );
+        }
+        let success: i64 = self
+            .deposits
+            .iter()
+            .filter(|d| d.status == "success")
+            .map(|d| d.amount)
+            .sum();
+        assert_eq!(
+            self.total_balance(),
+            success,
+            "wallets and successful deposits disagree"
+        );
+    }
+
+    /// The app agrees with the bank: for every deposit the bank settled, the app holds the same
+    /// final status, and each user's wallet is exactly the sum of that user's deposits the bank
+    /// marked SUCCESS. Deposits the bank still has pending are processing and uncredited.
+    pub fn assert_matches_bank(&self, bank: &HashMap<String, String>) {
+        let mut expected: HashMap<&str, i64> = HashMap::new();
+        let mut processing_settled = Vec::new();
+        for d in &self.deposits {
+            let token = d
+                .bank_token
+                .as_deref()
+                .expect("every deposit has a bank order");
+            let status = bank
+                .get(token)
+                .unwrap_or_else(|| panic!("the bank was not asked about {token}"));
+            match status.as_str() {
+                "SUCCESS" | "FAILURE" if d.status == "processing" => {
+                    processing_settled.push(d.id.clone())
+                }
+                "SUCCESS" | "FAILURE" => assert_eq!(
+                    d.status,
+                    status.to_lowercase(),
+                    "deposit {}: the bank says {status}",
+                    d.id
+                ),
+                "PENDING" => assert_eq!(
+                    d.status, "processing",
+                    "deposit {} is {} but the bank has it pending",
+                    d.id, d.status
+                ),
+                other => panic!("unknown bank status {other}"),
+            }
+            if status == "SUCCESS" {
+                *expected.entry(d.user_id.as_str()).or_insert(0) += d.amount;
+            }
+        }
+        assert!(
+            processing_settled.is_empty(),
+            "{} deposits settled at the bank are still processing: {:?}",
+            processing_settled.len(),
+            processing_settled
+        );
+        let users: BTreeSet<&str> = self
+            .deposits
+            .iter()
+            .map(|d| d.user_id.as_str())
+            .chain(self.wallets.iter().map(|w| w.user_id.as_str()))
+            .collect();
+        for user in users {
+            let want = expected.get(user).copied().unwrap_or(0);
+            assert_eq!(
+                self.balance_of(user),
+                want,
+                "wallet of {user} differs from its deposits the bank marked SUCCESS"
+            );
+        }
+    }
+}
