@@ -69,6 +69,7 @@ async fn create_deposits(
             idempotency_key: None,
             key_cutoff: 0,
             now: now_ms(),
+            first_check_at: now_ms() + 60_000,
         }));
         requests.push(SettleRequest {
             deposit_id: id,

@@ -34,6 +34,14 @@ pub(super) struct DepositItem<'a> {
     pub key: Option<&'a str>,
     pub key_cutoff: i64,
     pub now: i64,
+    pub first_check_at: i64,
+}
+
+/// `ScheduleCheck`: the pending row is `(created_at, deposit_id)`.
+pub(super) struct CheckItem<'a> {
+    pub deposit_id: &'a str,
+    pub created_at: i64,
+    pub next_check_at: i64,
 }
 
 pub(super) struct OrderItem<'a> {
@@ -96,6 +104,7 @@ pub(super) struct Plan<'a> {
     /// The first settlement of each deposit; a later one in the same batch is answered
     /// [`OpOutcome::NotProcessing`] without being written.
     pub settles: Vec<SettleItem<'a>>,
+    pub checks: Vec<CheckItem<'a>>,
     /// One per change, in the batch's order; [`Plan::finish`] fills in the rest.
     outcomes: Vec<OpOutcome>,
 }
@@ -111,6 +120,7 @@ impl<'a> Plan<'a> {
             ended_sessions: Vec::new(),
             purges: Vec::new(),
             settles: Vec::new(),
+            checks: Vec::new(),
             outcomes: vec![OpOutcome::Done; ops.len()],
         };
         let mut settling: HashSet<&DepositId> = HashSet::new();
@@ -156,6 +166,7 @@ impl<'a> Plan<'a> {
                     idempotency_key,
                     key_cutoff,
                     now,
+                    first_check_at,
                 }) => plan.deposits.push(DepositItem {
                     index,
                     id: id.as_str(),
@@ -165,6 +176,16 @@ impl<'a> Plan<'a> {
                     key: idempotency_key.as_deref(),
                     key_cutoff: *key_cutoff,
                     now: *now,
+                    first_check_at: *first_check_at,
+                }),
+                WriteOp::ScheduleCheck {
+                    deposit_id,
+                    created_at,
+                    next_check_at,
+                } => plan.checks.push(CheckItem {
+                    deposit_id: deposit_id.as_str(),
+                    created_at: *created_at,
+                    next_check_at: *next_check_at,
                 }),
                 WriteOp::AttachBankOrder {
                     id,
@@ -215,6 +236,7 @@ impl<'a> Plan<'a> {
             !self.touches.is_empty(),
             !self.ended_sessions.is_empty(),
             !self.settles.is_empty(),
+            !self.checks.is_empty(),
         ];
         let deposits = if self.deposits.is_empty() {
             0
@@ -312,6 +334,7 @@ mod tests {
                 idempotency_key: Some(key.into()),
                 key_cutoff: 0,
                 now: 1,
+                first_check_at: 2,
             })
         };
         let ops = vec![

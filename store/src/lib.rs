@@ -86,6 +86,8 @@ pub struct NewDeposit {
     pub idempotency_key: Option<String>,
     pub key_cutoff: i64,
     pub now: i64,
+    /// When reconciliation first asks the bank about it, unless its webhook came first.
+    pub first_check_at: i64,
 }
 
 /// Moves a processing deposit to its final state; a success also credits the wallet and
@@ -148,6 +150,13 @@ pub enum WriteOp {
         now: i64,
     },
     Settle(SettleDeposit),
+    /// Sets when reconciliation next asks the bank about a deposit still waiting (`created_at`
+    /// is the deposit's: it finds the row), counting one more check.
+    ScheduleCheck {
+        deposit_id: DepositId,
+        created_at: i64,
+        next_check_at: i64,
+    },
 }
 
 /// What committing one [`WriteOp`] answered: `User` for an account, `Deposit` for a new
@@ -168,6 +177,13 @@ pub enum OpOutcome {
 pub struct Balance {
     pub paise: i64,
     pub entry: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingSummary {
+    pub pending: i64,
+    pub due: i64,
+    pub oldest_created_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -204,6 +220,12 @@ pub trait Store: Send + Sync + 'static {
         created_before: i64,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError>;
+    /// Deposits waiting for the bank whose next check is due at `now`, soonest due first, with
+    /// the number of checks made so far.
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError>;
+    /// How many deposits wait for the bank, how many of them are due at `now`, and when the
+    /// oldest was created.
+    async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError>;
     /// The user's ledger entries (reached through the user's deposits), for checking the books.
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
 }

@@ -135,6 +135,19 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
             .execute(&mut *conn)
             .await?;
     }
+    if !plan.checks.is_empty() {
+        let c = &plan.checks;
+        sqlx::query(
+            "UPDATE pending_deposits AS p SET next_check_at = c.next, checks = p.checks + 1 \
+             FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, created_at, next) \
+             WHERE p.created_at = c.created_at AND p.deposit_id = c.id",
+        )
+        .bind(c.iter().map(|c| c.deposit_id).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.created_at).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.next_check_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
     let mut settled = Vec::new();
     if !plan.settles.is_empty() {
         let s = &plan.settles;
@@ -189,7 +202,9 @@ async fn insert_deposits(
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id, created_at \
          ), pending AS ( \
-             INSERT INTO pending_deposits (created_at, deposit_id) SELECT created_at, id FROM inserted \
+             INSERT INTO pending_deposits (created_at, deposit_id, next_check_at) \
+             SELECT i.created_at, i.id, c.first_check FROM inserted AS i \
+             JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
          ) \
          SELECT id FROM inserted",
     )
@@ -199,6 +214,7 @@ async fn insert_deposits(
     .bind(d.iter().map(|d| d.key).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.now).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.currency).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.first_check_at).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
@@ -321,6 +337,14 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError> {
         reads::postgres::processing_deposits(&self.pool, created_before, limit).await
+    }
+
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError> {
+        reads::postgres::due_deposits(&self.pool, now, limit).await
+    }
+
+    async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError> {
+        reads::postgres::pending_summary(&self.pool, now).await
     }
 
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {

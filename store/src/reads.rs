@@ -35,6 +35,17 @@ pub(crate) const PROCESSING: &str = select_deposits!(
          ORDER BY created_at LIMIT $2) \
      ORDER BY created_at"
 );
+/// The deposits waiting for the bank whose check is due, soonest first (index on
+/// `next_check_at`), with their checks so far.
+pub(crate) const DUE: &str =
+    "SELECT d.id, d.user_id, d.amount, d.currency, d.status, d.bank_token, \
+     d.pay_url, d.created_at, d.updated_at, p.checks \
+     FROM pending_deposits AS p JOIN deposits AS d ON d.id = p.deposit_id \
+     WHERE p.next_check_at <= $1 ORDER BY p.next_check_at LIMIT $2";
+pub(crate) const PENDING_SUMMARY: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
+     CAST(COALESCE(SUM(CASE WHEN next_check_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     MIN(created_at) FROM pending_deposits";
+
 /// The ledger is reached per user through the user's deposits (see migration 2).
 pub(crate) const LEDGER_TOTALS: &str = "SELECT COUNT(*), CAST(SUM(l.amount) AS BIGINT) \
      FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id WHERE d.user_id = $1";
@@ -49,8 +60,8 @@ macro_rules! reads_for {
             use crate::domain::{BankToken, DepositId, SessionHash, UserId};
             use crate::reads::*;
             use crate::{
-                Balance, Deposit, DepositRow, LedgerTotals, SessionDbRow, SessionRow, StoreError,
-                User, UserRow,
+                Balance, Deposit, DepositRow, LedgerTotals, PendingSummary, SessionDbRow,
+                SessionRow, StoreError, User, UserRow,
             };
 
             pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
@@ -153,6 +164,43 @@ macro_rules! reads_for {
                     .fetch_all(pool)
                     .await?;
                 rows.into_iter().map(Deposit::try_from).collect()
+            }
+
+            pub async fn due_deposits(
+                pool: &$pool,
+                now: i64,
+                limit: u32,
+            ) -> Result<Vec<(Deposit, u32)>, StoreError> {
+                #[derive(sqlx::FromRow)]
+                struct Due {
+                    #[sqlx(flatten)]
+                    deposit: DepositRow,
+                    checks: i32,
+                }
+                let rows: Vec<Due> = sqlx::query_as(DUE)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|r| Ok((Deposit::try_from(r.deposit)?, r.checks.max(0) as u32)))
+                    .collect()
+            }
+
+            pub async fn pending_summary(
+                pool: &$pool,
+                now: i64,
+            ) -> Result<PendingSummary, StoreError> {
+                let (pending, due, oldest_created_at): (i64, i64, Option<i64>) =
+                    sqlx::query_as(PENDING_SUMMARY)
+                        .bind(now)
+                        .fetch_one(pool)
+                        .await?;
+                Ok(PendingSummary {
+                    pending,
+                    due,
+                    oldest_created_at,
+                })
             }
 
             pub async fn ledger_totals(

@@ -74,7 +74,8 @@ const BATCH_COMMIT: &str = concat!(include_str!("sql/sqlite_batch.sql"), ";\nCOM
 /// Scratch tables and views of the writer's connection, for the batch script.
 const WRITER_SETUP: &str = include_str!("sql/sqlite_writer.sql");
 
-/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position, currency]`
+/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position, currency,
+/// first_check_at]`
 type NewDepositRow<'a> = (
     &'a str,
     &'a str,
@@ -84,6 +85,7 @@ type NewDepositRow<'a> = (
     i64,
     usize,
     &'a str,
+    i64,
 );
 /// `[batch position, deposit id, new status, user_id, amount, now]`
 type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
@@ -103,6 +105,9 @@ struct BatchInput<'a> {
     logouts: Vec<(&'a str,)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     settlements: Vec<SettlementRow<'a>>,
+    /// `[deposit id, created_at, next_check_at]`
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<(&'a str, i64, i64)>,
 }
 
 impl<'a> BatchInput<'a> {
@@ -121,6 +126,7 @@ impl<'a> BatchInput<'a> {
                         d.now,
                         d.index,
                         d.currency,
+                        d.first_check_at,
                     )
                 })
                 .collect(),
@@ -149,6 +155,11 @@ impl<'a> BatchInput<'a> {
                         s.now,
                     )
                 })
+                .collect(),
+            checks: plan
+                .checks
+                .iter()
+                .map(|c| (c.deposit_id, c.created_at, c.next_check_at))
                 .collect(),
         }
     }
@@ -312,6 +323,14 @@ impl Store for SqliteStore {
         reads::sqlite::processing_deposits(&self.pool, created_before, limit).await
     }
 
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError> {
+        reads::sqlite::due_deposits(&self.pool, now, limit).await
+    }
+
+    async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError> {
+        reads::sqlite::pending_summary(&self.pool, now).await
+    }
+
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
         reads::sqlite::ledger_totals(&self.pool, user).await
     }
@@ -342,7 +361,7 @@ mod tests {
                     .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
             })
             .collect();
-        assert_eq!(statements.len(), 16, "the script's statements");
+        assert_eq!(statements.len(), 17, "the script's statements");
         for statement in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
@@ -407,6 +426,7 @@ mod tests {
                     idempotency_key: None,
                     key_cutoff: 0,
                     now: 2,
+                    first_check_at: 3,
                 })
             })
             .collect();

@@ -8,5 +8,4 @@ mod operations;
 mod reconcile;
 mod sessions;
 mod sign_in;
-mod store;
 mod webhooks;

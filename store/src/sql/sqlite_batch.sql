@@ -3,12 +3,13 @@
 -- object with an array of rows per kind (a kind with no changes is left out, and its statements
 -- do nothing); each row is an array:
 --   deposits     [id, user_id, amount, idempotency_key or null, key_cutoff, now, batch position,
---                 currency]
+--                 currency, first_check_at]
 --   orders       [deposit id, bank token, pay_url, now]
 --   sessions     [token_hash, user_id, created_at, expires_at]
 --   touches      [token_hash, last_seen_at]
 --   logouts      [token_hash]
 --   settlements  [batch position, deposit id, new status, user_id, amount, now]
+--   checks       [deposit id, created_at, next_check_at]
 -- Every statement starts from its rows and finds its targets through an index (a test in
 -- sqlite.rs checks the plans). The last one answers the settlements applied ([batch position,
 -- ledger entry id, balance after] for a credit, [batch position, null, null] for a failure) and
@@ -31,8 +32,14 @@ FROM temp.batch_deposits AS n WHERE true ORDER BY n.key
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
 -- The deposits inserted wait for the bank (one whose key was taken was not inserted).
-INSERT INTO pending_deposits (created_at, deposit_id)
-SELECT d.created_at, d.id FROM temp.batch_deposits AS n CROSS JOIN deposits AS d ON d.id = n.r ->> 0;
+INSERT INTO pending_deposits (created_at, deposit_id, next_check_at)
+SELECT d.created_at, d.id, n.r ->> 8
+FROM temp.batch_deposits AS n CROSS JOIN deposits AS d ON d.id = n.r ->> 0;
+
+-- Reconciliation's next checks of deposits still waiting (a settled one has no row left).
+UPDATE pending_deposits SET next_check_at = c.r ->> 2, checks = checks + 1
+FROM temp.batch_checks AS c
+WHERE pending_deposits.created_at = c.r ->> 1 AND pending_deposits.deposit_id = c.r ->> 0;
 
 UPDATE deposits SET bank_token = o.r ->> 1, pay_url = o.r ->> 2, updated_at = o.r ->> 3
 FROM temp.batch_orders AS o WHERE deposits.id = o.r ->> 0;

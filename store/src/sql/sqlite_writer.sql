@@ -15,6 +15,8 @@ CREATE TEMP VIEW batch_touches AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'touches'));
 CREATE TEMP VIEW batch_logouts AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'logouts'));
+CREATE TEMP VIEW batch_checks AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'checks'));
 CREATE TEMP VIEW batch_settlements AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'settlements'));
 
