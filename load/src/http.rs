@@ -100,6 +100,20 @@ pub async fn send(
     }
 }
 
+/// [`send`] for one expected status; any other is an `Err` quoting the answer.
+async fn send_expecting(
+    rec: &Rec,
+    what: &str,
+    req: RequestBuilder,
+    expected: StatusCode,
+) -> Result<Answer, String> {
+    let a = send(rec, what, req, &[expected.as_u16()]).await?;
+    if a.status != expected {
+        return Err(format!("{what} answered {} {}", a.status, a.snippet()));
+    }
+    Ok(a)
+}
+
 /// Signs in through the provider the app redirects to, as a browser would (three requests);
 /// answers the `session_id=…` cookie pair.
 pub async fn sign_in(
@@ -109,6 +123,17 @@ pub async fn sign_in(
     email: &str,
     name: &str,
 ) -> Result<String, String> {
+    let (authorize, flow_cookies) = start_sign_in(client, rec, app).await?;
+    let callback = submit_to_provider(client, rec, app, authorize, email, name).await?;
+    finish_sign_in(client, rec, &callback, &flow_cookies).await
+}
+
+/// The provider's authorize URL, and the cookies that tie the callback to this sign-in.
+async fn start_sign_in(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+) -> Result<(url::Url, Vec<String>), String> {
     let start = send(
         rec,
         "GET /api/auth/google",
@@ -119,17 +144,29 @@ pub async fn sign_in(
     if !matches!(start.status.as_u16(), 302 | 303) {
         return Err(format!("GET /api/auth/google answered {}", start.status));
     }
-    let flow_cookies: Vec<String> = start
+    let flow_cookies = start
         .cookies()
         .into_iter()
         .map(|(n, v)| format!("{n}={v}"))
         .collect();
     let authorize = url::Url::parse(start.location())
         .map_err(|e| format!("the sign-in redirect {:?}: {e}", start.location()))?;
+    Ok((authorize, flow_cookies))
+}
+
+/// Fills in the provider's form as the user would; answers the app's callback URL.
+async fn submit_to_provider(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    authorize: url::Url,
+    email: &str,
+    name: &str,
+) -> Result<String, String> {
     let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
     form.push(("email".into(), email.into()));
     form.push(("name".into(), name.into()));
-    let mut action = authorize.clone();
+    let mut action = authorize;
     action.set_query(None);
     let submitted = send(
         rec,
@@ -146,12 +183,20 @@ pub async fn sign_in(
         ));
     }
     let callback = submitted.location();
-    let callback = if callback.starts_with('/') {
+    Ok(if callback.starts_with('/') {
         format!("{app}{callback}")
     } else {
         callback.to_owned()
-    };
-    let mut req = client.get(&callback);
+    })
+}
+
+async fn finish_sign_in(
+    client: &Client,
+    rec: &Rec,
+    callback: &str,
+    flow_cookies: &[String],
+) -> Result<String, String> {
+    let mut req = client.get(callback);
     if !flow_cookies.is_empty() {
         req = req.header(COOKIE, flow_cookies.join("; "));
     }
@@ -190,14 +235,7 @@ pub async fn create_deposit(
         .post(format!("{app}/api/deposit"))
         .header(COOKIE, cookie)
         .json(&serde_json::json!({ "amount": amount }));
-    let a = send(rec, "POST /api/deposit", req, &[201]).await?;
-    if a.status != StatusCode::CREATED {
-        return Err(format!(
-            "POST /api/deposit answered {} {}",
-            a.status,
-            a.snippet()
-        ));
-    }
+    let a = send_expecting(rec, "POST /api/deposit", req, StatusCode::CREATED).await?;
     let v = a
         .json()
         .ok_or_else(|| "POST /api/deposit: not JSON".to_owned())?;
@@ -222,14 +260,7 @@ pub async fn balance(client: &Client, rec: &Rec, app: &str, cookie: &str) -> Res
     let req = client
         .get(format!("{app}/api/balance"))
         .header(COOKIE, cookie);
-    let a = send(rec, "GET /api/balance", req, &[200]).await?;
-    if a.status != StatusCode::OK {
-        return Err(format!(
-            "GET /api/balance answered {} {}",
-            a.status,
-            a.snippet()
-        ));
-    }
+    let a = send_expecting(rec, "GET /api/balance", req, StatusCode::OK).await?;
     a.json()
         .and_then(|v| v["amount"].as_i64())
         .ok_or_else(|| format!("GET /api/balance: no amount in {}", a.snippet()))
@@ -250,14 +281,7 @@ pub async fn transactions_page(
         url.query_pairs_mut().append_pair("cursor", c);
     }
     let req = client.get(url).header(COOKIE, cookie);
-    let a = send(rec, "GET /api/transactions", req, &[200]).await?;
-    if a.status != StatusCode::OK {
-        return Err(format!(
-            "GET /api/transactions answered {} {}",
-            a.status,
-            a.snippet()
-        ));
-    }
+    let a = send_expecting(rec, "GET /api/transactions", req, StatusCode::OK).await?;
     let v = a
         .json()
         .ok_or_else(|| "GET /api/transactions: not JSON".to_owned())?;

@@ -102,22 +102,23 @@ impl LoadOptions {
             .clone()
             .or_else(|| std::env::var(SECRET_ENV).ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| DEV_WEBHOOK_SECRET.to_owned());
+        let r = &mut c.run;
         if let Some(n) = self.concurrency {
-            c.concurrency = n;
+            r.concurrency = n;
             if self.scenario != Scenario::BalanceReads {
-                c.webhook_concurrency = n;
+                r.webhook_concurrency = n;
             }
         }
         if let Some(n) = self.webhook_concurrency {
-            c.webhook_concurrency = n;
+            r.webhook_concurrency = n;
         }
-        c.deposits = self.deposits.unwrap_or(c.deposits);
-        c.users = self.users.unwrap_or(c.users);
-        c.duplicates = self.duplicates.unwrap_or(c.duplicates);
-        c.out_of_order = self.out_of_order.unwrap_or(c.out_of_order);
-        c.failures = self.failures.unwrap_or(c.failures);
-        c.healthz_secs = self.healthz_secs.unwrap_or(c.healthz_secs);
-        c.seed = self.seed.unwrap_or(c.seed);
+        r.deposits = self.deposits.unwrap_or(r.deposits);
+        r.users = self.users.unwrap_or(r.users);
+        r.duplicates = self.duplicates.unwrap_or(r.duplicates);
+        r.out_of_order = self.out_of_order.unwrap_or(r.out_of_order);
+        r.failures = self.failures.unwrap_or(r.failures);
+        r.healthz_secs = self.healthz_secs.unwrap_or(r.healthz_secs);
+        r.seed = self.seed.unwrap_or(r.seed);
         c.progress = !self.quiet;
         c
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// How many error messages a phase keeps as examples.
 const ERROR_SAMPLES: usize = 5;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -153,6 +153,53 @@ pub struct Progress {
     pub metrics: Option<(reqwest::Client, String)>,
 }
 
+/// Hands out the items `0..` to the phase's tasks until its [`Bound`] is reached.
+struct Items {
+    next: AtomicUsize,
+    limit: Option<usize>,
+    deadline: Option<Instant>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Items {
+    fn new(bound: Bound) -> Items {
+        let (limit, deadline, stop) = match bound {
+            Bound::Items(n) => (Some(n), None, Arc::new(AtomicBool::new(false))),
+            Bound::For(d) => (
+                None,
+                Some(Instant::now() + d),
+                Arc::new(AtomicBool::new(false)),
+            ),
+            Bound::Until(flag) => (None, None, flag),
+        };
+        Items {
+            next: AtomicUsize::new(0),
+            limit,
+            deadline,
+            stop,
+        }
+    }
+
+    /// No more tasks than items: an idle task would only hold a connection.
+    fn tasks(&self, concurrency: usize) -> usize {
+        match self.limit {
+            Some(n) => concurrency.clamp(1, n.max(1)),
+            None => concurrency.max(1),
+        }
+    }
+
+    fn next(&self) -> Option<usize> {
+        if self.stop.load(Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Relaxed);
+        match self.limit {
+            Some(n) if i >= n => None,
+            _ => Some(i),
+        }
+    }
+}
+
 /// Runs `work(i, rec)` for the phase's items on `concurrency` tasks; answers when all are done.
 pub async fn run_phase<F, Fut>(
     name: &str,
@@ -166,62 +213,28 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let rec = Arc::new(Rec::new());
-    let work = Arc::new(work);
-    let next = Arc::new(AtomicUsize::new(0));
-    let (limit, deadline, stop) = match bound {
-        Bound::Items(n) => (Some(n), None, Arc::new(AtomicBool::new(false))),
-        Bound::For(d) => (
-            None,
-            Some(Instant::now() + d),
-            Arc::new(AtomicBool::new(false)),
-        ),
-        Bound::Until(flag) => (None, None, flag),
-    };
-    let tasks = match limit {
-        Some(n) => concurrency.clamp(1, n.max(1)),
-        None => concurrency.max(1),
-    };
+    let items = Arc::new(Items::new(bound));
+    let tasks = items.tasks(concurrency);
     let ticks = cpu_ticks();
     let started = Instant::now();
-    let show = progress.show;
-    let ticker = show.then(|| {
+    let ticker = progress.show.then(|| {
         tokio::spawn(report_progress(
             name.to_owned(),
             rec.clone(),
-            limit,
+            items.limit,
             started,
             progress.metrics,
         ))
     });
-    let mut handles = Vec::with_capacity(tasks);
-    for _ in 0..tasks {
-        let (rec, work, next, stop) = (rec.clone(), work.clone(), next.clone(), stop.clone());
-        handles.push(tokio::spawn(async move {
-            loop {
-                if stop.load(Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-                    break;
-                }
-                let i = next.fetch_add(1, Relaxed);
-                if limit.is_some_and(|n| i >= n) {
-                    break;
-                }
-                work(i, rec.clone()).await;
-                rec.items.fetch_add(1, Relaxed);
-            }
-        }));
-    }
-    for h in handles {
-        if let Err(e) = h.await {
-            rec.errors.fetch_add(1, Relaxed);
-            rec.sample(|| format!("a load task failed: {e}"));
-        }
-    }
+    let work = Arc::new(work);
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| tokio::spawn(work_through(items.clone(), work.clone(), rec.clone())))
+        .collect();
+    join(handles, &rec).await;
     let elapsed = started.elapsed();
     let cpu = cpu_share(ticks, cpu_ticks());
     if let Some(t) = ticker {
         t.abort();
-    }
-    if show {
         eprintln!(
             "[{name}] finished: {} items, {} requests in {:.1} s, {} errors",
             rec.items(),
@@ -235,6 +248,28 @@ where
         rec,
         elapsed,
         cpu,
+    }
+}
+
+/// A task that panicked counts as an error of the phase rather than ending the run.
+async fn join(handles: Vec<tokio::task::JoinHandle<()>>, rec: &Rec) {
+    for h in handles {
+        if let Err(e) = h.await {
+            rec.errors.fetch_add(1, Relaxed);
+            rec.sample(|| format!("a load task failed: {e}"));
+        }
+    }
+}
+
+/// One task of a phase: one item at a time, so that a task is one connection.
+async fn work_through<F, Fut>(items: Arc<Items>, work: Arc<F>, rec: Arc<Rec>)
+where
+    F: Fn(usize, Arc<Rec>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    while let Some(i) = items.next() {
+        work(i, rec.clone()).await;
+        rec.items.fetch_add(1, Relaxed);
     }
 }
 

@@ -4,7 +4,7 @@
 use super::metrics::WriterFigures;
 use super::phase::{CpuShare, PhaseResult};
 use serde::Serialize;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseReport {
@@ -56,15 +56,20 @@ impl PhaseReport {
     }
 }
 
-/// The options the run used.
+/// The options that shape the load; the report echoes them.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunConfig {
+    /// Connections for every phase but the webhooks.
     pub concurrency: usize,
+    /// Connections posting webhooks.
     pub webhook_concurrency: usize,
     pub users: usize,
     pub deposits: usize,
+    /// Extra deliveries of the same event per deposit (0.3: three deposits in ten get one).
     pub duplicates: f64,
+    /// Shuffle the deliveries, and re-deliver some events (and contradicting ones) at the end.
     pub out_of_order: bool,
+    /// Share of deposits the bank reports as FAILURE.
     pub failures: f64,
     pub healthz_secs: f64,
     pub seed: u64,
@@ -121,11 +126,91 @@ pub struct Report {
     pub check: CheckReport,
 }
 
+/// The phase table's columns: heading and width; the first is left-aligned, the rest right.
+const COLUMNS: [(&str, usize); 15] = [
+    ("phase", 14),
+    ("items", 8),
+    ("requests", 9),
+    ("rate/s", 10),
+    ("p50 ms", 8),
+    ("p90 ms", 8),
+    ("p99 ms", 8),
+    ("max ms", 8),
+    ("errors", 7),
+    ("commits", 8),
+    ("batch", 7),
+    ("commit ms", 10),
+    ("p99 cmt ms", 10),
+    ("cpu%", 5),
+    ("tool%", 5),
+];
+
 fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+fn row(out: &mut String, cells: [String; COLUMNS.len()]) -> fmt::Result {
+    for (i, (cell, (_, width))) in cells.iter().zip(COLUMNS).enumerate() {
+        if i == 0 {
+            write!(out, "{cell:<width$}")?;
+        } else {
+            write!(out, " {cell:>width$}")?;
+        }
+    }
+    writeln!(out)
+}
+
+fn phase_row(out: &mut String, p: &PhaseReport) -> fmt::Result {
+    let [commits, batch, commit, p99_commit] = writer_cells(p.writer.as_ref());
+    let [cpu, tool] = cpu_cells(p.cpu);
+    row(
+        out,
+        [
+            p.name.clone(),
+            p.items.to_string(),
+            p.requests.to_string(),
+            format!("{:.1}", p.rate),
+            ms(p.p50_ms),
+            ms(p.p90_ms),
+            ms(p.p99_ms),
+            ms(p.max_ms),
+            p.errors.to_string(),
+            commits,
+            batch,
+            commit,
+            p99_commit,
+            cpu,
+            tool,
+        ],
+    )
+}
+
+/// A phase that committed nothing has no batch or latency to show; "n/a" means the app has no
+/// `/metrics` at all.
+fn writer_cells(w: Option<&WriterFigures>) -> [String; 4] {
+    match w {
+        Some(w) if w.commits == 0 => ["0", "-", "-", "-"].map(String::from),
+        Some(w) => [
+            w.commits.to_string(),
+            format!("{:.1}", w.mean_batch),
+            format!("{:.2}", w.mean_commit_ms),
+            w.p99_commit_ms.map_or("-".into(), |v| format!("≤{v}")),
+        ],
+        None => ["n/a"; 4].map(String::from),
+    }
+}
+
+fn cpu_cells(cpu: Option<CpuShare>) -> [String; 2] {
+    match cpu {
+        Some(c) => [
+            format!("{:.0}", c.machine_pct),
+            format!("{:.0}", c.load_tool_pct),
+        ],
+        None => ["n/a"; 2].map(String::from),
     }
 }
 
@@ -137,8 +222,25 @@ impl Report {
     /// The human-readable table and summary.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        self.write_table(&mut out)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    fn write_table(&self, out: &mut String) -> fmt::Result {
+        self.write_title(out)?;
+        row(out, COLUMNS.map(|(heading, _)| heading.to_owned()))?;
+        for p in &self.phases {
+            phase_row(out, p)?;
+        }
+        self.write_summary(out)?;
+        self.check.write(out)?;
+        self.write_error_samples(out)
+    }
+
+    fn write_title(&self, out: &mut String) -> fmt::Result {
         let c = &self.config;
-        let _ = writeln!(
+        writeln!(
             out,
             "onramp load: scenario {} against {} (concurrency {}, webhook concurrency {}, {} users, \
              {} deposits, duplicates {}, out-of-order {}, failures {}, seed {})",
@@ -152,65 +254,11 @@ impl Report {
             c.out_of_order,
             c.failures,
             c.seed
-        );
-        let _ = writeln!(
-            out,
-            "{:<14} {:>8} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>10} {:>10} {:>5} {:>5}",
-            "phase",
-            "items",
-            "requests",
-            "rate/s",
-            "p50 ms",
-            "p90 ms",
-            "p99 ms",
-            "max ms",
-            "errors",
-            "commits",
-            "batch",
-            "commit ms",
-            "p99 cmt ms",
-            "cpu%",
-            "tool%"
-        );
-        for p in &self.phases {
-            let (commits, batch, commit, p99c) = match &p.writer {
-                Some(w) if w.commits == 0 => ("0".into(), "-".into(), "-".into(), "-".into()),
-                Some(w) => (
-                    w.commits.to_string(),
-                    format!("{:.1}", w.mean_batch),
-                    format!("{:.2}", w.mean_commit_ms),
-                    w.p99_commit_ms.map_or("-".into(), |v| format!("≤{v}")),
-                ),
-                None => ("n/a".into(), "n/a".into(), "n/a".into(), "n/a".into()),
-            };
-            let (cpu, tool) = match p.cpu {
-                Some(c) => (
-                    format!("{:.0}", c.machine_pct),
-                    format!("{:.0}", c.load_tool_pct),
-                ),
-                None => ("n/a".into(), "n/a".into()),
-            };
-            let _ = writeln!(
-                out,
-                "{:<14} {:>8} {:>9} {:>10.1} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7} {:>10} {:>10} {:>5} {:>5}",
-                p.name,
-                p.items,
-                p.requests,
-                p.rate,
-                ms(p.p50_ms),
-                ms(p.p90_ms),
-                ms(p.p99_ms),
-                ms(p.max_ms),
-                p.errors,
-                commits,
-                batch,
-                commit,
-                p99c,
-                cpu,
-                tool
-            );
-        }
-        let _ = writeln!(
+        )
+    }
+
+    fn write_summary(&self, out: &mut String) -> fmt::Result {
+        writeln!(
             out,
             "headline: {} {:.0}/s = {:.0}% of /healthz ({:.0}/s at the same concurrency); \
              credited {:.0} deposits/s during the webhooks",
@@ -219,9 +267,9 @@ impl Report {
             100.0 * self.ratio_to_healthz,
             self.healthz_rate,
             self.credited_per_sec
-        );
+        )?;
         let n = &self.counts;
-        let _ = writeln!(
+        writeln!(
             out,
             "sent: {} deposits created of {} ({} success, {} failure), {} deliveries ({} duplicates), \
              {} late ({} contradicting); app answered applied {} times",
@@ -234,34 +282,190 @@ impl Report {
             n.late_deliveries,
             n.contradicting_deliveries,
             n.applied
-        );
-        let k = &self.check;
-        if k.passed {
-            let _ = writeln!(
+        )
+    }
+
+    fn write_error_samples(&self, out: &mut String) -> fmt::Result {
+        for p in self.phases.iter().filter(|p| !p.error_samples.is_empty()) {
+            writeln!(out, "errors in {}:", p.name)?;
+            for s in &p.error_samples {
+                writeln!(out, "  - {s}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CheckReport {
+    fn write(&self, out: &mut String) -> fmt::Result {
+        if self.passed {
+            return writeln!(
                 out,
                 "check: PASSED: {} users' balances equal their successful deposits ({} paise in all), \
                  {} deposits listed with the status sent, none applied twice",
-                k.users_checked, k.observed_balance_paise, k.deposits_matched
+                self.users_checked, self.observed_balance_paise, self.deposits_matched
             );
-        } else {
-            let _ = writeln!(
+        }
+        writeln!(
+            out,
+            "check: FAILED: {} problems (balances {} paise, expected {}); these figures do not count",
+            self.problems_total, self.observed_balance_paise, self.expected_balance_paise
+        )?;
+        for p in &self.problems {
+            writeln!(out, "  - {p}")?;
+        }
+        if self.problems_total > self.problems.len() {
+            writeln!(
                 out,
-                "check: FAILED: {} problems (balances {} paise, expected {}); these figures do not count",
-                k.problems_total, k.observed_balance_paise, k.expected_balance_paise
-            );
-            for p in &k.problems {
-                let _ = writeln!(out, "  - {p}");
-            }
-            if k.problems_total > k.problems.len() {
-                let _ = writeln!(out, "  … and {} more", k.problems_total - k.problems.len());
-            }
+                "  … and {} more",
+                self.problems_total - self.problems.len()
+            )?;
         }
-        for p in self.phases.iter().filter(|p| !p.error_samples.is_empty()) {
-            let _ = writeln!(out, "errors in {}:", p.name);
-            for s in &p.error_samples {
-                let _ = writeln!(out, "  - {s}");
-            }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(name: &str, writer: Option<WriterFigures>, cpu: Option<CpuShare>) -> PhaseReport {
+        PhaseReport {
+            name: name.into(),
+            items: 300,
+            requests: 386,
+            secs: 0.377,
+            rate: 1021.84,
+            p50_ms: 15.04,
+            p90_ms: 99.996,
+            p99_ms: 100.0,
+            max_ms: 1234.5,
+            errors: 0,
+            error_samples: Vec::new(),
+            writer,
+            cpu,
         }
-        out
+    }
+
+    /// Each way a phase's writer and CPU columns can look.
+    fn phases() -> Vec<PhaseReport> {
+        let busy = WriterFigures {
+            commits: 57,
+            changes: 301,
+            mean_batch: 5.28,
+            mean_commit_ms: 5.625,
+            p99_commit_ms: Some(25.0),
+        };
+        let idle = WriterFigures {
+            commits: 0,
+            changes: 0,
+            mean_batch: 0.0,
+            mean_commit_ms: 0.0,
+            p99_commit_ms: None,
+        };
+        let unbounded = WriterFigures {
+            p99_commit_ms: None,
+            ..busy.clone()
+        };
+        let cpu = CpuShare {
+            machine_pct: 99.6,
+            load_tool_pct: 62.4,
+        };
+        let mut failing = phase("a-long-phase-name", None, None);
+        failing.errors = 2;
+        failing.error_samples = vec!["POST /api/webhooks/bank: 401 nope".into(), "x".into()];
+        vec![
+            phase("healthz", Some(busy), Some(cpu)),
+            phase("late", Some(idle), Some(cpu)),
+            phase("check", Some(unbounded), None),
+            failing,
+        ]
+    }
+
+    fn report(passed: bool) -> Report {
+        let problems = vec!["deposit a: 401".to_owned(), "deposit b: 401".to_owned()];
+        Report {
+            scenario: "smoke".into(),
+            app: "http://localhost:8080".into(),
+            config: RunConfig {
+                concurrency: 32,
+                webhook_concurrency: 8,
+                users: 7,
+                deposits: 1000,
+                duplicates: 1.5,
+                out_of_order: false,
+                failures: 0.25,
+                healthz_secs: 2.0,
+                seed: 42,
+            },
+            phases: phases(),
+            headline_phase: "webhooks".into(),
+            headline_rate: 1021.8,
+            healthz_rate: 2281.1,
+            ratio_to_healthz: 0.4479,
+            credited_per_sec: 720.4,
+            counts: Counts {
+                users: 5,
+                deposits_requested: 300,
+                deposits_created: 299,
+                successes: 271,
+                failures: 28,
+                deliveries: 386,
+                duplicate_deliveries: 86,
+                late_deliveries: 109,
+                contradicting_deliveries: 15,
+                applied: 300,
+                credited_paise: 13_657_501,
+            },
+            check: CheckReport {
+                passed,
+                users_checked: 5,
+                deposits_matched: 300,
+                expected_balance_paise: 13_657_501,
+                observed_balance_paise: 13_657_000,
+                problems_total: if passed { 0 } else { 7 },
+                problems: if passed { Vec::new() } else { problems },
+            },
+        }
+    }
+
+    /// Scripts and people read this text: its columns and wording stay put.
+    const FAILED_TABLE: &str = "\
+onramp load: scenario smoke against http://localhost:8080 (concurrency 32, webhook concurrency 8, 7 users, 1000 deposits, duplicates 1.5, out-of-order false, failures 0.25, seed 42)
+phase             items  requests     rate/s   p50 ms   p90 ms   p99 ms   max ms  errors  commits   batch  commit ms p99 cmt ms  cpu% tool%
+healthz             300       386     1021.8    15.04   100.00      100     1234       0       57     5.3       5.62        ≤25   100    62
+late                300       386     1021.8    15.04   100.00      100     1234       0        0       -          -          -   100    62
+check               300       386     1021.8    15.04   100.00      100     1234       0       57     5.3       5.62          -   n/a   n/a
+a-long-phase-name      300       386     1021.8    15.04   100.00      100     1234       2      n/a     n/a        n/a        n/a   n/a   n/a
+headline: webhooks 1022/s = 45% of /healthz (2281/s at the same concurrency); credited 720 deposits/s during the webhooks
+sent: 299 deposits created of 300 (271 success, 28 failure), 386 deliveries (86 duplicates), 109 late (15 contradicting); app answered applied 300 times
+check: FAILED: 7 problems (balances 13657000 paise, expected 13657501); these figures do not count
+  - deposit a: 401
+  - deposit b: 401
+  … and 5 more
+errors in a-long-phase-name:
+  - POST /api/webhooks/bank: 401 nope
+  - x
+";
+
+    #[test]
+    fn the_table_keeps_its_layout() {
+        assert_eq!(report(false).table(), FAILED_TABLE);
+        let passed = report(true).table();
+        assert!(passed.contains(
+            "\ncheck: PASSED: 5 users' balances equal their successful deposits (13657000 paise \
+             in all), 300 deposits listed with the status sent, none applied twice\n"
+        ));
+        assert!(!passed.contains("FAILED"));
+    }
+
+    #[test]
+    fn the_json_names_every_figure() {
+        let json = serde_json::to_value(report(false)).unwrap();
+        assert_eq!(json["config"]["webhook_concurrency"], 8);
+        assert_eq!(json["phases"][0]["writer"]["p99_commit_ms"], 25.0);
+        assert_eq!(json["phases"][3]["cpu"], serde_json::Value::Null);
+        assert_eq!(json["counts"]["contradicting_deliveries"], 15);
+        assert_eq!(json["check"]["problems_total"], 7);
     }
 }

@@ -2,9 +2,9 @@
 //! bank would (duplicates, shuffling, failures and late re-deliveries as asked), measure
 //! `/healthz` at the same concurrency, and check the books through the API at the end.
 
-use super::http::{self, Created};
+use super::http::{self, Answer, Created};
 use super::metrics;
-use super::phase::{run_phase, Bound, PhaseResult, Progress, Rec};
+use super::phase::{lock, run_phase, Bound, PhaseResult, Progress, Rec};
 use super::report::{CheckReport, Counts, PhaseReport, Report, RunConfig};
 use anyhow::{bail, ensure, Context};
 use rand::rngs::StdRng;
@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -23,6 +24,10 @@ pub const DEV_WEBHOOK_SECRET: &str = "onramp-dev-webhook-secret";
 const PROBLEMS_KEPT: usize = 50;
 /// Attempts at one webhook delivery (retried on 5xx and transport errors, as the bank would).
 const DELIVERY_ATTEMPTS: u32 = 6;
+/// Sign-in and deposit creation are tried this often, a pause between tries: a refusal under
+/// load is not yet a failed run.
+const SETUP_ATTEMPTS: u32 = 3;
+const SETUP_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -66,30 +71,51 @@ pub struct LoadConfig {
     /// The app's base URL.
     pub app: String,
     pub webhook_secret: String,
-    /// Connections for every phase but the webhooks.
-    pub concurrency: usize,
-    /// Connections posting webhooks.
-    pub webhook_concurrency: usize,
-    pub users: usize,
-    pub deposits: usize,
-    /// Extra deliveries of the same event per deposit (0.3: three deposits in ten get one).
-    pub duplicates: f64,
-    /// Shuffle the deliveries, and re-deliver some events (and contradicting ones) at the end.
-    pub out_of_order: bool,
-    /// Share of deposits the bank reports as FAILURE.
-    pub failures: f64,
-    pub healthz_secs: f64,
-    pub seed: u64,
+    /// The load's shape, echoed in the report.
+    pub run: RunConfig,
     /// A progress line on stderr every second.
     pub progress: bool,
 }
 
 impl LoadConfig {
     pub fn new(scenario: Scenario, app: impl Into<String>) -> LoadConfig {
-        let base = LoadConfig {
+        LoadConfig {
             scenario,
             app: app.into(),
             webhook_secret: DEV_WEBHOOK_SECRET.into(),
+            run: RunConfig::defaults(scenario),
+            progress: true,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let r = &self.run;
+        ensure!(r.users >= 1, "--users must be at least 1");
+        ensure!(r.deposits >= 1, "--deposits must be at least 1");
+        ensure!(
+            r.concurrency >= 1 && r.webhook_concurrency >= 1,
+            "--concurrency must be at least 1"
+        );
+        ensure!(
+            r.duplicates.is_finite() && (0.0..=10.0).contains(&r.duplicates),
+            "--duplicates must be from 0 to 10"
+        );
+        ensure!(
+            (0.0..=1.0).contains(&r.failures),
+            "--failures must be from 0 to 1"
+        );
+        ensure!(
+            r.healthz_secs.is_finite() && r.healthz_secs >= 0.0,
+            "--healthz-secs must be 0 or more"
+        );
+        url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
+        Ok(())
+    }
+}
+
+impl RunConfig {
+    fn defaults(scenario: Scenario) -> RunConfig {
+        let base = RunConfig {
             concurrency: 64,
             webhook_concurrency: 64,
             users: 1,
@@ -99,10 +125,9 @@ impl LoadConfig {
             failures: 0.0,
             healthz_secs: 5.0,
             seed: rand::random(),
-            progress: true,
         };
         match scenario {
-            Scenario::Smoke => LoadConfig {
+            Scenario::Smoke => RunConfig {
                 concurrency: 16,
                 webhook_concurrency: 16,
                 users: 5,
@@ -114,53 +139,16 @@ impl LoadConfig {
                 ..base
             },
             Scenario::HotWallet => base,
-            Scenario::Spread => LoadConfig {
+            Scenario::Spread => RunConfig {
                 users: 10_000,
                 ..base
             },
-            Scenario::DepositCreate => LoadConfig { users: 100, ..base },
-            Scenario::BalanceReads => LoadConfig {
+            Scenario::DepositCreate => RunConfig { users: 100, ..base },
+            Scenario::BalanceReads => RunConfig {
                 users: 100,
                 webhook_concurrency: 8,
                 ..base
             },
-        }
-    }
-
-    fn validate(&self) -> anyhow::Result<()> {
-        ensure!(self.users >= 1, "--users must be at least 1");
-        ensure!(self.deposits >= 1, "--deposits must be at least 1");
-        ensure!(
-            self.concurrency >= 1 && self.webhook_concurrency >= 1,
-            "--concurrency must be at least 1"
-        );
-        ensure!(
-            self.duplicates.is_finite() && (0.0..=10.0).contains(&self.duplicates),
-            "--duplicates must be from 0 to 10"
-        );
-        ensure!(
-            (0.0..=1.0).contains(&self.failures),
-            "--failures must be from 0 to 1"
-        );
-        ensure!(
-            self.healthz_secs.is_finite() && self.healthz_secs >= 0.0,
-            "--healthz-secs must be 0 or more"
-        );
-        url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
-        Ok(())
-    }
-
-    fn echo(&self) -> RunConfig {
-        RunConfig {
-            concurrency: self.concurrency,
-            webhook_concurrency: self.webhook_concurrency,
-            users: self.users,
-            deposits: self.deposits,
-            duplicates: self.duplicates,
-            out_of_order: self.out_of_order,
-            failures: self.failures,
-            healthz_secs: self.healthz_secs,
-            seed: self.seed,
         }
     }
 }
@@ -177,11 +165,23 @@ struct Ctx {
 impl Ctx {
     fn problem(&self, message: String) {
         self.problems_total.fetch_add(1, Relaxed);
-        let mut p = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = lock(&self.problems);
         if p.len() < PROBLEMS_KEPT {
             p.push(message);
         }
     }
+
+    fn problems(&self) -> Vec<String> {
+        lock(&self.problems).clone()
+    }
+}
+
+/// The signed-in users, by index.
+struct Users {
+    /// Each user's `session_id=…` cookie pair.
+    cookies: Vec<String>,
+    /// Refused creations per user: the app may have stored each as a failed deposit.
+    refused: Vec<AtomicUsize>,
 }
 
 /// A deposit as created and as the load tool will settle it.
@@ -196,24 +196,77 @@ struct Dep {
     contradiction: Option<(String, Vec<u8>)>,
 }
 
+impl Dep {
+    /// The event a delivery sends, and the statuses that answer it correctly.
+    fn event(&self, contradiction: bool) -> (&str, &[u8], &'static [u16]) {
+        match (&self.contradiction, contradiction) {
+            (Some((e, b)), true) => (e, b, &[409]),
+            _ => (&self.event_id, &self.body, &[200]),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Delivery {
     dep: usize,
     contradiction: bool,
 }
 
-/// The settle phases' shared state.
+/// What the run will send, decided from the seed before the first webhook.
+struct Plan {
+    deps: Vec<Dep>,
+    wave: Vec<Delivery>,
+    /// Sent once every deposit is final.
+    late: Vec<Delivery>,
+}
+
+/// The settle and check phases' shared state.
 struct Settle {
     ctx: Arc<Ctx>,
+    users: Arc<Users>,
     deps: Vec<Dep>,
+    /// Per user: what the successful deposits add up to, and the indices of the deposits.
+    expected: Vec<i64>,
+    by_user: Vec<Vec<usize>>,
     /// `{"status": "applied"}` answers per deposit.
     applied: Vec<AtomicU32>,
     /// A delivery of this deposit failed in transport (it may have been applied unseen).
     lost: Vec<AtomicBool>,
 }
 
-fn event(event_id: &str, c: &Created, amount: i64, success: bool) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
+/// The sign-in phase's shared state.
+struct SigningIn {
+    ctx: Arc<Ctx>,
+    /// Makes the emails of this run new to the app, so every user starts at a zero balance.
+    run_id: String,
+    cookies: Vec<OnceLock<String>>,
+}
+
+/// The deposit phase's shared state.
+struct Creating {
+    ctx: Arc<Ctx>,
+    users: Arc<Users>,
+    amounts: Vec<i64>,
+    created: Vec<OnceLock<Created>>,
+}
+
+/// A webhook phase's shared state.
+struct Wave {
+    settle: Arc<Settle>,
+    deliveries: Vec<Delivery>,
+}
+
+/// The check phase's shared state.
+struct Checking {
+    settle: Arc<Settle>,
+    observed: AtomicI64,
+    matched: AtomicUsize,
+}
+
+/// An event as the bank sends it, under an event id of its own.
+fn event(c: &Created, amount: i64, success: bool) -> (String, Vec<u8>) {
+    let event_id = format!("evt_load_{}", uuid::Uuid::new_v4().simple());
+    let body = serde_json::to_vec(&serde_json::json!({
         "event_id": event_id,
         "token": c.token,
         "ref": c.id,
@@ -221,11 +274,8 @@ fn event(event_id: &str, c: &Created, amount: i64, success: bool) -> Vec<u8> {
         "currency": "INR",
         "status": if success { "SUCCESS" } else { "FAILURE" },
     }))
-    .expect("JSON")
-}
-
-fn event_id() -> String {
-    format!("evt_load_{}", uuid::Uuid::new_v4().simple())
+    .expect("JSON");
+    (event_id, body)
 }
 
 /// How many copies beyond the first: the whole part of `share`, plus one more by chance.
@@ -234,27 +284,552 @@ fn extra_copies(rng: &mut StdRng, share: f64) -> usize {
     whole as usize + usize::from(rng.gen_bool((share - whole).clamp(0.0, 1.0)))
 }
 
-async fn measured<F>(ctx: &Ctx, phase: F) -> PhaseReport
+async fn retrying<T, Fut>(mut attempt: impl FnMut() -> Fut) -> Result<T, String>
 where
-    F: Future<Output = PhaseResult>,
+    Fut: Future<Output = Result<T, String>>,
 {
-    let before = metrics::scrape(&ctx.client, &ctx.app).await;
-    let r = phase.await;
-    let after = metrics::scrape(&ctx.client, &ctx.app).await;
-    PhaseReport::new(&r, metrics::figures(before.as_ref(), after.as_ref()))
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(_) if tries < SETUP_ATTEMPTS => {
+                tries += 1;
+                tokio::time::sleep(SETUP_PAUSE).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// One run's shared state: the configuration, what every phase uses, the seeded generator and
+/// the phases reported so far.
+struct Run {
+    cfg: LoadConfig,
+    ctx: Arc<Ctx>,
+    rng: StdRng,
+    progress: Progress,
+    phases: Vec<PhaseReport>,
+}
+
+/// Runs one scenario against a running app and checks the books afterwards. An `Err` means the
+/// run could not be carried out (the app is unreachable, sign-in failed); a run that went
+/// through answers its [`Report`], whose `check.passed` says whether the books were right.
+pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
+    let mut run = Run::start(cfg).await?;
+    run.healthz().await;
+    let users = run.sign_in().await?;
+    let created = run.create_deposits(users).await;
+    let plan = run.plan(&created);
+    let mut counts = run.counts(&plan);
+    let settle = Arc::new(Settle::new(
+        run.ctx.clone(),
+        created.users.clone(),
+        plan.deps,
+    ));
+    let credited_per_sec = run.settle(&settle, plan.wave).await?;
+    run.late(&settle, plan.late).await;
+    let check = run.check(&settle, &mut counts).await;
+    Ok(run.report(counts, check, credited_per_sec))
+}
+
+impl Run {
+    async fn start(cfg: LoadConfig) -> anyhow::Result<Run> {
+        cfg.validate()?;
+        let app = cfg.app.trim_end_matches('/').to_owned();
+        let client = http::client(cfg.run.concurrency.max(cfg.run.webhook_concurrency))?;
+        let up = client
+            .get(format!("{app}/healthz"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the app at {app}"))?;
+        ensure!(
+            up.status().is_success(),
+            "{app}/healthz answered {}",
+            up.status()
+        );
+        let ctx = Arc::new(Ctx {
+            client,
+            app,
+            secret: cfg.webhook_secret.as_bytes().to_vec(),
+            problems: Mutex::new(Vec::new()),
+            problems_total: AtomicUsize::new(0),
+        });
+        let progress = Progress {
+            show: cfg.progress,
+            metrics: Some((ctx.client.clone(), ctx.app.clone())),
+        };
+        Ok(Run {
+            rng: StdRng::seed_from_u64(cfg.run.seed),
+            cfg,
+            ctx,
+            progress,
+            phases: Vec::new(),
+        })
+    }
+
+    /// `work(state, item, rec)` for each of the phase's items, every task sharing one `state`.
+    fn phase<S, F, Fut>(
+        &self,
+        name: &'static str,
+        bound: Bound,
+        concurrency: usize,
+        state: Arc<S>,
+        work: F,
+    ) -> impl Future<Output = PhaseResult> + Send + 'static
+    where
+        S: Send + Sync + 'static,
+        F: Fn(Arc<S>, usize, Arc<Rec>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let work = move |i, rec| work(state.clone(), i, rec);
+        run_phase(name, bound, concurrency, self.progress.clone(), work)
+    }
+
+    /// Runs `phase` between two scrapes of `/metrics`, so that its report shows what the DB
+    /// writer did meanwhile.
+    async fn measured(&mut self, phase: impl Future<Output = PhaseResult>) {
+        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let r = phase.await;
+        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let writer = metrics::figures(before.as_ref(), after.as_ref());
+        self.phases.push(PhaseReport::new(&r, writer));
+    }
+
+    /// A measured phase at the connections of every phase but the webhooks.
+    async fn measured_phase<S, F, Fut>(
+        &mut self,
+        name: &'static str,
+        bound: Bound,
+        state: Arc<S>,
+        work: F,
+    ) where
+        S: Send + Sync + 'static,
+        F: Fn(Arc<S>, usize, Arc<Rec>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let phase = self.phase(name, bound, self.cfg.run.concurrency, state, work);
+        self.measured(phase).await;
+    }
+
+    /// The server's HTTP ceiling, at the same concurrency as the other phases.
+    async fn healthz(&mut self) {
+        let bound = Bound::For(Duration::from_secs_f64(self.cfg.run.healthz_secs));
+        self.measured_phase("healthz", bound, self.ctx.clone(), ping)
+            .await;
+    }
+
+    /// Signs the users in through the provider the app sends browsers to. Without all of them
+    /// the books cannot be checked, so a user who cannot sign in ends the run.
+    async fn sign_in(&mut self) -> anyhow::Result<Arc<Users>> {
+        let users = self.cfg.run.users;
+        let state = Arc::new(SigningIn {
+            ctx: self.ctx.clone(),
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            cookies: (0..users).map(|_| OnceLock::new()).collect(),
+        });
+        self.measured_phase("sign-in", Bound::Items(users), state.clone(), sign_in_user)
+            .await;
+        let missing = state.cookies.iter().filter(|c| c.get().is_none()).count();
+        if missing > 0 {
+            let first = self.ctx.problems().first().cloned().unwrap_or_default();
+            bail!(
+                "{missing} of {users} users could not sign in through {}/api/auth/google ({first})",
+                self.ctx.app
+            );
+        }
+        Ok(Arc::new(Users {
+            cookies: state
+                .cookies
+                .iter()
+                .flat_map(OnceLock::get)
+                .cloned()
+                .collect(),
+            refused: (0..users).map(|_| AtomicUsize::new(0)).collect(),
+        }))
+    }
+
+    /// Creates the deposits, round-robin over the users.
+    async fn create_deposits(&mut self, users: Arc<Users>) -> Arc<Creating> {
+        let deposits = self.cfg.run.deposits;
+        let state = Arc::new(Creating {
+            ctx: self.ctx.clone(),
+            users,
+            amounts: (0..deposits)
+                .map(|_| self.rng.gen_range(100..=100_000))
+                .collect(),
+            created: (0..deposits).map(|_| OnceLock::new()).collect(),
+        });
+        self.measured_phase(
+            "deposits",
+            Bound::Items(deposits),
+            state.clone(),
+            create_deposit,
+        )
+        .await;
+        state
+    }
+
+    /// Each created deposit's outcome and its deliveries. The generator is drawn from in a fixed
+    /// order, so that a seed stands for the same plan.
+    fn plan(&mut self, created: &Creating) -> Plan {
+        let cfg = &self.cfg.run;
+        let deps = outcomes(&mut self.rng, cfg, created);
+        let mut wave = first_wave(&mut self.rng, cfg.duplicates, &deps);
+        let mut late = Vec::new();
+        if cfg.out_of_order {
+            wave.shuffle(&mut self.rng);
+            late = late_deliveries(&mut self.rng, cfg.duplicates, &deps);
+        }
+        Plan { deps, wave, late }
+    }
+
+    fn counts(&self, plan: &Plan) -> Counts {
+        let successes = plan.deps.iter().filter(|d| d.success);
+        Counts {
+            users: self.cfg.run.users,
+            deposits_requested: self.cfg.run.deposits,
+            deposits_created: plan.deps.len(),
+            successes: successes.clone().count(),
+            failures: plan.deps.iter().filter(|d| !d.success).count(),
+            credited_paise: successes.map(|d| d.amount).sum(),
+            deliveries: plan.wave.len(),
+            duplicate_deliveries: plan.wave.len() - plan.deps.len(),
+            late_deliveries: plan.late.len(),
+            contradicting_deliveries: plan.late.iter().filter(|d| d.contradiction).count(),
+            ..Counts::default()
+        }
+    }
+
+    /// The first wave of webhooks; in balance-reads, balances are read while it lands. Answers
+    /// the successful deposits credited per second.
+    async fn settle(&mut self, settle: &Arc<Settle>, wave: Vec<Delivery>) -> anyhow::Result<f64> {
+        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let reads = (self.cfg.scenario == Scenario::BalanceReads).then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let bound = Bound::Until(stop.clone());
+            let concurrency = self.cfg.run.concurrency;
+            let phase = self.phase("balance-reads", bound, concurrency, settle.clone(), read);
+            (stop, tokio::spawn(phase))
+        });
+        let webhooks = self.deliveries("webhooks", settle, wave).await;
+        let reads = match reads {
+            Some((stop, handle)) => {
+                stop.store(true, Relaxed);
+                Some(handle.await.context("the balance readers failed")?)
+            }
+            None => None,
+        };
+        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        // The reads ran alongside the webhooks: one pair of scrapes covers both.
+        let writer = metrics::figures(before.as_ref(), after.as_ref());
+        self.phases
+            .push(PhaseReport::new(&webhooks, writer.clone()));
+        if let Some(r) = &reads {
+            self.phases.push(PhaseReport::new(r, writer));
+        }
+        Ok(settle.credited() as f64 / webhooks.elapsed.as_secs_f64().max(1e-9))
+    }
+
+    /// The same events again, and contradicting ones, once every deposit is final.
+    async fn late(&mut self, settle: &Arc<Settle>, late: Vec<Delivery>) {
+        if !late.is_empty() {
+            let phase = self.deliveries("late", settle, late);
+            self.measured(phase).await;
+        }
+    }
+
+    fn deliveries(
+        &self,
+        name: &'static str,
+        settle: &Arc<Settle>,
+        deliveries: Vec<Delivery>,
+    ) -> impl Future<Output = PhaseResult> + Send + 'static {
+        let bound = Bound::Items(deliveries.len());
+        let wave = Arc::new(Wave {
+            settle: settle.clone(),
+            deliveries,
+        });
+        let concurrency = self.cfg.run.webhook_concurrency;
+        self.phase(name, bound, concurrency, wave, deliver_one)
+    }
+
+    /// Every balance, every deposit's status, each deposit applied once.
+    async fn check(&mut self, settle: &Arc<Settle>, counts: &mut Counts) -> CheckReport {
+        let state = Arc::new(Checking {
+            settle: settle.clone(),
+            observed: AtomicI64::new(0),
+            matched: AtomicUsize::new(0),
+        });
+        let users = self.cfg.run.users;
+        self.measured_phase("check", Bound::Items(users), state.clone(), check_one)
+            .await;
+        counts.applied = settle.applied_once();
+        let problems_total = self.ctx.problems_total.load(Relaxed);
+        CheckReport {
+            passed: problems_total == 0,
+            users_checked: users,
+            deposits_matched: state.matched.load(Relaxed),
+            expected_balance_paise: settle.expected.iter().sum(),
+            observed_balance_paise: state.observed.load(Relaxed),
+            problems_total,
+            problems: self.ctx.problems(),
+        }
+    }
+
+    fn report(self, counts: Counts, check: CheckReport, credited_per_sec: f64) -> Report {
+        let headline = self.cfg.scenario.headline();
+        let rate_of = |name: &str| {
+            self.phases
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(0.0, |p| p.rate)
+        };
+        let (headline_rate, healthz_rate) = (rate_of(headline), rate_of("healthz"));
+        Report {
+            scenario: self.cfg.scenario.name().to_owned(),
+            app: self.ctx.app.clone(),
+            config: self.cfg.run,
+            headline_phase: headline.to_owned(),
+            headline_rate,
+            healthz_rate,
+            ratio_to_healthz: if healthz_rate > 0.0 {
+                headline_rate / healthz_rate
+            } else {
+                0.0
+            },
+            credited_per_sec,
+            phases: self.phases,
+            counts,
+            check,
+        }
+    }
+}
+
+fn outcomes(rng: &mut StdRng, cfg: &RunConfig, created: &Creating) -> Vec<Dep> {
+    let mut deps = Vec::with_capacity(cfg.deposits);
+    for (i, slot) in created.created.iter().enumerate() {
+        let Some(c) = slot.get() else { continue };
+        let amount = created.amounts[i];
+        let success = !rng.gen_bool(cfg.failures);
+        let (event_id, body) = event(c, amount, success);
+        // Out of order, one deposit in twenty also gets the opposite status after its final one.
+        let contradiction =
+            (cfg.out_of_order && rng.gen_bool(0.05)).then(|| event(c, amount, !success));
+        deps.push(Dep {
+            user: i % cfg.users,
+            amount,
+            success,
+            id: c.id.clone(),
+            event_id,
+            body,
+            contradiction,
+        });
+    }
+    deps
+}
+
+fn first_wave(rng: &mut StdRng, duplicates: f64, deps: &[Dep]) -> Vec<Delivery> {
+    let mut wave = Vec::new();
+    for dep in 0..deps.len() {
+        let copies = 1 + extra_copies(rng, duplicates);
+        wave.extend((0..copies).map(|_| Delivery {
+            dep,
+            contradiction: false,
+        }));
+    }
+    wave
+}
+
+/// Re-sent final events (at least one deposit in ten) and the contradicting ones, shuffled.
+fn late_deliveries(rng: &mut StdRng, duplicates: f64, deps: &[Dep]) -> Vec<Delivery> {
+    let resend = duplicates.clamp(0.1, 1.0);
+    let mut late = Vec::new();
+    for (dep, d) in deps.iter().enumerate() {
+        if rng.gen_bool(resend) {
+            late.push(Delivery {
+                dep,
+                contradiction: false,
+            });
+        }
+        if d.contradiction.is_some() {
+            late.push(Delivery {
+                dep,
+                contradiction: true,
+            });
+        }
+    }
+    late.shuffle(rng);
+    late
+}
+
+impl Settle {
+    fn new(ctx: Arc<Ctx>, users: Arc<Users>, deps: Vec<Dep>) -> Settle {
+        let mut expected = vec![0i64; users.cookies.len()];
+        let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); users.cookies.len()];
+        for (i, d) in deps.iter().enumerate() {
+            if d.success {
+                expected[d.user] += d.amount;
+            }
+            by_user[d.user].push(i);
+        }
+        Settle {
+            ctx,
+            users,
+            expected,
+            by_user,
+            applied: deps.iter().map(|_| AtomicU32::new(0)).collect(),
+            lost: deps.iter().map(|_| AtomicBool::new(false)).collect(),
+            deps,
+        }
+    }
+
+    fn credited(&self) -> usize {
+        self.deps
+            .iter()
+            .zip(&self.applied)
+            .filter(|(d, a)| d.success && a.load(Relaxed) > 0)
+            .count()
+    }
+
+    /// Reports the deposits applied twice, and those never applied unless a delivery was lost
+    /// in transport (the app may have applied it unseen). Answers the "applied" answers in all.
+    fn applied_once(&self) -> u64 {
+        let mut total = 0;
+        for (i, d) in self.deps.iter().enumerate() {
+            let applied = self.applied[i].load(Relaxed);
+            total += u64::from(applied);
+            if applied > 1 {
+                self.ctx.problem(format!(
+                    "deposit {} was answered \"applied\" {applied} times",
+                    d.id
+                ));
+            } else if applied == 0 && !self.lost[i].load(Relaxed) {
+                self.ctx.problem(format!(
+                    "deposit {}: no delivery was answered \"applied\"",
+                    d.id
+                ));
+            }
+        }
+        total
+    }
+
+    /// Records what one answer says about its deposit; `Continue` with the reason when the bank
+    /// would try again.
+    fn judge(&self, d: Delivery, answer: Result<Answer, String>) -> ControlFlow<(), String> {
+        let dep = &self.deps[d.dep];
+        match answer {
+            Ok(a) if a.status.as_u16() == 200 && !d.contradiction => {
+                self.accepted(d.dep, &a);
+                ControlFlow::Break(())
+            }
+            Ok(a) if a.status.as_u16() == 409 && d.contradiction => ControlFlow::Break(()),
+            Ok(a) if a.status.is_server_error() => {
+                ControlFlow::Continue(format!("{} {}", a.status, a.snippet()))
+            }
+            Ok(a) => {
+                let what = if d.contradiction {
+                    "a contradicting event"
+                } else {
+                    "its event"
+                };
+                self.ctx.problem(format!(
+                    "deposit {}: {what} was answered {} {}",
+                    dep.id,
+                    a.status,
+                    a.snippet()
+                ));
+                ControlFlow::Break(())
+            }
+            Err(e) => {
+                self.lost[d.dep].store(true, Relaxed);
+                ControlFlow::Continue(e)
+            }
+        }
+    }
+
+    fn accepted(&self, dep: usize, a: &Answer) {
+        let status = a
+            .json()
+            .and_then(|v| v["status"].as_str().map(str::to_owned));
+        match status.as_deref() {
+            Some("applied") => {
+                self.applied[dep].fetch_add(1, Relaxed);
+            }
+            Some("duplicate") => {}
+            _ => self.ctx.problem(format!(
+                "deposit {}: webhook answered 200 with {}",
+                self.deps[dep].id,
+                a.snippet()
+            )),
+        }
+    }
+}
+
+// The phases' work, one item at a time.
+
+async fn ping(ctx: Arc<Ctx>, _: usize, rec: Arc<Rec>) {
+    // The ceiling is the rate and the latencies; `rec` has counted any error already.
+    let _ = http::healthz(&ctx.client, &rec, &ctx.app).await;
+}
+
+async fn sign_in_user(s: Arc<SigningIn>, i: usize, rec: Arc<Rec>) {
+    let email = format!("load-{}-{i}@load.test", s.run_id);
+    let name = format!("Load user {i}");
+    let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
+    match retrying(|| http::sign_in(client, &rec, app, &email, &name)).await {
+        Ok(cookie) => {
+            let _ = s.cookies[i].set(cookie);
+        }
+        Err(e) => s.ctx.problem(format!("user {i} could not sign in: {e}")),
+    }
+}
+
+async fn create_deposit(s: Arc<Creating>, i: usize, rec: Arc<Rec>) {
+    let user = i % s.users.cookies.len();
+    let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
+    let (cookie, refused) = (&s.users.cookies[user], &s.users.refused[user]);
+    let created = retrying(|| async {
+        let created = http::create_deposit(client, &rec, app, cookie, s.amounts[i]).await;
+        if created.is_err() {
+            refused.fetch_add(1, Relaxed);
+        }
+        created
+    })
+    .await;
+    match created {
+        Ok(d) => {
+            let _ = s.created[i].set(d);
+        }
+        Err(e) => s.ctx.problem(format!(
+            "deposit {i} of user {user} could not be created: {e}"
+        )),
+    }
+}
+
+/// A balance read while webhooks land may lag the credits, but never pass what they add up to.
+async fn read(s: Arc<Settle>, i: usize, rec: Arc<Rec>) {
+    let user = i.wrapping_mul(2_654_435_761) % s.users.cookies.len();
+    let cookie = &s.users.cookies[user];
+    if let Ok(b) = http::balance(&s.ctx.client, &rec, &s.ctx.app, cookie).await {
+        if b < 0 || b > s.expected[user] {
+            s.ctx.problem(format!(
+                "user {user}: balance read {b} paise, more than the {} it can reach",
+                s.expected[user]
+            ));
+        }
+    }
+}
+
+async fn deliver_one(w: Arc<Wave>, i: usize, rec: Arc<Rec>) {
+    deliver(&w.settle, &rec, w.deliveries[i]).await
 }
 
 async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
     let dep = &s.deps[d.dep];
-    let (event_id, body, expected): (&str, &[u8], &[u16]) =
-        match (&dep.contradiction, d.contradiction) {
-            (Some((e, b)), true) => (e, b, &[409]),
-            _ => (&dep.event_id, &dep.body, &[200]),
-        };
+    let (event_id, body, expected) = dep.event(d.contradiction);
     let ctx = &s.ctx;
     let mut last = String::new();
     for attempt in 0..DELIVERY_ATTEMPTS {
-        match http::post_webhook(
+        let answer = http::post_webhook(
             &ctx.client,
             rec,
             &ctx.app,
@@ -263,47 +838,10 @@ async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
             body,
             expected,
         )
-        .await
-        {
-            Ok(a) if a.status.as_u16() == 200 && !d.contradiction => {
-                let status = a
-                    .json()
-                    .and_then(|v| v["status"].as_str().map(str::to_owned));
-                match status.as_deref() {
-                    Some("applied") => {
-                        s.applied[d.dep].fetch_add(1, Relaxed);
-                    }
-                    Some("duplicate") => {}
-                    _ => ctx.problem(format!(
-                        "deposit {}: webhook answered 200 with {}",
-                        dep.id,
-                        a.snippet()
-                    )),
-                }
-                return;
-            }
-            Ok(a) if a.status.as_u16() == 409 && d.contradiction => return,
-            Ok(a) if a.status.is_server_error() => {
-                last = format!("{} {}", a.status, a.snippet());
-            }
-            Ok(a) => {
-                let what = if d.contradiction {
-                    "a contradicting event"
-                } else {
-                    "its event"
-                };
-                ctx.problem(format!(
-                    "deposit {}: {what} was answered {} {}",
-                    dep.id,
-                    a.status,
-                    a.snippet()
-                ));
-                return;
-            }
-            Err(e) => {
-                s.lost[d.dep].store(true, Relaxed);
-                last = e;
-            }
+        .await;
+        match s.judge(d, answer) {
+            ControlFlow::Continue(why) => last = why,
+            ControlFlow::Break(()) => return,
         }
         tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
     }
@@ -313,469 +851,46 @@ async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
     ));
 }
 
-/// Runs one scenario against a running app and checks the books afterwards. An `Err` means the
-/// run could not be carried out (the app is unreachable, sign-in failed); a run that went
-/// through answers its [`Report`], whose `check.passed` says whether the books were right.
-pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
-    cfg.validate()?;
-    let app = cfg.app.trim_end_matches('/').to_owned();
-    let client = http::client(cfg.concurrency.max(cfg.webhook_concurrency))?;
-    let up = client
-        .get(format!("{app}/healthz"))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the app at {app}"))?;
-    ensure!(
-        up.status().is_success(),
-        "{app}/healthz answered {}",
-        up.status()
-    );
-    let ctx = Arc::new(Ctx {
-        client,
-        app,
-        secret: cfg.webhook_secret.as_bytes().to_vec(),
-        problems: Mutex::new(Vec::new()),
-        problems_total: AtomicUsize::new(0),
-    });
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let progress = Progress {
-        show: cfg.progress,
-        metrics: Some((ctx.client.clone(), ctx.app.clone())),
-    };
-    let mut phases = Vec::new();
-
-    // The server's HTTP ceiling, at the same concurrency.
-    let c = ctx.clone();
-    phases.push(
-        measured(
-            &ctx,
-            run_phase(
-                "healthz",
-                Bound::For(Duration::from_secs_f64(cfg.healthz_secs)),
-                cfg.concurrency,
-                progress.clone(),
-                move |_, rec| {
-                    let c = c.clone();
-                    async move {
-                        let _ = http::healthz(&c.client, &rec, &c.app).await;
-                    }
-                },
-            ),
-        )
-        .await,
-    );
-
-    // Sign-in, through the provider the app sends browsers to.
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let cookies: Arc<Vec<OnceLock<String>>> =
-        Arc::new((0..cfg.users).map(|_| OnceLock::new()).collect());
-    let (c, jar) = (ctx.clone(), cookies.clone());
-    phases.push(
-        measured(
-            &ctx,
-            run_phase(
-                "sign-in",
-                Bound::Items(cfg.users),
-                cfg.concurrency,
-                progress.clone(),
-                move |i, rec| {
-                    let (c, jar, run_id) = (c.clone(), jar.clone(), run_id.clone());
-                    async move {
-                        let email = format!("load-{run_id}-{i}@load.test");
-                        let name = format!("Load user {i}");
-                        for attempt in 0..3u32 {
-                            match http::sign_in(&c.client, &rec, &c.app, &email, &name).await {
-                                Ok(cookie) => {
-                                    let _ = jar[i].set(cookie);
-                                    return;
-                                }
-                                Err(e) if attempt == 2 => {
-                                    c.problem(format!("user {i} could not sign in: {e}"))
-                                }
-                                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                            }
-                        }
-                    }
-                },
-            ),
-        )
-        .await,
-    );
-    let missing = cookies.iter().filter(|c| c.get().is_none()).count();
-    if missing > 0 {
-        let first = ctx
-            .problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        bail!(
-            "{missing} of {} users could not sign in through {}/api/auth/google ({first})",
-            cfg.users,
-            ctx.app
-        );
-    }
-    let cookies: Arc<Vec<String>> = Arc::new(
-        cookies
-            .iter()
-            .map(|c| c.get().cloned().unwrap_or_default())
-            .collect(),
-    );
-
-    // Deposits, round-robin over the users.
-    let amounts: Arc<Vec<i64>> = Arc::new(
-        (0..cfg.deposits)
-            .map(|_| rng.gen_range(100..=100_000))
-            .collect(),
-    );
-    let created: Arc<Vec<OnceLock<Created>>> =
-        Arc::new((0..cfg.deposits).map(|_| OnceLock::new()).collect());
-    // Refused creations per user: the app may have stored each as a failed deposit.
-    let refused: Arc<Vec<AtomicUsize>> =
-        Arc::new((0..cfg.users).map(|_| AtomicUsize::new(0)).collect());
-    let (c, jar, am, cr, rf) = (
-        ctx.clone(),
-        cookies.clone(),
-        amounts.clone(),
-        created.clone(),
-        refused.clone(),
-    );
-    let users = cfg.users;
-    phases.push(
-        measured(
-            &ctx,
-            run_phase(
-                "deposits",
-                Bound::Items(cfg.deposits),
-                cfg.concurrency,
-                progress.clone(),
-                move |i, rec| {
-                    let (c, jar, am, cr, rf) =
-                        (c.clone(), jar.clone(), am.clone(), cr.clone(), rf.clone());
-                    async move {
-                        let user = i % users;
-                        for attempt in 0..3u32 {
-                            match http::create_deposit(&c.client, &rec, &c.app, &jar[user], am[i])
-                                .await
-                            {
-                                Ok(d) => {
-                                    let _ = cr[i].set(d);
-                                    return;
-                                }
-                                Err(e) => {
-                                    rf[user].fetch_add(1, Relaxed);
-                                    if attempt == 2 {
-                                        c.problem(format!(
-                                            "deposit {i} of user {user} could not be created: {e}"
-                                        ));
-                                    } else {
-                                        tokio::time::sleep(Duration::from_millis(100)).await;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                },
-            ),
-        )
-        .await,
-    );
-
-    // The plan: each deposit's outcome and its deliveries.
-    let mut deps = Vec::with_capacity(cfg.deposits);
-    for (i, slot) in created.iter().enumerate() {
-        let Some(c) = slot.get() else { continue };
-        let success = !rng.gen_bool(cfg.failures);
-        let id = event_id();
-        let body = event(&id, c, amounts[i], success);
-        // Out of order, one deposit in twenty also gets the opposite status after its final one.
-        let contradiction = (cfg.out_of_order && rng.gen_bool(0.05)).then(|| {
-            let id = event_id();
-            let body = event(&id, c, amounts[i], !success);
-            (id, body)
-        });
-        deps.push(Dep {
-            user: i % cfg.users,
-            amount: amounts[i],
-            success,
-            id: c.id.clone(),
-            event_id: id,
-            body,
-            contradiction,
-        });
-    }
-    let mut counts = Counts {
-        users: cfg.users,
-        deposits_requested: cfg.deposits,
-        deposits_created: deps.len(),
-        successes: deps.iter().filter(|d| d.success).count(),
-        failures: deps.iter().filter(|d| !d.success).count(),
-        credited_paise: deps.iter().filter(|d| d.success).map(|d| d.amount).sum(),
-        ..Counts::default()
-    };
-    let mut wave = Vec::new();
-    for dep in 0..deps.len() {
-        let copies = 1 + extra_copies(&mut rng, cfg.duplicates);
-        counts.duplicate_deliveries += copies - 1;
-        wave.extend((0..copies).map(|_| Delivery {
-            dep,
-            contradiction: false,
-        }));
-    }
-    let mut late = Vec::new();
-    if cfg.out_of_order {
-        wave.shuffle(&mut rng);
-        let resend = cfg.duplicates.clamp(0.1, 1.0);
-        for (i, dep) in deps.iter().enumerate() {
-            if rng.gen_bool(resend) {
-                late.push(Delivery {
-                    dep: i,
-                    contradiction: false,
-                });
-            }
-            if dep.contradiction.is_some() {
-                counts.contradicting_deliveries += 1;
-                late.push(Delivery {
-                    dep: i,
-                    contradiction: true,
-                });
-            }
-        }
-        late.shuffle(&mut rng);
-    }
-    counts.deliveries = wave.len();
-    counts.late_deliveries = late.len();
-    let mut expected = vec![0i64; cfg.users];
-    let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); cfg.users];
-    for (i, d) in deps.iter().enumerate() {
-        if d.success {
-            expected[d.user] += d.amount;
-        }
-        by_user[d.user].push(i);
-    }
-    let expected = Arc::new(expected);
-    let settle = Arc::new(Settle {
-        ctx: ctx.clone(),
-        applied: deps.iter().map(|_| AtomicU32::new(0)).collect(),
-        lost: deps.iter().map(|_| AtomicBool::new(false)).collect(),
-        deps,
-    });
-
-    // The webhooks (and, in balance-reads, the reads while they land).
-    let before = metrics::scrape(&ctx.client, &ctx.app).await;
-    let reads = (cfg.scenario == Scenario::BalanceReads).then(|| {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, jar, exp) = (ctx.clone(), cookies.clone(), expected.clone());
-        let users = cfg.users;
-        let handle = tokio::spawn(run_phase(
-            "balance-reads",
-            Bound::Until(stop.clone()),
-            cfg.concurrency,
-            progress.clone(),
-            move |i, rec| {
-                let (c, jar, exp) = (c.clone(), jar.clone(), exp.clone());
-                async move {
-                    let user = i.wrapping_mul(2_654_435_761) % users;
-                    if let Ok(b) = http::balance(&c.client, &rec, &c.app, &jar[user]).await {
-                        if b < 0 || b > exp[user] {
-                            c.problem(format!(
-                                "user {user}: balance read {b} paise, more than the {} it can reach",
-                                exp[user]
-                            ));
-                        }
-                    }
-                }
-            },
-        ));
-        (stop, handle)
-    });
-    let wave = Arc::new(wave);
-    let (s, w) = (settle.clone(), wave.clone());
-    let webhooks = run_phase(
-        "webhooks",
-        Bound::Items(wave.len()),
-        cfg.webhook_concurrency,
-        progress.clone(),
-        move |i, rec| {
-            let (s, w) = (s.clone(), w.clone());
-            async move { deliver(&s, &rec, w[i]).await }
-        },
-    )
-    .await;
-    let reads = match reads {
-        Some((stop, handle)) => {
-            stop.store(true, Relaxed);
-            Some(handle.await.context("the balance readers failed")?)
-        }
-        None => None,
-    };
-    let after = metrics::scrape(&ctx.client, &ctx.app).await;
-    let writer = metrics::figures(before.as_ref(), after.as_ref());
-    phases.push(PhaseReport::new(&webhooks, writer.clone()));
-    if let Some(r) = &reads {
-        phases.push(PhaseReport::new(r, writer));
-    }
-    let credited = settle
-        .deps
-        .iter()
-        .zip(&settle.applied)
-        .filter(|(d, a)| d.success && a.load(Relaxed) > 0)
-        .count();
-    let credited_per_sec = credited as f64 / webhooks.elapsed.as_secs_f64().max(1e-9);
-
-    // Late deliveries: the same events again, and contradicting ones, once all are final.
-    if !late.is_empty() {
-        let late = Arc::new(late);
-        let (s, l) = (settle.clone(), late.clone());
-        phases.push(
-            measured(
-                &ctx,
-                run_phase(
-                    "late",
-                    Bound::Items(late.len()),
-                    cfg.webhook_concurrency,
-                    progress.clone(),
-                    move |i, rec| {
-                        let (s, l) = (s.clone(), l.clone());
-                        async move { deliver(&s, &rec, l[i]).await }
-                    },
-                ),
-            )
-            .await,
-        );
-    }
-
-    // The check: every balance, every deposit's status, each applied once.
-    let by_user = Arc::new(by_user);
-    let observed = Arc::new(AtomicI64::new(0));
-    let matched = Arc::new(AtomicUsize::new(0));
-    let (s, jar, exp, bu, rf, obs, mat) = (
-        settle.clone(),
-        cookies.clone(),
-        expected.clone(),
-        by_user.clone(),
-        refused.clone(),
-        observed.clone(),
-        matched.clone(),
-    );
-    phases.push(
-        measured(
-            &ctx,
-            run_phase(
-                "check",
-                Bound::Items(cfg.users),
-                cfg.concurrency,
-                progress.clone(),
-                move |u, rec| {
-                    let (s, jar, exp, bu, rf, obs, mat) = (
-                        s.clone(),
-                        jar.clone(),
-                        exp.clone(),
-                        bu.clone(),
-                        rf.clone(),
-                        obs.clone(),
-                        mat.clone(),
-                    );
-                    async move {
-                        let ok =
-                            check_user(&s, &rec, u, &jar[u], exp[u], &bu[u], rf[u].load(Relaxed))
-                                .await;
-                        obs.fetch_add(ok.0, Relaxed);
-                        mat.fetch_add(ok.1, Relaxed);
-                    }
-                },
-            ),
-        )
-        .await,
-    );
-    for (i, d) in settle.deps.iter().enumerate() {
-        let applied = settle.applied[i].load(Relaxed);
-        counts.applied += u64::from(applied);
-        if applied > 1 {
-            ctx.problem(format!(
-                "deposit {} was answered \"applied\" {applied} times",
-                d.id
-            ));
-        } else if applied == 0 && !settle.lost[i].load(Relaxed) {
-            ctx.problem(format!(
-                "deposit {}: no delivery was answered \"applied\"",
-                d.id
-            ));
-        }
-    }
-
-    let problems_total = ctx.problems_total.load(Relaxed);
-    let check = CheckReport {
-        passed: problems_total == 0,
-        users_checked: cfg.users,
-        deposits_matched: matched.load(Relaxed),
-        expected_balance_paise: expected.iter().sum(),
-        observed_balance_paise: observed.load(Relaxed),
-        problems_total,
-        problems: ctx
-            .problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone(),
-    };
-    let headline = cfg.scenario.headline();
-    let rate_of = |name: &str| {
-        phases
-            .iter()
-            .find(|p| p.name == name)
-            .map_or(0.0, |p| p.rate)
-    };
-    let (headline_rate, healthz_rate) = (rate_of(headline), rate_of("healthz"));
-    Ok(Report {
-        scenario: cfg.scenario.name().to_owned(),
-        app: ctx.app.clone(),
-        config: cfg.echo(),
-        headline_phase: headline.to_owned(),
-        headline_rate,
-        healthz_rate,
-        ratio_to_healthz: if healthz_rate > 0.0 {
-            headline_rate / healthz_rate
-        } else {
-            0.0
-        },
-        credited_per_sec,
-        phases,
-        counts,
-        check,
-    })
+async fn check_one(c: Arc<Checking>, user: usize, rec: Arc<Rec>) {
+    let (balance, matched) = check_user(&c.settle, &rec, user).await;
+    c.observed.fetch_add(balance, Relaxed);
+    c.matched.fetch_add(matched, Relaxed);
 }
 
 /// Checks one user: the balance equals the successful deposits, and every deposit is listed
 /// once with the status and amount sent. Answers (balance seen, deposits matched).
-async fn check_user(
-    s: &Settle,
-    rec: &Rec,
-    user: usize,
-    cookie: &str,
-    expected: i64,
-    deps: &[usize],
-    refused: usize,
-) -> (i64, usize) {
+async fn check_user(s: &Settle, rec: &Rec, user: usize) -> (i64, usize) {
+    let refused = s.users.refused[user].load(Relaxed);
+    let balance = check_balance(s, rec, user).await;
+    (balance, check_transactions(s, rec, user, refused).await)
+}
+
+async fn check_balance(s: &Settle, rec: &Rec, user: usize) -> i64 {
     let ctx = &s.ctx;
-    let balance = match http::balance(&ctx.client, rec, &ctx.app, cookie).await {
+    let balance = match http::balance(&ctx.client, rec, &ctx.app, &s.users.cookies[user]).await {
         Ok(b) => b,
         Err(e) => {
             ctx.problem(format!("user {user}: {e}"));
             0
         }
     };
+    let expected = s.expected[user];
     if balance != expected {
         ctx.problem(format!(
             "user {user}: balance {balance} paise, but the successful deposits add up to {expected}"
         ));
     }
-    let mine: HashMap<&str, usize> = deps.iter().map(|&i| (s.deps[i].id.as_str(), i)).collect();
-    let mut seen = HashSet::new();
-    let mut extra_allowed = refused;
-    let mut matched = 0;
+    balance
+}
+
+/// Pages through the user's transactions; answers the deposits matched.
+async fn check_transactions(s: &Settle, rec: &Rec, user: usize, refused: usize) -> usize {
+    let ctx = &s.ctx;
+    let cookie = &s.users.cookies[user];
+    let mut listing = Listing::new(s, user, refused);
     let mut cursor: Option<String> = None;
-    let most_pages = (deps.len() + refused) / 100 + 3;
+    // More pages than the user can have means the cursor is going round in circles.
+    let most_pages = (s.by_user[user].len() + refused) / 100 + 3;
     for _ in 0..most_pages {
         let page =
             http::transactions_page(&ctx.client, rec, &ctx.app, cookie, cursor.as_deref()).await;
@@ -783,53 +898,92 @@ async fn check_user(
             Ok(p) => p,
             Err(e) => {
                 ctx.problem(format!("user {user}: {e}"));
-                return (balance, matched);
+                return listing.matched;
             }
         };
         for item in &items {
-            let id = item["id"].as_str().unwrap_or_default();
-            let status = item["status"].as_str().unwrap_or_default();
-            match mine.get(id) {
-                Some(&i) => {
-                    let d = &s.deps[i];
-                    let want = if d.success { "success" } else { "failure" };
-                    if !seen.insert(id.to_owned()) {
-                        ctx.problem(format!("deposit {id} is listed twice"));
-                    } else if status != want {
-                        ctx.problem(format!("deposit {id} is {status:?}, the bank said {want}"));
-                    } else if item["amount"].as_i64() != Some(d.amount) {
-                        ctx.problem(format!(
-                            "deposit {id} lists amount {}, created with {}",
-                            item["amount"], d.amount
-                        ));
-                    } else {
-                        matched += 1;
-                    }
-                }
-                // A refused creation may have left a failed (or never-sent) deposit.
-                None if status != "success" && extra_allowed > 0 => extra_allowed -= 1,
-                None => ctx.problem(format!(
-                    "user {user}: transaction {id} ({status}) was never created by this run"
-                )),
-            }
+            listing.check(item);
         }
         match next {
             Some(n) if !items.is_empty() => cursor = Some(n),
             _ => {
-                for &i in deps {
-                    if !seen.contains(s.deps[i].id.as_str()) {
-                        ctx.problem(format!(
-                            "deposit {} is missing from user {user}'s transactions",
-                            s.deps[i].id
-                        ));
-                    }
-                }
-                return (balance, matched);
+                listing.report_missing();
+                return listing.matched;
             }
         }
     }
     ctx.problem(format!(
         "user {user}: the transactions did not end after {most_pages} pages"
     ));
-    (balance, matched)
+    listing.matched
+}
+
+/// One user's transactions as listed so far, against the deposits this run created for them.
+struct Listing<'a> {
+    s: &'a Settle,
+    user: usize,
+    mine: HashMap<&'a str, usize>,
+    seen: HashSet<String>,
+    /// A refused creation may have left a failed (or never-sent) deposit.
+    extra_allowed: usize,
+    matched: usize,
+}
+
+impl<'a> Listing<'a> {
+    fn new(s: &'a Settle, user: usize, refused: usize) -> Listing<'a> {
+        Listing {
+            s,
+            user,
+            mine: s.by_user[user]
+                .iter()
+                .map(|&i| (s.deps[i].id.as_str(), i))
+                .collect(),
+            seen: HashSet::new(),
+            extra_allowed: refused,
+            matched: 0,
+        }
+    }
+
+    fn check(&mut self, item: &serde_json::Value) {
+        let id = item["id"].as_str().unwrap_or_default();
+        let status = item["status"].as_str().unwrap_or_default();
+        let s = self.s;
+        match self.mine.get(id) {
+            Some(&i) => self.check_own(id, status, item, &s.deps[i]),
+            None if status != "success" && self.extra_allowed > 0 => self.extra_allowed -= 1,
+            None => s.ctx.problem(format!(
+                "user {}: transaction {id} ({status}) was never created by this run",
+                self.user
+            )),
+        }
+    }
+
+    fn check_own(&mut self, id: &str, status: &str, item: &serde_json::Value, d: &Dep) {
+        let ctx = &self.s.ctx;
+        let want = if d.success { "success" } else { "failure" };
+        if !self.seen.insert(id.to_owned()) {
+            ctx.problem(format!("deposit {id} is listed twice"));
+        } else if status != want {
+            ctx.problem(format!("deposit {id} is {status:?}, the bank said {want}"));
+        } else if item["amount"].as_i64() != Some(d.amount) {
+            ctx.problem(format!(
+                "deposit {id} lists amount {}, created with {}",
+                item["amount"], d.amount
+            ));
+        } else {
+            self.matched += 1;
+        }
+    }
+
+    fn report_missing(&self) {
+        for &i in &self.s.by_user[self.user] {
+            let id = &self.s.deps[i].id;
+            if !self.seen.contains(id.as_str()) {
+                self.s.ctx.problem(format!(
+                    "deposit {id} is missing from user {}'s transactions",
+                    self.user
+                ));
+            }
+        }
+    }
 }

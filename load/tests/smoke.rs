@@ -3,31 +3,40 @@
 //! hundred deposits over a few users, settled by duplicate, shuffled, failed, late and
 //! contradicting webhooks, then checked through the API.
 
+use actix_web::dev::ServerHandle;
 use onramp::configuration::default_settings;
 use onramp::startup::Application;
 use onramp_load::{run_scenario, LoadConfig, Scenario};
 use secrecy::ExposeSecret;
+use std::path::Path;
 
-#[actix_web::test]
-async fn smoke_scenario_passes_its_check() {
-    let dir = tempfile::tempdir().unwrap();
+/// The app with its development bank and identity provider, on ports of their own and with
+/// databases in `dir`; answers its address, its webhook secret and the handle that stops it.
+async fn start_app(dir: &Path) -> (String, String, ServerHandle) {
     let mut s = default_settings();
     s.server.listen = "127.0.0.1:0".into();
     s.server.workers = Some(2);
     s.dev.bank_listen = "127.0.0.1:0".into();
     s.dev.idp_listen = "127.0.0.1:0".into();
-    s.dev.bank_database_url = format!("sqlite://{}/bank.db", dir.path().display());
-    s.database.url = format!("sqlite://{}/app.db", dir.path().display());
+    s.dev.bank_database_url = format!("sqlite://{}/bank.db", dir.display());
+    s.database.url = format!("sqlite://{}/app.db", dir.display());
     s.database.max_connections = 5;
     let secret = s.bank.webhook_secret.expose_secret().to_owned();
     let app = Application::build(s).await.expect("the app builds");
     let address = format!("http://localhost:{}", app.port());
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
+    (address, secret, handle)
+}
+
+#[actix_web::test]
+async fn smoke_scenario_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app(dir.path()).await;
 
     let mut config = LoadConfig::new(Scenario::Smoke, &address);
     config.webhook_secret = secret;
-    config.seed = 7;
+    config.run.seed = 7;
     config.progress = false;
     let report = run_scenario(config).await.expect("the scenario runs");
     println!("{}", report.table());
@@ -88,24 +97,13 @@ async fn smoke_scenario_passes_its_check() {
 #[actix_web::test]
 async fn a_wrong_webhook_secret_fails_the_check_loudly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = default_settings();
-    s.server.listen = "127.0.0.1:0".into();
-    s.server.workers = Some(2);
-    s.dev.bank_listen = "127.0.0.1:0".into();
-    s.dev.idp_listen = "127.0.0.1:0".into();
-    s.dev.bank_database_url = format!("sqlite://{}/bank.db", dir.path().display());
-    s.database.url = format!("sqlite://{}/app.db", dir.path().display());
-    s.database.max_connections = 5;
-    let app = Application::build(s).await.expect("the app builds");
-    let address = format!("http://localhost:{}", app.port());
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let (address, _, handle) = start_app(dir.path()).await;
 
     let mut config = LoadConfig::new(Scenario::Smoke, &address);
     config.webhook_secret = "not-the-secret".into();
-    config.deposits = 20;
-    config.users = 2;
-    config.healthz_secs = 0.2;
+    config.run.deposits = 20;
+    config.run.users = 2;
+    config.run.healthz_secs = 0.2;
     config.progress = false;
     let report = run_scenario(config).await.expect("the scenario runs");
     assert!(!report.check.passed);
