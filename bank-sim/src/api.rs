@@ -16,13 +16,17 @@ use tokio::sync::Notify;
 
 use crate::db::{self, CreateOutcome, QueueOptions, SettleOutcome};
 use crate::delivery::REORDER_HOLD;
-use crate::Faults;
+use crate::{rfc3339, Faults};
 use onramp_bank_protocol::EventStatus;
 
 /// The largest create-order body.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_REF_CHARS: usize = 100;
 const MAX_RETURN_URL_CHARS: usize = 2048;
+/// `expires_in` (seconds): the contract's range and default.
+const MIN_EXPIRES_IN: i64 = 60;
+const MAX_EXPIRES_IN: i64 = 86_400;
+const DEFAULT_EXPIRES_IN: i64 = 3600;
 /// No token is longer; longer path segments are not looked up.
 const MAX_TOKEN_CHARS: usize = 128;
 
@@ -67,6 +71,14 @@ impl State {
         }
         db::get_order(&self.pool, token).await
     }
+
+    /// Cancels `token` if it is still `PENDING`; the order with its final status.
+    pub(crate) async fn cancel(&self, token: &str) -> Result<Option<db::Order>, sqlx::Error> {
+        if token.len() > MAX_TOKEN_CHARS {
+            return Ok(None);
+        }
+        db::cancel_order(&self.pool, token).await
+    }
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -74,7 +86,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/bank/deliveries").route(web::get().to(deliveries)))
         .service(web::resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
         .service(web::resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
-        .service(web::resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)));
+        .service(web::resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)))
+        .service(web::resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)));
 }
 
 /// An error answered as `{"error": {"code": …, "message": …}}`.
@@ -168,6 +181,7 @@ fn order_json(order: &db::Order) -> Value {
         "ref": order.reference,
         "amount": order.amount,
         "currency": order.currency,
+        "expires_at": rfc3339(order.expires_at),
         "status": order.status,
     })
 }
@@ -179,6 +193,8 @@ pub(crate) struct NewOrder {
     pub amount: i64,
     pub currency: String,
     pub return_url: String,
+    /// Seconds until the order expires (the default when the body has none).
+    pub expires_in: i64,
 }
 
 #[derive(Deserialize)]
@@ -189,11 +205,13 @@ struct RawNewOrder {
     amount: Option<Value>,
     currency: Option<Value>,
     return_url: Option<Value>,
+    expires_in: Option<Value>,
 }
 
-/// Strict validation of a create-order body: a JSON object with exactly the known fields (no
+/// Strict validation of a create-order body: a JSON object with only the known fields (no
 /// duplicates), `ref` 1–100 of `[A-Za-z0-9_-]`, `amount` a JSON integer in `1..=i64::MAX`,
-/// `currency` `"INR"`, `return_url` an absolute http(s) URL of at most 2048 characters.
+/// `currency` `"INR"`, `return_url` an absolute http(s) URL of at most 2048 characters, and
+/// optionally `expires_in` a JSON integer in `60..=86400` (default 3600).
 ///
 /// Fields are checked in this order, so a body with several bad fields reports the first.
 pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
@@ -203,6 +221,7 @@ pub(crate) fn validate_new_order(body: &[u8]) -> Result<NewOrder, ApiError> {
         amount: parse_amount(raw.amount)?,
         currency: parse_currency(raw.currency)?,
         return_url: parse_return_url(raw.return_url)?,
+        expires_in: parse_expires_in(raw.expires_in)?,
     })
 }
 
@@ -301,6 +320,26 @@ fn parse_return_url(value: Option<Value>) -> Result<String, ApiError> {
     })
 }
 
+/// `expires_in`: absent (or `null`, like every other field) means the default.
+fn parse_expires_in(value: Option<Value>) -> Result<i64, ApiError> {
+    // `as_i64` is `None` for floats (`60.0`, `6e1`) and for integers beyond `i64`.
+    match value {
+        None => Ok(DEFAULT_EXPIRES_IN),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(secs) if (MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(&secs) => Ok(secs),
+            _ => Err(bad_expires_in()),
+        },
+        Some(_) => Err(bad_expires_in()),
+    }
+}
+
+fn bad_expires_in() -> ApiError {
+    ApiError::bad_request(
+        "invalid_expires_in",
+        "`expires_in` must be an integer number of seconds from 60 to 86400",
+    )
+}
+
 /// The URL to store: as given when it is plain visible ASCII, else its normalized (ASCII) form,
 /// so it can always go into a `Location` header.
 fn check_return_url(s: &str) -> Option<String> {
@@ -365,6 +404,7 @@ async fn create_order(
         new.amount,
         &new.currency,
         &new.return_url,
+        new.expires_in,
     )
     .await?;
     if !state.faults.create_order_delay.is_zero() {
@@ -387,7 +427,11 @@ async fn create_order(
     let pay_url = format!("{}/pay?token={}", state.public_url, order.token);
     Ok(HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"token": order.token, "pay_url": pay_url})))
+        .json(json!({
+            "token": order.token,
+            "pay_url": pay_url,
+            "expires_at": rfc3339(order.expires_at),
+        })))
 }
 
 async fn get_order(
@@ -397,6 +441,19 @@ async fn get_order(
 ) -> ApiResult {
     authorize(&req, &state)?;
     let order = state.order(&token).await?.ok_or_else(ApiError::not_found)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(order_json(&order)))
+}
+
+/// Ends a `PENDING` order as `CANCELLED`; always the order's body with its final status.
+async fn cancel(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
+    authorize(&req, &state)?;
+    let order = state
+        .cancel(&token)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tracing::info!(token = %order.token, status = order.status.as_str(), "bank simulator: cancel");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(order_json(&order)))
@@ -481,8 +538,16 @@ mod tests {
                 amount: 100,
                 currency: "INR".into(),
                 return_url: "http://app:8080/dashboard?x=1".into(),
+                expires_in: 3600,
             }
         );
+        for (given, expected) in [("60", 60), ("86400", 86400), ("900", 900), ("null", 3600)] {
+            let body = format!(
+                r#"{{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://a","expires_in":{given}}}"#
+            );
+            let new = validate_new_order(body.as_bytes()).unwrap();
+            assert_eq!(new.expires_in, expected, "{given}");
+        }
         let max = format!(
             r#"{{"ref":"{}","amount":{},"currency":"INR","return_url":"https://a.b"}}"#,
             "r".repeat(100),
@@ -536,6 +601,20 @@ mod tests {
             ("return_url", r#""http://x/\n""#, "invalid_return_url"),
             ("return_url", "5", "invalid_return_url"),
             ("return_url", "", "invalid_return_url"),
+            ("expires_in", "59", "invalid_expires_in"),
+            ("expires_in", "86401", "invalid_expires_in"),
+            ("expires_in", "0", "invalid_expires_in"),
+            ("expires_in", "-1", "invalid_expires_in"),
+            ("expires_in", "-3600", "invalid_expires_in"),
+            ("expires_in", "60.5", "invalid_expires_in"),
+            ("expires_in", "60.0", "invalid_expires_in"),
+            ("expires_in", "6e1", "invalid_expires_in"),
+            ("expires_in", r#""60""#, "invalid_expires_in"),
+            ("expires_in", "true", "invalid_expires_in"),
+            ("expires_in", "[60]", "invalid_expires_in"),
+            ("expires_in", r#"{"s":60}"#, "invalid_expires_in"),
+            ("expires_in", "4294967356", "invalid_expires_in"),
+            ("expires_in", "18446744073709551676", "invalid_expires_in"),
         ] {
             assert_eq!(code(&with(field, value)), expected, "{field} = {value}");
         }
@@ -551,6 +630,7 @@ mod tests {
             "{",
             r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r","x":1}"#,
             r#"{"ref":"txn_1","ref":"txn_2","amount":100,"currency":"INR","return_url":"http://app/r"}"#,
+            r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r","expires_in":60,"expires_in":61}"#,
             r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r"} x"#,
         ] {
             assert_eq!(code(body), "invalid_body", "{body}");

@@ -67,9 +67,11 @@ pub(crate) struct Order {
     pub return_url: String,
     #[sqlx(try_from = "String")]
     pub status: OrderStatus,
+    /// Unix milliseconds (a whole second): a `PENDING` order is `EXPIRED` from then on.
+    pub expires_at: i64,
 }
 
-const ORDER_COLUMNS: &str = "token, ref, amount, currency, return_url, status";
+const ORDER_COLUMNS: &str = "token, ref, amount, currency, return_url, status, expires_at";
 
 pub(crate) enum CreateOutcome {
     Created(Order),
@@ -79,18 +81,23 @@ pub(crate) enum CreateOutcome {
     Conflict,
 }
 
+/// Creates a `PENDING` order that expires `expires_in_secs` from now (rounded up to a whole
+/// second, so it never expires early), or finds the earlier order with this `ref`, whose expiry
+/// stands (a repeat's `expires_in` changes nothing).
 pub(crate) async fn create_order(
     pool: &SqlitePool,
     reference: &str,
     amount: i64,
     currency: &str,
     return_url: &str,
+    expires_in_secs: i64,
 ) -> Result<CreateOutcome, sqlx::Error> {
     let now = now_ms();
+    let expires_at = ((now + 999) / 1000 + expires_in_secs) * 1000;
     let token = random_id("bank_session_", TOKEN_BYTES);
     let inserted = sqlx::query(
-        "INSERT INTO orders (token, ref, amount, currency, return_url, status, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?) ON CONFLICT (ref) DO NOTHING",
+        "INSERT INTO orders (token, ref, amount, currency, return_url, status, created_at, updated_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?) ON CONFLICT (ref) DO NOTHING",
     )
     .bind(&token)
     .bind(reference)
@@ -99,6 +106,7 @@ pub(crate) async fn create_order(
     .bind(return_url)
     .bind(now)
     .bind(now)
+    .bind(expires_at)
     .execute(pool)
     .await?
     .rows_affected();
@@ -110,6 +118,7 @@ pub(crate) async fn create_order(
             currency: currency.to_owned(),
             return_url: return_url.to_owned(),
             status: OrderStatus::Pending,
+            expires_at,
         }));
     }
     let existing: Order =
@@ -124,16 +133,52 @@ pub(crate) async fn create_order(
     })
 }
 
+/// The order, as of now: a `PENDING` order past its expiry is first persisted as `EXPIRED`, so
+/// no reader ever sees it `PENDING` after `expires_at`.
 pub(crate) async fn get_order(
     pool: &SqlitePool,
     token: &str,
 ) -> Result<Option<Order>, sqlx::Error> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE orders SET status = 'EXPIRED', updated_at = ? \
+         WHERE token = ? AND status = 'PENDING' AND expires_at <= ?",
+    )
+    .bind(now)
+    .bind(token)
+    .bind(now)
+    .execute(pool)
+    .await?;
     sqlx::query_as(&format!(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE token = ?"
     ))
     .bind(token)
     .fetch_optional(pool)
     .await
+}
+
+/// Ends a `PENDING` order that has not expired as `CANCELLED` (no webhook). Returns the order
+/// with its final status: `CANCELLED`, or what it had already ended as (an order past its expiry
+/// is persisted as `EXPIRED`, as by [`get_order`]); `None` if unknown.
+pub(crate) async fn cancel_order(
+    pool: &SqlitePool,
+    token: &str,
+) -> Result<Option<Order>, sqlx::Error> {
+    let now = now_ms();
+    let cancelled: Option<Order> = sqlx::query_as(&format!(
+        "UPDATE orders SET status = 'CANCELLED', updated_at = ? \
+         WHERE token = ? AND status = 'PENDING' AND expires_at > ? \
+         RETURNING {ORDER_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(token)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    match cancelled {
+        Some(order) => Ok(Some(order)),
+        None => get_order(pool, token).await,
+    }
 }
 
 /// How a settlement queues its webhook.
@@ -150,7 +195,9 @@ pub(crate) enum SettleOutcome {
     NotFound,
 }
 
-/// Moves a `PENDING` order to `outcome` and queues its webhook, in one transaction.
+/// Moves a `PENDING` order that has not expired to `outcome` and queues its webhook, in one
+/// transaction. Any other order is left alone (one past its expiry is persisted as `EXPIRED`)
+/// and returned as `AlreadyFinal`.
 pub(crate) async fn settle(
     pool: &SqlitePool,
     token: &str,
@@ -160,12 +207,14 @@ pub(crate) async fn settle(
     let now = now_ms();
     let mut tx = pool.begin().await?;
     let updated: Option<Order> = sqlx::query_as(&format!(
-        "UPDATE orders SET status = ?, updated_at = ? WHERE token = ? AND status = 'PENDING' \
+        "UPDATE orders SET status = ?, updated_at = ? \
+         WHERE token = ? AND status = 'PENDING' AND expires_at > ? \
          RETURNING {ORDER_COLUMNS}"
     ))
     .bind(outcome.as_str())
     .bind(now)
     .bind(token)
+    .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
     let Some(order) = updated else {

@@ -2,9 +2,9 @@
 //! construction; only the constant stylesheet is spliced in raw.
 
 use crate::db::Order;
-use crate::MERCHANT_NAME;
+use crate::{rfc3339, MERCHANT_NAME};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use onramp_bank_protocol::format_inr;
+use onramp_bank_protocol::{format_inr, OrderStatus};
 
 /// The page's only styling, inline (the pay page's CSP allows `style-src 'unsafe-inline'`).
 const STYLE: &str = "
@@ -54,6 +54,7 @@ pub(crate) fn pay_page(order: &Order) -> Markup {
         &format!("Pay {MERCHANT_NAME}"),
         html! {
             (summary(order))
+            p.muted { "Expires " time data-testid="bank-expires-at" { (rfc3339(order.expires_at)) } }
             div.actions {
                 form method="post" action="pay/approve" {
                     input type="hidden" name="token" value=(order.token);
@@ -68,12 +69,22 @@ pub(crate) fn pay_page(order: &Order) -> Markup {
     )
 }
 
-/// The page of an order that is no longer `PENDING`.
+/// The page of an order that is no longer `PENDING`: paid or declined, or ended unpaid.
+pub(crate) fn final_page(order: &Order) -> Markup {
+    match order.status {
+        OrderStatus::Expired | OrderStatus::Cancelled => ended_page(order),
+        OrderStatus::Pending | OrderStatus::Success | OrderStatus::Failure => {
+            already_final_page(order)
+        }
+    }
+}
+
+/// The page of an order that was already approved or declined.
 pub(crate) fn already_final_page(order: &Order) -> Markup {
-    let status = match order.status.as_str() {
-        "SUCCESS" => "approved",
-        "FAILURE" => "declined",
-        other => other,
+    let status = match order.status {
+        OrderStatus::Success => "approved",
+        OrderStatus::Failure => "declined",
+        other => other.as_str(),
     };
     layout(
         "Payment already completed",
@@ -83,6 +94,26 @@ pub(crate) fn already_final_page(order: &Order) -> Markup {
                 "This payment was already " (status) " ("
                 span data-testid="bank-status" { (order.status.as_str()) }
                 "); nothing was changed."
+            }
+            p { a href=(order.return_url) data-testid="bank-return" { "Return to " (MERCHANT_NAME) } }
+        },
+    )
+}
+
+/// The page of an order that ended unpaid (`EXPIRED` or `CANCELLED`): it can no longer be paid.
+pub(crate) fn ended_page(order: &Order) -> Markup {
+    let (title, what) = match order.status {
+        OrderStatus::Cancelled => ("Payment request cancelled", "was cancelled"),
+        _ => ("Payment request expired", "has expired"),
+    };
+    layout(
+        title,
+        html! {
+            (summary(order))
+            p data-testid="bank-order-ended" {
+                "This payment request " (what) " ("
+                span data-testid="bank-status" { (order.status.as_str()) }
+                "); it can no longer be paid, and nothing was changed."
             }
             p { a href=(order.return_url) data-testid="bank-return" { "Return to " (MERCHANT_NAME) } }
         },
@@ -143,9 +174,21 @@ mod tests {
             amount: 10000,
             currency: "INR".into(),
             return_url: "http://app/?a=\"><script>alert(1)</script>".into(),
-            status: onramp_bank_protocol::OrderStatus::Success,
+            status: OrderStatus::Success,
+            expires_at: 1_748_779_200_000,
         };
-        for page in [pay_page(&order), already_final_page(&order)] {
+        let ended = |status| {
+            ended_page(&Order {
+                status,
+                ..order.clone()
+            })
+        };
+        for page in [
+            pay_page(&order),
+            already_final_page(&order),
+            ended(OrderStatus::Expired),
+            ended(OrderStatus::Cancelled),
+        ] {
             let page = page.into_string();
             assert!(!page.contains("<script>"), "{page}");
             assert!(page.contains("&lt;b&gt;ref&lt;/b&gt;"), "{page}");
@@ -157,10 +200,47 @@ mod tests {
         assert!(page.contains(r#"data-testid="bank-approve""#));
         assert!(page.contains(r#"data-testid="bank-decline""#));
         assert!(page.contains(r#"name="token" value="bank_session_&quot;&gt;&lt;script&gt;""#));
+        assert!(page.contains(r#"<time data-testid="bank-expires-at">2025-06-01T12:00:00Z</time>"#));
         let page = already_final_page(&order).into_string();
         assert!(page.contains(r#"data-testid="bank-already-final""#));
         assert!(page
             .contains(r#"href="http://app/?a=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;""#));
         assert!(page.contains("<style>\nbody { font-family"), "{page}");
+        assert_eq!(final_page(&order).into_string(), page);
+    }
+
+    #[test]
+    fn ended_orders_say_so_and_offer_no_buttons() {
+        let order = Order {
+            token: "bank_session_1".into(),
+            reference: "txn_1".into(),
+            amount: 100,
+            currency: "INR".into(),
+            return_url: "http://app/dashboard".into(),
+            status: OrderStatus::Expired,
+            expires_at: 0,
+        };
+        for (status, words) in [
+            (OrderStatus::Expired, "This payment request has expired"),
+            (OrderStatus::Cancelled, "This payment request was cancelled"),
+        ] {
+            let page = final_page(&Order {
+                status,
+                ..order.clone()
+            })
+            .into_string();
+            assert!(page.contains(words), "{page}");
+            assert!(page.contains(r#"data-testid="bank-order-ended""#), "{page}");
+            assert!(
+                page.contains(&format!(
+                    r#"<span data-testid="bank-status">{}</span>"#,
+                    status.as_str()
+                )),
+                "{page}"
+            );
+            assert!(page.contains(r#"data-testid="bank-return""#), "{page}");
+            assert!(!page.contains("bank-approve") && !page.contains("bank-decline"));
+            assert!(!page.contains("bank-already-final") && !page.contains("<form"));
+        }
     }
 }

@@ -2,8 +2,12 @@
 //! and by the tests, or alone with `onramp bank-sim`.
 //!
 //! - Bank API (`Authorization: Bearer <api key>`): `POST /api/bank/create-order`,
-//!   `GET /api/bank/orders/{token}`, and for tests and load tools `POST /api/bank/orders/{token}/approve`,
-//!   `POST /api/bank/orders/{token}/decline` and `GET /api/bank/deliveries`.
+//!   `GET /api/bank/orders/{token}`, `POST /api/bank/orders/{token}/cancel`, and for tests and
+//!   load tools `POST /api/bank/orders/{token}/approve`, `POST /api/bank/orders/{token}/decline`
+//!   and `GET /api/bank/deliveries`.
+//! - Orders are `PENDING` until paid (`SUCCESS`), declined (`FAILURE`), cancelled (`CANCELLED`)
+//!   or past their `expires_at` (`EXPIRED`, persisted lazily the next time the order is read or
+//!   acted on). Only `SUCCESS` and `FAILURE` send a webhook; a final order never changes again.
 //! - Pay page (the user's browser): `GET /pay?token=…`, `POST /pay/approve`, `POST /pay/decline`.
 //! - Webhooks: settling an order queues a delivery in the same database transaction; a background
 //!   worker sends it, signed afresh on every attempt, and retries with exponential backoff until a
@@ -366,6 +370,31 @@ pub(crate) fn now_secs() -> i64 {
     now_ms() / 1000
 }
 
+/// Unix milliseconds as RFC 3339 in UTC: `2025-06-01T12:00:00Z`, with `.mmm` only when the time
+/// is not a whole second.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (of_day / 3600, of_day % 3600 / 60, of_day % 60);
+    if millis == 0 {
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    } else {
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+    }
+}
+
 /// `prefix` followed by `bytes` random bytes (OS randomness) in hex.
 pub(crate) fn random_id(prefix: &str, bytes: usize) -> String {
     use rand::RngCore;
@@ -404,6 +433,19 @@ mod tests {
         assert!(a["bank_session_".len()..]
             .bytes()
             .all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn times_are_shown_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(951_868_799_000), "2000-02-29T23:59:59Z");
+        assert_eq!(rfc3339(1_748_779_200_000), "2025-06-01T12:00:00Z");
+        assert_eq!(rfc3339(1_748_779_200_042), "2025-06-01T12:00:00.042Z");
+        assert_eq!(rfc3339(4_107_542_399_000), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339(4_107_542_400_000), "2100-03-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_000), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-1_000), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::api::State;
 use crate::db::SettleOutcome;
 use crate::html;
-use onramp_bank_protocol::{EventStatus, OrderStatus};
+use onramp_bank_protocol::EventStatus;
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -76,11 +76,10 @@ async fn pay_page(query: web::Query<TokenParam>, state: web::Data<State>) -> Htt
     let Some(token) = query.into_inner().token.filter(|t| !t.is_empty()) else {
         return not_found_page();
     };
+    // `state.order` persists an order past its expiry as `EXPIRED` first.
     match state.order(&token).await {
-        Ok(Some(order)) if order.status == OrderStatus::Pending => {
-            page(StatusCode::OK, html::pay_page(&order))
-        }
-        Ok(Some(order)) => page(StatusCode::OK, html::already_final_page(&order)),
+        Ok(Some(order)) if !order.status.is_final() => page(StatusCode::OK, html::pay_page(&order)),
+        Ok(Some(order)) => page(StatusCode::OK, html::final_page(&order)),
         Ok(None) => not_found_page(),
         Err(e) => {
             tracing::error!(error = %e, "bank simulator: reading an order failed");
@@ -98,7 +97,8 @@ async fn decline(form: web::Form<TokenParam>, state: web::Data<State>) -> HttpRe
 }
 
 /// Settles the order and sends the browser back to the merchant (`303`); an order that is no
-/// longer `PENDING` is left alone and the page says so (`409`).
+/// longer `PENDING` (paid, declined, expired or cancelled) is left alone and the page says so
+/// (`409`).
 async fn settle(form: TokenParam, state: &State, outcome: EventStatus) -> HttpResponse {
     let Some(token) = form.token.filter(|t| !t.is_empty()) else {
         return not_found_page();
@@ -110,7 +110,7 @@ async fn settle(form: TokenParam, state: &State, outcome: EventStatus) -> HttpRe
             .insert_header((header::REFERRER_POLICY, "no-referrer"))
             .finish(),
         Ok(SettleOutcome::AlreadyFinal(order)) => {
-            page(StatusCode::CONFLICT, html::already_final_page(&order))
+            page(StatusCode::CONFLICT, html::final_page(&order))
         }
         Ok(SettleOutcome::NotFound) => not_found_page(),
         Err(e) => {

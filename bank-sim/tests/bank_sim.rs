@@ -251,6 +251,135 @@ async fn settle_api(sim: &BankSim, token: &str, action: &str) -> (StatusCode, Va
     read(response).await
 }
 
+/// Creates an order with `expires_in` (any JSON value).
+async fn create_expiring(
+    sim: &BankSim,
+    reference: &str,
+    amount: i64,
+    expires_in: Value,
+) -> (StatusCode, Value) {
+    let body = json!({"ref": reference, "amount": amount, "currency": "INR",
+        "return_url": "http://app.test/dashboard?deposit=1", "expires_in": expires_in});
+    create_raw(sim, "application/json", &body.to_string()).await
+}
+
+async fn cancel(sim: &BankSim, token: &str) -> (StatusCode, Value) {
+    settle_api(sim, token, "cancel").await
+}
+
+/// The pay page of `token`: its status and HTML.
+async fn pay_page(sim: &BankSim, token: &str) -> (StatusCode, String) {
+    let response = client()
+        .get(format!("{}/pay?token={token}", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The simulator's database, opened beside the running simulator (WAL allows it).
+async fn open_db(db: &Db) -> sqlx::SqlitePool {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url)
+        .unwrap()
+        .create_if_missing(true)
+        .foreign_keys(true);
+    sqlx::SqlitePool::connect_with(options).await.unwrap()
+}
+
+/// `secs` seconds pass for the order `token`: its expiry moves that much earlier in the
+/// simulator's database, which to the simulator is the same as its clock moving that much later
+/// (an order's expiry is the only thing the clock decides).
+async fn time_passes(db: &Db, token: &str, secs: i64) {
+    let pool = open_db(db).await;
+    let moved = sqlx::query("UPDATE orders SET expires_at = expires_at - ? WHERE token = ?")
+        .bind(secs * 1000)
+        .bind(token)
+        .execute(&pool)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(moved, 1, "no order {token}");
+    pool.close().await;
+}
+
+/// The status the simulator has stored (not just shown) for `token`.
+async fn stored_status(db: &Db, token: &str) -> String {
+    let pool = open_db(db).await;
+    let status = sqlx::query_scalar("SELECT status FROM orders WHERE token = ?")
+        .bind(token)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    status
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339 in UTC, whole seconds: what the simulator writes) as unix
+/// seconds; panics on anything else.
+fn unix_secs(rfc3339: &str) -> i64 {
+    let b = rfc3339.as_bytes();
+    assert!(
+        b.len() == 20
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b[10] == b'T'
+            && b[13] == b':'
+            && b[16] == b':'
+            && b[19] == b'Z',
+        "not RFC 3339 UTC: {rfc3339}"
+    );
+    let n = |from: usize, to: usize| -> i64 { rfc3339[from..to].parse().unwrap() };
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    assert!((1..=12).contains(&m) && (1..=31).contains(&d), "{rfc3339}");
+    // Days since 1970-01-01 (H. Hinnant's `days_from_civil`).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)
+}
+
+/// A page that says the order ended unpaid with `status`, and offers no way to pay it.
+fn assert_ended_page(page: &str, status: &str) {
+    assert!(page.contains(r#"data-testid="bank-order-ended""#), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<span data-testid="bank-status">{status}</span>"#
+        )),
+        "{page}"
+    );
+    let words = match status {
+        "EXPIRED" => "This payment request has expired",
+        _ => "This payment request was cancelled",
+    };
+    assert!(page.contains(words), "{page}");
+    assert!(
+        !page.contains("bank-approve") && !page.contains("bank-decline"),
+        "{page}"
+    );
+}
+
+/// Nothing was sent for `token`, nor queued: waits long enough for a delivery to have happened.
+async fn assert_no_webhook(sim: &BankSim, receiver: &Receiver, token: &str) {
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|r| r.json()["token"] != token),
+        "a webhook was sent for {token}"
+    );
+    let queued: Vec<Value> = deliveries(sim)
+        .await
+        .into_iter()
+        .filter(|d| d["token"] == token)
+        .collect();
+    assert!(queued.is_empty(), "{queued:?}");
+}
+
 /// Submits the pay page's Approve or Decline form.
 async fn settle_form(sim: &BankSim, token: &str, action: &str) -> reqwest::Response {
     client()
@@ -339,7 +468,8 @@ async fn create_order_is_idempotent_on_ref() {
         "{token}"
     );
     assert_eq!(first["pay_url"], format!("{}/pay?token={token}", sim.url()));
-    assert_eq!(first.as_object().unwrap().len(), 2);
+    assert!(first["expires_at"].is_string(), "{first}");
+    assert_eq!(first.as_object().unwrap().len(), 3);
 
     let (status, again) = create(&sim, "txn_idem_1", 10000).await;
     assert_eq!(status, StatusCode::OK);
@@ -357,7 +487,7 @@ async fn create_order_is_idempotent_on_ref() {
     assert_eq!(
         order,
         json!({"token": token, "ref": "txn_idem_1", "amount": 10000, "currency": "INR",
-            "status": "PENDING"})
+            "expires_at": first["expires_at"], "status": "PENDING"})
     );
     let (status, body) = get_order(&sim, "bank_session_unknown").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
@@ -480,6 +610,7 @@ async fn the_api_key_is_required() {
             c.get(format!("{base}/api/bank/orders/{token}")),
             c.post(format!("{base}/api/bank/orders/{token}/approve")),
             c.post(format!("{base}/api/bank/orders/{token}/decline")),
+            c.post(format!("{base}/api/bank/orders/{token}/cancel")),
             c.get(format!("{base}/api/bank/deliveries")),
         ]
     };
@@ -715,6 +846,369 @@ async fn the_json_settle_endpoints_work_without_a_browser() {
     );
     sim.stop().await;
     receiver.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiry and cancel.
+
+#[actix_web::test]
+async fn expires_at_is_in_the_answers_and_follows_expires_in() {
+    let db = temp_db();
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+
+    let before = now_secs();
+    let (status, default) = create(&sim, "txn_exp_default", 100).await;
+    assert_eq!(status, StatusCode::CREATED, "{default}");
+    let (status, shortest) = create_expiring(&sim, "txn_exp_60", 100, json!(60)).await;
+    assert_eq!(status, StatusCode::CREATED, "{shortest}");
+    let (status, longest) = create_expiring(&sim, "txn_exp_day", 100, json!(86400)).await;
+    assert_eq!(status, StatusCode::CREATED, "{longest}");
+    let after = now_secs();
+
+    // Each order expires `expires_in` (default 3600) seconds after it was created, never sooner,
+    // and GET shows the same expiry.
+    for (created, secs) in [(&default, 3600), (&shortest, 60), (&longest, 86400)] {
+        let expires_at = unix_secs(created["expires_at"].as_str().unwrap());
+        assert!(
+            (before + secs..=after + secs + 1).contains(&expires_at),
+            "{created}: expected about now + {secs} s"
+        );
+        let (status, order) = get_order(&sim, created["token"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(order["expires_at"], created["expires_at"], "{order}");
+        assert_eq!(order["status"], "PENDING");
+        assert_eq!(order.as_object().unwrap().len(), 6, "{order}");
+    }
+
+    // A repeated ref is the same order with the same expiry, whatever `expires_in` it carries.
+    let (status, again) = create_expiring(&sim, "txn_exp_60", 100, json!(7200)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, shortest);
+    let (status, again) = create(&sim, "txn_exp_60", 100).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, shortest);
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn bad_expires_in_values_are_refused_and_create_nothing() {
+    let db = temp_db();
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+    for bad in [
+        "59",
+        "86401",
+        r#""60""#,
+        "60.5",
+        "-1",
+        "0",
+        "60.0",
+        "6e1",
+        "true",
+        "[60]",
+        "4294967356",
+    ] {
+        let body = format!(
+            r#"{{"ref":"txn_exp_bad","amount":100,"currency":"INR","return_url":"http://app.test/r","expires_in":{bad}}}"#
+        );
+        let (status, answer) = create_raw(&sim, "application/json", &body).await;
+        assert_error(
+            status,
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_expires_in",
+        );
+    }
+    // None of them created the order: the ref is still free.
+    let (status, created) = create_expiring(&sim, "txn_exp_bad", 100, json!(60)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn an_unpaid_order_expires_and_can_no_longer_be_paid() {
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+
+    // An order that gives the user 60 seconds to pay.
+    let (status, created) = create_expiring(&sim, "txn_expiring", 5000, json!(60)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+
+    // 50 seconds later it can still be paid.
+    time_passes(&db, &token, 50).await;
+    assert_eq!(get_order(&sim, &token).await.1["status"], "PENDING");
+    let (status, page) = pay_page(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"data-testid="bank-approve""#), "{page}");
+
+    // 11 seconds more and nobody paid: the order has expired, for GET and in the database.
+    time_passes(&db, &token, 11).await;
+    let (status, order) = get_order(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(order["status"], "EXPIRED", "{order}");
+    assert_eq!(order["token"], token.as_str());
+    assert_eq!(order["ref"], "txn_expiring");
+    assert_eq!(stored_status(&db, &token).await, "EXPIRED");
+
+    // The pay page says so and offers no buttons.
+    let (status, page) = pay_page(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ended_page(&page, "EXPIRED");
+
+    // Approving or declining it anyway changes nothing, from the browser or the API.
+    for action in ["approve", "decline"] {
+        let response = settle_form(&sim, &token, action).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{action}");
+        assert_ended_page(&response.text().await.unwrap(), "EXPIRED");
+        let (status, body) = settle_api(&sim, &token, action).await;
+        assert_error(status, &body, StatusCode::CONFLICT, "not_pending");
+    }
+    // Nor does cancelling it: cancel answers the status it ended with.
+    let (status, cancelled) = cancel(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cancelled, order);
+
+    assert_eq!(get_order(&sim, &token).await.1, order);
+    assert_no_webhook(&sim, &receiver, &token).await;
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn an_order_is_paid_just_before_its_expiry_and_stays_paid() {
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+    let (status, created) = create_expiring(&sim, "txn_in_time", 900, json!(60)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = created["token"].as_str().unwrap().to_owned();
+
+    time_passes(&db, &token, 55).await;
+    let response = settle_form(&sim, &token, "approve").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let got = receiver.wait_for(1).await;
+    assert_webhook(&got[0], &token, "txn_in_time", 900, "SUCCESS");
+
+    // Long after its expiry it is still SUCCESS: expiry only ends PENDING orders.
+    time_passes(&db, &token, 3600).await;
+    assert_eq!(get_order(&sim, &token).await.1["status"], "SUCCESS");
+    let (_, page) = pay_page(&sim, &token).await;
+    assert!(
+        page.contains(r#"data-testid="bank-already-final""#),
+        "{page}"
+    );
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn cancel_ends_a_pending_order_for_good() {
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+    let (status, created) = create(&sim, "txn_cancel", 4200).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = created["token"].as_str().unwrap().to_owned();
+
+    // The merchant cancels the order while the user has not paid yet.
+    let (status, cancelled) = cancel(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(
+        cancelled,
+        json!({"token": token, "ref": "txn_cancel", "amount": 4200, "currency": "INR",
+            "expires_at": created["expires_at"], "status": "CANCELLED"})
+    );
+    assert_eq!(get_order(&sim, &token).await.1, cancelled);
+    assert_eq!(stored_status(&db, &token).await, "CANCELLED");
+
+    // Cancelling again answers the same.
+    assert_eq!(
+        cancel(&sim, &token).await,
+        (StatusCode::OK, cancelled.clone())
+    );
+
+    // The user opens the pay page afterwards: it says the request was cancelled.
+    let (status, page) = pay_page(&sim, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ended_page(&page, "CANCELLED");
+
+    // Approving or declining it anyway changes nothing.
+    for action in ["approve", "decline"] {
+        let response = settle_form(&sim, &token, action).await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{action}");
+        assert_ended_page(&response.text().await.unwrap(), "CANCELLED");
+        let (status, body) = settle_api(&sim, &token, action).await;
+        assert_error(status, &body, StatusCode::CONFLICT, "not_pending");
+    }
+
+    // Its expiry passing does not change it either.
+    time_passes(&db, &token, 3601).await;
+    assert_eq!(get_order(&sim, &token).await.1["status"], "CANCELLED");
+    assert_eq!(cancel(&sim, &token).await.1["status"], "CANCELLED");
+    assert_eq!(stored_status(&db, &token).await, "CANCELLED");
+    assert_no_webhook(&sim, &receiver, &token).await;
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn cancel_of_a_settled_order_answers_its_outcome_and_changes_nothing() {
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+    let paid = new_order(&sim, "txn_cancel_paid", 100).await;
+    let declined = new_order(&sim, "txn_cancel_declined", 200).await;
+    assert_eq!(settle_api(&sim, &paid, "approve").await.0, StatusCode::OK);
+    assert_eq!(
+        settle_api(&sim, &declined, "decline").await.0,
+        StatusCode::OK
+    );
+    receiver.wait_for(2).await;
+
+    for (token, outcome) in [(&paid, "SUCCESS"), (&declined, "FAILURE")] {
+        let (_, before) = get_order(&sim, token).await;
+        let (status, answer) = cancel(&sim, token).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["status"], outcome);
+        assert_eq!(answer, before);
+        assert_eq!(get_order(&sim, token).await.1, before);
+        assert_eq!(stored_status(&db, token).await, outcome);
+    }
+    let (_, page) = pay_page(&sim, &paid).await;
+    assert!(
+        page.contains(r#"data-testid="bank-already-final""#),
+        "{page}"
+    );
+
+    // No further webhook: exactly the two outcomes were sent.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 2);
+    assert_eq!(deliveries(&sim).await.len(), 2);
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn cancel_needs_the_api_key_and_a_known_token() {
+    let db = temp_db();
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+    let token = new_order(&sim, "txn_cancel_auth", 100).await;
+    let url = format!("{}/api/bank/orders/{token}/cancel", sim.url());
+
+    let (status, body) = read(client().post(&url).send().await.unwrap()).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, body) = read(
+        client()
+            .post(&url)
+            .bearer_auth("wrong-key")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    // The refused cancels changed nothing.
+    assert_eq!(get_order(&sim, &token).await.1["status"], "PENDING");
+
+    for unknown in ["bank_session_unknown".to_string(), "x".repeat(200)] {
+        let (status, body) = cancel(&sim, &unknown).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    }
+    sim.stop().await;
+}
+
+#[actix_web::test]
+async fn a_database_from_before_expiry_is_upgraded() {
+    let db = temp_db();
+    // The database as a simulator without expiry left it: only the first migration applied.
+    let first = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/20250601000000_bank_sim.sql"
+        ),
+        first.path().join("20250601000000_bank_sim.sql"),
+    )
+    .unwrap();
+    let pool = open_db(&db).await;
+    sqlx::migrate::Migrator::new(first.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hours_ago = now - 2 * 3600 * 1000;
+    let minute_ago = now - 60 * 1000;
+    for (token, reference, status, created_at) in [
+        ("bank_session_old", "txn_old", "PENDING", hours_ago),
+        ("bank_session_recent", "txn_recent", "PENDING", minute_ago),
+        ("bank_session_paid", "txn_paid", "SUCCESS", hours_ago),
+    ] {
+        sqlx::query(
+            "INSERT INTO orders (token, ref, amount, currency, return_url, status, created_at, updated_at) \
+             VALUES (?, ?, 100, 'INR', 'http://app.test/r', ?, ?, ?)",
+        )
+        .bind(token)
+        .bind(reference)
+        .bind(status)
+        .bind(created_at)
+        .bind(created_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (event_id, token, body, attempts, next_attempt_at, delivered_at, last_status_code, created_at) \
+         VALUES ('evt_old', 'bank_session_paid', '{}', 1, ?, ?, 200, ?)",
+    )
+    .bind(hours_ago)
+    .bind(hours_ago)
+    .bind(hours_ago)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    // The new simulator migrates it: every order expires an hour after it was created.
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+    for (token, created_at, status) in [
+        ("bank_session_old", hours_ago, "EXPIRED"),
+        ("bank_session_recent", minute_ago, "PENDING"),
+        ("bank_session_paid", hours_ago, "SUCCESS"),
+    ] {
+        let (code, order) = get_order(&sim, token).await;
+        assert_eq!(code, StatusCode::OK, "{order}");
+        assert_eq!(order["status"], status, "{order}");
+        let expires_at = unix_secs(order["expires_at"].as_str().unwrap());
+        assert_eq!(expires_at, (created_at + 999) / 1000 + 3600, "{order}");
+    }
+    // The deliveries survived, still tied to their order.
+    let list = deliveries(&sim).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["token"], "bank_session_paid");
+    assert_eq!(list[0]["state"], "delivered");
+    // The rebuilt table takes the new statuses, and new orders.
+    assert_eq!(
+        cancel(&sim, "bank_session_recent").await.1["status"],
+        "CANCELLED"
+    );
+    new_order(&sim, "txn_after_upgrade", 100).await;
+    // Its foreign key still holds.
+    let pool = open_db(&db).await;
+    let orphan = sqlx::query(
+        "INSERT INTO deliveries (event_id, token, body, next_attempt_at, created_at) \
+         VALUES ('evt_orphan', 'bank_session_nope', '{}', 0, 0)",
+    )
+    .execute(&pool)
+    .await;
+    assert!(orphan.is_err(), "a delivery without its order was accepted");
+    pool.close().await;
+    sim.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,12 +4,16 @@
 use serde::{Deserialize, Serialize};
 
 /// An order's state at the bank. `Pending` can still be paid; the others are final.
+/// `Expired` (not paid by its `expires_at`) and `Cancelled` (ended by the merchant) were never
+/// paid and send no webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Pending,
     Success,
     Failure,
+    Expired,
+    Cancelled,
 }
 
 impl OrderStatus {
@@ -18,6 +22,8 @@ impl OrderStatus {
             OrderStatus::Pending => "PENDING",
             OrderStatus::Success => "SUCCESS",
             OrderStatus::Failure => "FAILURE",
+            OrderStatus::Expired => "EXPIRED",
+            OrderStatus::Cancelled => "CANCELLED",
         }
     }
 
@@ -27,17 +33,25 @@ impl OrderStatus {
             "PENDING" => Some(OrderStatus::Pending),
             "SUCCESS" => Some(OrderStatus::Success),
             "FAILURE" => Some(OrderStatus::Failure),
+            "EXPIRED" => Some(OrderStatus::Expired),
+            "CANCELLED" => Some(OrderStatus::Cancelled),
             _ => None,
         }
     }
 
-    /// The final outcome, if the order has one.
+    /// The webhook outcome, if the order has one: `SUCCESS`/`FAILURE`. `None` for `PENDING`
+    /// and for the orders that ended unpaid (`EXPIRED`, `CANCELLED`), which send no webhook.
     pub const fn outcome(self) -> Option<EventStatus> {
         match self {
-            OrderStatus::Pending => None,
             OrderStatus::Success => Some(EventStatus::Success),
             OrderStatus::Failure => Some(EventStatus::Failure),
+            OrderStatus::Pending | OrderStatus::Expired | OrderStatus::Cancelled => None,
         }
+    }
+
+    /// Whether the order has ended (everything but `PENDING`): it never changes again.
+    pub const fn is_final(self) -> bool {
+        !matches!(self, OrderStatus::Pending)
     }
 }
 
@@ -80,6 +94,10 @@ pub struct CreateOrder {
     pub amount: i64,
     pub currency: String,
     pub return_url: String,
+    /// Seconds from now until the order expires, 60 to 86400; the bank's default (3600) when
+    /// `None` (then not sent).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires_in: Option<u32>,
 }
 
 /// create-order's answer (`201`, or `200` for a repeated `ref`).
@@ -87,6 +105,9 @@ pub struct CreateOrder {
 pub struct CreatedOrder {
     pub token: String,
     pub pay_url: String,
+    /// When the order expires (RFC 3339); `None` from a bank that does not say.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 /// `GET /api/bank/orders/{token}`'s answer.
@@ -97,6 +118,9 @@ pub struct Order {
     pub reference: String,
     pub amount: i64,
     pub currency: String,
+    /// When the order expires (RFC 3339); `None` from a bank that does not say.
+    #[serde(default)]
+    pub expires_at: Option<String>,
     pub status: OrderStatus,
 }
 
@@ -120,17 +144,98 @@ mod tests {
 
     #[test]
     fn statuses_use_the_contract_spelling() {
-        for s in [
-            OrderStatus::Pending,
-            OrderStatus::Success,
-            OrderStatus::Failure,
+        for (s, wire) in [
+            (OrderStatus::Pending, "PENDING"),
+            (OrderStatus::Success, "SUCCESS"),
+            (OrderStatus::Failure, "FAILURE"),
+            (OrderStatus::Expired, "EXPIRED"),
+            (OrderStatus::Cancelled, "CANCELLED"),
         ] {
+            assert_eq!(s.as_str(), wire);
             let json = serde_json::to_string(&s).unwrap();
-            assert_eq!(json, format!("\"{}\"", s.as_str()));
-            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
+            assert_eq!(json, format!("\"{wire}\""));
+            assert_eq!(serde_json::from_str::<OrderStatus>(&json).unwrap(), s);
+            assert_eq!(OrderStatus::parse(wire), Some(s));
+            assert_eq!(OrderStatus::try_from(wire.to_string()), Ok(s));
         }
         assert_eq!(OrderStatus::parse("success"), None);
+        assert_eq!(OrderStatus::parse("CANCELED"), None);
+        assert!(OrderStatus::try_from("expired".to_string()).is_err());
         assert!(serde_json::from_str::<EventStatus>("\"PENDING\"").is_err());
+        assert!(serde_json::from_str::<EventStatus>("\"EXPIRED\"").is_err());
+        assert!(serde_json::from_str::<EventStatus>("\"CANCELLED\"").is_err());
+    }
+
+    #[test]
+    fn only_paid_orders_have_an_outcome_and_only_pending_is_not_final() {
+        assert_eq!(OrderStatus::Pending.outcome(), None);
+        assert_eq!(OrderStatus::Success.outcome(), Some(EventStatus::Success));
+        assert_eq!(OrderStatus::Failure.outcome(), Some(EventStatus::Failure));
+        assert_eq!(OrderStatus::Expired.outcome(), None);
+        assert_eq!(OrderStatus::Cancelled.outcome(), None);
+        assert!(!OrderStatus::Pending.is_final());
+        for s in [
+            OrderStatus::Success,
+            OrderStatus::Failure,
+            OrderStatus::Expired,
+            OrderStatus::Cancelled,
+        ] {
+            assert!(s.is_final(), "{s:?}");
+        }
+        for e in [EventStatus::Success, EventStatus::Failure] {
+            assert_eq!(OrderStatus::from_outcome(e).outcome(), Some(e));
+        }
+    }
+
+    #[test]
+    fn expires_in_is_sent_only_when_set() {
+        let mut create = CreateOrder {
+            reference: "txn_1".into(),
+            amount: 100,
+            currency: "INR".into(),
+            return_url: "http://app/r".into(),
+            expires_in: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&create).unwrap(),
+            serde_json::json!({"ref": "txn_1", "amount": 100, "currency": "INR",
+                "return_url": "http://app/r"})
+        );
+        create.expires_in = Some(60);
+        let json = serde_json::to_value(&create).unwrap();
+        assert_eq!(json["expires_in"], 60);
+        assert_eq!(serde_json::from_value::<CreateOrder>(json).unwrap(), create);
+        let without: CreateOrder = serde_json::from_str(
+            r#"{"ref":"txn_1","amount":100,"currency":"INR","return_url":"http://app/r"}"#,
+        )
+        .unwrap();
+        assert_eq!(without.expires_in, None);
+    }
+
+    #[test]
+    fn answers_parse_with_or_without_expires_at() {
+        let created: CreatedOrder =
+            serde_json::from_str(r#"{"token":"t","pay_url":"http://bank/pay?token=t"}"#).unwrap();
+        assert_eq!(created.expires_at, None);
+        let created: CreatedOrder = serde_json::from_str(
+            r#"{"token":"t","pay_url":"http://bank/pay?token=t","expires_at":"2025-06-01T12:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(created.expires_at.as_deref(), Some("2025-06-01T12:00:00Z"));
+
+        let order: Order = serde_json::from_str(
+            r#"{"token":"t","ref":"txn_1","amount":100,"currency":"INR","status":"PENDING"}"#,
+        )
+        .unwrap();
+        assert_eq!(order.expires_at, None);
+        assert_eq!(order.status, OrderStatus::Pending);
+        let order: Order = serde_json::from_str(
+            r#"{"token":"t","ref":"txn_1","amount":100,"currency":"INR","expires_at":"2025-06-01T12:00:00Z","status":"CANCELLED"}"#,
+        )
+        .unwrap();
+        assert_eq!(order.expires_at.as_deref(), Some("2025-06-01T12:00:00Z"));
+        assert_eq!(order.status, OrderStatus::Cancelled);
+        assert!(order.status.is_final() && order.status.outcome().is_none());
     }
 
     #[test]
