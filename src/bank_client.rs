@@ -22,10 +22,22 @@ pub struct BankClient {
     http: reqwest::Client,
     api_url: String,
     api_key: SecretString,
+    /// How long an order may be paid: the deposit's age at which reconciliation ends it, so
+    /// that the bank stops taking the payment when the app stops waiting for it.
+    order_ttl_secs: u32,
 }
 
+/// The bank's bounds on an order's `expires_in` (`docs/bank.md`).
+pub const ORDER_TTL_SECS: std::ops::RangeInclusive<u32> = 60..=86_400;
+
 impl BankClient {
-    pub fn new(api_url: &str, api_key: SecretString, timeout: Duration) -> anyhow::Result<Self> {
+    /// `order_ttl` is clamped to what the bank accepts ([`ORDER_TTL_SECS`]).
+    pub fn new(
+        api_url: &str,
+        api_key: SecretString,
+        timeout: Duration,
+        order_ttl: Duration,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -36,6 +48,9 @@ impl BankClient {
             http,
             api_url: api_url.trim_end_matches('/').to_owned(),
             api_key,
+            order_ttl_secs: u32::try_from(order_ttl.as_secs())
+                .unwrap_or(u32::MAX)
+                .clamp(*ORDER_TTL_SECS.start(), *ORDER_TTL_SECS.end()),
         })
     }
 
@@ -53,6 +68,7 @@ impl BankClient {
             amount,
             currency: Currency::Inr.code().to_owned(),
             return_url: return_url.to_owned(),
+            expires_in: Some(self.order_ttl_secs),
         };
         let mut attempt = 0;
         let response = loop {
@@ -84,13 +100,24 @@ impl BankClient {
     /// The order behind `token`; `None` when the bank does not know it.
     pub async fn order(&self, token: &str) -> Result<Option<Order>, BankError> {
         let url = format!("{}/api/bank/orders/{}", self.api_url, urlencode(token));
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(self.api_key.expose_secret())
-            .send()
-            .await
-            .map_err(BankError::Unreachable)?;
+        let request = self.http.get(url);
+        Self::order_answer(request.bearer_auth(self.api_key.expose_secret())).await
+    }
+
+    /// Ends the order behind `token` if it can still be paid, and answers its final state:
+    /// `CANCELLED`, or how it had already ended. `None` when the bank does not know it.
+    pub async fn cancel(&self, token: &str) -> Result<Option<Order>, BankError> {
+        let url = format!(
+            "{}/api/bank/orders/{}/cancel",
+            self.api_url,
+            urlencode(token)
+        );
+        let request = self.http.post(url);
+        Self::order_answer(request.bearer_auth(self.api_key.expose_secret())).await
+    }
+
+    async fn order_answer(request: reqwest::RequestBuilder) -> Result<Option<Order>, BankError> {
+        let response = request.send().await.map_err(BankError::Unreachable)?;
         match response.status().as_u16() {
             404 => Ok(None),
             200 => response

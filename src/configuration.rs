@@ -97,11 +97,10 @@ pub struct ReconcileSettings {
     pub enabled: bool,
     /// A deposit still processing this long after creation is checked a first time…
     pub first_after_secs: u64,
-    /// …then again this often…
+    /// …then again this often (errors are retried sooner, with backoff)…
     pub every_secs: u64,
-    /// …at most this many times in all (then once more when it reaches `max_age_secs`).
-    pub max_tries: u32,
-    /// A deposit this old that the bank still calls PENDING is marked failed.
+    /// …until it is this old: then its order is cancelled at the bank (and is created to expire
+    /// then), and the deposit fails once the bank says it can no longer be paid.
     pub max_age_secs: u64,
     /// How often the job looks for deposits that are due.
     pub scan_ms: u64,

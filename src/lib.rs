@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pending;
 pub mod reconcile;
 pub mod routes;
+pub mod safety;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

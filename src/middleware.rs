@@ -69,8 +69,18 @@ pub async fn security_headers(
         .extensions()
         .get::<tracing_actix_web::RequestId>()
         .and_then(|id| HeaderValue::from_str(&id.to_string()).ok());
+    let https = req
+        .app_data::<OwnOrigin>()
+        .is_some_and(|o| o.0.starts_with("https://"));
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
+    if https {
+        // Browsers that saw the site once refuse plain http to it for a year.
+        headers.insert(
+            HeaderName::from_static("strict-transport-security"),
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     if let Some(id) = request_id {
         headers.insert(HeaderName::from_static("x-request-id"), id);
     }

@@ -1,47 +1,68 @@
 //! Reconciliation: deposits whose webhook never arrived are settled by asking the bank.
 //!
-//! A deposit still processing `first_after` after its creation is looked up with
-//! `GET /api/bank/orders/{token}`, then again every `every`, `max_tries` times at most, and once
-//! more when it reaches `max_age`. A final answer from the bank settles it through the owner's
-//! wallet actor, exactly as a webhook would (so a webhook arriving later is a duplicate). A
-//! deposit the bank still calls PENDING at `max_age` is marked failed. A deposit that never got a
-//! bank token (the app stopped between recording it and hearing back from the bank) was never
-//! shown a pay page, so nobody can have paid it: it fails at its first check.
+//! Every deposit waiting for the bank has a next check time (`pending_deposits.next_check_at`,
+//! indexed), first `first_after_secs` after its creation. Each scan takes the deposits that are
+//! due, soonest first, and checks a bounded number at a time with the bank:
+//! - a final answer (`SUCCESS`, `FAILURE`) settles the deposit through its owner's wallet actor,
+//!   exactly as a webhook would (a webhook arriving later is a duplicate);
+//! - `PENDING` schedules the next check `every_secs` later, but never past the deposit's
+//!   maximum age;
+//! - at `max_age_secs` the order is cancelled at the bank, and the deposit fails only when the
+//!   bank's answer shows it can no longer be paid (`CANCELLED`, `EXPIRED`); an order that had
+//!   already ended is settled as the bank says. The app never fails a deposit the bank may still
+//!   take: its orders are created to expire at the same age;
+//! - any error (the bank unreachable, a refusal, a commit that failed) schedules a retry with
+//!   exponential backoff. A deposit leaves the schedule only by being settled.
+//!
+//! A deposit that never got a bank token (the app stopped between recording it and hearing back
+//! from the bank) was never shown a pay page, so nobody can have paid it: it fails once it is
+//! well past the bank call's timeout.
 
-use crate::bank_client::BankClient;
+use crate::bank_client::{BankClient, BankError};
 use crate::configuration::ReconcileSettings;
+use crate::pending::PendingDeposits;
+use futures_util::StreamExt;
 use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
-use onramp_bank_protocol::EventStatus;
-use onramp_store::domain::{now_ms, DepositId, Settlement};
-use onramp_store::{Deposit, Store};
-use std::collections::HashMap;
+use onramp_actors::writer::DbWriter;
+use onramp_bank_protocol::{Order, OrderStatus};
+use onramp_store::domain::{now_ms, Settlement};
+use onramp_store::{Deposit, Store, WriteOp};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What one check did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checked {
-    Settled(Settlement),
-    /// The bank says PENDING (or is unreachable): look again later.
-    StillPending,
-    /// Too old and still PENDING, or never sent to the bank: failed.
-    Expired,
-}
+/// Most deposits taken by one scan; the rest are taken by the next, soonest due first.
+const SCAN_LIMIT: u32 = 512;
+/// Most checks in flight towards the bank at once.
+const CONCURRENCY: usize = 16;
+/// The first retry after an error; each further one doubles, up to `every_secs`.
+const RETRY_BASE_MS: i64 = 2_000;
 
-struct Schedule {
-    tries: u32,
-    next_at: i64,
-    final_check_done: bool,
+/// What one check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The bank's word is final: settle. `why` labels the metric.
+    Settle {
+        outcome: Settlement,
+        why: &'static str,
+    },
+    /// Ask again at this time (unix ms).
+    CheckAt(i64),
 }
 
 pub struct Reconciler {
     settings: ReconcileSettings,
     store: Arc<dyn Store>,
     wallets: Wallets,
+    writer: DbWriter,
     bank: BankClient,
+    /// Forgotten once reconciliation settles a deposit, as a webhook would.
+    pending: Arc<PendingDeposits>,
     /// A deposit without a bank token younger than this may still be waiting for create-order.
     create_grace_ms: i64,
-    schedule: HashMap<DepositId, Schedule>,
+}
+
+fn ms(secs: u64) -> i64 {
+    (secs as i64).saturating_mul(1000)
 }
 
 impl Reconciler {
@@ -51,7 +72,9 @@ impl Reconciler {
         settings: ReconcileSettings,
         store: Arc<dyn Store>,
         wallets: Wallets,
+        writer: DbWriter,
         bank: BankClient,
+        pending: Arc<PendingDeposits>,
         bank_timeout: Duration,
     ) -> Self {
         let create_grace_ms = (bank_timeout.as_millis() as i64).saturating_mul(3);
@@ -59,18 +82,15 @@ impl Reconciler {
             settings,
             store,
             wallets,
+            writer,
             bank,
+            pending,
             create_grace_ms,
-            schedule: HashMap::new(),
         }
     }
 
-    fn ms(secs: u64) -> i64 {
-        (secs as i64).saturating_mul(1000)
-    }
-
     /// Runs until the process ends.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         let mut tick = tokio::time::interval(Duration::from_millis(self.settings.scan_ms.max(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -81,87 +101,103 @@ impl Reconciler {
         }
     }
 
-    /// Checks every deposit that is due now.
-    pub async fn scan(&mut self) -> anyhow::Result<()> {
+    /// Checks the deposits that are due now, [`CONCURRENCY`] at a time.
+    pub async fn scan(&self) -> anyhow::Result<usize> {
         let now = now_ms();
-        let due_before = now - Self::ms(self.settings.first_after_secs);
-        let candidates = self.store.processing_deposits(due_before, 1000).await?;
-        let live: std::collections::HashSet<&DepositId> =
-            candidates.iter().map(|d| &d.id).collect();
-        self.schedule.retain(|id, _| live.contains(id));
-        for deposit in &candidates {
-            let age = now - deposit.created_at;
-            let old = age >= Self::ms(self.settings.max_age_secs);
-            let entry = self.schedule.entry(deposit.id.clone()).or_insert(Schedule {
-                tries: 0,
-                next_at: 0,
-                final_check_done: false,
-            });
-            let due = if entry.tries < self.settings.max_tries {
-                now >= entry.next_at
-            } else {
-                old && !entry.final_check_done
-            };
-            if !due {
-                continue;
-            }
-            entry.tries += 1;
-            entry.next_at = now + Self::ms(self.settings.every_secs);
-            if entry.tries > self.settings.max_tries {
-                entry.final_check_done = true;
-            }
-            if deposit.bank_token.is_none() && age < self.create_grace_ms {
-                entry.tries -= 1;
-                continue;
-            }
-            match self.check(deposit, old).await {
-                Ok(outcome) => tracing::info!(deposit = %deposit.id, ?outcome, "reconciled"),
-                Err(e) => {
-                    crate::metrics::reconciliation("error");
-                    tracing::warn!(deposit = %deposit.id, error = format!("{e:#}"), "reconciliation check failed")
-                }
-            }
-        }
+        self.record_backlog(now).await?;
+        let due = self.store.due_deposits(now, SCAN_LIMIT).await?;
+        let checked = due.len();
+        futures_util::stream::iter(due)
+            .for_each_concurrent(CONCURRENCY, |(deposit, checks)| async move {
+                self.check(&deposit, checks, now).await
+            })
+            .await;
+        Ok(checked)
+    }
+
+    /// The backlog's gauges: deposits waiting, how many are due, the age of the oldest.
+    async fn record_backlog(&self, now: i64) -> anyhow::Result<()> {
+        let summary = self.store.pending_summary(now).await?;
+        metrics::gauge!("onramp_reconcile_pending").set(summary.pending as f64);
+        metrics::gauge!("onramp_reconcile_due").set(summary.due as f64);
+        let oldest_ms = summary.oldest_created_at.map_or(0, |c| (now - c).max(0));
+        metrics::gauge!("onramp_reconcile_oldest_pending_seconds").set(oldest_ms as f64 / 1000.0);
         Ok(())
     }
 
-    async fn check(&self, deposit: &Deposit, old: bool) -> anyhow::Result<Checked> {
-        let Some(token) = &deposit.bank_token else {
-            self.settle(deposit, Settlement::Failure).await?;
-            crate::metrics::reconciliation("never_sent");
-            return Ok(Checked::Expired);
+    /// Decides about one deposit and acts on it; an error only delays it.
+    async fn check(&self, deposit: &Deposit, checks: u32, now: i64) {
+        let decided = match self.decide(deposit, now).await {
+            Ok(decision) => self.act(deposit, decision).await,
+            Err(e) => Err(e),
         };
-        let order = self.bank.order(token).await?;
-        let outcome = order.as_ref().and_then(|o| o.status.outcome());
-        if let Some(o) = &order {
-            if o.reference != deposit.id.as_str() || o.amount != deposit.amount.paise() {
-                crate::metrics::reconciliation("mismatch");
-                anyhow::bail!(
-                    "the bank's order {} disagrees with deposit {}",
-                    o.token,
-                    deposit.id
-                );
+        if let Err(e) = decided {
+            crate::metrics::reconciliation("error");
+            tracing::warn!(deposit = %deposit.id, checks, error = format!("{e:#}"), "reconciliation check failed; retrying later");
+            let retry_at = now.saturating_add(self.backoff_ms(checks));
+            if let Err(e) = self.schedule(deposit, retry_at).await {
+                // The row keeps its old (past) check time, so the next scan takes it again.
+                tracing::warn!(deposit = %deposit.id, error = %e, "cannot reschedule the check");
             }
         }
-        let outcome = match outcome {
-            Some(EventStatus::Success) => Settlement::Success,
-            Some(EventStatus::Failure) => Settlement::Failure,
-            None if old => {
-                self.settle(deposit, Settlement::Failure).await?;
-                crate::metrics::reconciliation("expired");
-                return Ok(Checked::Expired);
-            }
-            None => {
-                crate::metrics::reconciliation("pending");
-                return Ok(Checked::StillPending);
-            }
+    }
+
+    fn backoff_ms(&self, checks: u32) -> i64 {
+        let doubled = RETRY_BASE_MS.saturating_mul(1_i64 << checks.min(20));
+        doubled.min(ms(self.settings.every_secs).max(RETRY_BASE_MS))
+    }
+
+    /// What the bank's state means for `deposit` now.
+    pub async fn decide(&self, deposit: &Deposit, now: i64) -> anyhow::Result<Decision> {
+        let age = now - deposit.created_at;
+        let max_age = ms(self.settings.max_age_secs);
+        let Some(token) = &deposit.bank_token else {
+            return Ok(if age < self.create_grace_ms {
+                Decision::CheckAt(deposit.created_at + self.create_grace_ms)
+            } else {
+                Decision::Settle {
+                    outcome: Settlement::Failure,
+                    why: "never_sent",
+                }
+            });
         };
-        self.settle(deposit, outcome).await?;
-        crate::metrics::reconciliation(match outcome {
-            Settlement::Success => "success",
-            Settlement::Failure => "failure",
-        });
-        Ok(Checked::Settled(outcome))
+        let old = age >= max_age;
+        let order = if old {
+            self.bank.cancel(token).await
+        } else {
+            self.bank.order(token).await
+        };
+        let order = order.map_err(anyhow::Error::from)?;
+        if let Some(o) = &order {
+            check_matches(o, deposit)?;
+        }
+        let next = (now + ms(self.settings.every_secs)).min(deposit.created_at + max_age);
+        Ok(decision(order.map(|o| o.status), old, next))
+    }
+
+    /// Settles or reschedules `deposit` as decided.
+    async fn act(&self, deposit: &Deposit, decision: Decision) -> anyhow::Result<()> {
+        match decision {
+            Decision::CheckAt(at) => {
+                crate::metrics::reconciliation("pending");
+                self.schedule(deposit, at).await
+            }
+            Decision::Settle { outcome, why } => {
+                self.settle(deposit, outcome).await?;
+                crate::metrics::reconciliation(why);
+                tracing::info!(deposit = %deposit.id, why, "reconciled");
+                Ok(())
+            }
+        }
+    }
+
+    async fn schedule(&self, deposit: &Deposit, next_check_at: i64) -> anyhow::Result<()> {
+        let op = WriteOp::ScheduleCheck {
+            deposit_id: deposit.id.clone(),
+            created_at: deposit.created_at,
+            next_check_at,
+        };
+        Ok(self.writer.write(op).await?)
     }
 
     async fn settle(&self, deposit: &Deposit, outcome: Settlement) -> anyhow::Result<()> {
@@ -172,11 +208,92 @@ impl Reconciler {
             stored_status: deposit.status,
             outcome,
         };
-        match self.wallets.settle(request).await {
+        let settled = match self.wallets.settle(request).await {
             Ok(_) => Ok(()),
             // A webhook got there first with the other outcome: the bank's word stands.
             Err(SettleError::Contradicts(_)) => Ok(()),
             Err(e) => Err(e.into()),
+        };
+        if settled.is_ok() {
+            if let Some(token) = deposit.bank_token.as_deref() {
+                if let Ok(token) = onramp_store::domain::BankToken::parse(token) {
+                    self.pending.forget(&token);
+                }
+            }
         }
+        settled
+    }
+}
+
+/// The bank's order must be the deposit's: same ref, amount and currency.
+fn check_matches(order: &Order, deposit: &Deposit) -> anyhow::Result<()> {
+    let same = order.reference == deposit.id.as_str()
+        && order.amount == deposit.amount.paise()
+        && order.currency == deposit.currency.code();
+    if !same {
+        crate::metrics::reconciliation("mismatch");
+        anyhow::bail!(BankError::Invalid(format!(
+            "the bank's order {} disagrees with deposit {} (ref, amount or currency)",
+            order.token, deposit.id
+        )));
+    }
+    Ok(())
+}
+
+/// The decision for an order in `status` (`None`: the bank does not know it). `old`: the
+/// deposit is at its maximum age and the bank was asked to cancel; `next`: when to look again.
+pub fn decision(status: Option<OrderStatus>, old: bool, next: i64) -> Decision {
+    let settle = |outcome, why| Decision::Settle { outcome, why };
+    match status {
+        Some(OrderStatus::Success) => settle(Settlement::Success, "success"),
+        Some(OrderStatus::Failure) => settle(Settlement::Failure, "failure"),
+        Some(OrderStatus::Expired) => settle(Settlement::Failure, "expired"),
+        Some(OrderStatus::Cancelled) => settle(Settlement::Failure, "cancelled"),
+        // Nobody can pay an order the bank never had.
+        None if old => settle(Settlement::Failure, "unknown_at_bank"),
+        // Still payable (a cancel that answers PENDING breaks the contract: ask again).
+        Some(OrderStatus::Pending) | None => Decision::CheckAt(next),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_order_that_can_no_longer_be_paid_fails_a_deposit() {
+        let fails = |why| Decision::Settle {
+            outcome: Settlement::Failure,
+            why,
+        };
+        assert_eq!(
+            decision(Some(OrderStatus::Pending), false, 7),
+            Decision::CheckAt(7)
+        );
+        assert_eq!(
+            decision(Some(OrderStatus::Pending), true, 7),
+            Decision::CheckAt(7)
+        );
+        assert_eq!(decision(None, false, 7), Decision::CheckAt(7));
+        assert_eq!(
+            decision(Some(OrderStatus::Expired), true, 7),
+            fails("expired")
+        );
+        assert_eq!(
+            decision(Some(OrderStatus::Cancelled), true, 7),
+            fails("cancelled")
+        );
+        assert_eq!(
+            decision(Some(OrderStatus::Failure), false, 7),
+            fails("failure")
+        );
+        assert_eq!(
+            decision(Some(OrderStatus::Success), true, 7),
+            Decision::Settle {
+                outcome: Settlement::Success,
+                why: "success"
+            },
+            "paid just before the cancel: credited"
+        );
     }
 }

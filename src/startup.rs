@@ -51,6 +51,7 @@ impl Application {
     /// Binds the listeners, resolves the URLs against the ports actually bound, opens the
     /// database, starts the actors and the development parties, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        refuse_unsafe(&settings)?;
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
         let dev_listeners = dev::bind(&settings)?;
@@ -65,7 +66,9 @@ impl Application {
                 settings.reconcile.clone(),
                 state.store.clone(),
                 state.wallets.clone(),
+                state.writer.clone(),
                 state.bank.clone(),
+                state.pending.clone(),
                 Duration::from_millis(settings.bank.timeout_ms),
             );
             actix_web::rt::spawn(r.run())
@@ -142,6 +145,16 @@ pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
     }
 }
 
+/// The start-up refusals of `docs/configuration.md` ("Safety"), all of them in one error.
+fn refuse_unsafe(settings: &Settings) -> anyhow::Result<()> {
+    let refusals = crate::safety::check(settings);
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = refusals.iter().map(|r| format!("  - {r}")).collect();
+    anyhow::bail!("refusing to start:\n{}", lines.join("\n"))
+}
+
 /// The app's URLs: the configured ones, else defaults from the public URL and the development
 /// parties' real addresses.
 fn resolve_urls(settings: &Settings, port: u16, dev: &DevListeners) -> anyhow::Result<Urls> {
@@ -214,9 +227,10 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         &urls.bank_api_url,
         settings.bank.api_key.clone(),
         Duration::from_millis(settings.bank.timeout_ms),
+        Duration::from_secs(settings.reconcile.max_age_secs),
     )?;
     Ok(AppState {
-        cookie_secure: urls.public_url.starts_with("https://"),
+        cookies: crate::auth::session::CookieNames::for_public_url(&urls.public_url),
         webhook_secrets: webhook_secrets(settings),
         settings: settings.clone(),
         urls,
@@ -226,7 +240,9 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         wallets,
         google,
         bank,
-        pending: Default::default(),
+        pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(Duration::from_secs(
+            settings.reconcile.max_age_secs,
+        ))),
     })
 }
 

@@ -32,8 +32,8 @@ pub struct AppState {
     pub google: GoogleOAuth,
     pub bank: BankClient,
     /// Deposits waiting for the bank's webhook.
-    pub pending: crate::pending::PendingDeposits,
+    pub pending: Arc<crate::pending::PendingDeposits>,
     /// The current webhook secret and, during a rotation, the previous one.
     pub webhook_secrets: Vec<Vec<u8>>,
-    pub cookie_secure: bool,
+    pub cookies: crate::auth::session::CookieNames,
 }

@@ -12,13 +12,42 @@ use std::pin::Pin;
 pub const SESSION_COOKIE: &str = "session_id";
 pub const FLOW_COOKIE: &str = "oauth_flow";
 
+/// The cookies' names. Under https they carry the browser-enforced prefixes: `__Host-` (only
+/// ever set by this host over https, for `/`, so a sibling subdomain or a plain-http page
+/// cannot plant or overwrite the session) and `__Secure-` for the sign-in flow, whose path is
+/// the callback's and so cannot be a `__Host-` cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct CookieNames {
+    pub session: &'static str,
+    pub flow: &'static str,
+    pub secure: bool,
+}
+
+impl CookieNames {
+    pub fn for_public_url(public_url: &str) -> Self {
+        if public_url.starts_with("https://") {
+            CookieNames {
+                session: "__Host-session_id",
+                flow: "__Secure-oauth_flow",
+                secure: true,
+            }
+        } else {
+            CookieNames {
+                session: SESSION_COOKIE,
+                flow: FLOW_COOKIE,
+                secure: false,
+            }
+        }
+    }
+}
+
 /// The session cookie carrying `token`.
 pub fn session_cookie(state: &AppState, token: &SessionToken) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, token.expose().to_owned())
+    Cookie::build(state.cookies.session, token.expose().to_owned())
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
-        .secure(state.cookie_secure)
+        .secure(state.cookies.secure)
         .max_age(CookieDuration::seconds(
             state.settings.session.ttl_secs as i64,
         ))
@@ -31,15 +60,15 @@ pub fn removal_cookie(state: &AppState, name: &'static str, path: &'static str) 
         .http_only(true)
         .same_site(SameSite::Lax)
         .path(path)
-        .secure(state.cookie_secure)
+        .secure(state.cookies.secure)
         .finish();
     c.make_removal();
     c
 }
 
 /// The session token the request carries, if it has the right shape.
-pub fn token_of(req: &HttpRequest) -> Option<SessionToken> {
-    let cookie = req.cookie(SESSION_COOKIE)?;
+pub fn token_of(req: &HttpRequest, names: &CookieNames) -> Option<SessionToken> {
+    let cookie = req.cookie(names.session)?;
     SessionToken::parse(cookie.value()).ok()
 }
 
@@ -51,11 +80,11 @@ impl FromRequest for CurrentUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = token_of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = state.as_ref().and_then(|s| token_of(req, &s.cookies));
         Box::pin(async move {
-            let token = token.ok_or_else(ApiError::unauthorized)?;
             let state = state.ok_or_else(|| ApiError::internal(anyhow::anyhow!("no app state")))?;
+            let token = token.ok_or_else(ApiError::unauthorized)?;
             match state.sessions.lookup(&token).await {
                 Ok(Some(user)) => Ok(CurrentUser(user)),
                 Ok(None) => Err(ApiError::unauthorized()),

@@ -1,6 +1,6 @@
 //! `/api/auth/*` and `/api/user/me`.
 
-use crate::auth::session::{removal_cookie, session_cookie, token_of, CurrentUser, FLOW_COOKIE};
+use crate::auth::session::{removal_cookie, session_cookie, token_of, CurrentUser};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
@@ -23,11 +23,11 @@ const CALLBACK_PATH: &str = "/api/auth/google/callback";
 )]
 pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
     let (url, flow_id) = state.google.begin();
-    let cookie = Cookie::build(FLOW_COOKIE, flow_id)
+    let cookie = Cookie::build(state.cookies.flow, flow_id)
         .http_only(true)
         .same_site(SameSite::Lax)
         .path(CALLBACK_PATH)
-        .secure(state.cookie_secure)
+        .secure(state.cookies.secure)
         .max_age(CookieDuration::seconds(
             crate::auth::google::FLOW_TTL.as_secs() as i64,
         ))
@@ -65,7 +65,7 @@ pub async fn google_callback(
     state: web::Data<AppState>,
     query: Option<web::Query<CallbackQuery>>,
 ) -> HttpResponse {
-    let flow = req.cookie(FLOW_COOKIE);
+    let flow = req.cookie(state.cookies.flow);
     let q = query.map(|q| q.into_inner());
     let (code, st, error) = match &q {
         Some(q) => (q.code.as_deref(), q.state.as_deref(), q.error.as_deref()),
@@ -75,7 +75,7 @@ pub async fn google_callback(
         .google
         .finish(flow.as_ref().map(|c| c.value()), st, code, error)
         .await;
-    let clear_flow = removal_cookie(&state, FLOW_COOKIE, CALLBACK_PATH);
+    let clear_flow = removal_cookie(&state, state.cookies.flow, CALLBACK_PATH);
     let user = match result {
         Ok(user) => user,
         Err(e) => {
@@ -172,7 +172,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     _user: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(token) = token_of(&req) {
+    if let Some(token) = token_of(&req, &state.cookies) {
         state
             .sessions
             .revoke(&token)
@@ -180,11 +180,7 @@ pub async fn logout(
             .map_err(ApiError::unavailable)?;
     }
     Ok(HttpResponse::NoContent()
-        .cookie(removal_cookie(
-            &state,
-            crate::auth::session::SESSION_COOKIE,
-            "/",
-        ))
+        .cookie(removal_cookie(&state, state.cookies.session, "/"))
         .finish())
 }
 

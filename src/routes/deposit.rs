@@ -218,6 +218,9 @@ async fn record(
         idempotency_key: key,
         key_cutoff: now - KEY_TTL_MS,
         now,
+        first_check_at: now.saturating_add(
+            (state.settings.reconcile.first_after_secs as i64).saturating_mul(1000),
+        ),
     };
     let outcome = state
         .writer

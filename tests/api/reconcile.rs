@@ -1,5 +1,8 @@
-//! Reconciliation: a bank that drops its webhooks still gets every deposit settled, once.
+//! Reconciliation: a bank that drops its webhooks still gets every deposit settled, once; a
+//! deposit fails only once the bank can no longer take its payment.
 
+use onramp_store::domain::{now_ms, BankToken, Currency, DepositId, UserId};
+use onramp_store::{NewDeposit, WriteOp};
 use onramp_test_support::{on_both_databases, spawn_app_with, Backend, TestApp};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -8,6 +11,9 @@ on_both_databases!(
     an_approved_payment_whose_webhook_was_dropped_is_credited,
     a_declined_payment_whose_webhook_was_dropped_fails,
     a_deposit_the_bank_never_settles_fails_at_its_maximum_age,
+    a_payment_after_the_maximum_age_is_refused_by_the_bank_and_charges_nothing,
+    a_bank_down_across_the_maximum_age_keeps_the_deposit_until_it_answers,
+    a_backlog_the_bank_cannot_answer_for_does_not_delay_a_new_deposit,
     a_webhook_that_arrives_after_reconciliation_is_a_duplicate,
 );
 
@@ -17,7 +23,6 @@ async fn app_with_a_bank_that_drops_webhooks(backend: Backend) -> TestApp {
         s.dev.webhook_drop = true;
         s.reconcile.first_after_secs = 0;
         s.reconcile.every_secs = 1;
-        s.reconcile.max_tries = 5;
         s.reconcile.max_age_secs = 3;
         s.reconcile.scan_ms = 100;
     })
@@ -91,9 +96,160 @@ async fn a_deposit_the_bank_never_settles_fails_at_its_maximum_age(backend: Back
     );
     assert_eq!(
         app.bank_order(&app.token_of(id).await).await["status"],
-        "PENDING"
+        "CANCELLED",
+        "failed only once the bank had ended the order"
     );
     assert_eq!(person.balance().await, 0);
+    assert!(metric(&app, "onramp_reconciliation_total{outcome=\"cancelled\"}").await >= 1.0);
+}
+
+/// The tab left open: the user pays after the app stopped waiting. The bank must refuse, so
+/// that nobody is charged for a deposit the wallet will never credit.
+async fn a_payment_after_the_maximum_age_is_refused_by_the_bank_and_charges_nothing(
+    backend: Backend,
+) {
+    let app = app_with_a_bank_that_drops_webhooks(backend).await;
+    let person = app.signed_in("open-tab@example.com", "Open Tab").await;
+    let deposit = person.deposit(2_500).await;
+    let id = deposit["id"].as_str().unwrap();
+    let pay_url = deposit["url"].as_str().unwrap();
+    assert_eq!(person.wait_final(id).await, "failure");
+
+    let page = reqwest::get(pay_url).await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("bank-order-ended"),
+        "the pay page refuses: {page}"
+    );
+    assert!(!page.contains("bank-approve"), "no Approve button");
+    let token = app.token_of(id).await;
+    let approve = reqwest::Client::new()
+        .post(format!("{}/pay/approve", app.bank_url))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        approve.status(),
+        409,
+        "approving an ended order changes nothing"
+    );
+    let status = app.bank_order(&token).await["status"].clone();
+    assert!(status == "CANCELLED" || status == "EXPIRED", "{status}");
+    assert_eq!(person.balance().await, 0);
+    app.assert_books_balance().await;
+}
+
+/// The bank is down when the deposit reaches its maximum age: the app cannot know whether the
+/// user paid, so it keeps the deposit and asks again until the bank answers.
+async fn a_bank_down_across_the_maximum_age_keeps_the_deposit_until_it_answers(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let bank_db = format!("sqlite://{}/bank.db", dir.path().display());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bank_addr = listener.local_addr().unwrap();
+    let config = |settings: &onramp::configuration::Settings| {
+        let mut c = onramp::dev::bank_sim_config(settings, "http://127.0.0.1:9/dropped");
+        c.database_url = bank_db.clone();
+        c.faults.drop_deliveries = true;
+        c
+    };
+    let app = spawn_app_with(backend, |s| {
+        s.dev.bank_enabled = Some(false);
+        s.bank.api_url = Some(format!("http://{bank_addr}"));
+        s.reconcile.first_after_secs = 2;
+        s.reconcile.every_secs = 1;
+        s.reconcile.max_age_secs = 3;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let bank = onramp_bank_sim::BankSim::start(listener, config(&app.settings))
+        .await
+        .unwrap();
+    let person = app.signed_in("outage@example.com", "Outage").await;
+    let deposit = person.deposit(4_200).await;
+    let id = deposit["id"].as_str().unwrap();
+    let token = app.token_of(id).await;
+    onramp_test_support::Bank::new(&bank.url(), &app.bank_api_key())
+        .settle(&token, true)
+        .await;
+    bank.stop().await;
+
+    actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    let item = person.transactions().await[0].clone();
+    assert_eq!(
+        item["status"], "processing",
+        "past its maximum age, the bank down: kept"
+    );
+    assert_eq!(person.balance().await, 0);
+    assert!(metric(&app, "onramp_reconciliation_total{outcome=\"error\"}").await >= 1.0);
+
+    let listener = std::net::TcpListener::bind(bank_addr).unwrap();
+    let bank = onramp_bank_sim::BankSim::start(listener, config(&app.settings))
+        .await
+        .unwrap();
+    assert_eq!(
+        person.wait_final(id).await,
+        "success",
+        "the payment the bank took"
+    );
+    assert_eq!(person.balance().await, 4_200);
+    app.assert_books_balance().await;
+    bank.stop().await;
+}
+
+/// Deposits the bank cannot settle (here: 1,500 it has never heard of) are looked at again
+/// later, not first every time: a new deposit is still reconciled at once.
+async fn a_backlog_the_bank_cannot_answer_for_does_not_delay_a_new_deposit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.dev.webhook_drop = true;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 60;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let person = app.signed_in("backlog@example.com", "Backlog").await;
+    let me: Value = person.me().await.json().await.unwrap();
+    let user = UserId::parse(me["id"].as_str().unwrap()).unwrap();
+    stuck_deposits(&app, user, 1_500).await;
+
+    let deposit = person.deposit(6_400).await;
+    let id = deposit["id"].as_str().unwrap();
+    app.pay(deposit["url"].as_str().unwrap(), true).await;
+    let started = Instant::now();
+    assert_eq!(person.wait_final(id).await, "success");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "reconciled in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(person.balance().await, 6_400);
+}
+
+/// `n` processing deposits, older than any the test makes next, whose bank tokens the bank has
+/// never issued, all due for a check now.
+async fn stuck_deposits(app: &TestApp, user: UserId, n: usize) {
+    let writer = &app.state.writer;
+    let created = now_ms() - 60_000;
+    for i in 0..n {
+        let id = DepositId::new();
+        let deposit = NewDeposit {
+            id: id.clone(),
+            user_id: user,
+            amount: onramp_store::domain::Amount::parse(100, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            idempotency_key: None,
+            key_cutoff: 0,
+            now: created,
+            first_check_at: 0,
+        };
+        writer.insert_deposit(deposit).await.unwrap();
+        let attach = WriteOp::AttachBankOrder {
+            id,
+            token: BankToken::parse(&format!("bank_session_never_issued_{i}")).unwrap(),
+            pay_url: "http://bank.invalid/pay".into(),
+            now: created,
+        };
+        writer.write(attach).await.unwrap();
+    }
 }
 
 async fn a_webhook_that_arrives_after_reconciliation_is_a_duplicate(backend: Backend) {

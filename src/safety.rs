@@ -1,0 +1,203 @@
+//! Start-up refusals (`docs/configuration.md`, "Safety"): a configuration that would run a
+//! public (`https`) service on development parts or published secrets, or with limits no
+//! amount type can hold, is refused before anything binds, naming the key to change.
+
+use crate::configuration::{default_settings, Settings};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The largest configurable single amount, in paise (₹100 crore). Far below `i64::MAX`, so that
+/// sums of many such amounts cannot overflow the balance type.
+pub const MAX_CONFIGURED_AMOUNT: i64 = 1_000_000_000_000;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{key} must be off when server.public_url is https: the development {what} must not serve a public site")]
+    DevPartOn {
+        key: &'static str,
+        what: &'static str,
+    },
+    #[error("{key} is empty or still the development default of config/default.toml, and server.public_url is https: set a real secret (for example with ONRAMP__{env})")]
+    DevSecret {
+        key: &'static str,
+        env: &'static str,
+    },
+    #[error("{key} must be from 1 to {MAX_CONFIGURED_AMOUNT} paise, not {value}")]
+    AmountOutOfRange { key: &'static str, value: i64 },
+}
+
+/// Every refusal that applies, so that an operator fixes them all at once.
+pub fn check(settings: &Settings) -> Vec<Refusal> {
+    let mut refusals = amount_refusals(settings);
+    let https = settings
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    if https {
+        refusals.extend(dev_part_refusals(settings));
+        refusals.extend(secret_refusals(settings));
+    }
+    refusals
+}
+
+fn amount_refusals(settings: &Settings) -> Vec<Refusal> {
+    let value = settings.deposit.max_amount;
+    if (1..=MAX_CONFIGURED_AMOUNT).contains(&value) {
+        Vec::new()
+    } else {
+        vec![Refusal::AmountOutOfRange {
+            key: "deposit.max_amount",
+            value,
+        }]
+    }
+}
+
+fn dev_part_refusals(settings: &Settings) -> Vec<Refusal> {
+    let d = &settings.dev;
+    let mut refusals = Vec::new();
+    if d.enabled && d.bank_enabled.is_none() && d.idp_enabled.is_none() {
+        refusals.push(Refusal::DevPartOn {
+            key: "dev.enabled",
+            what: "bank simulator and identity provider",
+        });
+        return refusals;
+    }
+    if d.bank_enabled() {
+        refusals.push(Refusal::DevPartOn {
+            key: if d.bank_enabled.is_some() {
+                "dev.bank_enabled"
+            } else {
+                "dev.enabled"
+            },
+            what: "bank simulator",
+        });
+    }
+    if d.idp_enabled() {
+        refusals.push(Refusal::DevPartOn {
+            key: if d.idp_enabled.is_some() {
+                "dev.idp_enabled"
+            } else {
+                "dev.enabled"
+            },
+            what: "identity provider",
+        });
+    }
+    refusals
+}
+
+fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
+    let defaults = default_settings();
+    let secrets: [(&'static str, &'static str, &SecretString, &SecretString); 3] = [
+        (
+            "google.client_secret",
+            "GOOGLE__CLIENT_SECRET",
+            &settings.google.client_secret,
+            &defaults.google.client_secret,
+        ),
+        (
+            "bank.api_key",
+            "BANK__API_KEY",
+            &settings.bank.api_key,
+            &defaults.bank.api_key,
+        ),
+        (
+            "bank.webhook_secret",
+            "BANK__WEBHOOK_SECRET",
+            &settings.bank.webhook_secret,
+            &defaults.bank.webhook_secret,
+        ),
+    ];
+    secrets
+        .into_iter()
+        .filter(|(_, _, value, default)| {
+            let value = value.expose_secret();
+            value.trim().is_empty() || value == default.expose_secret()
+        })
+        .map(|(key, env, _, _)| Refusal::DevSecret { key, env })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production() -> Settings {
+        let mut s = default_settings();
+        s.server.public_url = Some("https://wallet.example.com".into());
+        s.dev.enabled = false;
+        s.google.client_secret = SecretString::from("a-real-client-secret");
+        s.bank.api_key = SecretString::from("a-real-api-key");
+        s.bank.webhook_secret = SecretString::from("a-real-webhook-secret");
+        s
+    }
+
+    fn keys(refusals: &[Refusal]) -> Vec<String> {
+        refusals
+            .iter()
+            .map(|r| r.to_string().split_whitespace().next().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_production_configuration_starts() {
+        assert_eq!(check(&production()), vec![]);
+    }
+
+    #[test]
+    fn the_development_defaults_start_on_http() {
+        assert_eq!(check(&default_settings()), vec![]);
+    }
+
+    #[test]
+    fn https_with_a_development_part_on_is_refused_naming_the_key() {
+        let mut s = production();
+        s.dev.enabled = true;
+        assert_eq!(keys(&check(&s)), ["dev.enabled"]);
+        let mut s = production();
+        s.dev.bank_enabled = Some(true);
+        assert_eq!(keys(&check(&s)), ["dev.bank_enabled"]);
+        let mut s = production();
+        s.dev.idp_enabled = Some(true);
+        assert_eq!(keys(&check(&s)), ["dev.idp_enabled"]);
+        let mut s = production();
+        s.dev.enabled = true;
+        s.dev.bank_enabled = Some(false);
+        assert_eq!(
+            keys(&check(&s)),
+            ["dev.enabled"],
+            "the provider still follows dev.enabled"
+        );
+    }
+
+    #[test]
+    fn https_with_a_default_or_empty_secret_is_refused_naming_each_key() {
+        let mut s = production();
+        s.bank.webhook_secret = default_settings().bank.webhook_secret;
+        assert_eq!(keys(&check(&s)), ["bank.webhook_secret"]);
+        let mut s = production();
+        s.google.client_secret = SecretString::from("");
+        s.bank.api_key = SecretString::from("  ");
+        assert_eq!(keys(&check(&s)), ["google.client_secret", "bank.api_key"]);
+        let message = check(&s)[0].to_string();
+        assert!(
+            message.contains("ONRAMP__GOOGLE__CLIENT_SECRET"),
+            "{message}"
+        );
+        assert!(
+            !message.contains("onramp-dev"),
+            "no secret is printed: {message}"
+        );
+    }
+
+    #[test]
+    fn amounts_past_the_bound_or_below_one_are_refused() {
+        for bad in [0, -5, MAX_CONFIGURED_AMOUNT + 1, i64::MAX] {
+            let mut s = default_settings();
+            s.deposit.max_amount = bad;
+            assert_eq!(keys(&check(&s)), ["deposit.max_amount"], "{bad}");
+        }
+        let mut s = default_settings();
+        s.deposit.max_amount = MAX_CONFIGURED_AMOUNT;
+        assert_eq!(check(&s), vec![]);
+    }
+}
