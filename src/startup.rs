@@ -270,7 +270,9 @@ fn serve(
             )
             .wrap(from_fn(origin_check))
             .wrap(from_fn(security_headers))
-            .wrap(tracing_actix_web::TracingLogger::default())
+            .wrap(tracing_actix_web::TracingLogger::<
+                crate::telemetry::RedactingRootSpan,
+            >::new())
             .app_data(state.clone())
             .app_data(own_origin.clone())
             .app_data(

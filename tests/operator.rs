@@ -1,0 +1,184 @@
+//! What an operator sees of the real binary: start-up refusals of unsafe configurations, and
+//! logs without the sign-in callback's secrets.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ONRAMP: &str = env!("CARGO_BIN_EXE_onramp");
+
+/// The binary with nothing but `env` on top of a throwaway SQLite database and free ports.
+fn onramp(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(ONRAMP);
+    c.env_remove("ONRAMP_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .env("ONRAMP__SERVER__LISTEN", "127.0.0.1:0")
+        .env("ONRAMP__DEV__BANK_LISTEN", "127.0.0.1:0")
+        .env("ONRAMP__DEV__IDP_LISTEN", "127.0.0.1:0")
+        .env(
+            "ONRAMP__DATABASE__URL",
+            format!("sqlite://{}/app.db", dir.display()),
+        )
+        .env(
+            "ONRAMP__DEV__BANK_DATABASE_URL",
+            format!("sqlite://{}/bank.db", dir.display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs the binary to its end (it must end by itself within 20 s).
+fn run_to_exit(mut command: Command) -> Output {
+    let child = command.spawn().expect("onramp starts");
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        // Still running: it did not refuse. Kill it so the test fails instead of hanging.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    out
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn a_public_https_site_on_development_parts_and_secrets_refuses_to_start_naming_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_to_exit(onramp(
+        dir.path(),
+        &[("ONRAMP__SERVER__PUBLIC_URL", "https://wallet.example.com")],
+    ));
+    let log = text(&out);
+    assert!(!out.status.success(), "it started:\n{log}");
+    for key in [
+        "dev.enabled",
+        "google.client_secret",
+        "bank.api_key",
+        "bank.webhook_secret",
+    ] {
+        assert!(log.contains(key), "{key} is not named:\n{log}");
+    }
+    assert!(
+        !log.contains("onramp-dev-webhook-secret"),
+        "a secret was printed:\n{log}"
+    );
+    assert!(
+        !dir.path().join("app.db").exists(),
+        "refused before opening the database"
+    );
+}
+
+#[test]
+fn https_with_real_secrets_but_the_published_webhook_secret_is_refused_for_that_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_to_exit(onramp(
+        dir.path(),
+        &[
+            ("ONRAMP__SERVER__PUBLIC_URL", "https://wallet.example.com"),
+            ("ONRAMP__DEV__ENABLED", "false"),
+            ("ONRAMP__GOOGLE__CLIENT_SECRET", "a-real-client-secret"),
+            (
+                "ONRAMP__GOOGLE__AUTH_URL",
+                "https://accounts.example.com/auth",
+            ),
+            (
+                "ONRAMP__GOOGLE__TOKEN_URL",
+                "https://accounts.example.com/token",
+            ),
+            (
+                "ONRAMP__GOOGLE__USERINFO_URL",
+                "https://accounts.example.com/me",
+            ),
+            ("ONRAMP__BANK__API_URL", "https://bank.example.com"),
+            ("ONRAMP__BANK__API_KEY", "a-real-api-key"),
+        ],
+    ));
+    let log = text(&out);
+    assert!(!out.status.success(), "it started:\n{log}");
+    assert!(log.contains("bank.webhook_secret"), "{log}");
+    assert!(!log.contains("bank.api_key is"), "{log}");
+    assert!(!log.contains("dev.enabled"), "{log}");
+}
+
+#[test]
+fn a_configured_deposit_maximum_past_the_bound_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_to_exit(onramp(
+        dir.path(),
+        &[("ONRAMP__DEPOSIT__MAX_AMOUNT", "9223372036854775807")],
+    ));
+    let log = text(&out);
+    assert!(!out.status.success(), "it started:\n{log}");
+    assert!(log.contains("deposit.max_amount"), "{log}");
+}
+
+/// The provider's one-time code and our state arrive in the callback's query string; the
+/// request's log lines must not carry them.
+#[test]
+fn the_sign_in_callbacks_code_and_state_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut command = onramp(dir.path(), &[]);
+    command
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file);
+    let mut child = command.spawn().unwrap();
+    let port = listening_port(&log_path);
+
+    let url = format!(
+        "http://127.0.0.1:{port}/api/auth/google/callback?code=LEAKED-CODE-4711&state=LEAKED-STATE-0815"
+    );
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = client.get(url).send().unwrap();
+    assert_eq!(answer.status(), 303);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("sign-in refused"),
+        "the request was logged:\n{log}"
+    );
+    assert!(log.contains("code=REDACTED"), "{log}");
+    assert!(
+        !log.contains("LEAKED-CODE"),
+        "the code reached the log:\n{log}"
+    );
+    assert!(
+        !log.contains("LEAKED-STATE"),
+        "the state reached the log:\n{log}"
+    );
+}
+
+/// The app's port, from its "onramp is listening" line.
+fn listening_port(log: &std::path::Path) -> u16 {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("onramp is listening")) {
+            let port = line.rsplit("port=").next().unwrap().trim();
+            return port
+                .parse()
+                .unwrap_or_else(|_| panic!("no port in {line:?}"));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never listened:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
