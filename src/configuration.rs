@@ -31,6 +31,10 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// HTTP worker threads. Default: one per core.
     pub workers: Option<usize>,
+    /// An operator-only address for `/metrics`. Unset: `/metrics` is on `listen`, except
+    /// under an https public URL, where it is not served at all.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -71,7 +71,7 @@ pub async fn security_headers(
         .and_then(|id| HeaderValue::from_str(&id.to_string()).ok());
     let https = req
         .app_data::<OwnOrigin>()
-        .is_some_and(|o| o.0.starts_with("https://"));
+        .is_some_and(|o| crate::safety::is_https(&o.0));
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     if https {

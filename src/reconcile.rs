@@ -14,9 +14,11 @@
 //! - any error (the bank unreachable, a refusal, a commit that failed) schedules a retry with
 //!   exponential backoff. A deposit leaves the schedule only by being settled.
 //!
-//! A deposit that never got a bank token (the app stopped between recording it and hearing back
-//! from the bank) was never shown a pay page, so nobody can have paid it: it fails once it is
-//! well past the bank call's timeout.
+//! A deposit that never got a bank token (the app stopped, or the database stalled, between
+//! recording it and hearing back from the bank) may still have an order at the bank: once it is
+//! well past the bank call's timeout, create-order is asked again with the same ref (it is
+//! idempotent, so it answers the order the bank holds, or makes one), that order is cancelled,
+//! and the deposit ends as the bank's answer says, like any other at its maximum age.
 
 use crate::bank_client::{BankClient, BankError};
 use crate::configuration::ReconcileSettings;
@@ -25,17 +27,25 @@ use futures_util::StreamExt;
 use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
 use onramp_actors::writer::DbWriter;
 use onramp_bank_protocol::{Order, OrderStatus};
-use onramp_store::domain::{now_ms, Settlement};
-use onramp_store::{Deposit, Store, WriteOp};
+use onramp_store::domain::{now_ms, DepositStatus, Settlement};
+use onramp_store::{Deposit, Due, Store, WriteOp};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most deposits taken by one scan; the rest are taken by the next, soonest due first.
-const SCAN_LIMIT: u32 = 512;
+/// Most schedule rows read at once (settled deposits' rows among them are only dropped).
+const SCAN_LIMIT: u32 = 2048;
+/// Most reads of the schedule in one scan: enough to drop the rows of a burst of deposits
+/// settled by their webhooks.
+const SCAN_ROUNDS: usize = 8;
+/// Most deposits checked with the bank in one scan; the rest stay due for the next, soonest
+/// due first, so one slow scan cannot hold the job for long.
+const CHECKS_PER_SCAN: usize = 256;
 /// Most checks in flight towards the bank at once.
 const CONCURRENCY: usize = 16;
 /// The first retry after an error; each further one doubles, up to `every_secs`.
 const RETRY_BASE_MS: i64 = 2_000;
+/// How often the backlog's gauges are read.
+const BACKLOG_EVERY_MS: i64 = 10_000;
 
 /// What one check decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +67,12 @@ pub struct Reconciler {
     bank: BankClient,
     /// Forgotten once reconciliation settles a deposit, as a webhook would.
     pending: Arc<PendingDeposits>,
+    /// The `return_url` of create-order, asked again for a deposit that never got its token.
+    return_url: String,
     /// A deposit without a bank token younger than this may still be waiting for create-order.
     create_grace_ms: i64,
+    /// When the backlog's gauges were last read (unix ms).
+    backlog_at: std::sync::atomic::AtomicI64,
 }
 
 fn ms(secs: u64) -> i64 {
@@ -75,6 +89,7 @@ impl Reconciler {
         writer: DbWriter,
         bank: BankClient,
         pending: Arc<PendingDeposits>,
+        return_url: String,
         bank_timeout: Duration,
     ) -> Self {
         let create_grace_ms = (bank_timeout.as_millis() as i64).saturating_mul(3);
@@ -85,7 +100,9 @@ impl Reconciler {
             writer,
             bank,
             pending,
+            return_url,
             create_grace_ms,
+            backlog_at: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -104,15 +121,64 @@ impl Reconciler {
     /// Checks the deposits that are due now, [`CONCURRENCY`] at a time.
     pub async fn scan(&self) -> anyhow::Result<usize> {
         let now = now_ms();
-        self.record_backlog(now).await?;
-        let due = self.store.due_deposits(now, SCAN_LIMIT).await?;
-        let checked = due.len();
-        futures_util::stream::iter(due)
-            .for_each_concurrent(CONCURRENCY, |(deposit, checks)| async move {
-                self.check(&deposit, checks, now).await
-            })
+        if self.backlog_due(now) {
+            if let Err(e) = self.record_backlog(now).await {
+                // The gauges are for people; the checks go on without them.
+                tracing::warn!(error = %e, "cannot read the reconciliation backlog");
+            }
+        }
+        let mut waiting = Vec::new();
+        for _ in 0..SCAN_ROUNDS {
+            let due = self.store.due_deposits(now, SCAN_LIMIT).await?;
+            let full = due.len() == SCAN_LIMIT as usize;
+            let (processing, settled): (Vec<Due>, Vec<Due>) = due
+                .into_iter()
+                .partition(|d| d.deposit.status == DepositStatus::Processing);
+            self.forget_settled(&settled).await;
+            waiting = processing;
+            // Another round only while settled rows filled the read and may hide due ones.
+            if !full || waiting.len() >= CHECKS_PER_SCAN || settled.is_empty() {
+                break;
+            }
+        }
+        waiting.truncate(CHECKS_PER_SCAN);
+        let checked = waiting.len();
+        futures_util::stream::iter(waiting)
+            .for_each_concurrent(
+                CONCURRENCY,
+                |due| async move { self.check(&due, now).await },
+            )
             .await;
         Ok(checked)
+    }
+
+    /// Drops the schedule of deposits that were settled (by a webhook, or by this job) since it
+    /// was written: settling leaves the row, so that the webhook path writes no more than it must.
+    async fn forget_settled(&self, settled: &[Due]) {
+        let forgets = settled.iter().map(|d| {
+            self.writer.write(WriteOp::ForgetPending {
+                deposit_id: d.deposit.id.clone(),
+                due_at: d.due_at,
+            })
+        });
+        for result in futures_util::future::join_all(forgets).await {
+            if let Err(e) = result {
+                // The row stays due: the next scan drops it.
+                tracing::warn!(error = %e, "cannot drop a settled deposit's schedule");
+            }
+        }
+    }
+
+    /// Whether the backlog's gauges are due again: they read the whole schedule, so only every
+    /// [`BACKLOG_EVERY_MS`].
+    fn backlog_due(&self, now: i64) -> bool {
+        let last = self.backlog_at.load(std::sync::atomic::Ordering::Relaxed);
+        let due = now - last >= BACKLOG_EVERY_MS;
+        if due {
+            self.backlog_at
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+        due
     }
 
     /// The backlog's gauges: deposits waiting, how many are due, the age of the oldest.
@@ -126,16 +192,17 @@ impl Reconciler {
     }
 
     /// Decides about one deposit and acts on it; an error only delays it.
-    async fn check(&self, deposit: &Deposit, checks: u32, now: i64) {
+    async fn check(&self, due: &Due, now: i64) {
+        let (deposit, checks) = (&due.deposit, due.checks);
         let decided = match self.decide(deposit, now).await {
-            Ok(decision) => self.act(deposit, decision).await,
+            Ok(decision) => self.act(due, decision).await,
             Err(e) => Err(e),
         };
         if let Err(e) = decided {
             crate::metrics::reconciliation("error");
             tracing::warn!(deposit = %deposit.id, checks, error = format!("{e:#}"), "reconciliation check failed; retrying later");
             let retry_at = now.saturating_add(self.backoff_ms(checks));
-            if let Err(e) = self.schedule(deposit, retry_at).await {
+            if let Err(e) = self.schedule(due, retry_at).await {
                 // The row keeps its old (past) check time, so the next scan takes it again.
                 tracing::warn!(deposit = %deposit.id, error = %e, "cannot reschedule the check");
             }
@@ -151,39 +218,81 @@ impl Reconciler {
     pub async fn decide(&self, deposit: &Deposit, now: i64) -> anyhow::Result<Decision> {
         let age = now - deposit.created_at;
         let max_age = ms(self.settings.max_age_secs);
-        let Some(token) = &deposit.bank_token else {
-            return Ok(if age < self.create_grace_ms {
-                Decision::CheckAt(deposit.created_at + self.create_grace_ms)
-            } else {
-                Decision::Settle {
-                    outcome: Settlement::Failure,
-                    why: "never_sent",
-                }
-            });
+        let token = match &deposit.bank_token {
+            Some(token) => token.clone(),
+            None if age < self.create_grace_ms => {
+                return Ok(Decision::CheckAt(deposit.created_at + self.create_grace_ms))
+            }
+            None => return self.end_unsent(deposit).await,
         };
         let old = age >= max_age;
         let order = if old {
-            self.bank.cancel(token).await
+            self.bank.cancel(&token).await
         } else {
-            self.bank.order(token).await
+            self.bank.order(&token).await
         };
         let order = order.map_err(anyhow::Error::from)?;
         if let Some(o) = &order {
             check_matches(o, deposit)?;
+            if old && o.status == OrderStatus::Pending {
+                anyhow::bail!(
+                    "the bank answered the cancel of order {} with PENDING",
+                    o.token
+                );
+            }
         }
         let next = (now + ms(self.settings.every_secs)).min(deposit.created_at + max_age);
         Ok(decision(order.map(|o| o.status), old, next))
     }
 
-    /// Settles or reschedules `deposit` as decided.
-    async fn act(&self, deposit: &Deposit, decision: Decision) -> anyhow::Result<()> {
+    /// A deposit the app never heard back about from create-order: the bank may hold its order
+    /// all the same. Asks for it again (the same ref answers the same order), cancels it, and
+    /// decides by the bank's final word.
+    async fn end_unsent(&self, deposit: &Deposit) -> anyhow::Result<Decision> {
+        let created = self
+            .bank
+            .create_order(
+                deposit.id.as_str(),
+                deposit.amount.paise(),
+                &self.return_url,
+            )
+            .await?;
+        let order = self.bank.cancel(&created.token).await?;
+        let order = order.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the bank does not know the order {} it just answered",
+                created.token
+            )
+        })?;
+        check_matches(&order, deposit)?;
+        if order.status == OrderStatus::Pending {
+            anyhow::bail!(
+                "the bank answered the cancel of order {} with PENDING",
+                order.token
+            );
+        }
+        Ok(match decision(Some(order.status), true, 0) {
+            Decision::Settle { outcome, why } if outcome == Settlement::Failure => {
+                Decision::Settle {
+                    outcome,
+                    why: if why == "failure" { why } else { "never_sent" },
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Settles or reschedules the deposit as decided.
+    async fn act(&self, due: &Due, decision: Decision) -> anyhow::Result<()> {
+        let deposit = &due.deposit;
         match decision {
             Decision::CheckAt(at) => {
                 crate::metrics::reconciliation("pending");
-                self.schedule(deposit, at).await
+                self.schedule(due, at).await
             }
             Decision::Settle { outcome, why } => {
                 self.settle(deposit, outcome).await?;
+                self.forget_settled(std::slice::from_ref(due)).await;
                 crate::metrics::reconciliation(why);
                 tracing::info!(deposit = %deposit.id, why, "reconciled");
                 Ok(())
@@ -191,10 +300,10 @@ impl Reconciler {
         }
     }
 
-    async fn schedule(&self, deposit: &Deposit, next_check_at: i64) -> anyhow::Result<()> {
+    async fn schedule(&self, due: &Due, next_check_at: i64) -> anyhow::Result<()> {
         let op = WriteOp::ScheduleCheck {
-            deposit_id: deposit.id.clone(),
-            created_at: deposit.created_at,
+            deposit_id: due.deposit.id.clone(),
+            due_at: due.due_at,
             next_check_at,
         };
         Ok(self.writer.write(op).await?)
@@ -210,8 +319,13 @@ impl Reconciler {
         };
         let settled = match self.wallets.settle(request).await {
             Ok(_) => Ok(()),
-            // A webhook got there first with the other outcome: the bank's word stands.
-            Err(SettleError::Contradicts(_)) => Ok(()),
+            // The deposit ended otherwise than the bank now says. Nothing here can change that
+            // (the bank's webhook would get 409 too): count it and tell a person.
+            Err(SettleError::Contradicts(stored)) => {
+                crate::metrics::reconciliation("contradiction");
+                tracing::error!(deposit = %deposit.id, stored, bank = ?outcome, "the bank contradicts a final deposit");
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         };
         if settled.is_ok() {

@@ -23,16 +23,70 @@ pub enum Refusal {
     },
     #[error("{key} must be from 1 to {MAX_CONFIGURED_AMOUNT} paise, not {value}")]
     AmountOutOfRange { key: &'static str, value: i64 },
+    #[error("{key} must be from {min} to {MAX_RECONCILE_SECS} seconds, not {value}")]
+    TimeOutOfRange {
+        key: &'static str,
+        min: u64,
+        value: u64,
+    },
+    #[error("bank.previous_webhook_secret {why}: anyone could sign webhooks with it")]
+    WeakPreviousSecret { why: &'static str },
 }
+
+fn reconcile_refusals(settings: &Settings) -> Vec<Refusal> {
+    let r = &settings.reconcile;
+    [
+        ("reconcile.first_after_secs", 0, r.first_after_secs),
+        ("reconcile.every_secs", 1, r.every_secs),
+        ("reconcile.max_age_secs", 1, r.max_age_secs),
+    ]
+    .into_iter()
+    .filter(|(_, min, value)| !(*min..=MAX_RECONCILE_SECS).contains(value))
+    .map(|(key, min, value)| Refusal::TimeOutOfRange { key, min, value })
+    .collect()
+}
+
+/// The secret still accepted during a rotation is as strong a key as the current one: never
+/// empty, and under https never a published development default.
+fn previous_secret_refusals(settings: &Settings) -> Vec<Refusal> {
+    let Some(previous) = &settings.bank.previous_webhook_secret else {
+        return Vec::new();
+    };
+    let previous = previous.expose_secret();
+    let defaults = default_settings();
+    let published = [
+        defaults.bank.webhook_secret.expose_secret(),
+        defaults.bank.api_key.expose_secret(),
+        defaults.google.client_secret.expose_secret(),
+    ];
+    let https = settings.server.public_url.as_deref().is_some_and(is_https);
+    if previous.trim().is_empty() {
+        vec![Refusal::WeakPreviousSecret { why: "is empty" }]
+    } else if https && published.contains(&previous) {
+        vec![Refusal::WeakPreviousSecret {
+            why: "is a development default of config/default.toml",
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `url` is served over https, by its parsed scheme (so `HTTPS://…` counts too). The
+/// one test the refusals, the cookies and HSTS all use.
+pub fn is_https(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+}
+
+/// The longest configurable reconciliation time: 30 days, so that times in milliseconds added
+/// to a clock reading cannot overflow.
+pub const MAX_RECONCILE_SECS: u64 = 30 * 24 * 3600;
 
 /// Every refusal that applies, so that an operator fixes them all at once.
 pub fn check(settings: &Settings) -> Vec<Refusal> {
     let mut refusals = amount_refusals(settings);
-    let https = settings
-        .server
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    refusals.extend(reconcile_refusals(settings));
+    refusals.extend(previous_secret_refusals(settings));
+    let https = settings.server.public_url.as_deref().is_some_and(is_https);
     if https {
         refusals.extend(dev_part_refusals(settings));
         refusals.extend(secret_refusals(settings));
@@ -186,6 +240,45 @@ mod tests {
         assert!(
             !message.contains("onramp-dev"),
             "no secret is printed: {message}"
+        );
+    }
+
+    #[test]
+    fn an_https_url_in_capitals_is_https_too() {
+        let mut s = production();
+        s.server.public_url = Some("HTTPS://Wallet.Example.com".into());
+        s.dev.enabled = true;
+        assert_eq!(keys(&check(&s)), ["dev.enabled"]);
+        assert!(is_https("HTTPS://a.example"));
+        assert!(!is_https("http://a.example"));
+    }
+
+    #[test]
+    fn a_weak_previous_webhook_secret_is_refused() {
+        let mut s = production();
+        s.bank.previous_webhook_secret = Some(SecretString::from(""));
+        assert_eq!(keys(&check(&s)), ["bank.previous_webhook_secret"]);
+        s.bank.previous_webhook_secret = Some(default_settings().bank.webhook_secret);
+        assert_eq!(keys(&check(&s)), ["bank.previous_webhook_secret"]);
+        s.bank.previous_webhook_secret = Some(SecretString::from("the-old-real-secret"));
+        assert_eq!(check(&s), vec![]);
+        let mut dev = default_settings();
+        dev.bank.previous_webhook_secret = Some(SecretString::from(" "));
+        assert_eq!(
+            keys(&check(&dev)),
+            ["bank.previous_webhook_secret"],
+            "even on http"
+        );
+    }
+
+    #[test]
+    fn reconciliation_times_past_thirty_days_are_refused() {
+        let mut s = default_settings();
+        s.reconcile.every_secs = u64::MAX;
+        s.reconcile.max_age_secs = 0;
+        assert_eq!(
+            keys(&check(&s)),
+            ["reconcile.every_secs", "reconcile.max_age_secs"]
         );
     }
 

@@ -26,6 +26,8 @@ pub struct Application {
     state: web::Data<AppState>,
     dev: DevParties,
     reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
+    /// The operator-only `/metrics` server on `server.metrics_listen`, and its port.
+    metrics: Option<(ServerHandle, u16)>,
 }
 
 /// Largest request body the API reads.
@@ -54,6 +56,12 @@ impl Application {
         refuse_unsafe(&settings)?;
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .server
+            .metrics_listen
+            .as_deref()
+            .map(bind)
+            .transpose()?;
         let dev_listeners = dev::bind(&settings)?;
         let urls = resolve_urls(&settings, port, &dev_listeners)?;
         crate::metrics::handle();
@@ -69,22 +77,38 @@ impl Application {
                 state.writer.clone(),
                 state.bank.clone(),
                 state.pending.clone(),
+                deposit_return_url(&state.urls),
                 Duration::from_millis(settings.bank.timeout_ms),
             );
             actix_web::rt::spawn(r.run())
         });
-        let server = serve(state.clone(), listener, settings.server.workers)?;
+        let metrics_on_main = metrics_on_main_listener(&settings);
+        let server = serve(
+            state.clone(),
+            listener,
+            settings.server.workers,
+            metrics_on_main,
+        )?;
+        let metrics = metrics_listener
+            .map(|l| serve_metrics(state.clone(), l))
+            .transpose()?;
         Ok(Application {
             port,
             server,
             state,
             dev,
             reconciler,
+            metrics,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `server.metrics_listen`, when it is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(_, port)| *port)
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -113,6 +137,9 @@ impl Application {
         });
         let result = self.server.await;
         on_signal.abort();
+        if let Some((metrics, _)) = self.metrics {
+            metrics.stop(true).await;
+        }
         if let Some(r) = self.reconciler {
             r.abort();
         }
@@ -143,6 +170,11 @@ pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
             }
         }
     }
+}
+
+/// Where the bank sends the browser back after a payment.
+pub fn deposit_return_url(urls: &Urls) -> String {
+    format!("{}/dashboard", urls.public_url)
 }
 
 /// The start-up refusals of `docs/configuration.md` ("Safety"), all of them in one error.
@@ -255,11 +287,44 @@ fn webhook_secrets(settings: &Settings) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Whether `/metrics` is served on the public listener: only when no operator address is set,
+/// and never for an https site, whose public listener anyone can reach.
+pub fn metrics_on_main_listener(settings: &Settings) -> bool {
+    let https = settings
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(crate::safety::is_https);
+    settings.server.metrics_listen.is_none() && !https
+}
+
+/// `/metrics` alone on the operator's address.
+fn serve_metrics(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> anyhow::Result<(ServerHandle, u16)> {
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(crate::routes::configure_metrics)
+            .default_service(web::to(crate::routes::pages::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((handle, port))
+}
+
 /// The HTTP server over `listener`: middleware, extractor limits and the routes.
 fn serve(
     state: web::Data<AppState>,
     listener: TcpListener,
     workers: Option<usize>,
+    metrics_on_main: bool,
 ) -> anyhow::Result<Server> {
     let own_origin = OwnOrigin(state.urls.public_origin.clone());
     let mut server = HttpServer::new(move || {
@@ -286,6 +351,11 @@ fn serve(
             )
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .configure(crate::routes::configure)
+            .configure(|cfg| {
+                if metrics_on_main {
+                    crate::routes::configure_metrics(cfg)
+                }
+            })
             .default_service(web::to(crate::routes::pages::not_found))
     })
     .backlog(4096)
@@ -308,5 +378,22 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::default_settings;
+
+    #[test]
+    fn metrics_are_on_the_public_listener_only_for_plain_http_without_an_operator_address() {
+        let mut s = default_settings();
+        assert!(metrics_on_main_listener(&s));
+        s.server.public_url = Some("https://wallet.example.com".into());
+        assert!(!metrics_on_main_listener(&s), "never public under https");
+        s.server.public_url = None;
+        s.server.metrics_listen = Some("127.0.0.1:9100".into());
+        assert!(!metrics_on_main_listener(&s));
     }
 }

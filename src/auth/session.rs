@@ -25,7 +25,7 @@ pub struct CookieNames {
 
 impl CookieNames {
     pub fn for_public_url(public_url: &str) -> Self {
-        if public_url.starts_with("https://") {
+        if crate::safety::is_https(public_url) {
             CookieNames {
                 session: "__Host-session_id",
                 flow: "__Secure-oauth_flow",

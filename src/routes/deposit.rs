@@ -238,7 +238,7 @@ async fn send_to_bank(
     id: DepositId,
     amount: Amount,
 ) -> Result<HttpResponse, ApiError> {
-    let return_url = format!("{}/dashboard", state.urls.public_url);
+    let return_url = crate::startup::deposit_return_url(&state.urls);
     let order = state
         .bank
         .create_order(id.as_str(), amount.paise(), &return_url)

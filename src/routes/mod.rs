@@ -41,10 +41,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_api(cfg);
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
         .route("/", web::get().to(pages::index))
         .route("/dashboard", web::get().to(pages::index))
         .route("/static/{name:.*}", web::get().to(pages::asset));
+}
+
+/// `/metrics`, on the main listener or on `server.metrics_listen` (see `startup`).
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics::metrics));
 }
 
 #[cfg(test)]

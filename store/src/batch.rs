@@ -37,10 +37,10 @@ pub(super) struct DepositItem<'a> {
     pub first_check_at: i64,
 }
 
-/// `ScheduleCheck`: the pending row is `(created_at, deposit_id)`.
+/// `ScheduleCheck`: the pending row is `(due_at, deposit_id)`, moved to `next_check_at`.
 pub(super) struct CheckItem<'a> {
     pub deposit_id: &'a str,
-    pub created_at: i64,
+    pub due_at: i64,
     pub next_check_at: i64,
 }
 
@@ -105,6 +105,8 @@ pub(super) struct Plan<'a> {
     /// [`OpOutcome::NotProcessing`] without being written.
     pub settles: Vec<SettleItem<'a>>,
     pub checks: Vec<CheckItem<'a>>,
+    /// `(deposit id, due_at)` of `ForgetPending`.
+    pub forgets: Vec<(&'a str, i64)>,
     /// One per change, in the batch's order; [`Plan::finish`] fills in the rest.
     outcomes: Vec<OpOutcome>,
 }
@@ -121,6 +123,7 @@ impl<'a> Plan<'a> {
             purges: Vec::new(),
             settles: Vec::new(),
             checks: Vec::new(),
+            forgets: Vec::new(),
             outcomes: vec![OpOutcome::Done; ops.len()],
         };
         let mut settling: HashSet<&DepositId> = HashSet::new();
@@ -180,13 +183,16 @@ impl<'a> Plan<'a> {
                 }),
                 WriteOp::ScheduleCheck {
                     deposit_id,
-                    created_at,
+                    due_at,
                     next_check_at,
                 } => plan.checks.push(CheckItem {
                     deposit_id: deposit_id.as_str(),
-                    created_at: *created_at,
+                    due_at: *due_at,
                     next_check_at: *next_check_at,
                 }),
+                WriteOp::ForgetPending { deposit_id, due_at } => {
+                    plan.forgets.push((deposit_id.as_str(), *due_at))
+                }
                 WriteOp::AttachBankOrder {
                     id,
                     token,
@@ -237,6 +243,7 @@ impl<'a> Plan<'a> {
             !self.ended_sessions.is_empty(),
             !self.settles.is_empty(),
             !self.checks.is_empty(),
+            !self.forgets.is_empty(),
         ];
         let deposits = if self.deposits.is_empty() {
             0

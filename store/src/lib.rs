@@ -150,12 +150,17 @@ pub enum WriteOp {
         now: i64,
     },
     Settle(SettleDeposit),
-    /// Sets when reconciliation next asks the bank about a deposit still waiting (`created_at`
-    /// is the deposit's: it finds the row), counting one more check.
+    /// Moves a deposit's next check from `due_at` (the time [`Store::due_deposits`] read; it
+    /// finds the row) to `next_check_at`, counting one more check.
     ScheduleCheck {
         deposit_id: DepositId,
-        created_at: i64,
+        due_at: i64,
         next_check_at: i64,
+    },
+    /// Drops the schedule of a deposit that is settled (read with `due_at`).
+    ForgetPending {
+        deposit_id: DepositId,
+        due_at: i64,
     },
 }
 
@@ -177,6 +182,15 @@ pub enum OpOutcome {
 pub struct Balance {
     pub paise: i64,
     pub entry: i64,
+}
+
+/// A deposit whose check is due: the deposit as stored, the checks made so far, and the time
+/// it was due (the schedule row's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    pub deposit: Deposit,
+    pub checks: u32,
+    pub due_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -214,15 +228,9 @@ pub trait Store: Send + Sync + 'static {
         before: Option<(i64, DepositId)>,
         limit: u32,
     ) -> Result<Vec<Deposit>, StoreError>;
-    /// Deposits still processing that were created before `created_before`, oldest first.
-    async fn processing_deposits(
-        &self,
-        created_before: i64,
-        limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError>;
-    /// Deposits waiting for the bank whose next check is due at `now`, soonest due first, with
-    /// the number of checks made so far.
-    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError>;
+    /// The scheduled deposits whose next check is due at `now`, soonest due first. Settled ones
+    /// among them are for [`WriteOp::ForgetPending`].
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError>;
     /// How many deposits wait for the bank, how many of them are due at `now`, and when the
     /// oldest was created.
     async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError>;

@@ -32,9 +32,10 @@ impl PgStore {
     }
 }
 
-/// Applies the settlements: those whose deposit is still processing change it (and leave the
-/// pending deposits), credit the wallet and append the ledger entry; the statement answers their batch positions, with the
-/// ledger entry and the balance after it for a credit. Each credit's `balance_after` is the
+/// Applies the settlements: those whose deposit is still processing change it, credit the
+/// wallet and append the ledger entry (their pending rows are dropped later, by
+/// reconciliation); the statement answers their batch positions, with the ledger entry and the
+/// balance after it for a credit. Each credit's `balance_after` is the
 /// wallet's balance before the batch (its row locked first) plus its credits in this batch up to
 /// and including this one, in batch order; the wallet records the last entry it includes.
 const SETTLE: &str = "\
@@ -44,10 +45,7 @@ WITH input AS (
 ), settled AS (
     UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i
     WHERE d.id = i.deposit_id AND d.status = 'processing'
-    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now, d.created_at
-), no_longer_pending AS (
-    DELETE FROM pending_deposits AS p USING settled AS s
-    WHERE p.created_at = s.created_at AND p.deposit_id = s.deposit_id
+    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now
 ), credits AS (
     SELECT * FROM settled WHERE status = 'success'
 ), before AS (
@@ -139,12 +137,24 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
         let c = &plan.checks;
         sqlx::query(
             "UPDATE pending_deposits AS p SET next_check_at = c.next, checks = p.checks + 1 \
-             FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, created_at, next) \
-             WHERE p.created_at = c.created_at AND p.deposit_id = c.id",
+             FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, due, next) \
+             WHERE p.next_check_at = c.due AND p.deposit_id = c.id",
         )
         .bind(c.iter().map(|c| c.deposit_id).collect::<Vec<_>>())
-        .bind(c.iter().map(|c| c.created_at).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.due_at).collect::<Vec<_>>())
         .bind(c.iter().map(|c| c.next_check_at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !plan.forgets.is_empty() {
+        let f = &plan.forgets;
+        sqlx::query(
+            "DELETE FROM pending_deposits AS p \
+             USING UNNEST($1::text[], $2::int8[]) AS f(id, due) \
+             WHERE p.next_check_at = f.due AND p.deposit_id = f.id",
+        )
+        .bind(f.iter().map(|f| f.0).collect::<Vec<_>>())
+        .bind(f.iter().map(|f| f.1).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
     }
@@ -202,8 +212,8 @@ async fn insert_deposits(
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
              RETURNING id, created_at \
          ), pending AS ( \
-             INSERT INTO pending_deposits (created_at, deposit_id, next_check_at) \
-             SELECT i.created_at, i.id, c.first_check FROM inserted AS i \
+             INSERT INTO pending_deposits (next_check_at, deposit_id, created_at) \
+             SELECT c.first_check, i.id, i.created_at FROM inserted AS i \
              JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
          ) \
          SELECT id FROM inserted",
@@ -331,15 +341,7 @@ impl Store for PgStore {
         reads::postgres::deposits_page(&self.pool, user, before, limit).await
     }
 
-    async fn processing_deposits(
-        &self,
-        created_before: i64,
-        limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError> {
-        reads::postgres::processing_deposits(&self.pool, created_before, limit).await
-    }
-
-    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError> {
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
         reads::postgres::due_deposits(&self.pool, now, limit).await
     }
 

@@ -28,23 +28,20 @@ pub(crate) const FIRST_PAGE: &str =
 pub(crate) const NEXT_PAGE: &str = select_deposits!(
     "WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
 );
-/// Through `pending_deposits`, which holds exactly the deposits still processing.
-pub(crate) const PROCESSING: &str = select_deposits!(
-    "WHERE status = 'processing' AND id IN ( \
-         SELECT deposit_id FROM pending_deposits WHERE created_at < $1 \
-         ORDER BY created_at LIMIT $2) \
-     ORDER BY created_at"
-);
+
 /// The deposits waiting for the bank whose check is due, soonest first (index on
 /// `next_check_at`), with their checks so far.
 pub(crate) const DUE: &str =
     "SELECT d.id, d.user_id, d.amount, d.currency, d.status, d.bank_token, \
-     d.pay_url, d.created_at, d.updated_at, p.checks \
+     d.pay_url, d.created_at, d.updated_at, p.checks, p.next_check_at \
      FROM pending_deposits AS p JOIN deposits AS d ON d.id = p.deposit_id \
      WHERE p.next_check_at <= $1 ORDER BY p.next_check_at LIMIT $2";
+/// Over every scheduled deposit still processing (a read of the whole schedule: for gauges,
+/// now and then).
 pub(crate) const PENDING_SUMMARY: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
-     CAST(COALESCE(SUM(CASE WHEN next_check_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
-     MIN(created_at) FROM pending_deposits";
+     CAST(COALESCE(SUM(CASE WHEN p.next_check_at <= $1 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+     MIN(p.created_at) FROM pending_deposits AS p JOIN deposits AS d ON d.id = p.deposit_id \
+     WHERE d.status = 'processing'";
 
 /// The ledger is reached per user through the user's deposits (see migration 2).
 pub(crate) const LEDGER_TOTALS: &str = "SELECT COUNT(*), CAST(SUM(l.amount) AS BIGINT) \
@@ -60,7 +57,7 @@ macro_rules! reads_for {
             use crate::domain::{BankToken, DepositId, SessionHash, UserId};
             use crate::reads::*;
             use crate::{
-                Balance, Deposit, DepositRow, LedgerTotals, PendingSummary, SessionDbRow,
+                Balance, Deposit, DepositRow, Due, LedgerTotals, PendingSummary, SessionDbRow,
                 SessionRow, StoreError, User, UserRow,
             };
 
@@ -153,37 +150,31 @@ macro_rules! reads_for {
                 rows.into_iter().map(Deposit::try_from).collect()
             }
 
-            pub async fn processing_deposits(
-                pool: &$pool,
-                created_before: i64,
-                limit: u32,
-            ) -> Result<Vec<Deposit>, StoreError> {
-                let rows: Vec<DepositRow> = sqlx::query_as(PROCESSING)
-                    .bind(created_before)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?;
-                rows.into_iter().map(Deposit::try_from).collect()
-            }
-
             pub async fn due_deposits(
                 pool: &$pool,
                 now: i64,
                 limit: u32,
-            ) -> Result<Vec<(Deposit, u32)>, StoreError> {
+            ) -> Result<Vec<Due>, StoreError> {
                 #[derive(sqlx::FromRow)]
-                struct Due {
+                struct DueRow {
                     #[sqlx(flatten)]
                     deposit: DepositRow,
                     checks: i32,
+                    next_check_at: i64,
                 }
-                let rows: Vec<Due> = sqlx::query_as(DUE)
+                let rows: Vec<DueRow> = sqlx::query_as(DUE)
                     .bind(now)
                     .bind(i64::from(limit))
                     .fetch_all(pool)
                     .await?;
                 rows.into_iter()
-                    .map(|r| Ok((Deposit::try_from(r.deposit)?, r.checks.max(0) as u32)))
+                    .map(|r| {
+                        Ok(Due {
+                            deposit: Deposit::try_from(r.deposit)?,
+                            checks: r.checks.max(0) as u32,
+                            due_at: r.next_check_at,
+                        })
+                    })
                     .collect()
             }
 

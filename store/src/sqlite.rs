@@ -105,9 +105,12 @@ struct BatchInput<'a> {
     logouts: Vec<(&'a str,)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     settlements: Vec<SettlementRow<'a>>,
-    /// `[deposit id, created_at, next_check_at]`
+    /// `[deposit id, current next_check_at, new next_check_at]`
     #[serde(skip_serializing_if = "Vec::is_empty")]
     checks: Vec<(&'a str, i64, i64)>,
+    /// `[deposit id, current next_check_at]`
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    forgets: Vec<(&'a str, i64)>,
 }
 
 impl<'a> BatchInput<'a> {
@@ -159,8 +162,9 @@ impl<'a> BatchInput<'a> {
             checks: plan
                 .checks
                 .iter()
-                .map(|c| (c.deposit_id, c.created_at, c.next_check_at))
+                .map(|c| (c.deposit_id, c.due_at, c.next_check_at))
                 .collect(),
+            forgets: plan.forgets.clone(),
         }
     }
 }
@@ -315,15 +319,7 @@ impl Store for SqliteStore {
         reads::sqlite::deposits_page(&self.pool, user, before, limit).await
     }
 
-    async fn processing_deposits(
-        &self,
-        created_before: i64,
-        limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError> {
-        reads::sqlite::processing_deposits(&self.pool, created_before, limit).await
-    }
-
-    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<(Deposit, u32)>, StoreError> {
+    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
         reads::sqlite::due_deposits(&self.pool, now, limit).await
     }
 

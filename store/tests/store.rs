@@ -99,14 +99,15 @@ async fn status(store: &Arc<dyn Store>, id: &DepositId) -> DepositStatus {
     store.deposit(id).await.unwrap().unwrap().status
 }
 
-/// The deposits reconciliation would ask the bank about, oldest first.
+/// The deposits reconciliation would ask the bank about (its schedule, less what is settled).
 async fn pending(store: &Arc<dyn Store>) -> Vec<DepositId> {
     let mut ids: Vec<DepositId> = store
-        .processing_deposits(i64::MAX, 100)
+        .due_deposits(i64::MAX, 100)
         .await
         .unwrap()
         .into_iter()
-        .map(|d| d.id)
+        .filter(|due| due.deposit.status == DepositStatus::Processing)
+        .map(|due| due.deposit.id)
         .collect();
     ids.sort();
     ids

@@ -5,8 +5,36 @@ use std::time::{Duration, Instant};
 
 on_both_databases!(
     metrics_show_webhooks_credits_and_group_commits,
+    metrics_on_an_operator_address_leave_the_public_listener,
     pages_carry_security_headers
 );
+
+/// With `server.metrics_listen` set, `/metrics` answers there and nowhere else.
+async fn metrics_on_an_operator_address_leave_the_public_listener(backend: Backend) {
+    let port = onramp_test_support::free_port();
+    let app = onramp_test_support::spawn_app_with(backend, move |s| {
+        s.server.metrics_listen = Some(format!("127.0.0.1:{port}"));
+    })
+    .await;
+    let public = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404, "not on the public listener");
+    let operator = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(operator.status(), 200);
+    let text = operator.text().await.unwrap();
+    assert!(text.contains("onramp_"), "{text}");
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/api/balance"))
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the operator address serves nothing else"
+    );
+}
 
 async fn metrics_text(app: &TestApp) -> String {
     let r = reqwest::get(format!("{}/metrics", app.address))

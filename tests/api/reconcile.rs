@@ -14,6 +14,7 @@ on_both_databases!(
     a_payment_after_the_maximum_age_is_refused_by_the_bank_and_charges_nothing,
     a_bank_down_across_the_maximum_age_keeps_the_deposit_until_it_answers,
     a_backlog_the_bank_cannot_answer_for_does_not_delay_a_new_deposit,
+    a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says,
     a_webhook_that_arrives_after_reconciliation_is_a_duplicate,
 );
 
@@ -265,5 +266,67 @@ async fn a_webhook_that_arrives_after_reconciliation_is_a_duplicate(backend: Bac
     assert_eq!(late.status(), 200);
     assert_eq!(late.json::<Value>().await.unwrap()["status"], "duplicate");
     assert_eq!(person.balance().await, 1_100);
+    app.assert_books_balance().await;
+}
+
+/// The app recorded a deposit and asked the bank, but never stored the answer (it stopped, or
+/// its database stalled): the bank holds an order the app has no token for, and the user paid
+/// it. Reconciliation asks for the order again by its ref and credits it, instead of failing a
+/// deposit the bank has taken.
+async fn a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.dev.webhook_drop = true;
+        s.bank.timeout_ms = 200;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 1;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let person = app
+        .signed_in("lost-answer@example.com", "Lost Answer")
+        .await;
+    let me: Value = person.me().await.json().await.unwrap();
+    let user = UserId::parse(me["id"].as_str().unwrap()).unwrap();
+    let paid = DepositId::new();
+    let unpaid = DepositId::new();
+    for (id, amount) in [(&paid, 3_300), (&unpaid, 1_100)] {
+        let deposit = NewDeposit {
+            id: id.clone(),
+            user_id: user,
+            amount: onramp_store::domain::Amount::parse(amount, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            idempotency_key: None,
+            key_cutoff: 0,
+            now: now_ms() - 60_000,
+            first_check_at: now_ms() + 3_600_000,
+        };
+        app.state.writer.insert_deposit(deposit).await.unwrap();
+    }
+    // The bank made the paid one's order, and the user paid it; the other it never saw.
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/bank/create-order", app.bank_url))
+        .bearer_auth(app.bank_api_key())
+        .json(&serde_json::json!({
+            "ref": paid.as_str(), "amount": 3_300, "currency": "INR",
+            "return_url": format!("{}/dashboard", app.address),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap();
+    app.bank().settle(token, true).await;
+    app.db
+        .execute("UPDATE pending_deposits SET next_check_at = 0")
+        .await
+        .unwrap();
+
+    assert_eq!(person.wait_final(paid.as_str()).await, "success");
+    assert_eq!(person.wait_final(unpaid.as_str()).await, "failure");
+    assert_eq!(person.balance().await, 3_300);
+    let orders = app.bank();
+    assert_eq!(orders.order_status(token).await, "SUCCESS");
     app.assert_books_balance().await;
 }

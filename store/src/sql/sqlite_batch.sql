@@ -9,7 +9,8 @@
 --   touches      [token_hash, last_seen_at]
 --   logouts      [token_hash]
 --   settlements  [batch position, deposit id, new status, user_id, amount, now]
---   checks       [deposit id, created_at, next_check_at]
+--   checks       [deposit id, current next_check_at, new next_check_at]
+--   forgets      [deposit id, current next_check_at]
 -- Every statement starts from its rows and finds its targets through an index (a test in
 -- sqlite.rs checks the plans). The last one answers the settlements applied ([batch position,
 -- ledger entry id, balance after] for a credit, [batch position, null, null] for a failure) and
@@ -32,14 +33,18 @@ FROM temp.batch_deposits AS n WHERE true ORDER BY n.key
 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
 -- The deposits inserted wait for the bank (one whose key was taken was not inserted).
-INSERT INTO pending_deposits (created_at, deposit_id, next_check_at)
-SELECT d.created_at, d.id, n.r ->> 8
+INSERT INTO pending_deposits (next_check_at, deposit_id, created_at)
+SELECT n.r ->> 8, d.id, d.created_at
 FROM temp.batch_deposits AS n CROSS JOIN deposits AS d ON d.id = n.r ->> 0;
 
--- Reconciliation's next checks of deposits still waiting (a settled one has no row left).
+-- Reconciliation's next checks of deposits still waiting, found by their current key.
 UPDATE pending_deposits SET next_check_at = c.r ->> 2, checks = checks + 1
 FROM temp.batch_checks AS c
-WHERE pending_deposits.created_at = c.r ->> 1 AND pending_deposits.deposit_id = c.r ->> 0;
+WHERE pending_deposits.next_check_at = c.r ->> 1 AND pending_deposits.deposit_id = c.r ->> 0;
+
+-- The rows of deposits reconciliation found settled.
+DELETE FROM pending_deposits WHERE (next_check_at, deposit_id) IN (
+    SELECT f.r ->> 1, f.r ->> 0 FROM temp.batch_forgets AS f);
 
 UPDATE deposits SET bank_token = o.r ->> 1, pay_url = o.r ->> 2, updated_at = o.r ->> 3
 FROM temp.batch_orders AS o WHERE deposits.id = o.r ->> 0;
@@ -56,16 +61,13 @@ DELETE FROM sessions WHERE token_hash IN (SELECT r ->> 0 FROM temp.batch_logouts
 -- Settlements: those whose deposit is still processing are applied; the rest change nothing.
 DELETE FROM temp.settling;
 
-INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now, created_at)
-SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5, d.created_at
+INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now)
+SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5
 FROM temp.batch_settlements AS s CROSS JOIN deposits AS d ON d.id = s.r ->> 1
 WHERE d.status = 'processing';
 
 UPDATE deposits SET status = s.status, updated_at = s.now
 FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
-
-DELETE FROM pending_deposits WHERE (created_at, deposit_id) IN (
-    SELECT s.created_at, s.deposit_id FROM temp.settling AS s);
 
 -- Each credit's balance_after: the wallet's balance before the batch plus its credits in this
 -- batch up to and including this one, in batch order.

@@ -17,6 +17,8 @@ CREATE TEMP VIEW batch_logouts AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'logouts'));
 CREATE TEMP VIEW batch_checks AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'checks'));
+CREATE TEMP VIEW batch_forgets AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'forgets'));
 CREATE TEMP VIEW batch_settlements AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'settlements'));
 
@@ -27,6 +29,5 @@ CREATE TEMP TABLE settling (
     status      TEXT NOT NULL,
     user_id     TEXT NOT NULL,
     amount      INTEGER NOT NULL,
-    now         INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL  -- the deposit's, to find it in pending_deposits
+    now         INTEGER NOT NULL
 );
