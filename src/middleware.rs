@@ -69,9 +69,10 @@ pub async fn security_headers(
         .extensions()
         .get::<tracing_actix_web::RequestId>()
         .and_then(|id| HeaderValue::from_str(&id.to_string()).ok());
+    // The origin is serialized by `url` (lower-case scheme), so a prefix test is exact here.
     let https = req
         .app_data::<OwnOrigin>()
-        .is_some_and(|o| crate::safety::is_https(&o.0));
+        .is_some_and(|o| o.0.starts_with("https://"));
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     if https {

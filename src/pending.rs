@@ -4,15 +4,20 @@
 //! and a webhook for a deposit not remembered here (after a restart, or a late duplicate) reads
 //! the database as before.
 //!
-//! The memory is bounded: at most [`CAPACITY`] deposits, each for at most the reconciliation
-//! age plus a margin (a deposit nobody pays is dropped with its order's expiry), and every path
-//! that settles a deposit forgets it. A stale entry is harmless (it only says "processing"; the
-//! wallet actor and the database's guard know better), so dropping one is only a cache miss.
+//! The memory is bounded: at most [`CAPACITY`] deposits (past it, new ones are not remembered
+//! and their webhooks read the database), each for at most the reconciliation age plus a margin
+//! (swept now and then as deposits are remembered), and every path that settles a deposit
+//! forgets it. A stale entry is harmless (it only says "processing"; the wallet actor and the
+//! database's guard know better), so dropping one is only a cache miss.
+//!
+//! A `DashMap` rather than a caching crate: the webhook path reads it once per delivery, and a
+//! sharded map read is the cheapest there is.
 
-use moka::sync::Cache;
+use dashmap::DashMap;
 use onramp_store::domain::{Amount, BankToken, Currency, DepositId, DepositStatus, UserId};
 use onramp_store::{Deposit, Store, StoreError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct PendingDeposit {
@@ -32,44 +37,60 @@ pub struct Known {
 }
 
 /// Most deposits remembered at once.
-pub const CAPACITY: u64 = 200_000;
+pub const CAPACITY: usize = 200_000;
+/// A sweep of expired entries runs once per this many remembered deposits.
+const SWEEP_EVERY: u64 = 4096;
 
 pub struct PendingDeposits {
-    by_token: Cache<String, PendingDeposit>,
+    by_token: DashMap<String, (PendingDeposit, Instant)>,
+    capacity: usize,
+    time_to_live: Duration,
+    remembered: AtomicU64,
 }
 
 impl PendingDeposits {
     /// Entries live for `max_age` (the age at which reconciliation ends a deposit) plus ten
     /// minutes.
     pub fn new(max_age: Duration) -> Self {
-        Self::with_capacity(CAPACITY, max_age + Duration::from_secs(600))
+        Self::with_capacity(CAPACITY, max_age.saturating_add(Duration::from_secs(600)))
     }
 
-    pub fn with_capacity(capacity: u64, time_to_live: Duration) -> Self {
+    pub fn with_capacity(capacity: usize, time_to_live: Duration) -> Self {
         PendingDeposits {
-            by_token: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(time_to_live)
-                .build(),
+            by_token: DashMap::new(),
+            capacity,
+            time_to_live,
+            remembered: AtomicU64::new(0),
         }
     }
 
     pub fn remember(&self, token: &BankToken, deposit: PendingDeposit) {
-        self.by_token.insert(token.as_str().to_owned(), deposit);
+        if self.remembered.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.sweep();
+        }
+        if self.by_token.len() < self.capacity {
+            let entry = (deposit, Instant::now());
+            self.by_token.insert(token.as_str().to_owned(), entry);
+        }
     }
 
     pub fn forget(&self, token: &BankToken) {
-        self.by_token.invalidate(token.as_str());
+        self.by_token.remove(token.as_str());
     }
 
-    /// Deposits remembered (approximate until the cache's pending work runs).
-    pub fn len(&self) -> u64 {
-        self.by_token.run_pending_tasks();
-        self.by_token.entry_count()
+    /// Drops the entries older than their time to live.
+    pub fn sweep(&self) {
+        let ttl = self.time_to_live;
+        self.by_token.retain(|_, (_, at)| at.elapsed() < ttl);
+    }
+
+    /// Deposits remembered.
+    pub fn len(&self) -> usize {
+        self.by_token.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.by_token.is_empty()
     }
 
     /// The deposit behind `token`, from memory or else from the database.
@@ -80,7 +101,7 @@ impl PendingDeposits {
     ) -> Result<Option<Known>, StoreError> {
         if let Some(d) = self.by_token.get(token.as_str()) {
             return Ok(Some(Known {
-                deposit: d,
+                deposit: d.0.clone(),
                 status: DepositStatus::Processing,
             }));
         }
@@ -131,7 +152,24 @@ mod tests {
         pending.remember(&token(1), deposit());
         assert_eq!(pending.len(), 1);
         std::thread::sleep(Duration::from_millis(120));
+        pending.sweep();
         assert_eq!(pending.len(), 0);
+    }
+
+    #[test]
+    fn remembering_sweeps_now_and_then() {
+        let pending = PendingDeposits::with_capacity(100_000, Duration::from_millis(20));
+        for i in 0..10 {
+            pending.remember(&token(i), deposit());
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        for i in 10..(10 + SWEEP_EVERY as usize) {
+            pending.remember(&token(i), deposit());
+        }
+        assert!(
+            pending.by_token.get("bank_session_1").is_none(),
+            "the old ones were swept"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 use crate::bank_client::{BankClient, BankError};
 use crate::configuration::ReconcileSettings;
 use crate::pending::PendingDeposits;
+use crate::state::AppState;
 use futures_util::StreamExt;
 use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
 use onramp_actors::writer::DbWriter;
@@ -80,27 +81,18 @@ fn ms(secs: u64) -> i64 {
 }
 
 impl Reconciler {
-    /// `bank_timeout` is the app's create-order timeout: a deposit without a bank token is left
-    /// alone until well past it.
-    pub fn new(
-        settings: ReconcileSettings,
-        store: Arc<dyn Store>,
-        wallets: Wallets,
-        writer: DbWriter,
-        bank: BankClient,
-        pending: Arc<PendingDeposits>,
-        return_url: String,
-        bank_timeout: Duration,
-    ) -> Self {
+    /// Over the app's store, actors and bank client. `bank_timeout` is the app's create-order
+    /// timeout: a deposit without a bank token is left alone until well past it.
+    pub fn new(settings: ReconcileSettings, state: &AppState, bank_timeout: Duration) -> Self {
         let create_grace_ms = (bank_timeout.as_millis() as i64).saturating_mul(3);
         Reconciler {
             settings,
-            store,
-            wallets,
-            writer,
-            bank,
-            pending,
-            return_url,
+            store: state.store.clone(),
+            wallets: state.wallets.clone(),
+            writer: state.writer.clone(),
+            bank: state.bank.clone(),
+            pending: state.pending.clone(),
+            return_url: crate::startup::deposit_return_url(&state.urls),
             create_grace_ms,
             backlog_at: std::sync::atomic::AtomicI64::new(0),
         }

@@ -72,12 +72,7 @@ impl Application {
         let reconciler = settings.reconcile.enabled.then(|| {
             let r = crate::reconcile::Reconciler::new(
                 settings.reconcile.clone(),
-                state.store.clone(),
-                state.wallets.clone(),
-                state.writer.clone(),
-                state.bank.clone(),
-                state.pending.clone(),
-                deposit_return_url(&state.urls),
+                &state,
                 Duration::from_millis(settings.bank.timeout_ms),
             );
             actix_web::rt::spawn(r.run())

@@ -74,6 +74,7 @@ pub struct GoogleOAuth {
     http: oauth2::reqwest::Client,
     userinfo_url: String,
     flows: DashMap<String, Flow>,
+    max_flows: usize,
 }
 
 pub struct Endpoints<'a> {
@@ -104,6 +105,7 @@ impl GoogleOAuth {
             http,
             userinfo_url: e.userinfo_url.to_owned(),
             flows: DashMap::new(),
+            max_flows: MAX_FLOWS,
         })
     }
 
@@ -176,14 +178,34 @@ impl GoogleOAuth {
         response.json().await.map_err(SignInError::Userinfo)
     }
 
+    /// Keeps the flows in progress under `max_flows`: only when the map is full, drop the
+    /// expired flows and, if that is not enough, the oldest tenth. A flood of unfinished
+    /// sign-ins thus costs one scan per tenth of the bound, and never ends the newest (live)
+    /// sign-ins wholesale.
     fn prune(&self) {
-        if self.flows.len() >= MAX_FLOWS / 10 {
-            self.flows.retain(|_, f| f.started.elapsed() < FLOW_TTL);
+        if self.flows.len() < self.max_flows {
+            return;
         }
-        if self.flows.len() >= MAX_FLOWS {
-            // Under a flood of unfinished sign-ins, forget them rather than grow without bound.
-            self.flows.clear();
+        self.flows.retain(|_, f| f.started.elapsed() < FLOW_TTL);
+        let keep = self.max_flows - self.max_flows / 10;
+        if self.flows.len() <= keep {
+            return;
         }
+        let mut ages: Vec<(Instant, String)> = self
+            .flows
+            .iter()
+            .map(|e| (e.value().started, e.key().clone()))
+            .collect();
+        let excess = ages.len() - keep;
+        ages.select_nth_unstable(excess - 1);
+        for (_, key) in &ages[..excess] {
+            self.flows.remove(key);
+        }
+    }
+
+    /// Sign-ins begun and not yet finished.
+    pub fn flows_in_progress(&self) -> usize {
+        self.flows.len()
     }
 }
 
@@ -192,4 +214,46 @@ pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth(max_flows: usize) -> GoogleOAuth {
+        let secret = SecretString::from("s");
+        let mut g = GoogleOAuth::new(Endpoints {
+            client_id: "c",
+            client_secret: &secret,
+            auth_url: "http://idp.invalid/authorize",
+            token_url: "http://idp.invalid/token",
+            userinfo_url: "http://idp.invalid/userinfo",
+            redirect_url: "http://app.invalid/api/auth/google/callback",
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        g.max_flows = max_flows;
+        g
+    }
+
+    /// A flood of sign-in starts keeps the map bounded and drops the oldest first: a sign-in
+    /// begun after the flood can still finish its state check.
+    #[test]
+    fn a_flood_of_sign_in_starts_evicts_the_oldest_and_keeps_the_newest() {
+        let g = oauth(100);
+        let first = g.begin().1;
+        for _ in 0..1_000 {
+            g.begin();
+        }
+        assert!(g.flows_in_progress() <= 100, "{}", g.flows_in_progress());
+        assert!(g.flows.get(&first).is_none(), "the oldest went first");
+        let (_, newest) = g.begin();
+        for _ in 0..50 {
+            g.begin();
+        }
+        assert!(
+            g.flows.get(&newest).is_some(),
+            "a live, recent sign-in survives"
+        );
+    }
 }

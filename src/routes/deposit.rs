@@ -105,7 +105,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 }
 
 fn created(d: &Deposit) -> HttpResponse {
-    HttpResponse::Created().json(crate::routes::types::DepositCreated::first_answer(d))
+    HttpResponse::Created().json(crate::routes::types::DepositCreated::now(d))
 }
 
 fn bank_failed() -> ApiError {
@@ -116,7 +116,8 @@ fn bank_failed() -> ApiError {
     )
 }
 
-/// The first answer given for a deposit made with an idempotency key, given again.
+/// The answer for a deposit made with an idempotency key, given again: the same deposit, with
+/// the status it has now.
 fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
     if d.amount != amount {
         return Err(ApiError::unprocessable(
@@ -125,12 +126,14 @@ fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
         ));
     }
     match (d.status, &d.pay_url) {
-        (_, Some(_)) => Ok(created(d)),
+        // Reconciliation credits a deposit whose bank answer was lost: it has no pay URL, but
+        // the bank took the payment.
+        (_, Some(_)) | (DepositStatus::Success, None) => Ok(created(d)),
         (DepositStatus::Processing, None) => Err(ApiError::conflict(
             "request_in_progress",
             "A request with this Idempotency-Key is still being processed.",
         )),
-        (_, None) => Err(bank_failed()),
+        (DepositStatus::Failure, None) => Err(bank_failed()),
     }
 }
 

@@ -56,7 +56,7 @@ pub struct DepositRequest {
 #[derive(Serialize, ToSchema)]
 pub struct DepositCreated {
     pub id: String,
-    /// The deposit's status when it was made; it is `processing` until the bank settles it.
+    /// `processing` until the bank settles it; a replay answers the status it has now.
     #[schema(example = "processing")]
     pub status: &'static str,
     pub amount: i64,
@@ -67,11 +67,11 @@ pub struct DepositCreated {
 }
 
 impl DepositCreated {
-    /// The answer given when `d` was made (and given again to a replay of its request).
-    pub fn first_answer(d: &Deposit) -> Self {
+    /// The deposit as it stands, for a replay of the request that made it.
+    pub fn now(d: &Deposit) -> Self {
         DepositCreated {
             id: d.id.as_str().to_owned(),
-            status: "processing",
+            status: d.status.as_str(),
             amount: d.amount.paise(),
             currency: d.currency,
             url: d.pay_url.clone(),

@@ -25,6 +25,20 @@ pub(super) struct AccountItem<'a> {
     pub now: i64,
 }
 
+impl<'a> AccountItem<'a> {
+    fn of(index: usize, a: &'a NewAccount) -> Self {
+        AccountItem {
+            index,
+            provider: a.provider.as_str(),
+            sub: &a.sub,
+            email: &a.email,
+            name: &a.name,
+            picture: &a.picture,
+            now: a.now,
+        }
+    }
+}
+
 pub(super) struct DepositItem<'a> {
     pub index: usize,
     pub id: &'a str,
@@ -35,6 +49,22 @@ pub(super) struct DepositItem<'a> {
     pub key_cutoff: i64,
     pub now: i64,
     pub first_check_at: i64,
+}
+
+impl<'a> DepositItem<'a> {
+    fn of(index: usize, d: &'a NewDeposit) -> Self {
+        DepositItem {
+            index,
+            id: d.id.as_str(),
+            user_id: d.user_id.to_string(),
+            amount: d.amount.paise(),
+            currency: d.currency.code(),
+            key: d.idempotency_key.as_deref(),
+            key_cutoff: d.key_cutoff,
+            now: d.now,
+            first_check_at: d.first_check_at,
+        }
+    }
 }
 
 /// `ScheduleCheck`: the pending row is `(due_at, deposit_id)`, moved to `next_check_at`.
@@ -66,6 +96,19 @@ pub(super) struct SettleItem<'a> {
     /// `success` or `failure`: the deposit's new status.
     pub status: &'static str,
     pub now: i64,
+}
+
+impl<'a> SettleItem<'a> {
+    fn of(index: usize, s: &'a SettleDeposit) -> Self {
+        SettleItem {
+            index,
+            deposit_id: s.deposit_id.as_str(),
+            user_id: s.user_id.to_string(),
+            amount: s.amount.paise(),
+            status: s.outcome.status().as_str(),
+            now: s.now,
+        }
+    }
 }
 
 /// What the database decided while writing a batch.
@@ -128,105 +171,63 @@ impl<'a> Plan<'a> {
         };
         let mut settling: HashSet<&DepositId> = HashSet::new();
         for (index, op) in ops.iter().enumerate() {
-            match op {
-                WriteOp::UpsertAccount(NewAccount {
-                    provider,
-                    sub,
-                    email,
-                    name,
-                    picture,
-                    now,
-                }) => plan.accounts.push(AccountItem {
-                    index,
-                    provider: provider.as_str(),
-                    sub,
-                    email,
-                    name,
-                    picture,
-                    now: *now,
-                }),
-                WriteOp::InsertSession {
-                    hash,
-                    user_id,
-                    created_at,
-                    expires_at,
-                } => plan.new_sessions.push(NewSession {
-                    hash: hash.as_str(),
-                    user_id: user_id.to_string(),
-                    created_at: *created_at,
-                    expires_at: *expires_at,
-                }),
-                WriteOp::TouchSession { hash, last_seen_at } => {
-                    plan.touches.push((hash.as_str(), *last_seen_at))
-                }
-                WriteOp::DeleteSession { hash } => plan.ended_sessions.push(hash.as_str()),
-                WriteOp::PurgeSessions { now, idle_ms } => plan.purges.push((*now, *idle_ms)),
-                WriteOp::InsertDeposit(NewDeposit {
-                    id,
-                    user_id,
-                    amount,
-                    currency,
-                    idempotency_key,
-                    key_cutoff,
-                    now,
-                    first_check_at,
-                }) => plan.deposits.push(DepositItem {
-                    index,
-                    id: id.as_str(),
-                    user_id: user_id.to_string(),
-                    amount: amount.paise(),
-                    currency: currency.code(),
-                    key: idempotency_key.as_deref(),
-                    key_cutoff: *key_cutoff,
-                    now: *now,
-                    first_check_at: *first_check_at,
-                }),
-                WriteOp::ScheduleCheck {
-                    deposit_id,
-                    due_at,
-                    next_check_at,
-                } => plan.checks.push(CheckItem {
-                    deposit_id: deposit_id.as_str(),
-                    due_at: *due_at,
-                    next_check_at: *next_check_at,
-                }),
-                WriteOp::ForgetPending { deposit_id, due_at } => {
-                    plan.forgets.push((deposit_id.as_str(), *due_at))
-                }
-                WriteOp::AttachBankOrder {
-                    id,
-                    token,
-                    pay_url,
-                    now,
-                } => plan.orders.push(OrderItem {
-                    id: id.as_str(),
-                    token: token.as_str(),
-                    pay_url,
-                    now: *now,
-                }),
-                WriteOp::Settle(SettleDeposit {
-                    deposit_id,
-                    user_id,
-                    amount,
-                    outcome,
-                    now,
-                }) => {
-                    // Until the write says otherwise.
-                    plan.outcomes[index] = OpOutcome::Settle(SettleResult::NotProcessing);
-                    if settling.insert(deposit_id) {
-                        plan.settles.push(SettleItem {
-                            index,
-                            deposit_id: deposit_id.as_str(),
-                            user_id: user_id.to_string(),
-                            amount: amount.paise(),
-                            status: outcome.status().as_str(),
-                            now: *now,
-                        });
-                    }
+            plan.add(index, op, &mut settling);
+        }
+        plan
+    }
+
+    /// Sorts change `index` into its kind.
+    fn add(&mut self, index: usize, op: &'a WriteOp, settling: &mut HashSet<&'a DepositId>) {
+        match op {
+            WriteOp::UpsertAccount(a) => self.accounts.push(AccountItem::of(index, a)),
+            WriteOp::InsertSession {
+                hash,
+                user_id,
+                created_at,
+                expires_at,
+            } => self.new_sessions.push(NewSession {
+                hash: hash.as_str(),
+                user_id: user_id.to_string(),
+                created_at: *created_at,
+                expires_at: *expires_at,
+            }),
+            WriteOp::TouchSession { hash, last_seen_at } => {
+                self.touches.push((hash.as_str(), *last_seen_at))
+            }
+            WriteOp::DeleteSession { hash } => self.ended_sessions.push(hash.as_str()),
+            WriteOp::PurgeSessions { now, idle_ms } => self.purges.push((*now, *idle_ms)),
+            WriteOp::InsertDeposit(d) => self.deposits.push(DepositItem::of(index, d)),
+            WriteOp::ScheduleCheck {
+                deposit_id,
+                due_at,
+                next_check_at,
+            } => self.checks.push(CheckItem {
+                deposit_id: deposit_id.as_str(),
+                due_at: *due_at,
+                next_check_at: *next_check_at,
+            }),
+            WriteOp::ForgetPending { deposit_id, due_at } => {
+                self.forgets.push((deposit_id.as_str(), *due_at))
+            }
+            WriteOp::AttachBankOrder {
+                id,
+                token,
+                pay_url,
+                now,
+            } => self.orders.push(OrderItem {
+                id: id.as_str(),
+                token: token.as_str(),
+                pay_url,
+                now: *now,
+            }),
+            WriteOp::Settle(s) => {
+                // Until the write says otherwise.
+                self.outcomes[index] = OpOutcome::Settle(SettleResult::NotProcessing);
+                if settling.insert(&s.deposit_id) {
+                    self.settles.push(SettleItem::of(index, s));
                 }
             }
         }
-        plan
     }
 
     /// Whether any deposit gives its idempotency key a chance to be taken over.

@@ -71,6 +71,17 @@ SELECT s.seq, e.id, e.balance_after FROM settled AS s LEFT JOIN entries AS e USI
 /// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
 /// at a time) and answers what the database decided.
 async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
+    write_accounts(conn, plan).await?;
+    let inserted = insert_deposits(conn, plan).await?;
+    write_orders(conn, plan).await?;
+    write_sessions(conn, plan).await?;
+    write_schedule(conn, plan).await?;
+    let settled = write_settlements(conn, plan).await?;
+    Ok(Written { inserted, settled })
+}
+
+/// Sign-ins one at a time (not a hot path), and the session purges.
+async fn write_accounts(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<(), StoreError> {
     let mut users = Vec::with_capacity(plan.accounts.len());
     for account in &plan.accounts {
         users.push((account.index, upsert_account(conn, account).await?));
@@ -85,7 +96,10 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
             .execute(&mut *conn)
             .await?;
     }
-    let inserted = insert_deposits(conn, plan).await?;
+    Ok(())
+}
+
+async fn write_orders(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
     if !plan.orders.is_empty() {
         let o = &plan.orders;
         sqlx::query(
@@ -100,6 +114,11 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// New sessions, renewals and logouts.
+async fn write_sessions(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
     if !plan.new_sessions.is_empty() {
         let s = &plan.new_sessions;
         sqlx::query(
@@ -133,6 +152,11 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
             .execute(&mut *conn)
             .await?;
     }
+    Ok(())
+}
+
+/// Reconciliation's next checks, and the rows of settled deposits it drops.
+async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
     if !plan.checks.is_empty() {
         let c = &plan.checks;
         sqlx::query(
@@ -158,6 +182,13 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+async fn write_settlements(
+    conn: &mut PgConnection,
+    plan: &Plan<'_>,
+) -> Result<Vec<(usize, Option<Balance>)>, StoreError> {
     let mut settled = Vec::new();
     if !plan.settles.is_empty() {
         let s = &plan.settles;
@@ -175,7 +206,7 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
             .map(|(seq, entry, after)| applied(seq as usize, entry, after))
             .collect();
     }
-    Ok(Written { inserted, settled })
+    Ok(settled)
 }
 
 /// Inserts the new deposits, pending (an idempotency key held by a deposit older than the

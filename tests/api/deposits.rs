@@ -12,6 +12,7 @@ on_both_databases!(
     a_bank_that_is_down_fails_the_deposit_with_502,
     a_bank_that_refuses_fails_the_deposit_with_502,
     the_same_idempotency_key_returns_the_first_response,
+    a_replay_of_a_finished_deposit_answers_its_status_now,
     transactions_come_newest_first_in_pages,
     an_idle_wallet_is_stopped_and_reloaded_with_its_balance,
 );
@@ -247,6 +248,32 @@ async fn the_same_idempotency_key_returns_the_first_response(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits").await, 3);
+}
+
+/// The user retries a deposit (same key) after paying it: the answer is the same deposit, and
+/// it says it succeeded rather than that it still waits.
+async fn a_replay_of_a_finished_deposit_answers_its_status_now(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.signed_in("replay@example.com", "Replay").await;
+    let send = || {
+        user.client
+            .post(format!("{}/api/deposit", app.address))
+            .header("Idempotency-Key", "pay-once")
+            .json(&json!({ "amount": 1_200 }))
+            .send()
+    };
+    let first: Value = send().await.unwrap().json().await.unwrap();
+    assert_eq!(first["status"], "processing");
+    app.pay(first["url"].as_str().unwrap(), true).await;
+    let id = first["id"].as_str().unwrap();
+    assert_eq!(user.wait_final(id).await, "success");
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"], "the same deposit");
+    assert_eq!(again["status"], "success");
+    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM deposits").await, 1);
+    assert_eq!(user.balance().await, 1_200);
 }
 
 async fn transactions_come_newest_first_in_pages(backend: Backend) {
