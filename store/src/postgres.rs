@@ -3,8 +3,9 @@
 //! (data-modifying CTEs: deposit, wallet and ledger together), and a batch of one kind, such as a
 //! storm of webhooks, is that statement alone, a transaction without BEGIN and COMMIT.
 
-use super::batch::{applied, AccountItem, Plan, Written};
+use super::batch::{applied, Plan, Written};
 use super::*;
+use crate::reads::accounts_postgres as accounts;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashSet;
@@ -84,7 +85,7 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
 async fn write_accounts(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<(), StoreError> {
     let mut users = Vec::with_capacity(plan.accounts.len());
     for account in &plan.accounts {
-        users.push((account.index, upsert_account(conn, account).await?));
+        users.push((account.index, accounts::upsert(conn, account).await?));
     }
     for (index, user) in users {
         plan.set_user(index, user);
@@ -265,67 +266,11 @@ async fn insert_deposits(
         .collect())
 }
 
-/// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the user, its
-/// wallet and the account.
-async fn upsert_account(
-    conn: &mut PgConnection,
-    a: &AccountItem<'_>,
-) -> Result<UserId, StoreError> {
-    let existing: Option<(String,)> =
-        sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2")
-            .bind(a.provider)
-            .bind(a.sub.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some((id,)) = existing {
-        sqlx::query("UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4")
-            .bind(a.email)
-            .bind(a.name)
-            .bind(a.picture)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-        return UserId::parse(&id).map_err(StoreError::Corrupt);
-    }
-    let id = UserId::new();
-    sqlx::query(
-        "INSERT INTO users (id, email, name, picture, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id.to_string())
-    .bind(a.email)
-    .bind(a.name)
-    .bind(a.picture)
-    .bind(a.now)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES ($1, 0, $3, $2)",
-    )
-    .bind(id.to_string())
-    .bind(a.now)
-    .bind(Currency::default().code())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(a.provider)
-    .bind(a.sub.as_str())
-    .bind(id.to_string())
-    .bind(a.now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(id)
-}
+crate::reads::impl_store!(PgStore, postgres);
 
-#[async_trait]
-impl Store for PgStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
+impl PgStore {
+    /// One group commit (the `Store::commit_batch` of this backend).
+    async fn commit(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
         let mut plan = Plan::new(ops);
         let written = if plan.statements() == 1 {
             // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
@@ -337,50 +282,5 @@ impl Store for PgStore {
             written
         };
         Ok(plan.finish(written))
-    }
-
-    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        reads::postgres::user(&self.pool, id).await
-    }
-
-    async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError> {
-        reads::postgres::session(&self.pool, hash).await
-    }
-
-    async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        reads::postgres::balance(&self.pool, user).await
-    }
-
-    async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        reads::postgres::deposit(&self.pool, id).await
-    }
-
-    async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
-        reads::postgres::deposit_by_token(&self.pool, token).await
-    }
-
-    async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError> {
-        reads::postgres::deposit_by_key(&self.pool, user, key).await
-    }
-
-    async fn deposits_page(
-        &self,
-        user: UserId,
-        before: Option<(i64, DepositId)>,
-        limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError> {
-        reads::postgres::deposits_page(&self.pool, user, before, limit).await
-    }
-
-    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
-        reads::postgres::due_deposits(&self.pool, now, limit).await
-    }
-
-    async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError> {
-        reads::postgres::pending_summary(&self.pool, now).await
-    }
-
-    async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
-        reads::postgres::ledger_totals(&self.pool, user).await
     }
 }

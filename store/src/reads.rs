@@ -216,5 +216,184 @@ macro_rules! reads_for {
     };
 }
 
+/// `impl Store for $store`: its `ping` and `commit` (inherent methods, per backend) and the
+/// reads of [`reads_for!`]'s `$reads` module over its `pool`, written once for both backends.
+macro_rules! impl_store {
+    ($store:ty, $reads:ident) => {
+        #[async_trait::async_trait]
+        impl crate::Store for $store {
+            async fn ping(&self) -> Result<(), crate::StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn commit_batch(
+                &self,
+                ops: &[crate::WriteOp],
+            ) -> Result<Vec<crate::OpOutcome>, crate::StoreError> {
+                self.commit(ops).await
+            }
+
+            async fn user(
+                &self,
+                id: crate::domain::UserId,
+            ) -> Result<Option<crate::User>, crate::StoreError> {
+                crate::reads::$reads::user(&self.pool, id).await
+            }
+
+            async fn session(
+                &self,
+                hash: &crate::domain::SessionHash,
+            ) -> Result<Option<crate::SessionRow>, crate::StoreError> {
+                crate::reads::$reads::session(&self.pool, hash).await
+            }
+
+            async fn balance(
+                &self,
+                user: crate::domain::UserId,
+            ) -> Result<crate::Balance, crate::StoreError> {
+                crate::reads::$reads::balance(&self.pool, user).await
+            }
+
+            async fn deposit(
+                &self,
+                id: &crate::domain::DepositId,
+            ) -> Result<Option<crate::Deposit>, crate::StoreError> {
+                crate::reads::$reads::deposit(&self.pool, id).await
+            }
+
+            async fn deposit_by_token(
+                &self,
+                token: &crate::domain::BankToken,
+            ) -> Result<Option<crate::Deposit>, crate::StoreError> {
+                crate::reads::$reads::deposit_by_token(&self.pool, token).await
+            }
+
+            async fn deposit_by_key(
+                &self,
+                user: crate::domain::UserId,
+                key: &str,
+            ) -> Result<Option<crate::Deposit>, crate::StoreError> {
+                crate::reads::$reads::deposit_by_key(&self.pool, user, key).await
+            }
+
+            async fn deposits_page(
+                &self,
+                user: crate::domain::UserId,
+                before: Option<(i64, crate::domain::DepositId)>,
+                limit: u32,
+            ) -> Result<Vec<crate::Deposit>, crate::StoreError> {
+                crate::reads::$reads::deposits_page(&self.pool, user, before, limit).await
+            }
+
+            async fn due_deposits(
+                &self,
+                now: i64,
+                limit: u32,
+            ) -> Result<Vec<crate::Due>, crate::StoreError> {
+                crate::reads::$reads::due_deposits(&self.pool, now, limit).await
+            }
+
+            async fn pending_summary(
+                &self,
+                now: i64,
+            ) -> Result<crate::PendingSummary, crate::StoreError> {
+                crate::reads::$reads::pending_summary(&self.pool, now).await
+            }
+
+            async fn ledger_totals(
+                &self,
+                user: crate::domain::UserId,
+            ) -> Result<crate::LedgerTotals, crate::StoreError> {
+                crate::reads::$reads::ledger_totals(&self.pool, user).await
+            }
+        }
+    };
+}
+
 reads_for!(sqlite, sqlx::SqlitePool);
 reads_for!(postgres, sqlx::PgPool);
+pub(crate) use impl_store;
+
+/// Sign-ins, written once for both databases like the reads (they are one at a time, not part
+/// of a set-based batch statement).
+macro_rules! accounts_for {
+    ($module:ident, $conn:ty) => {
+        pub(crate) mod $module {
+            use crate::batch::AccountItem;
+            use crate::domain::{Currency, UserId};
+            use crate::StoreError;
+
+            /// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the
+            /// user, its wallet and the account.
+            pub async fn upsert(
+                conn: &mut $conn,
+                a: &AccountItem<'_>,
+            ) -> Result<UserId, StoreError> {
+                let existing: Option<(String,)> = sqlx::query_as(
+                    "SELECT user_id FROM auth_accounts WHERE provider = $1 AND sub = $2",
+                )
+                .bind(a.provider)
+                .bind(a.sub.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some((id,)) = existing {
+                    sqlx::query(
+                        "UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4",
+                    )
+                    .bind(a.email)
+                    .bind(a.name)
+                    .bind(a.picture)
+                    .bind(&id)
+                    .execute(&mut *conn)
+                    .await?;
+                    return UserId::parse(&id).map_err(StoreError::Corrupt);
+                }
+                let id = UserId::new();
+                create(conn, a, &id).await?;
+                Ok(id)
+            }
+
+            async fn create(
+                conn: &mut $conn,
+                a: &AccountItem<'_>,
+                id: &UserId,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (id, email, name, picture, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id.to_string())
+                .bind(a.email)
+                .bind(a.name)
+                .bind(a.picture)
+                .bind(a.now)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO wallets (user_id, balance, currency, updated_at) \
+                     VALUES ($1, 0, $2, $3)",
+                )
+                .bind(id.to_string())
+                .bind(Currency::default().code())
+                .bind(a.now)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO auth_accounts (provider, sub, user_id, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(a.provider)
+                .bind(a.sub.as_str())
+                .bind(id.to_string())
+                .bind(a.now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+accounts_for!(accounts_sqlite, sqlx::SqliteConnection);
+accounts_for!(accounts_postgres, sqlx::PgConnection);

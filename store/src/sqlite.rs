@@ -1,8 +1,9 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::batch::{applied, AccountItem, Plan, Written};
+use super::batch::{applied, Plan, Written};
 use super::*;
+use crate::reads::accounts_sqlite as accounts;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use std::str::FromStr;
@@ -176,7 +177,7 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         let mut users = Vec::with_capacity(plan.accounts.len());
         for account in &plan.accounts {
-            users.push((account.index, upsert_account(conn, account).await?));
+            users.push((account.index, accounts::upsert(conn, account).await?));
         }
         for (index, user) in users {
             plan.set_user(index, user);
@@ -216,63 +217,11 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
     })
 }
 
-/// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the user, its
-/// wallet and the account.
-async fn upsert_account(
-    conn: &mut SqliteConnection,
-    a: &AccountItem<'_>,
-) -> Result<UserId, StoreError> {
-    let existing: Option<(String,)> =
-        sqlx::query_as("SELECT user_id FROM auth_accounts WHERE provider = ? AND sub = ?")
-            .bind(a.provider)
-            .bind(a.sub.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some((id,)) = existing {
-        sqlx::query("UPDATE users SET email = ?, name = ?, picture = ? WHERE id = ?")
-            .bind(a.email)
-            .bind(a.name)
-            .bind(a.picture)
-            .bind(&id)
-            .execute(&mut *conn)
-            .await?;
-        return UserId::parse(&id).map_err(StoreError::Corrupt);
-    }
-    let id = UserId::new();
-    sqlx::query("INSERT INTO users (id, email, name, picture, created_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(id.to_string())
-        .bind(a.email)
-        .bind(a.name)
-        .bind(a.picture)
-        .bind(a.now)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("INSERT INTO wallets (user_id, balance, currency, updated_at) VALUES (?, 0, ?, ?)")
-        .bind(id.to_string())
-        .bind(Currency::default().code())
-        .bind(a.now)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO auth_accounts (provider, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
-    )
-    .bind(a.provider)
-    .bind(a.sub.as_str())
-    .bind(id.to_string())
-    .bind(a.now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(id)
-}
+crate::reads::impl_store!(SqliteStore, sqlite);
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
+impl SqliteStore {
+    /// One group commit (the `Store::commit_batch` of this backend).
+    async fn commit(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
         let mut plan = Plan::new(ops);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {
@@ -284,51 +233,6 @@ impl Store for SqliteStore {
                 Err(e)
             }
         }
-    }
-
-    async fn user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        reads::sqlite::user(&self.pool, id).await
-    }
-
-    async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError> {
-        reads::sqlite::session(&self.pool, hash).await
-    }
-
-    async fn balance(&self, user: UserId) -> Result<Balance, StoreError> {
-        reads::sqlite::balance(&self.pool, user).await
-    }
-
-    async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError> {
-        reads::sqlite::deposit(&self.pool, id).await
-    }
-
-    async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError> {
-        reads::sqlite::deposit_by_token(&self.pool, token).await
-    }
-
-    async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError> {
-        reads::sqlite::deposit_by_key(&self.pool, user, key).await
-    }
-
-    async fn deposits_page(
-        &self,
-        user: UserId,
-        before: Option<(i64, DepositId)>,
-        limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError> {
-        reads::sqlite::deposits_page(&self.pool, user, before, limit).await
-    }
-
-    async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
-        reads::sqlite::due_deposits(&self.pool, now, limit).await
-    }
-
-    async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError> {
-        reads::sqlite::pending_summary(&self.pool, now).await
-    }
-
-    async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError> {
-        reads::sqlite::ledger_totals(&self.pool, user).await
     }
 }
 
