@@ -28,6 +28,8 @@ pub struct Application {
     reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
     /// The operator-only `/metrics` server on `server.metrics_listen`, and its port.
     metrics: Option<(ServerHandle, u16)>,
+    /// This process's claim on the database, released when the app stops.
+    _lock: onramp_store::lock::ProcessLock,
 }
 
 /// Largest request body the API reads.
@@ -54,6 +56,7 @@ impl Application {
     /// database, starts the actors and the development parties, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         refuse_unsafe(&settings)?;
+        let lock = onramp_store::lock::claim(&settings.database.url).await?;
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
         let metrics_listener = settings
@@ -94,6 +97,7 @@ impl Application {
             dev,
             reconciler,
             metrics,
+            _lock: lock,
         })
     }
 

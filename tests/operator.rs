@@ -182,3 +182,61 @@ fn listening_port(log: &std::path::Path) -> u16 {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Two app processes on one database would keep two memories of the same wallets: the second
+/// is refused, with a message that says why. A killed process's claim dies with it, so its
+/// restart is not blocked.
+async fn one_app_process_per_database(backend: onramp_test_support::Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(dir.path()).await;
+    let start = |log: &str| {
+        let log = std::fs::File::create(dir.path().join(log)).unwrap();
+        let mut c = onramp(dir.path(), &[("ONRAMP__DATABASE__URL", url.as_str())]);
+        c.stdout(log.try_clone().unwrap()).stderr(log);
+        c.spawn().unwrap()
+    };
+    let mut first = start("first.log");
+    let port = listening_port(&dir.path().join("first.log"));
+    assert!(port > 0);
+
+    let second = run_to_exit({
+        let mut c = onramp(dir.path(), &[("ONRAMP__DATABASE__URL", url.as_str())]);
+        c.env("ONRAMP__DEV__ENABLED", "false")
+            .env("ONRAMP__GOOGLE__AUTH_URL", "http://127.0.0.1:9/a")
+            .env("ONRAMP__GOOGLE__TOKEN_URL", "http://127.0.0.1:9/t")
+            .env("ONRAMP__GOOGLE__USERINFO_URL", "http://127.0.0.1:9/u")
+            .env("ONRAMP__BANK__API_URL", "http://127.0.0.1:9");
+        c
+    });
+    let log = text(&second);
+    assert!(!second.status.success(), "a second app started:\n{log}");
+    assert!(
+        log.contains("another onramp process is using this database"),
+        "{log}"
+    );
+
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut restarted = start("restarted.log");
+    let port = listening_port(&dir.path().join("restarted.log"));
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(
+        health.status(),
+        200,
+        "the killed process's lock did not block its restart"
+    );
+    restarted.kill().unwrap();
+    restarted.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_process_per_sqlite_database() {
+    one_app_process_per_database(onramp_test_support::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_process_per_postgres_database() {
+    one_app_process_per_database(onramp_test_support::Backend::Postgres).await
+}

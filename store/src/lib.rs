@@ -7,6 +7,7 @@
 pub mod domain;
 
 mod batch;
+pub mod lock;
 mod postgres;
 mod reads;
 mod sqlite;

@@ -1,0 +1,116 @@
+//! One app process per database. Until several processes can serve as one (each wallet owned by
+//! one process at a time), a second `onramp` on the same database would keep wallet balances and
+//! sessions in a memory the first cannot see: [`claim`] refuses it. The lock lives as long as
+//! the process and dies with it, however it ends (SIGKILL included): an advisory lock held by a
+//! PostgreSQL session of its own, or an OS lock on a file beside the SQLite database.
+
+use crate::StoreError;
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+
+/// The PostgreSQL advisory lock's key ("onramp" in ASCII, as a number).
+const PG_LOCK_KEY: i64 = 0x6f6e_7261_6d70;
+/// How long to wait for the lock: a process just killed may hold it a moment longer (until the
+/// server notices its connection is gone).
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Held for the life of the app process; dropping it releases the database to another one.
+pub enum ProcessLock {
+    Sqlite(#[allow(dead_code)] std::fs::File),
+    Postgres(#[allow(dead_code)] sqlx::PgConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another onramp process is using this database ({0}); stop it first (until several processes are supported, one app process serves a database)")]
+    Taken(String),
+    #[error("cannot take the database's process lock")]
+    Failed(#[source] StoreError),
+}
+
+/// Takes the database's process lock, waiting a few seconds for a process that just died.
+pub async fn claim(url: &str) -> Result<ProcessLock, LockError> {
+    let started = Instant::now();
+    loop {
+        match try_claim(url).await? {
+            Some(lock) => return Ok(lock),
+            None if started.elapsed() < WAIT => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            None => return Err(LockError::Taken(redacted(url))),
+        }
+    }
+}
+
+async fn try_claim(url: &str) -> Result<Option<ProcessLock>, LockError> {
+    let failed = |e: StoreError| LockError::Failed(e);
+    if url.starts_with("sqlite:") {
+        let path = lock_path(url).map_err(failed)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| failed(StoreError::Database(e.into())))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| failed(StoreError::Database(e.into())))?;
+        return match file.try_lock() {
+            Ok(()) => Ok(Some(ProcessLock::Sqlite(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed(StoreError::Database(e.into()))),
+        };
+    }
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(PG_LOCK_KEY)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| failed(e.into()))?;
+    Ok(got.then_some(ProcessLock::Postgres(conn)))
+}
+
+/// `<database file>.onramp-lock`, beside the database.
+fn lock_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let mut path = options.get_filename().as_os_str().to_owned();
+    path.push(".onramp-lock");
+    Ok(path.into())
+}
+
+/// The URL without a password, for the message.
+fn redacted(url: &str) -> String {
+    match url.split_once('@') {
+        Some((head, tail)) if head.contains("://") => {
+            let scheme = head.split("://").next().unwrap_or_default();
+            format!("{scheme}://…@{tail}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_claim_on_one_sqlite_database_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/app.db", dir.path().display());
+        let first = try_claim(&url).await.unwrap().expect("the first claim");
+        assert!(try_claim(&url).await.unwrap().is_none(), "taken");
+        drop(first);
+        assert!(try_claim(&url).await.unwrap().is_some(), "released");
+    }
+
+    #[test]
+    fn the_message_never_shows_a_password() {
+        assert_eq!(
+            redacted("postgres://onramp:hunter2@db.example:5432/onramp"),
+            "postgres://…@db.example:5432/onramp"
+        );
+    }
+}
