@@ -20,7 +20,21 @@ pub struct Settings {
     pub writer: WriterSettings,
     pub log: LogSettings,
     pub reconcile: ReconcileSettings,
+    pub limits: LimitSettings,
     pub dev: DevSettings,
+}
+
+/// Rate limits (token buckets): each key may spend `*_burst` at once, refilled at `*_per_second`.
+/// The defaults let the load tool's scenarios run unthrottled (10,000 sign-ins from one address,
+/// 20,000 deposits of one user); tests set them low.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// `GET /api/auth/google` per client address.
+    pub sign_in_per_second: u32,
+    pub sign_in_burst: u32,
+    /// `POST /api/deposit` per user.
+    pub deposit_per_second: u32,
+    pub deposit_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,6 +26,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     cause: Option<anyhow::Error>,
+    /// Seconds for a `Retry-After` header (rate limits).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             code,
             message: message.into(),
             cause: None,
+            retry_after: None,
         }
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -59,6 +62,7 @@ impl ApiError {
             code: "internal_error",
             message: "Something went wrong on our side. Please try again.".into(),
             cause: Some(cause.into()),
+            retry_after: None,
         }
     }
     /// Temporarily unable (the database or an actor); safe to retry.
@@ -68,7 +72,12 @@ impl ApiError {
             code: "unavailable",
             message: "The service is temporarily unavailable. Please try again.".into(),
             cause: Some(cause.into()),
+            retry_after: None,
         }
+    }
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
         self.cause = Some(cause.into());
@@ -112,8 +121,11 @@ impl ResponseError for ApiError {
         } else if let Some(cause) = &self.cause {
             tracing::info!(code = self.code, cause = %format!("{cause:#}"), "request refused");
         }
-        HttpResponse::build(self.status)
-            .json(json!({"error": {"code": self.code, "message": self.message}}))
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(json!({"error": {"code": self.code, "message": self.message}}))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod bank_client;
 pub mod configuration;
 pub mod dev;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

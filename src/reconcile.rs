@@ -212,8 +212,13 @@ impl Reconciler {
         let max_age = ms(self.settings.max_age_secs);
         let token = match &deposit.bank_token {
             Some(token) => token.clone(),
+            // Its create-order may still be on its way (the token is stored right after): look
+            // again at the next regular check, and end it only once well past the bank's timeout.
             None if age < self.create_grace_ms => {
-                return Ok(Decision::CheckAt(deposit.created_at + self.create_grace_ms))
+                let next = now + ms(self.settings.every_secs);
+                return Ok(Decision::CheckAt(
+                    next.min(deposit.created_at + self.create_grace_ms),
+                ));
             }
             None => return self.end_unsent(deposit).await,
         };

@@ -262,6 +262,7 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
     )?;
     Ok(AppState {
         cookies: crate::auth::session::CookieNames::for_public_url(&urls.public_url),
+        limits: crate::limits::Limits::new(&settings.limits),
         webhook_secrets: webhook_secrets(settings),
         settings: settings.clone(),
         urls,

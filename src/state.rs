@@ -36,4 +36,5 @@ pub struct AppState {
     /// The current webhook secret and, during a rotation, the previous one.
     pub webhook_secrets: Vec<Vec<u8>>,
     pub cookies: crate::auth::session::CookieNames,
+    pub limits: crate::limits::Limits,
 }

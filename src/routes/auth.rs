@@ -17,11 +17,22 @@ const CALLBACK_PATH: &str = "/api/auth/google/callback";
     get,
     path = "/api/auth/google",
     tag = "sign-in",
-    responses((status = 302, description = "To the provider's consent page, with state, an S256 \
-        PKCE challenge and a nonce; sets the short-lived sign-in flow cookie",
-        headers(("Location" = String, description = "The provider's authorization URL"))))
+    responses(
+        (status = 302, description = "To the provider's consent page, with state, an S256 \
+            PKCE challenge and a nonce; sets the short-lived sign-in flow cookie",
+            headers(("Location" = String, description = "The provider's authorization URL"))),
+        (status = 429, description = "Too many sign-ins started from this address (`limits.*`)",
+            body = crate::routes::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
 )]
-pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
+pub async fn google_start(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(peer) = req.peer_addr() {
+        state.limits.sign_in(peer.ip())?;
+    }
     let (url, flow_id) = state.google.begin();
     let cookie = Cookie::build(state.cookies.flow, flow_id)
         .http_only(true)
@@ -32,11 +43,11 @@ pub async fn google_start(state: web::Data<AppState>) -> HttpResponse {
             crate::auth::google::FLOW_TTL.as_secs() as i64,
         ))
         .finish();
-    HttpResponse::Found()
+    Ok(HttpResponse::Found()
         .insert_header((LOCATION, url))
         .insert_header(("Cache-Control", "no-store"))
         .cookie(cookie)
-        .finish()
+        .finish())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -155,6 +155,8 @@ fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
         (status = 413, description = "The body is too large", body = crate::routes::types::ErrorBody),
         (status = 415, description = "The body is not JSON", body = crate::routes::types::ErrorBody),
         (status = 422, description = "This Idempotency-Key was used for a different request", body = crate::routes::types::ErrorBody),
+        (status = 429, description = "Too many deposits of this user (`limits.*`)", body = crate::routes::types::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 502, description = "The bank could not take the payment; the deposit failed and nothing was charged", body = crate::routes::types::ErrorBody),
         (status = 503, description = "The database is unavailable; try again", body = crate::routes::types::ErrorBody),
     )
@@ -167,6 +169,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let amount = parse_amount(amount_field(&body)?, state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;
+    state.limits.deposit(user.0)?;
     let now = now_ms();
     if let Some(key) = &key {
         if let Some(earlier) = recent_with_key(&state, &user, key, now).await? {

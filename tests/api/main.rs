@@ -4,6 +4,7 @@
 
 mod deposits;
 mod hostile;
+mod limits;
 mod operations;
 mod reconcile;
 mod sessions;

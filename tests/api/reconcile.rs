@@ -15,6 +15,7 @@ on_both_databases!(
     a_bank_down_across_the_maximum_age_keeps_the_deposit_until_it_answers,
     a_backlog_the_bank_cannot_answer_for_does_not_delay_a_new_deposit,
     a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says,
+    a_deposit_checked_while_its_bank_order_is_on_its_way_is_checked_again_soon,
     a_webhook_that_arrives_after_reconciliation_is_a_duplicate,
 );
 
@@ -329,4 +330,32 @@ async fn a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says(backend: Bac
     let orders = app.bank();
     assert_eq!(orders.order_status(token).await, "SUCCESS");
     app.assert_books_balance().await;
+}
+
+/// Reconciliation may look at a deposit between its recording and the bank's answer (here the
+/// bank takes 1.5 s to answer create-order): it must look again at its regular pace, not only
+/// once the create-order grace (3 × the bank timeout) is over.
+async fn a_deposit_checked_while_its_bank_order_is_on_its_way_is_checked_again_soon(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.dev.webhook_drop = true;
+        s.dev.create_order_delay_ms = 1_500;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 1;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let person = app.signed_in("slow-bank@example.com", "Slow Bank").await;
+    let deposit = person.deposit(5_100).await;
+    let id = deposit["id"].as_str().unwrap();
+    app.pay(deposit["url"].as_str().unwrap(), true).await;
+    let started = Instant::now();
+    assert_eq!(person.wait_final(id).await, "success");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(person.balance().await, 5_100);
 }
