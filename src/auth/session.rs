@@ -93,3 +93,23 @@ impl FromRequest for CurrentUser {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_https_the_cookies_carry_the_browser_enforced_prefixes() {
+        let https = CookieNames::for_public_url("https://wallet.example.com");
+        assert_eq!(https.session, "__Host-session_id");
+        assert_eq!(https.flow, "__Secure-oauth_flow");
+        assert!(https.secure);
+        let capitals = CookieNames::for_public_url("HTTPS://Wallet.Example.com");
+        assert!(capitals.secure, "the scheme is read, not matched as text");
+        let http = CookieNames::for_public_url("http://localhost:8080");
+        assert_eq!(
+            (http.session, http.flow, http.secure),
+            (SESSION_COOKIE, FLOW_COOKIE, false)
+        );
+    }
+}
