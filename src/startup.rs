@@ -232,10 +232,10 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
     let sessions = Sessions::start(
         store.clone(),
         writer.clone(),
-        SessionConfig {
-            ttl: Duration::from_secs(settings.session.ttl_secs),
-            idle: Duration::from_secs(settings.session.idle_secs),
-        },
+        SessionConfig::new(
+            Duration::from_secs(settings.session.ttl_secs),
+            Duration::from_secs(settings.session.idle_secs),
+        ),
     );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let wallets = Wallets::new(

@@ -17,6 +17,23 @@ pub struct SessionConfig {
     pub ttl: Duration,
     /// A session unused for this long ends.
     pub idle: Duration,
+    /// How often ended sessions are swept (and failed revocations retried).
+    pub sweep_every: Duration,
+    /// How long a durable revocation's marker is kept in memory (it only guards against a
+    /// lookup that read the row before its delete).
+    pub revoked_ttl: Duration,
+}
+
+impl SessionConfig {
+    /// The sweep and marker times the app runs with.
+    pub fn new(ttl: Duration, idle: Duration) -> Self {
+        SessionConfig {
+            ttl,
+            idle,
+            sweep_every: Duration::from_secs(60),
+            revoked_ttl: Duration::from_secs(600),
+        }
+    }
 }
 
 impl SessionConfig {
@@ -46,9 +63,14 @@ pub enum SessionError {
 #[derive(Debug, Clone)]
 enum Cached {
     Live(SessionRow),
-    /// Logged out or expired at this time; kept a while so that a lookup that read the row
-    /// before the delete cannot bring it back.
-    Revoked(i64),
+    /// Logged out or expired at `at`. Kept while its delete is not committed (`durable`
+    /// false: the row is still in the database, and only this marker refuses it; the sweep
+    /// retries the delete), then a while longer, so that a lookup that read the row before the
+    /// delete cannot bring it back.
+    Revoked {
+        at: i64,
+        durable: bool,
+    },
 }
 
 type Cache = Arc<DashMap<SessionHash, Cached>>;
@@ -93,7 +115,7 @@ impl Sessions {
         let hash = token.hash();
         let now = now_ms();
         let row = match self.cache.get(&hash).map(|e| e.value().clone()) {
-            Some(Cached::Revoked(_)) => return Ok(None),
+            Some(Cached::Revoked { .. }) => return Ok(None),
             Some(Cached::Live(row)) => row,
             None => match self.store.session(&hash).await? {
                 None => return Ok(None),
@@ -101,7 +123,7 @@ impl Sessions {
                     let entry = self.cache.entry(hash.clone()).or_insert(Cached::Live(row));
                     match entry.value() {
                         Cached::Live(row) => row.clone(),
-                        Cached::Revoked(_) => return Ok(None),
+                        Cached::Revoked { .. } => return Ok(None),
                     }
                 }
             },
@@ -145,7 +167,7 @@ impl Actor for SessionManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(Duration::from_secs(60), |act, _| act.sweep());
+        ctx.run_interval(self.config.sweep_every, |act, _| act.sweep());
     }
 }
 
@@ -154,10 +176,23 @@ impl SessionManager {
     fn sweep(&mut self) {
         let now = now_ms();
         let idle = self.config.idle_ms();
-        self.cache.retain(|_, c| match c {
+        let revoked_ms = self.config.revoked_ttl.as_millis() as i64;
+        let mut unfinished = Vec::new();
+        self.cache.retain(|hash, c| match c {
             Cached::Live(r) => now < r.expires_at && now - r.last_seen_at < idle,
-            Cached::Revoked(at) => now - *at < 10 * 60_000,
+            Cached::Revoked { durable: false, .. } => {
+                unfinished.push(hash.clone());
+                true
+            }
+            Cached::Revoked { at, durable: true } => now - *at < revoked_ms,
         });
+        for hash in unfinished {
+            actix::spawn(revoke_durably(
+                self.writer.clone(),
+                self.cache.clone(),
+                hash,
+            ));
+        }
         let writer = self.writer.clone();
         actix::spawn(async move {
             if let Err(e) = writer
@@ -216,15 +251,43 @@ impl Handler<Revoke> for SessionManager {
     type Result = ResponseFuture<Result<(), SessionError>>;
 
     fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
-        self.cache
-            .insert(msg.hash.clone(), Cached::Revoked(now_ms()));
-        let writer = self.writer.clone();
-        Box::pin(async move {
-            writer
-                .write(WriteOp::DeleteSession { hash: msg.hash })
-                .await?;
+        let revoked = Cached::Revoked {
+            at: now_ms(),
+            durable: false,
+        };
+        self.cache.insert(msg.hash.clone(), revoked);
+        Box::pin(revoke_durably(
+            self.writer.clone(),
+            self.cache.clone(),
+            msg.hash,
+        ))
+    }
+}
+
+/// Deletes the session's row and, once that is committed, lets its marker age out. Until then
+/// the marker stays (the sweep calls this again), so a failed delete never brings the session
+/// back.
+async fn revoke_durably(
+    writer: DbWriter,
+    cache: Cache,
+    hash: SessionHash,
+) -> Result<(), SessionError> {
+    let deleted = writer
+        .write(WriteOp::DeleteSession { hash: hash.clone() })
+        .await;
+    match deleted {
+        Ok(()) => {
+            if let Some(mut entry) = cache.get_mut(&hash) {
+                if let Cached::Revoked { durable, .. } = entry.value_mut() {
+                    *durable = true;
+                }
+            }
             Ok(())
-        })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a logout is not durable yet; retrying at the next sweep");
+            Err(e.into())
+        }
     }
 }
 

@@ -1,0 +1,80 @@
+//! Logout holds even when its database write fails: the session stays refused until the delete
+//! is committed, however long that takes, and the sweep commits it once the database heals.
+//! A real SQLite database, with a trigger that refuses deletes standing in for the fault.
+
+use onramp_actors::sessions::{SessionConfig, Sessions};
+use onramp_actors::writer::DbWriter;
+use onramp_store::domain::{Provider, ProviderSub};
+use onramp_store::{NewAccount, SqliteStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[actix::test]
+async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    let sqlite = Arc::new(SqliteStore::connect(&url, 2).await.unwrap());
+    let pool = sqlite.pool().clone();
+    let store: Arc<dyn Store> = sqlite;
+    let writer = DbWriter::start(store.clone(), 16);
+    let mut config = SessionConfig::new(Duration::from_secs(3600), Duration::from_secs(3600));
+    config.sweep_every = Duration::from_millis(50);
+    config.revoked_ttl = Duration::from_millis(100);
+    let sessions = Sessions::start(store.clone(), writer.clone(), config);
+    let user = writer
+        .upsert_account(NewAccount {
+            provider: Provider::Google,
+            sub: ProviderSub::parse("logout").unwrap(),
+            email: "logout@example.com".into(),
+            name: "Logout".into(),
+            picture: String::new(),
+            now: 1,
+        })
+        .await
+        .unwrap();
+    let token = sessions.create(user).await.unwrap();
+    assert_eq!(sessions.lookup(&token).await.unwrap(), Some(user));
+
+    sqlx::query(
+        "CREATE TRIGGER refuse_logout BEFORE DELETE ON sessions \
+         BEGIN SELECT RAISE(ABORT, 'the disk is failing'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(
+        sessions.revoke(&token).await.is_err(),
+        "the logout is not durable"
+    );
+    // Many sweeps and marker lifetimes later, the row is still there and still refused.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        store.session(&token.hash()).await.unwrap().is_some(),
+        "the row was not deleted"
+    );
+    assert_eq!(
+        sessions.lookup(&token).await.unwrap(),
+        None,
+        "and yet refused"
+    );
+
+    sqlx::query("DROP TRIGGER refuse_logout")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut waited = Duration::ZERO;
+    while store.session(&token.hash()).await.unwrap().is_some() {
+        assert!(
+            waited < Duration::from_secs(5),
+            "the sweep never committed the logout"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sessions.lookup(&token).await.unwrap(),
+        None,
+        "gone for good"
+    );
+}
