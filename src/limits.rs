@@ -37,17 +37,22 @@ impl Limits {
 
     /// One sign-in start from `client`.
     pub fn sign_in(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.prune_now_and_then();
-        self.sign_in
-            .check_key(&client)
-            .map_err(|not_until| limited(not_until.wait_time_from(DefaultClock::default().now())))
+        self.check(&self.sign_in, &client)
     }
 
     /// One deposit of `user`.
     pub fn deposit(&self, user: UserId) -> Result<(), ApiError> {
+        self.check(&self.deposit, &user)
+    }
+
+    fn check<K: Clone + std::hash::Hash + Eq>(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+    ) -> Result<(), ApiError> {
         self.prune_now_and_then();
-        self.deposit
-            .check_key(&user)
+        limiter
+            .check_key(key)
             .map_err(|not_until| limited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 

@@ -72,32 +72,13 @@ SELECT s.seq, e.id, e.balance_after FROM settled AS s LEFT JOIN entries AS e USI
 /// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
 /// at a time) and answers what the database decided.
 async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
-    write_accounts(conn, plan).await?;
+    accounts::write(conn, plan).await?;
     let inserted = insert_deposits(conn, plan).await?;
     write_orders(conn, plan).await?;
     write_sessions(conn, plan).await?;
     write_schedule(conn, plan).await?;
     let settled = write_settlements(conn, plan).await?;
     Ok(Written { inserted, settled })
-}
-
-/// Sign-ins one at a time (not a hot path), and the session purges.
-async fn write_accounts(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<(), StoreError> {
-    let mut users = Vec::with_capacity(plan.accounts.len());
-    for account in &plan.accounts {
-        users.push((account.index, accounts::upsert(conn, account).await?));
-    }
-    for (index, user) in users {
-        plan.set_user(index, user);
-    }
-    for (now, idle_ms) in &plan.purges {
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
-            .bind(now)
-            .bind(now - idle_ms)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 async fn write_orders(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {

@@ -315,14 +315,36 @@ reads_for!(sqlite, sqlx::SqlitePool);
 reads_for!(postgres, sqlx::PgPool);
 pub(crate) use impl_store;
 
-/// Sign-ins, written once for both databases like the reads (they are one at a time, not part
-/// of a set-based batch statement).
+/// Sign-ins and session purges, written once for both databases like the reads (they are one
+/// at a time, not part of a set-based batch statement).
 macro_rules! accounts_for {
     ($module:ident, $conn:ty) => {
         pub(crate) mod $module {
-            use crate::batch::AccountItem;
+            use crate::batch::{AccountItem, Plan};
             use crate::domain::{Currency, UserId};
             use crate::StoreError;
+
+            /// The batch's sign-ins and session purges, one statement each, before its
+            /// set-based statements.
+            pub async fn write(conn: &mut $conn, plan: &mut Plan<'_>) -> Result<(), StoreError> {
+                let mut users = Vec::with_capacity(plan.accounts.len());
+                for account in &plan.accounts {
+                    users.push((account.index, upsert(conn, account).await?));
+                }
+                for (index, user) in users {
+                    plan.set_user(index, user);
+                }
+                for (now, idle_ms) in &plan.purges {
+                    sqlx::query(
+                        "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
+                    )
+                    .bind(now)
+                    .bind(now - idle_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            }
 
             /// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the
             /// user, its wallet and the account.

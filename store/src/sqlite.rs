@@ -175,20 +175,7 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
     let one_at_a_time = !plan.accounts.is_empty() || !plan.purges.is_empty();
     if one_at_a_time {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let mut users = Vec::with_capacity(plan.accounts.len());
-        for account in &plan.accounts {
-            users.push((account.index, accounts::upsert(conn, account).await?));
-        }
-        for (index, user) in users {
-            plan.set_user(index, user);
-        }
-        for (now, idle_ms) in &plan.purges {
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?")
-                .bind(now)
-                .bind(now - idle_ms)
-                .execute(&mut *conn)
-                .await?;
-        }
+        accounts::write(conn, plan).await?;
     }
     let input = serde_json::to_string(&BatchInput::new(plan)).expect("plain data serializes");
     let rows: Vec<(String, String)> = sqlx::query_as(if one_at_a_time {
