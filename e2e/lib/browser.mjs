@@ -58,7 +58,9 @@ export function rupees(paise) {
 /**
  * Declare one journey (= one test file): starts a fresh server and browser for the
  * file, hands each test a new browser context + page, records page errors and CSP
- * violations, and takes a screenshot at the end (success or failure).
+ * violations, and takes a screenshot at the end (success or failure). A journey with
+ * more than one person calls `newPage(name)` for another page in a browser context of
+ * its own (its own cookies), watched and photographed the same way (`<label>-<name>.png`).
  */
 export function journeyFile({ label, serverEnv = {} }) {
   const ctx = { server: null, browser: null };
@@ -74,49 +76,70 @@ export function journeyFile({ label, serverEnv = {} }) {
     if (ctx.server) await ctx.server.stop();
   });
 
+  /** A new context and page; page errors and CSP violations go into `problems`. */
+  async function openPage(t, problems, who) {
+    const context = await ctx.browser.newContext({
+      baseURL: ctx.server.baseURL,
+      viewport: { width: 1000, height: 900 },
+      locale: 'en-IN',
+      timezoneId: 'Asia/Kolkata',
+    });
+    context.setDefaultTimeout(WAIT_MS);
+    context.setDefaultNavigationTimeout(WAIT_MS);
+    const page = await context.newPage();
+
+    const appOrigin = new URL(ctx.server.baseURL).origin;
+    const prefix = who ? `[${who}] ` : '';
+    page.on('pageerror', (e) => problems.push(`${prefix}uncaught error on page: ${e.message}`));
+    page.on('console', (m) => {
+      const text = m.text();
+      if (m.type() === 'error' && /Content Security Policy/i.test(text)) {
+        // Avatars come from the identity provider; an http: picture blocked by
+        // img-src is cosmetic (the page falls back to initials). Scripts and styles are not.
+        if (/img-src/.test(text)) t.diagnostic(`${prefix}CSP (image, tolerated): ${text}`);
+        else if (page.url().startsWith(appOrigin)) problems.push(`${prefix}CSP violation: ${text}`);
+      }
+    });
+    return { context, page, name: who ? `${label}-${who}` : label };
+  }
+
   function journey(name, fn) {
     test(name, { timeout: JOURNEY_TIMEOUT_MS }, async (t) => {
-      const context = await ctx.browser.newContext({
-        baseURL: ctx.server.baseURL,
-        viewport: { width: 1000, height: 900 },
-        locale: 'en-IN',
-        timezoneId: 'Asia/Kolkata',
-      });
-      context.setDefaultTimeout(WAIT_MS);
-      context.setDefaultNavigationTimeout(WAIT_MS);
-      const page = await context.newPage();
-
       const problems = [];
-      const appOrigin = new URL(ctx.server.baseURL).origin;
-      page.on('pageerror', (e) => problems.push(`uncaught error on page: ${e.message}`));
-      page.on('console', (m) => {
-        const text = m.text();
-        if (m.type() === 'error' && /Content Security Policy/i.test(text)) {
-          // Avatars come from the identity provider; an http: picture blocked by
-          // img-src is cosmetic (the page falls back to initials). Scripts and styles are not.
-          if (/img-src/.test(text)) t.diagnostic(`CSP (image, tolerated): ${text}`);
-          else if (page.url().startsWith(appOrigin)) problems.push(`CSP violation: ${text}`);
-        }
-      });
+      const main = await openPage(t, problems, null);
+      const opened = [main];
+      const { page, context } = main;
+      const newPage = async (who) => {
+        const other = await openPage(t, problems, who);
+        opened.push(other);
+        return other.page;
+      };
 
-      const shot = async (suffix = '') => {
-        const file = path.join(screenshotDir, `${label}${suffix}.png`);
-        await page.screenshot({ path: file, fullPage: true }).catch(() => {});
-        return file;
+      const shotAll = async (suffix = '') => {
+        const files = [];
+        for (const o of opened) {
+          const file = path.join(screenshotDir, `${o.name}${suffix}.png`);
+          await o.page.screenshot({ path: file, fullPage: true }).catch(() => {});
+          files.push(file);
+        }
+        return files;
       };
 
       try {
-        await fn({ page, context, server: ctx.server, t });
+        await fn({ page, context, server: ctx.server, t, newPage });
         assert.deepEqual(problems, [], 'the page logged errors');
-        await shot();
+        await shotAll();
       } catch (e) {
-        const file = await shot('-failure');
-        e.message += `\n  page URL: ${page.url()}\n  screenshot: ${file}` +
+        const files = await shotAll('-failure');
+        const where = opened.length === 1
+          ? `\n  page URL: ${page.url()}\n  screenshot: ${files[0]}`
+          : opened.map((o, i) => `\n  ${o.name}: page URL ${o.page.url()}, screenshot ${files[i]}`).join('');
+        e.message += where +
           (problems.length ? `\n  page problems:\n    ${problems.join('\n    ')}` : '') +
           `\n  server output (tail):\n${ctx.server.logs().split('\n').slice(-40).join('\n')}`;
         throw e;
       } finally {
-        await context.close().catch(() => {});
+        for (const o of opened) await o.context.close().catch(() => {});
       }
     });
   }
@@ -176,6 +199,9 @@ export async function rows(page) {
     els.map((el) => ({
       id: el.getAttribute('data-id'),
       status: el.getAttribute('data-status'),
+      kind: el.getAttribute('data-kind'),
+      title: el.querySelector('[data-testid="transaction-title"]')?.textContent.trim() ?? null,
+      amount: el.querySelector('[data-testid="transaction-amount"]')?.textContent.trim() ?? null,
       label: el.querySelector('[data-testid="transaction-status"]')?.textContent.trim() ?? null,
       text: el.textContent.replace(/\s+/g, ' ').trim(),
     })),

@@ -1,5 +1,7 @@
-// The "Add money" form: checks the amount against the server's limits, then asks the server
-// for a deposit and sends the browser to the bank to approve it.
+// The money forms. "Add money" checks the amount against the server's limits, then asks the
+// server for a deposit and sends the browser to the bank to approve it. "Send money" checks the
+// email and amount, then asks the server for a transfer to another user; the server decides
+// the rest (balance, recipient, limits) and a refusal shows in the page's error element.
 import { api, ApiError, errorText, Unauthorized } from './api.js';
 import { showMessage } from './dom.js';
 import { keyPerIntent } from './idempotency.js';
@@ -133,4 +135,138 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
     setSubmitting,
     reset,
   };
+}
+
+// ------------------------------------------------------------------ Send money
+
+// Just enough to catch a slip of the keyboard; the server decides who the recipient is.
+const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
+
+/**
+ * Whether a refused transfer is the server's final word on it: nothing moved, and asking again
+ * with the same Idempotency-Key could only repeat the answer, so the next Send gets a new key
+ * (money received since, after a 409 insufficient_funds, must be able to make it go through).
+ * No answer, a 5xx, 429, and 409 request_in_progress may be retried with the same key.
+ */
+function transferIsFinal(err) {
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 &&
+    err.status !== 429 && err.code !== 'request_in_progress';
+}
+
+/** "Name (email)", or whichever of the two there is. */
+function personText(person, fallbackEmail) {
+  const name = person && typeof person.name === 'string' ? person.name.trim() : '';
+  const email = person && typeof person.email === 'string' ? person.email.trim() : fallbackEmail;
+  if (name && email && name !== email) return `${name} (${email})`;
+  return name || email;
+}
+
+/**
+ * The "Send money" form. `refresh` reloads the wallet after a transfer (and after a refusal,
+ * whose balance may be newer than the one shown); `onUnauthorized` is called when the session
+ * turns out to be gone.
+ */
+export function createTransferForm(els, { refresh, onUnauthorized }) {
+  const keys = keyPerIntent();
+  let submitting = false;
+
+  function setSubmitting(on) {
+    submitting = on;
+    els.transferSubmit.disabled = on;
+    els.transferTo.readOnly = on;
+    els.transferAmount.readOnly = on;
+    els.transferSubmit.textContent = on ? 'Sending…' : 'Send';
+    els.transferForm.setAttribute('aria-busy', on ? 'true' : 'false');
+  }
+
+  function refuse(field, text) {
+    showMessage(els.error, text);
+    field.setAttribute('aria-invalid', 'true');
+    field.focus();
+  }
+
+  /** `{ to, paise }` from the form, or null after showing what is wrong. */
+  function readForm() {
+    const to = els.transferTo.value.trim();
+    if (to === '') {
+      refuse(els.transferTo, 'Enter the email of the person to send money to.');
+      return null;
+    }
+    if (!EMAIL_RE.test(to) || to.length > 320) {
+      refuse(els.transferTo, 'Enter an email address, like name@example.com.');
+      return null;
+    }
+    const parsed = parseRupees(els.transferAmount.value, null, { verb: 'send' });
+    if (parsed.error) {
+      refuse(els.transferAmount, parsed.error);
+      return null;
+    }
+    return { to, paise: parsed.paise };
+  }
+
+  async function onSubmit(ev) {
+    ev.preventDefault();
+    if (submitting) return;
+    showMessage(els.error, '');
+    showMessage(els.transferDone, '');
+    els.transferTo.removeAttribute('aria-invalid');
+    els.transferAmount.removeAttribute('aria-invalid');
+    const intent = readForm();
+    if (!intent) return;
+
+    const gen = state.generation;
+    setSubmitting(true);
+    let res;
+    try {
+      res = await api('POST', '/api/transfers', {
+        body: { to: intent.to, amount: intent.paise },
+        // The same recipient and amount again (after no answer) is the same transfer.
+        headers: { 'Idempotency-Key': keys.keyFor(`${intent.to.toLowerCase()} ${intent.paise}`) },
+      });
+    } catch (err) {
+      if (gen !== state.generation) return;
+      setSubmitting(false);
+      if (err instanceof Unauthorized) {
+        onUnauthorized();
+        return;
+      }
+      if (transferIsFinal(err)) keys.forget();
+      showMessage(els.error, errorText(err));
+      if (err instanceof ApiError) refresh();
+      return;
+    }
+
+    if (gen !== state.generation) return;
+    keys.forget(); // done: the next Send is a new transfer
+    setSubmitting(false);
+    els.transferTo.value = '';
+    els.transferAmount.value = '';
+    const amount = res && Number.isSafeInteger(res.amount) ? res.amount : intent.paise;
+    const currency = res && typeof res.currency === 'string' ? res.currency : 'INR';
+    showMessage(els.transferDone,
+      `Sent ${formatMoney(amount, currency)} to ${personText(res && res.to, intent.to)}.`);
+    refresh();
+  }
+
+  /** Empty the form (on sign-out). */
+  function reset() {
+    keys.forget();
+    showMessage(els.error, '');
+    showMessage(els.transferDone, '');
+    els.transferTo.value = '';
+    els.transferAmount.value = '';
+    els.transferTo.removeAttribute('aria-invalid');
+    els.transferAmount.removeAttribute('aria-invalid');
+    setSubmitting(false);
+  }
+
+  els.transferForm.addEventListener('submit', onSubmit);
+  for (const field of [els.transferTo, els.transferAmount]) {
+    field.addEventListener('input', () => {
+      if (!els.error.hidden) showMessage(els.error, '');
+      field.removeAttribute('aria-invalid');
+    });
+  }
+
+  return { setSubmitting, reset };
 }

@@ -20,6 +20,12 @@ export function findElements() {
     depositSubmit: byId('deposit-submit'),
     depositHint: byId('deposit-hint'),
     depositError: byId('deposit-error'),
+    transferForm: byId('transfer-form'),
+    transferTo: byId('transfer-to'),
+    transferAmount: byId('transfer-amount'),
+    transferSubmit: byId('transfer-submit'),
+    transferDone: byId('transfer-done'),
+    error: byId('error'), // a refused money-out action's message
     txList: byId('transactions'),
     txEmpty: byId('tx-empty'),
     txError: byId('tx-error'),

@@ -1,5 +1,6 @@
-// Idempotency-Key values for POST /api/deposit: one key per deposit the person means to make,
-// so that retrying it (after no answer, or a 5xx) can never make two.
+// Idempotency-Key values for POST /api/deposit and POST /api/transfers: one key per deposit or
+// transfer the person means to make, so that retrying it (after no answer, or a 5xx) can never
+// make two.
 
 /** A fresh random key (a UUID). */
 export function newIdempotencyKey() {
@@ -16,15 +17,16 @@ export function newIdempotencyKey() {
 }
 
 /**
- * Remembers the deposit being attempted and its key. `keyFor(paise)` gives the same key for
- * the same amount until `forget()` (called once the server has given its final answer); a
- * different amount is a different deposit and gets a new key.
+ * Remembers the request being attempted and its key. `keyFor(what)` gives the same key for the
+ * same `what` (a number or string naming the request: a deposit's amount in paise, a transfer's
+ * recipient and amount) until `forget()` (called once the server has given its final answer);
+ * a different `what` is a different request and gets a new key.
  */
 export function keyPerIntent() {
-  let intent = null; // { paise, key }
+  let intent = null; // { what, key }
   return {
-    keyFor(paise) {
-      if (!intent || intent.paise !== paise) intent = { paise, key: newIdempotencyKey() };
+    keyFor(what) {
+      if (!intent || intent.what !== what) intent = { what, key: newIdempotencyKey() };
       return intent.key;
     },
     forget() {

@@ -4,14 +4,15 @@
 //   money.js         formats paise, parses rupee input (the only place that does either)
 //   api.js           fetch wrapper; JSON error objects become ApiError / Unauthorized
 //   settings.js      GET /api/settings: the deposit limits
-//   idempotency.js   Idempotency-Key values, one per intended deposit
+//   idempotency.js   Idempotency-Key values, one per intended deposit or transfer
 //   state.js         who is signed in, and the sign-out generation
 //   dom.js           the page's elements, showMessage
-//   transactions.js  balance and transaction list, polling while a deposit is pending
-//   deposit.js       the "Add money" form
+//   transactions.js  balance and transaction list, polling while a deposit is pending and
+//                    watching the balance (money received) while the page is visible
+//   deposit.js       the "Add money" and "Send money" forms
 //   session.js       sign-in, sign-out, which view shows
 import { findElements } from './dom.js';
-import { createDepositForm } from './deposit.js';
+import { createDepositForm, createTransferForm } from './deposit.js';
 import { formatMoney, parseRupees } from './money.js';
 import { createSession } from './session.js';
 import { state } from './state.js';
@@ -23,9 +24,11 @@ let session = null;
 const onUnauthorized = () => session.showSignedOut();
 const wallet = createWallet(els, { onUnauthorized });
 const deposit = createDepositForm(els, { refresh: wallet.refresh, onUnauthorized });
-session = createSession(els, { wallet, deposit });
+const transfer = createTransferForm(els, { refresh: wallet.refresh, onUnauthorized });
+session = createSession(els, { wallet, forms: [deposit, transfer] });
 
-// Catch up when the tab comes back (and on back/forward-cache restores).
+// Catch up when the tab comes back (and on back/forward-cache restores); the refresh also
+// resumes watching the balance, which pauses while the page is hidden.
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && state.user) wallet.refresh();
 });
@@ -35,6 +38,7 @@ window.addEventListener('focus', () => {
 window.addEventListener('pageshow', (ev) => {
   if (ev.persisted) {
     deposit.setSubmitting(false);
+    transfer.setSubmitting(false);
     session.load();
   }
 });

@@ -40,32 +40,33 @@ export function formatMoney(paise, currency, { wholeRupees = false } = {}) {
  * where error is a message for that person.
  *
  * `limits` is `{ min, max, currency }` in paise, from the server's settings; `null` when they
- * could not be loaded, and then only the shape and "more than ₹0" are checked here and the
- * server decides the rest.
+ * could not be loaded (or there are none to check, as for a transfer), and then only the shape
+ * and "more than ₹0" are checked here and the server decides the rest. `verb` is what the
+ * person is doing with the amount, for the messages: "add" (a deposit) or "send" (a transfer).
  */
-export function parseRupees(raw, limits) {
+export function parseRupees(raw, limits, { verb = 'add' } = {}) {
   const currency = limits ? limits.currency : 'INR';
   const zero = formatMoney(0, currency, { wholeRupees: true });
   const s = String(raw ?? '').trim();
-  if (s === '') return { error: 'Enter an amount to add.' };
+  if (s === '') return { error: `Enter an amount to ${verb}.` };
   if (s.startsWith('-')) return { error: `The amount must be more than ${zero}.` };
   if (!AMOUNT_RE.test(s)) return { error: 'Enter an amount in rupees, like 100 or 100.50.' };
 
   const [wholeText, fracText = ''] = s.split('.');
   const whole = wholeText.replace(/^0+(?=\d)/, '');
   if (whole.length > MAX_RUPEE_DIGITS) {
-    return { error: limits ? tooMuch(limits) : 'That amount is too large.' };
+    return { error: limits ? tooMuch(limits, verb) : 'That amount is too large.' };
   }
   const paise = Number(whole) * 100 + Number(fracText.padEnd(2, '0'));
 
   if (paise <= 0) return { error: `The amount must be more than ${zero}.` };
   if (limits && paise < limits.min) {
-    return { error: `The least you can add at once is ${formatMoney(limits.min, currency)}.` };
+    return { error: `The least you can ${verb} at once is ${formatMoney(limits.min, currency)}.` };
   }
-  if (limits && paise > limits.max) return { error: tooMuch(limits) };
+  if (limits && paise > limits.max) return { error: tooMuch(limits, verb) };
   return { paise };
 }
 
-function tooMuch(limits) {
-  return `The most you can add at once is ${formatMoney(limits.max, limits.currency)}.`;
+function tooMuch(limits, verb) {
+  return `The most you can ${verb} at once is ${formatMoney(limits.max, limits.currency)}.`;
 }

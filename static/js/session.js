@@ -14,7 +14,8 @@ function initials(name) {
   return (first + last).toUpperCase() || '?';
 }
 
-export function createSession(els, { wallet, deposit }) {
+/** `forms` are the dashboard's forms (each with `reset()`), emptied on sign-out. */
+export function createSession(els, { wallet, forms }) {
   function showView(name) {
     els.loading.hidden = name !== 'loading';
     els.signedOut.hidden = name !== 'signed-out';
@@ -26,7 +27,7 @@ export function createSession(els, { wallet, deposit }) {
     state.generation++;
     state.user = null;
     wallet.clear();
-    deposit.reset();
+    for (const form of forms) form.reset();
     els.logout.disabled = false;
     els.login.disabled = false;
     showView('signed-out');
