@@ -1,6 +1,7 @@
 //! onramp: a wallet server. Sign in with Google, add money through a bank, see the balance;
 //! the bank confirms each payment by a signed webhook and the wallet is credited exactly once.
 
+pub mod audit;
 pub mod auth;
 pub mod bank_client;
 pub mod configuration;

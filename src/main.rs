@@ -19,6 +19,10 @@ enum Command {
     Serve,
     /// Run the bank simulator alone on `dev.bank_listen`, posting webhooks to `dev.webhook_url`.
     BankSim,
+    /// Check the books of `database.url`: every entry balances, every account equals its
+    /// entries, no user below zero, every successful deposit credited once, totals add up.
+    /// Exits 1, naming what is wrong, otherwise. Safe to run beside the app.
+    Audit,
 }
 
 #[actix_web::main]
@@ -33,5 +37,12 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::BankSim => onramp::dev::run_bank_sim(settings).await,
+        Command::Audit => {
+            if onramp::audit::run(&settings).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
     }
 }

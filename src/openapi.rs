@@ -1,7 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 document of every `/api` route, generated from the
 //! handlers' annotations and the body types of `routes::types`.
 
-use crate::routes::{auth, deposit, types, wallet, webhook};
+use crate::routes::{auth, deposit, transfer, types, wallet, webhook};
 use actix_web::HttpResponse;
 use std::sync::LazyLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -16,7 +16,7 @@ pub const BANK_SIGNATURE: &str = "bank_signature";
 #[openapi(
     info(
         title = "onramp",
-        description = "A wallet: sign in with Google, add money through a bank, see the balance \
+        description = "A wallet: sign in with Google, add money through a bank, send it to other people, see the balance \
                        and history. Amounts are integers in paise. See docs/api.md."
     ),
     paths(
@@ -25,6 +25,7 @@ pub const BANK_SIGNATURE: &str = "bank_signature";
         auth::logout,
         auth::me,
         deposit::create,
+        transfer::create,
         wallet::balance,
         wallet::settings,
         wallet::transactions,
@@ -35,7 +36,7 @@ pub const BANK_SIGNATURE: &str = "bank_signature";
     modifiers(&SecuritySchemes),
     tags(
         (name = "sign-in", description = "Google sign-in and the session"),
-        (name = "wallet", description = "Deposits, balance and history"),
+        (name = "wallet", description = "Deposits, transfers, balance and history"),
         (name = "bank", description = "What the bank calls"),
         (name = "meta", description = "About the API itself"),
     )

@@ -34,6 +34,7 @@ async fn create_users(store: &Arc<dyn Store>, users: usize) -> Vec<UserId> {
                     provider: onramp_store::domain::Provider::Google,
                     sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
                     email: format!("u{i}@example.com"),
+                    email_verified: true,
                     name: "Bench".into(),
                     picture: String::new(),
                     now: now_ms(),

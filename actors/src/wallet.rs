@@ -10,14 +10,24 @@
 //! balance and a committed credit the one with the later ledger entry wins. Duplicate
 //! settlements that arrive while the first is still committing wait for the same commit.
 //!
+//! A transfer is decided by the sender's actor: it reserves the amount against its available
+//! balance ([`crate::funds`]) or refuses at once, then hands the transfer to the DB writer,
+//! which commits the debit and the credit in one ledger entry, many transfers per group commit.
+//! The commit's answer turns the reservation into the committed balance, and the recipient's
+//! actor is told its new balance before the caller hears of success. No database row is locked
+//! for it and no two actors wait on each other.
+//!
 //! [`Wallets`] is the registry: actors start on demand (spread over a few arbiters), stop when
 //! idle, and are reloaded from the database when needed.
 
+use crate::funds::{Funds, Refusal, Reservation};
 use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
-use onramp_store::{Balance, SettleDeposit, SettleResult, Store, StoreError};
+use onramp_store::{
+    Balance, NewTransfer, SettleDeposit, SettleResult, Store, StoreError, TransferResult,
+};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +58,18 @@ pub enum SettleError {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WalletError {
+    #[error("the wallet could not be loaded")]
+    Load(#[source] Arc<StoreError>),
+    #[error("the wallet is unavailable")]
+    Unavailable,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransferError {
+    #[error("the balance ({available} paise available) does not cover the amount")]
+    InsufficientFunds { available: i64 },
+    #[error("the transfer could not be committed")]
+    Storage(#[source] WriteError),
     #[error("the wallet could not be loaded")]
     Load(#[source] Arc<StoreError>),
     #[error("the wallet is unavailable")]
@@ -85,8 +107,9 @@ const REMEMBER_FINAL: usize = 4096;
 
 pub struct WalletActor {
     user: UserId,
-    /// The newest committed balance seen: `None` until a read loads it or a credit commits.
-    committed: Option<Balance>,
+    /// The committed balance (`None` until a read loads it or a commit tells it) and the
+    /// debits reserved against it.
+    funds: Funds,
     deposits: HashMap<DepositId, DepositState>,
     in_flight: usize,
     last_used: Instant,
@@ -128,13 +151,6 @@ impl Actor for WalletActor {
 }
 
 impl WalletActor {
-    /// Keeps `balance` if it is newer than what the actor knows.
-    fn observe(&mut self, balance: Balance) {
-        if self.committed.is_none_or(|c| balance.entry > c.entry) {
-            self.committed = Some(balance);
-        }
-    }
-
     fn unregister(&self) {
         let generation = self.generation;
         self.shared
@@ -166,7 +182,7 @@ impl WalletActor {
         let answer = match (result, now_stored) {
             (Ok(SettleResult::Applied(balance)), _) => {
                 if let Some(balance) = balance {
-                    self.observe(balance);
+                    self.funds.observe(balance);
                     metrics::counter!("onramp_credits_total").increment(1);
                     metrics::counter!("onramp_credited_paise_total")
                         .increment(amount.paise() as u64);
@@ -223,7 +239,7 @@ impl Handler<GetBalance> for WalletActor {
     type Result = Option<i64>;
     fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> Option<i64> {
         self.last_used = Instant::now();
-        self.committed.map(|c| c.paise)
+        self.funds.committed().map(|c| c.paise)
     }
 }
 
@@ -235,8 +251,77 @@ struct Loaded(Balance);
 impl Handler<Loaded> for WalletActor {
     type Result = i64;
     fn handle(&mut self, Loaded(balance): Loaded, _: &mut Self::Context) -> i64 {
-        self.observe(balance);
-        self.committed.map_or(balance.paise, |c| c.paise)
+        self.funds.load(balance);
+        self.funds.committed().map_or(balance.paise, |c| c.paise)
+    }
+}
+
+/// A balance another wallet's commit answered for this one (a transfer received).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Observe(Balance);
+
+impl Handler<Observe> for WalletActor {
+    type Result = ();
+    fn handle(&mut self, Observe(balance): Observe, _: &mut Self::Context) {
+        self.last_used = Instant::now();
+        self.funds.observe(balance);
+    }
+}
+
+type TransferAnswer = Result<TransferResult, TransferError>;
+type TransferTicket = Result<oneshot::Receiver<TransferAnswer>, Refusal>;
+
+/// A transfer out of this wallet: reserved now (or refused), answered once committed.
+#[derive(Message)]
+#[rtype(result = "TransferTicket")]
+struct Debit(NewTransfer);
+
+impl Handler<Debit> for WalletActor {
+    type Result = TransferTicket;
+
+    fn handle(&mut self, Debit(transfer): Debit, ctx: &mut Self::Context) -> TransferTicket {
+        self.last_used = Instant::now();
+        let reservation = self.funds.reserve(transfer.amount)?;
+        self.in_flight += 1;
+        let (tx, rx) = oneshot::channel();
+        let writer = self.shared.writer.clone();
+        ctx.spawn(
+            async move { writer.transfer(transfer).await }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    act.in_flight -= 1;
+                    let _ = tx.send(act.settle_debit(reservation, result));
+                }),
+        );
+        Ok(rx)
+    }
+}
+
+impl WalletActor {
+    /// Ends a transfer's reservation as its commit answered.
+    fn settle_debit(
+        &mut self,
+        reservation: Reservation,
+        result: Result<TransferResult, WriteError>,
+    ) -> TransferAnswer {
+        match result {
+            Ok(TransferResult::Applied { from, to }) => {
+                metrics::counter!("onramp_transfers_total").increment(1);
+                metrics::counter!("onramp_transferred_paise_total")
+                    .increment(reservation.paise() as u64);
+                self.funds.commit(reservation, from);
+                Ok(TransferResult::Applied { from, to })
+            }
+            Ok(TransferResult::KeyTaken) => {
+                self.funds.release(reservation);
+                Ok(TransferResult::KeyTaken)
+            }
+            Err(e) => {
+                self.funds.release_unsure(reservation);
+                Err(TransferError::Storage(e))
+            }
+        }
     }
 }
 
@@ -357,7 +442,7 @@ impl Wallets {
                 let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
                 let actor = WalletActor {
                     user,
-                    committed: None,
+                    funds: Funds::default(),
                     deposits: HashMap::new(),
                     in_flight: 0,
                     last_used: Instant::now(),
@@ -409,6 +494,50 @@ impl Wallets {
             }
         }
         Err(SettleError::Unavailable)
+    }
+
+    /// Moves money from `transfer.from` to `transfer.to`: the sender's actor reserves it (or
+    /// refuses at once), the DB writer commits it, and the recipient's actor learns its new
+    /// balance, all before this answers. A failed commit releases the reservation.
+    pub async fn transfer(&self, transfer: NewTransfer) -> Result<TransferResult, TransferError> {
+        let (from, to) = (transfer.from, transfer.to);
+        for _ in 0..3 {
+            let addr = self.actor(from);
+            let ticket = match addr.send(Debit(transfer.clone())).await {
+                Ok(ticket) => ticket,
+                Err(_) => {
+                    self.forget(from, &addr);
+                    continue;
+                }
+            };
+            let answer = match ticket {
+                Ok(rx) => rx.await.map_err(|_| TransferError::Unavailable)??,
+                Err(Refusal::Insufficient { available }) => {
+                    return Err(TransferError::InsufficientFunds { available })
+                }
+                Err(Refusal::NotLoaded) => {
+                    self.balance(from).await.map_err(|e| match e {
+                        WalletError::Load(e) => TransferError::Load(e),
+                        WalletError::Unavailable => TransferError::Unavailable,
+                    })?;
+                    continue;
+                }
+            };
+            if let TransferResult::Applied { to: received, .. } = answer {
+                self.tell(to, received).await;
+            }
+            return Ok(answer);
+        }
+        Err(TransferError::Unavailable)
+    }
+
+    /// Tells `user`'s actor a committed balance. If the actor is gone, the next one loads the
+    /// balance from the database, which has it already.
+    async fn tell(&self, user: UserId, balance: Balance) {
+        let addr = self.actor(user);
+        if addr.send(Observe(balance)).await.is_err() {
+            self.forget(user, &addr);
+        }
     }
 
     /// Wallet actors alive now.

@@ -5,12 +5,12 @@
 //! fails alone is answered with the error and nobody is told it succeeded.
 //!
 //! Callers use the typed methods ([`DbWriter::upsert_account`], [`DbWriter::insert_deposit`],
-//! [`DbWriter::settle`], [`DbWriter::write`]): each answers the one type its kind of change
+//! [`DbWriter::settle`], [`DbWriter::transfer`], [`DbWriter::write`]): each answers the one type its kind of change
 //! does, so no caller handles another kind's answer.
 
 use onramp_store::{
-    DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit, SettleResult, Store,
-    StoreError, WriteOp,
+    DepositInsert, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit, SettleResult,
+    Store, StoreError, TransferResult, WriteOp,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,13 +106,24 @@ impl DbWriter {
         }
     }
 
+    /// Moves money between two wallets once committed (the sender's actor reserved it).
+    pub async fn transfer(&self, transfer: NewTransfer) -> Result<TransferResult, WriteError> {
+        match self.commit(WriteOp::Transfer(transfer)).await? {
+            OpOutcome::Transfer(result) => Ok(result),
+            other => Err(WriteError::Mismatch(other)),
+        }
+    }
+
     /// Queues a change that answers nothing but "done" (sessions, bank orders) and waits until
     /// it is committed (or has failed).
     pub async fn write(&self, op: WriteOp) -> Result<(), WriteError> {
         debug_assert!(
             !matches!(
                 op,
-                WriteOp::UpsertAccount(_) | WriteOp::InsertDeposit(_) | WriteOp::Settle(_)
+                WriteOp::UpsertAccount(_)
+                    | WriteOp::InsertDeposit(_)
+                    | WriteOp::Settle(_)
+                    | WriteOp::Transfer(_)
             ),
             "use the typed method for {op:?}"
         );

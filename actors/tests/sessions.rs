@@ -26,6 +26,7 @@ async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committe
             provider: Provider::Google,
             sub: ProviderSub::parse("logout").unwrap(),
             email: "logout@example.com".into(),
+            email_verified: true,
             name: "Logout".into(),
             picture: String::new(),
             now: 1,

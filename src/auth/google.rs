@@ -63,10 +63,29 @@ pub struct GoogleUser {
     pub sub: String,
     #[serde(default)]
     pub email: String,
+    /// Only a verified email lets others find the user (transfers). Some providers send the
+    /// string `"true"`; anything else is unverified.
+    #[serde(default, deserialize_with = "verified")]
+    pub email_verified: bool,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub picture: Option<String>,
+}
+
+fn verified<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Text(t) => t == "true",
+        Flag::Other(_) => false,
+    })
 }
 
 pub struct GoogleOAuth {

@@ -142,6 +142,7 @@ async fn sign_in(
         provider: Provider::Google,
         sub,
         email,
+        email_verified: user.email_verified,
         name,
         picture,
         now: now_ms(),

@@ -13,32 +13,33 @@ use onramp_store::domain::{
 use onramp_store::{Deposit, DepositInsert, NewDeposit, WriteOp};
 
 /// How long an `Idempotency-Key` is remembered.
-const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
 
-/// The body: a JSON object with exactly one field, `amount`. (A struct would also accept the
+/// A JSON object body whose fields are checked by hand: for a deposit exactly one field,
+/// `amount`; for a transfer `to` and `amount`. (A struct would also accept the
 /// array `[100]`, which serde reads as a sequence of fields; a plain map would silently keep the
 /// last of `{"amount": 100, "amount": 200}`, so a repeated field is refused.)
-pub struct DepositBody(serde_json::Map<String, serde_json::Value>);
+pub struct StrictObject(serde_json::Map<String, serde_json::Value>);
 
-impl std::ops::Deref for DepositBody {
+impl std::ops::Deref for StrictObject {
     type Target = serde_json::Map<String, serde_json::Value>;
     fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
-impl<'de> serde::Deserialize<'de> for DepositBody {
+impl<'de> serde::Deserialize<'de> for StrictObject {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Fields;
         impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = DepositBody;
+            type Value = StrictObject;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<DepositBody, A::Error> {
+            ) -> Result<StrictObject, A::Error> {
                 let mut fields = serde_json::Map::new();
                 while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
                     if fields.contains_key(&key) {
@@ -48,14 +49,14 @@ impl<'de> serde::Deserialize<'de> for DepositBody {
                     }
                     fields.insert(key, value);
                 }
-                Ok(DepositBody(fields))
+                Ok(StrictObject(fields))
             }
         }
         d.deserialize_map(Fields)
     }
 }
 
-fn amount_field(body: &DepositBody) -> Result<&serde_json::Value, ApiError> {
+fn amount_field(body: &StrictObject) -> Result<&serde_json::Value, ApiError> {
     if let Some(unknown) = body.keys().find(|k| *k != "amount") {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -67,7 +68,7 @@ fn amount_field(body: &DepositBody) -> Result<&serde_json::Value, ApiError> {
 }
 
 /// The amount as the spec wants it: a JSON integer from 1 to the maximum.
-fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
+pub(crate) fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
     let paise = match v {
         serde_json::Value::Number(n) => n.as_i64().filter(|_| !n.is_f64()),
         _ => None,
@@ -81,7 +82,7 @@ fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
     Amount::parse(paise, max).map_err(|e| ApiError::bad_request("invalid_amount", format!("{e}.")))
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let mut values = req.headers().get_all("Idempotency-Key");
     let Some(first) = values.next() else {
         return Ok(None);
@@ -165,7 +166,7 @@ pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
     user: CurrentUser,
-    body: web::Json<DepositBody>,
+    body: web::Json<StrictObject>,
 ) -> Result<HttpResponse, ApiError> {
     let amount = parse_amount(amount_field(&body)?, state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;

@@ -5,6 +5,7 @@ pub mod deposit;
 pub mod health;
 pub mod metrics;
 pub mod pages;
+pub mod transfer;
 pub mod types;
 pub mod wallet;
 pub mod webhook;
@@ -30,6 +31,7 @@ api_routes! {
     post "/api/auth/logout" => auth::logout;
     get "/api/user/me" => auth::me;
     post "/api/deposit" => deposit::create;
+    post "/api/transfers" => transfer::create;
     get "/api/balance" => wallet::balance;
     get "/api/settings" => wallet::settings;
     get "/api/transactions" => wallet::transactions;

@@ -79,6 +79,38 @@ impl DepositCreated {
     }
 }
 
+/// `POST /api/transfers`'s body. Exactly these two fields; integers only.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; `transfer::create` parses it strictly
+pub struct TransferRequest {
+    /// The recipient's email (the account that most recently signed in with that verified
+    /// email; any letter case).
+    #[schema(example = "bob@example.com")]
+    pub to: String,
+    /// Paise, from 1 to the maximum of `GET /api/settings`.
+    #[schema(minimum = 1, example = 10000)]
+    pub amount: i64,
+}
+
+/// The other side of a transfer.
+#[derive(Serialize, ToSchema)]
+pub struct Party {
+    pub name: String,
+    pub email: String,
+}
+
+/// A transfer as `POST /api/transfers` answers it: committed, both balances changed.
+#[derive(Serialize, ToSchema)]
+pub struct TransferCreated {
+    pub id: String,
+    #[schema(example = "success")]
+    pub status: &'static str,
+    pub amount: i64,
+    #[schema(value_type = String, example = "INR")]
+    pub currency: Currency,
+    pub to: Party,
+}
+
 /// `GET /api/balance`: committed money the user can spend.
 #[derive(Serialize, ToSchema)]
 pub struct Balance {
@@ -93,6 +125,7 @@ pub struct Settings {
     #[schema(value_type = String, example = "INR")]
     pub currency: Currency,
     pub deposit: Limits,
+    pub transfer: Limits,
 }
 
 /// The amounts an action accepts, in paise.
@@ -114,7 +147,7 @@ pub struct TransactionPage {
 #[derive(Serialize, ToSchema)]
 pub struct TransactionItem {
     pub id: String,
-    /// `deposit` (transfers and withdrawals are not built yet).
+    /// `deposit`, `transfer_in` or `transfer_out` (withdrawals are not built yet).
     #[schema(example = "deposit")]
     pub kind: &'static str,
     /// Always positive; the kind gives the direction.
@@ -128,6 +161,9 @@ pub struct TransactionItem {
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    /// Transfers only: who sent it (`transfer_in`) or received it (`transfer_out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterparty: Option<Party>,
 }
 
 /// The bank's order event (`docs/bank.md`), as `POST /api/webhooks/bank` reads it.

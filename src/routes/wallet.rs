@@ -7,8 +7,8 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use onramp_store::domain::{Currency, DepositId};
-use onramp_store::Deposit;
+use onramp_store::domain::Currency;
+use onramp_store::{Counterparty, HistoryItem};
 use serde::Deserialize;
 
 /// The committed balance, from the user's wallet actor.
@@ -53,6 +53,10 @@ pub async fn settings(state: web::Data<AppState>) -> HttpResponse {
             min_amount: 1,
             max_amount: state.settings.deposit.max_amount,
         },
+        transfer: types::Limits {
+            min_amount: 1,
+            max_amount: crate::routes::transfer::max_amount(&state.settings),
+        },
     })
 }
 
@@ -73,26 +77,53 @@ fn rfc3339(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn item(d: &Deposit) -> types::TransactionItem {
-    types::TransactionItem {
-        id: d.id.as_str().to_owned(),
-        kind: "deposit",
-        amount: d.amount.paise(),
-        currency: d.currency,
-        status: d.status.as_str(),
-        created_at: rfc3339(d.created_at),
-        updated_at: rfc3339(d.updated_at),
+fn item(h: &HistoryItem) -> types::TransactionItem {
+    let party = |c: &Counterparty| {
+        Some(types::Party {
+            name: c.name.clone(),
+            email: c.email.clone(),
+        })
+    };
+    match h {
+        HistoryItem::Deposit(d) => types::TransactionItem {
+            id: d.id.as_str().to_owned(),
+            kind: "deposit",
+            amount: d.amount.paise(),
+            currency: d.currency,
+            status: d.status.as_str(),
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+            counterparty: None,
+        },
+        HistoryItem::TransferOut(t, c) | HistoryItem::TransferIn(t, c) => types::TransactionItem {
+            id: t.id.as_str().to_owned(),
+            kind: match h {
+                HistoryItem::TransferOut(..) => "transfer_out",
+                _ => "transfer_in",
+            },
+            amount: t.amount.paise(),
+            currency: t.currency,
+            status: "success",
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.created_at),
+            counterparty: party(c),
+        },
     }
 }
 
-fn encode_cursor(d: &Deposit) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", d.created_at, d.id))
+fn encode_cursor(h: &HistoryItem) -> String {
+    let (at, id) = h.key();
+    URL_SAFE_NO_PAD.encode(format!("{at}:{id}"))
 }
 
-fn decode_cursor(s: &str) -> Option<(i64, DepositId)> {
+/// `(created_at, id)` of the last item of a page; ids are our own (`txn_…`, `trf_…`).
+fn decode_cursor(s: &str) -> Option<(i64, String)> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
     let (at, id) = raw.split_once(':')?;
-    Some((at.parse().ok()?, DepositId::parse(id).ok()?))
+    let ok =
+        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    ok.then_some(())?;
+    Some((at.parse().ok()?, id.to_owned()))
 }
 
 /// Newest first, `limit` (1 to 100, default 20) a page; `next` is the cursor of the next page.
@@ -136,7 +167,7 @@ pub async fn transactions(
         };
     let mut rows = state
         .store
-        .deposits_page(user.0, before, limit + 1)
+        .history_page(user.0, before, limit + 1)
         .await
         .map_err(ApiError::unavailable)?;
     let next = if rows.len() > limit as usize {

@@ -9,10 +9,11 @@
 //! once it exists), and two changes to the same row are ordered within their kind.
 
 use super::{
-    Balance, DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit, SettleResult, WriteOp,
+    Balance, DepositInsert, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit,
+    SettleResult, StoreError, TransferResult, WriteOp,
 };
-use crate::domain::{DepositId, ProviderSub, UserId};
-use std::collections::HashSet;
+use crate::domain::{DepositId, EmailKey, ProviderSub, UserId};
+use std::collections::{HashMap, HashSet};
 
 /// `UpsertAccount`, which backends apply one at a time (a sign-in, not a hot path).
 pub(super) struct AccountItem<'a> {
@@ -20,6 +21,8 @@ pub(super) struct AccountItem<'a> {
     pub provider: &'static str,
     pub sub: &'a ProviderSub,
     pub email: &'a str,
+    /// The email for look-ups, when the provider vouched for it.
+    pub email_key: Option<EmailKey>,
     pub name: &'a str,
     pub picture: &'a str,
     pub now: i64,
@@ -32,6 +35,7 @@ impl<'a> AccountItem<'a> {
             provider: a.provider.as_str(),
             sub: &a.sub,
             email: &a.email,
+            email_key: a.email_verified.then(|| EmailKey::of(&a.email)),
             name: &a.name,
             picture: &a.picture,
             now: a.now,
@@ -111,26 +115,46 @@ impl<'a> SettleItem<'a> {
     }
 }
 
+pub(super) struct TransferItem<'a> {
+    pub index: usize,
+    pub id: &'a str,
+    pub from: String,
+    pub to: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    pub key: Option<&'a str>,
+    pub key_cutoff: i64,
+    pub now: i64,
+}
+
+impl<'a> TransferItem<'a> {
+    fn of(index: usize, t: &'a NewTransfer) -> Self {
+        TransferItem {
+            index,
+            id: t.id.as_str(),
+            from: t.from.to_string(),
+            to: t.to.to_string(),
+            amount: t.amount.paise(),
+            currency: t.currency.code(),
+            key: t.idempotency_key.as_deref(),
+            key_cutoff: t.key_cutoff,
+            now: t.now,
+        }
+    }
+}
+
 /// What the database decided while writing a batch.
+#[derive(Debug, Default)]
 pub(super) struct Written {
     /// The batch positions of the deposits inserted (not those whose key was taken).
     pub inserted: Vec<usize>,
-    /// The batch positions of the settlements applied (the deposit was still processing), with
-    /// the wallet's balance after each credit.
-    pub settled: Vec<(usize, Option<Balance>)>,
-}
-
-/// A settlement applied, as both backends answer it: its batch position and, for a credit, its
-/// ledger entry and the balance after it (both null for a failure).
-pub(super) fn applied(
-    position: usize,
-    entry: Option<i64>,
-    balance_after: Option<i64>,
-) -> (usize, Option<Balance>) {
-    let balance = entry
-        .zip(balance_after)
-        .map(|(entry, paise)| Balance { paise, entry });
-    (position, balance)
+    /// The batch positions of the settlements applied (the deposit was still processing).
+    pub settled: Vec<usize>,
+    /// The batch positions of the transfers written (not those whose key was taken).
+    pub transferred: Vec<usize>,
+    /// The balance after the batch of every user account it changed (one wallet per user:
+    /// the app keeps one currency), with the last entry that balance includes.
+    pub balances: HashMap<String, Balance>,
 }
 
 /// A batch sorted by kind, with the outcome of every change that is known before writing.
@@ -150,6 +174,7 @@ pub(super) struct Plan<'a> {
     pub checks: Vec<CheckItem<'a>>,
     /// `(deposit id, due_at)` of `ForgetPending`.
     pub forgets: Vec<(&'a str, i64)>,
+    pub transfers: Vec<TransferItem<'a>>,
     /// One per change, in the batch's order; [`Plan::finish`] fills in the rest.
     outcomes: Vec<OpOutcome>,
 }
@@ -167,6 +192,7 @@ impl<'a> Plan<'a> {
             settles: Vec::new(),
             checks: Vec::new(),
             forgets: Vec::new(),
+            transfers: Vec::new(),
             outcomes: vec![OpOutcome::Done; ops.len()],
         };
         let mut settling: HashSet<&DepositId> = HashSet::new();
@@ -220,6 +246,7 @@ impl<'a> Plan<'a> {
                 pay_url,
                 now: *now,
             }),
+            WriteOp::Transfer(t) => self.transfers.push(TransferItem::of(index, t)),
             WriteOp::Settle(s) => {
                 // Until the write says otherwise.
                 self.outcomes[index] = OpOutcome::Settle(SettleResult::NotProcessing);
@@ -235,6 +262,11 @@ impl<'a> Plan<'a> {
         self.deposits.iter().any(|d| d.key.is_some())
     }
 
+    /// Whether any transfer gives its idempotency key a chance to be taken over.
+    pub fn has_transfer_keys(&self) -> bool {
+        self.transfers.iter().any(|t| t.key.is_some())
+    }
+
     /// How many statements writing the batch takes, at most (an account takes several).
     pub fn statements(&self) -> usize {
         let kinds = [
@@ -242,7 +274,8 @@ impl<'a> Plan<'a> {
             !self.new_sessions.is_empty(),
             !self.touches.is_empty(),
             !self.ended_sessions.is_empty(),
-            !self.settles.is_empty(),
+            // The ledger statement, for settlements and transfers alike.
+            !self.settles.is_empty() || !self.transfers.is_empty(),
             !self.checks.is_empty(),
             !self.forgets.is_empty(),
         ];
@@ -251,9 +284,15 @@ impl<'a> Plan<'a> {
         } else {
             1 + usize::from(self.has_keys())
         };
+        let transfers = if self.transfers.is_empty() {
+            0
+        } else {
+            1 + usize::from(self.has_transfer_keys())
+        };
         3 * self.accounts.len()
             + self.purges.len()
             + deposits
+            + transfers
             + kinds.iter().filter(|k| **k).count()
     }
 
@@ -263,17 +302,49 @@ impl<'a> Plan<'a> {
     }
 
     /// The outcomes, given what the database decided.
-    pub fn finish(mut self, written: Written) -> Vec<OpOutcome> {
+    pub fn finish(mut self, written: Written) -> Result<Vec<OpOutcome>, StoreError> {
+        let balance = |user: &str| {
+            written.balances.get(user).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the batch moved money of {user} but has no balance"
+                ))
+            })
+        };
         for d in &self.deposits {
             self.outcomes[d.index] = OpOutcome::Deposit(DepositInsert::KeyTaken);
         }
-        for i in written.inserted {
+        for &i in &written.inserted {
             self.outcomes[i] = OpOutcome::Deposit(DepositInsert::Inserted);
         }
-        for (i, balance) in written.settled {
-            self.outcomes[i] = OpOutcome::Settle(SettleResult::Applied(balance));
+        let settles: HashMap<usize, &SettleItem> =
+            self.settles.iter().map(|s| (s.index, s)).collect();
+        for &i in &written.settled {
+            let s = settles.get(&i).ok_or_else(|| {
+                StoreError::Corrupt(format!("the batch settled position {i}, not a settlement"))
+            })?;
+            let credited = match s.status {
+                "success" => Some(balance(&s.user_id)?),
+                _ => None,
+            };
+            self.outcomes[i] = OpOutcome::Settle(SettleResult::Applied(credited));
         }
-        self.outcomes
+        for t in &self.transfers {
+            self.outcomes[t.index] = OpOutcome::Transfer(TransferResult::KeyTaken);
+        }
+        let transfers: HashMap<usize, &TransferItem> =
+            self.transfers.iter().map(|t| (t.index, t)).collect();
+        for &i in &written.transferred {
+            let t = transfers.get(&i).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the batch transferred position {i}, not a transfer"
+                ))
+            })?;
+            self.outcomes[i] = OpOutcome::Transfer(TransferResult::Applied {
+                from: balance(&t.from)?,
+                to: balance(&t.to)?,
+            });
+        }
+        Ok(self.outcomes)
     }
 }
 
@@ -316,10 +387,13 @@ mod tests {
             paise: 100,
             entry: 7,
         };
-        let outcomes = plan.finish(Written {
-            inserted: vec![],
-            settled: vec![(0, Some(credit)), (1, None)],
-        });
+        let outcomes = plan
+            .finish(Written {
+                settled: vec![0, 1],
+                balances: [(user.to_string(), credit)].into(),
+                ..Written::default()
+            })
+            .unwrap();
         assert_eq!(
             outcomes,
             vec![
@@ -356,10 +430,12 @@ mod tests {
         let plan = Plan::new(&ops);
         assert!(plan.has_keys());
         assert_eq!(plan.ended_sessions, vec!["h"]);
-        let outcomes = plan.finish(Written {
-            inserted: vec![0],
-            settled: vec![],
-        });
+        let outcomes = plan
+            .finish(Written {
+                inserted: vec![0],
+                ..Written::default()
+            })
+            .unwrap();
         assert_eq!(
             outcomes,
             vec![

@@ -117,6 +117,55 @@ impl fmt::Display for DepositId {
     }
 }
 
+/// A transfer's id, `trf_` and 32 hex digits (UUIDv7, for the reason deposit ids are).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransferId(String);
+
+impl TransferId {
+    pub fn new() -> Self {
+        TransferId(format!("trf_{}", uuid::Uuid::now_v7().simple()))
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok =
+            s.len() == 36 && s.starts_with("trf_") && s[4..].bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(TransferId(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a transfer id"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TransferId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TransferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How an email is looked up: trimmed and lower-cased, so `Bob@Example.com` finds
+/// `bob@example.com`. (Strictly the local part may be case-sensitive; no provider we accept
+/// makes two accounts that differ only in case, and people type addresses in any case.)
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailKey(String);
+
+impl EmailKey {
+    pub fn of(email: &str) -> Self {
+        EmailKey(email.trim().to_lowercase())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The bank's token for an order: printable ASCII without spaces, 1 to 200 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BankToken(String);

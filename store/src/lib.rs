@@ -6,6 +6,7 @@
 
 pub mod domain;
 
+pub mod audit;
 mod batch;
 pub mod lock;
 mod postgres;
@@ -13,8 +14,8 @@ mod reads;
 mod sqlite;
 
 use crate::domain::{
-    Amount, BankToken, Currency, DepositId, DepositStatus, Provider, ProviderSub, SessionHash,
-    Settlement, UserId,
+    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, Provider, ProviderSub,
+    SessionHash, Settlement, TransferId, UserId,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -70,9 +71,75 @@ pub struct NewAccount {
     pub provider: Provider,
     pub sub: ProviderSub,
     pub email: String,
+    /// Whether the provider vouched for `email`: only then can others find the user by it.
+    pub email_verified: bool,
     pub name: String,
     pub picture: String,
     pub now: i64,
+}
+
+/// Moves `amount` from one user's wallet to another's: the transfer row and its ledger entry,
+/// both accounts' balances changed together. The sender's wallet actor reserved the amount, so
+/// the database's refusal of a negative balance is only the last line of defence. An
+/// idempotency key held by another transfer of the sender created after `key_cutoff` writes
+/// nothing ([`TransferResult::KeyTaken`]).
+#[derive(Debug, Clone)]
+pub struct NewTransfer {
+    pub id: TransferId,
+    pub from: UserId,
+    pub to: UserId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub idempotency_key: Option<String>,
+    pub key_cutoff: i64,
+    pub now: i64,
+}
+
+/// What [`NewTransfer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferResult {
+    /// Committed: the sender's and the recipient's balances after the batch that carried it.
+    Applied { from: Balance, to: Balance },
+    /// Another transfer of the sender holds the key: nothing was written.
+    KeyTaken,
+}
+
+/// A transfer as stored (a stored transfer is always complete: it is written with its entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: TransferId,
+    pub from: UserId,
+    pub to: UserId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub created_at: i64,
+}
+
+/// Someone on the other side of a transfer, as the history shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counterparty {
+    pub name: String,
+    pub email: String,
+}
+
+/// One line of a user's history, newest first: their deposits and their transfers both ways.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryItem {
+    Deposit(Deposit),
+    TransferOut(Transfer, Counterparty),
+    TransferIn(Transfer, Counterparty),
+}
+
+impl HistoryItem {
+    /// The item's place in the order of the history: `(created_at, id)`, newest first.
+    pub fn key(&self) -> (i64, &str) {
+        match self {
+            HistoryItem::Deposit(d) => (d.created_at, d.id.as_str()),
+            HistoryItem::TransferOut(t, _) | HistoryItem::TransferIn(t, _) => {
+                (t.created_at, t.id.as_str())
+            }
+        }
+    }
 }
 
 /// Records a processing deposit. With an idempotency key still held by another deposit of the
@@ -151,6 +218,7 @@ pub enum WriteOp {
         now: i64,
     },
     Settle(SettleDeposit),
+    Transfer(NewTransfer),
     /// Moves a deposit's next check from `due_at` (the time [`Store::due_deposits`] read; it
     /// finds the row) to `next_check_at`, counting one more check.
     ScheduleCheck {
@@ -174,6 +242,7 @@ pub enum OpOutcome {
     User(UserId),
     Deposit(DepositInsert),
     Settle(SettleResult),
+    Transfer(TransferResult),
 }
 
 /// A wallet's committed balance and the id of the last ledger entry it includes (0 before the
@@ -201,11 +270,13 @@ pub struct PendingSummary {
     pub oldest_created_at: Option<i64>,
 }
 
+/// A user's wallet account as the ledger has it: its entries, the sum they add up to (credits
+/// minus debits), and the balance kept on the account row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LedgerTotals {
     pub entries: i64,
     pub sum: i64,
-    pub last_balance_after: Option<i64>,
+    pub balance: i64,
 }
 
 #[async_trait]
@@ -222,21 +293,31 @@ pub trait Store: Send + Sync + 'static {
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;
     async fn deposit_by_token(&self, token: &BankToken) -> Result<Option<Deposit>, StoreError>;
     async fn deposit_by_key(&self, user: UserId, key: &str) -> Result<Option<Deposit>, StoreError>;
-    /// Newest first; `before` is the `(created_at, id)` of the last item of the previous page.
-    async fn deposits_page(
+    async fn transfer_by_key(
         &self,
         user: UserId,
-        before: Option<(i64, DepositId)>,
+        key: &str,
+    ) -> Result<Option<Transfer>, StoreError>;
+    /// The user who most recently signed in with this verified email.
+    async fn user_by_email(&self, email: &EmailKey) -> Result<Option<User>, StoreError>;
+    /// The user's deposits and transfers, newest first; `before` is the `(created_at, id)` of
+    /// the last item of the previous page.
+    async fn history_page(
+        &self,
+        user: UserId,
+        before: Option<(i64, String)>,
         limit: u32,
-    ) -> Result<Vec<Deposit>, StoreError>;
+    ) -> Result<Vec<HistoryItem>, StoreError>;
     /// The scheduled deposits whose next check is due at `now`, soonest due first. Settled ones
     /// among them are for [`WriteOp::ForgetPending`].
     async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError>;
     /// How many deposits wait for the bank, how many of them are due at `now`, and when the
     /// oldest was created.
     async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError>;
-    /// The user's ledger entries (reached through the user's deposits), for checking the books.
+    /// The user's wallet account in the ledger, for checking the books.
     async fn ledger_totals(&self, user: UserId) -> Result<LedgerTotals, StoreError>;
+    /// Checks the whole ledger in one consistent snapshot (`onramp audit`).
+    async fn audit(&self) -> Result<audit::Report, StoreError>;
 }
 
 /// Opens the database named by `url` (creating a SQLite file and its folder if needed) and
@@ -320,5 +401,93 @@ impl TryFrom<SessionDbRow> for SessionRow {
             expires_at: r.expires_at,
             last_seen_at: r.last_seen_at,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TransferRow {
+    id: String,
+    from_user: String,
+    to_user: String,
+    amount: i64,
+    currency: String,
+    created_at: i64,
+}
+
+impl TryFrom<TransferRow> for Transfer {
+    type Error = StoreError;
+    fn try_from(r: TransferRow) -> Result<Self, StoreError> {
+        Ok(Transfer {
+            id: TransferId::parse(&r.id).map_err(StoreError::Corrupt)?,
+            from: UserId::parse(&r.from_user).map_err(StoreError::Corrupt)?,
+            to: UserId::parse(&r.to_user).map_err(StoreError::Corrupt)?,
+            amount: Amount::from_stored(r.amount),
+            currency: Currency::parse(&r.currency)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+/// One row of `reads::HISTORY_PAGE`: a deposit, or a transfer with the other side's user id,
+/// name and email.
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    kind: String,
+    id: String,
+    other: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    bank_token: Option<String>,
+    pay_url: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    name: String,
+    email: String,
+}
+
+impl HistoryRow {
+    fn into_item(self, user: UserId) -> Result<HistoryItem, StoreError> {
+        let other = UserId::parse(&self.other).map_err(StoreError::Corrupt)?;
+        let counterparty = Counterparty {
+            name: self.name.clone(),
+            email: self.email.clone(),
+        };
+        let transfer = |from, to, r: &HistoryRow| -> Result<Transfer, StoreError> {
+            TransferRow {
+                id: r.id.clone(),
+                from_user: from,
+                to_user: to,
+                amount: r.amount,
+                currency: r.currency.clone(),
+                created_at: r.created_at,
+            }
+            .try_into()
+        };
+        match self.kind.as_str() {
+            "deposit" => Ok(HistoryItem::Deposit(Deposit::try_from(DepositRow {
+                id: self.id,
+                user_id: self.other,
+                amount: self.amount,
+                currency: self.currency,
+                status: self.status,
+                bank_token: self.bank_token,
+                pay_url: self.pay_url,
+                created_at: self.created_at,
+                updated_at: self.updated_at,
+            })?)),
+            "transfer_out" => Ok(HistoryItem::TransferOut(
+                transfer(user.to_string(), other.to_string(), &self)?,
+                counterparty,
+            )),
+            "transfer_in" => Ok(HistoryItem::TransferIn(
+                transfer(other.to_string(), user.to_string(), &self)?,
+                counterparty,
+            )),
+            kind => Err(StoreError::Corrupt(format!(
+                "a history item of kind {kind:?}"
+            ))),
+        }
     }
 }

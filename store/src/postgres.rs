@@ -1,9 +1,10 @@
 //! PostgreSQL: production. Each kind of change in a batch is written by one set-based statement
-//! over `UNNEST` arrays instead of a round trip per change; the settlements are one statement
-//! (data-modifying CTEs: deposit, wallet and ledger together), and a batch of one kind, such as a
-//! storm of webhooks, is that statement alone, a transaction without BEGIN and COMMIT.
+//! over `UNNEST` arrays instead of a round trip per change; the money (settlements and transfers
+//! as ledger entries, with the accounts they change) is one statement of data-modifying CTEs,
+//! and a batch of one kind, such as a storm of webhooks, is that statement alone, a transaction
+//! without BEGIN and COMMIT.
 
-use super::batch::{applied, Plan, Written};
+use super::batch::{Plan, Written};
 use super::*;
 use crate::reads::accounts_postgres as accounts;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -33,41 +34,58 @@ impl PgStore {
     }
 }
 
-/// Applies the settlements: those whose deposit is still processing change it, credit the
-/// wallet and append the ledger entry (their pending rows are dropped later, by
-/// reconciliation); the statement answers their batch positions, with the ledger entry and the
-/// balance after it for a credit. Each credit's `balance_after` is the
-/// wallet's balance before the batch (its row locked first) plus its credits in this batch up to
-/// and including this one, in batch order; the wallet records the last entry it includes.
-const SETTLE: &str = "\
+/// The batch's money: settlements and the transfers just inserted, as ledger entries, in one
+/// statement. Settlements whose deposit is still processing change it (their pending rows are
+/// dropped later, by reconciliation), with the user, amount and currency of the deposit's own
+/// row; each credit is an entry from bank clearing to the user and each transfer one from the
+/// sender to the recipient. A missing account leaves a NULL that the entry's NOT NULL refuses.
+/// Each account then changes once by the sum of its entries in the batch (bank clearing too),
+/// and records the last entry it includes; a user's balance below zero fails the statement (the
+/// table's CHECK). It answers the settlements applied (tag 0) and the balances after it of the
+/// user accounts it changed (tag 1).
+const POST: &str = "\
 WITH input AS (
-    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[])
-        AS u(seq, deposit_id, status, user_id, amount, now)
+    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[])
+        AS u(seq, deposit_id, status, now)
 ), settled AS (
     UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i
     WHERE d.id = i.deposit_id AND d.status = 'processing'
-    RETURNING i.seq, i.deposit_id, i.status, i.user_id, i.amount, i.now
-), credits AS (
-    SELECT * FROM settled WHERE status = 'success'
-), before AS (
-    SELECT user_id, balance FROM wallets
-    WHERE user_id IN (SELECT user_id FROM credits) FOR UPDATE
+    RETURNING i.seq, d.id AS deposit_id, i.status, d.user_id, d.amount, d.currency, i.now
+), transfers AS (
+    SELECT * FROM UNNEST($5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::int8[])
+        AS t(seq, id, from_user, to_user, amount, currency, now)
+), moves AS (
+    SELECT s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit, a.id AS credit,
+           s.amount, s.now
+    FROM settled AS s
+    LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
+    LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
+    WHERE s.status = 'success'
+    UNION ALL
+    SELECT t.seq, 'transfer', t.id, f.id, r.id, t.amount, t.now
+    FROM transfers AS t
+    LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency
+    LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency
 ), entries AS (
-    INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
-    SELECT c.user_id, c.deposit_id, c.amount,
-           COALESCE(b.balance, 0)
-               + SUM(c.amount) OVER (PARTITION BY c.user_id ORDER BY c.seq ROWS UNBOUNDED PRECEDING),
-           c.now
-    FROM credits AS c LEFT JOIN before AS b ON b.user_id = c.user_id
-    ORDER BY c.seq
-    RETURNING user_id, deposit_id, id, amount, balance_after, created_at
-), wallets_after AS (
-    INSERT INTO wallets (user_id, balance, updated_at, last_entry)
-    SELECT user_id, SUM(amount), MAX(created_at), MAX(id) FROM entries GROUP BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET balance = wallets.balance + EXCLUDED.balance,
-        updated_at = EXCLUDED.updated_at, last_entry = EXCLUDED.last_entry
+    INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
+    SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY seq
+    RETURNING id, debit_account, credit_account, amount, created_at
+), deltas AS (
+    SELECT account, SUM(delta) AS delta, MAX(id) AS last, MAX(created_at) AS at
+    FROM (SELECT credit_account AS account, amount AS delta, id, created_at FROM entries
+          UNION ALL
+          SELECT debit_account, -amount, id, created_at FROM entries) AS x
+    GROUP BY account
+), accounts AS (
+    UPDATE ledger_accounts AS a
+    SET balance = a.balance + d.delta, last_entry = d.last, updated_at = d.at
+    FROM deltas AS d WHERE a.id = d.account
+    RETURNING a.user_id, a.balance, a.last_entry
 )
-SELECT s.seq, e.id, e.balance_after FROM settled AS s LEFT JOIN entries AS e USING (deposit_id)";
+SELECT 0 AS tag, seq, NULL::text AS user_id, NULL::int8 AS balance, NULL::int8 AS last_entry
+FROM settled
+UNION ALL
+SELECT 1, 0, user_id, balance, last_entry FROM accounts WHERE user_id IS NOT NULL";
 
 /// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
 /// at a time) and answers what the database decided.
@@ -77,8 +95,11 @@ async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, 
     write_orders(conn, plan).await?;
     write_sessions(conn, plan).await?;
     write_schedule(conn, plan).await?;
-    let settled = write_settlements(conn, plan).await?;
-    Ok(Written { inserted, settled })
+    let transferred = insert_transfers(conn, plan).await?;
+    let mut written = post(conn, plan, &transferred).await?;
+    written.inserted = inserted;
+    written.transferred = transferred;
+    Ok(written)
 }
 
 async fn write_orders(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
@@ -167,28 +188,98 @@ async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
     Ok(())
 }
 
-async fn write_settlements(
+/// Inserts the transfers (a key held by a transfer older than the cutoff is given up first)
+/// and answers the batch positions of those inserted: a transfer whose key is still held is not.
+async fn insert_transfers(
     conn: &mut PgConnection,
     plan: &Plan<'_>,
-) -> Result<Vec<(usize, Option<Balance>)>, StoreError> {
-    let mut settled = Vec::new();
-    if !plan.settles.is_empty() {
-        let s = &plan.settles;
-        let rows: Vec<(i64, Option<i64>, Option<i64>)> = sqlx::query_as(SETTLE)
-            .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.amount).collect::<Vec<_>>())
-            .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
-            .fetch_all(&mut *conn)
-            .await?;
-        settled = rows
-            .into_iter()
-            .map(|(seq, entry, after)| applied(seq as usize, entry, after))
-            .collect();
+) -> Result<Vec<usize>, StoreError> {
+    let t = &plan.transfers;
+    if t.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(settled)
+    if plan.has_transfer_keys() {
+        let keyed: Vec<_> = t.iter().filter(|t| t.key.is_some()).collect();
+        sqlx::query(
+            "UPDATE transfers AS t SET idempotency_key = NULL \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(from_user, key, cutoff) \
+             WHERE t.from_user = k.from_user AND t.idempotency_key = k.key AND t.created_at < k.cutoff",
+        )
+        .bind(keyed.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|t| t.key).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|t| t.key_cutoff).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at) \
+         SELECT id, from_user, to_user, amount, currency, key, now \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[]) \
+             WITH ORDINALITY AS u(id, from_user, to_user, amount, currency, key, now, ord) \
+         ORDER BY ord \
+         ON CONFLICT (from_user, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.key).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
+    Ok(t.iter()
+        .filter(|t| inserted.contains(t.id))
+        .map(|t| t.index)
+        .collect())
+}
+
+/// The settlements and the `transferred` transfers (batch positions) as ledger entries.
+async fn post(
+    conn: &mut PgConnection,
+    plan: &Plan<'_>,
+    transferred: &[usize],
+) -> Result<Written, StoreError> {
+    let mut written = Written::default();
+    let s = &plan.settles;
+    let t: Vec<_> = plan
+        .transfers
+        .iter()
+        .filter(|t| transferred.contains(&t.index))
+        .collect();
+    if s.is_empty() && t.is_empty() {
+        return Ok(written);
+    }
+    let rows: Vec<(i32, i64, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(POST)
+        .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.index as i64).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+    for (tag, seq, user, paise, entry) in rows {
+        match (tag, user, paise, entry) {
+            (0, ..) => written.settled.push(seq as usize),
+            (1, Some(user), Some(paise), Some(entry)) => {
+                written.balances.insert(user, Balance { paise, entry });
+            }
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "the ledger statement answered {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(written)
 }
 
 /// Inserts the new deposits, pending (an idempotency key held by a deposit older than the
@@ -262,6 +353,6 @@ impl PgStore {
             tx.commit().await?;
             written
         };
-        Ok(plan.finish(written))
+        plan.finish(written)
     }
 }

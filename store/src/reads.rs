@@ -17,17 +17,44 @@ macro_rules! select_deposits {
 pub(crate) const USER: &str = "SELECT id, email, name, picture FROM users WHERE id = $1";
 pub(crate) const SESSION: &str =
     "SELECT user_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = $1";
-pub(crate) const BALANCE: &str = "SELECT balance, last_entry FROM wallets WHERE user_id = $1";
+pub(crate) const BALANCE: &str =
+    "SELECT balance, last_entry FROM ledger_accounts WHERE user_id = $1 AND currency = $2";
+pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, name, picture FROM users \
+     WHERE email_key = $1 ORDER BY signed_in_at DESC, id DESC LIMIT 1";
+pub(crate) const TRANSFER_BY_KEY: &str =
+    "SELECT id, from_user, to_user, amount, currency, created_at FROM transfers \
+     WHERE from_user = $1 AND idempotency_key = $2";
 pub(crate) const DEPOSIT: &str = select_deposits!("WHERE id = $1");
 pub(crate) const DEPOSIT_BY_TOKEN: &str = select_deposits!("WHERE bank_token = $1");
 pub(crate) const DEPOSIT_BY_KEY: &str =
     select_deposits!("WHERE user_id = $1 AND idempotency_key = $2");
-pub(crate) const FIRST_PAGE: &str =
-    select_deposits!("WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2");
-/// The page after the item `($2, $3)`: `(created_at, id)` is the order's key.
-pub(crate) const NEXT_PAGE: &str = select_deposits!(
-    "WHERE user_id = $1 AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4"
-);
+
+/// A page of a user's history: the newest `$4` items before `($2, $3)` (`(created_at, id)` is
+/// the order's key; the first page passes a key after everything) of each of deposits, transfers
+/// out and transfers in, each read from its own index, then merged.
+macro_rules! history_page {
+    () => {
+        concat!(
+            "SELECT * FROM (SELECT 'deposit' AS kind, id, user_id AS other, amount, currency, \
+                 status, bank_token, pay_url, created_at, updated_at, '' AS name, '' AS email \
+             FROM deposits \
+             WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4) AS d \
+             UNION ALL SELECT * FROM (SELECT 'transfer_out', t.id, t.to_user, t.amount, \
+                 t.currency, 'success', NULL, NULL, t.created_at, t.created_at, u.name, u.email \
+             FROM transfers AS t JOIN users AS u ON u.id = t.to_user \
+             WHERE t.from_user = $1 AND (t.created_at, t.id) < ($2, $3) \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT $4) AS o \
+             UNION ALL SELECT * FROM (SELECT 'transfer_in', t.id, t.from_user, t.amount, \
+                 t.currency, 'success', NULL, NULL, t.created_at, t.created_at, u.name, u.email \
+             FROM transfers AS t JOIN users AS u ON u.id = t.from_user \
+             WHERE t.to_user = $1 AND (t.created_at, t.id) < ($2, $3) \
+             ORDER BY t.created_at DESC, t.id DESC LIMIT $4) AS i \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        )
+    };
+}
+pub(crate) const HISTORY_PAGE: &str = history_page!();
 
 /// The deposits waiting for the bank whose check is due, soonest first (index on
 /// `next_check_at`), with their checks so far.
@@ -43,22 +70,27 @@ pub(crate) const PENDING_SUMMARY: &str = "SELECT CAST(COUNT(*) AS BIGINT), \
      MIN(p.created_at) FROM pending_deposits AS p JOIN deposits AS d ON d.id = p.deposit_id \
      WHERE d.status = 'processing'";
 
-/// The ledger is reached per user through the user's deposits (see migration 2).
-pub(crate) const LEDGER_TOTALS: &str = "SELECT COUNT(*), CAST(SUM(l.amount) AS BIGINT) \
-     FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id WHERE d.user_id = $1";
-pub(crate) const LAST_BALANCE_AFTER: &str = "SELECT l.balance_after \
-     FROM deposits AS d JOIN ledger AS l ON l.deposit_id = d.id \
-     WHERE d.user_id = $1 ORDER BY l.id DESC LIMIT 1";
+/// A user's wallet account: its entries (a full read of the ledger: for tests and checks, not
+/// for serving), their sum, and the balance kept on the row.
+pub(crate) const LEDGER_TOTALS: &str = "SELECT \
+     (SELECT COUNT(*) FROM ledger_entries AS e \
+      WHERE e.credit_account = a.id OR e.debit_account = a.id), \
+     (SELECT CAST(COALESCE(SUM(CASE WHEN e.credit_account = a.id THEN e.amount \
+                                     ELSE -e.amount END), 0) AS BIGINT) \
+      FROM ledger_entries AS e WHERE e.credit_account = a.id OR e.debit_account = a.id), \
+     a.balance \
+     FROM ledger_accounts AS a WHERE a.user_id = $1 AND a.currency = $2";
 
 /// The read half of [`crate::Store`] over one pool type.
 macro_rules! reads_for {
     ($module:ident, $pool:ty) => {
         pub(crate) mod $module {
-            use crate::domain::{BankToken, DepositId, SessionHash, UserId};
+            use crate::domain::{BankToken, Currency, DepositId, EmailKey, SessionHash, UserId};
             use crate::reads::*;
             use crate::{
-                Balance, Deposit, DepositRow, Due, LedgerTotals, PendingSummary, SessionDbRow,
-                SessionRow, StoreError, User, UserRow,
+                Balance, Deposit, DepositRow, Due, HistoryItem, HistoryRow, LedgerTotals,
+                PendingSummary, SessionDbRow, SessionRow, StoreError, Transfer, TransferRow, User,
+                UserRow,
             };
 
             pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
@@ -85,6 +117,7 @@ macro_rules! reads_for {
             pub async fn balance(pool: &$pool, user: UserId) -> Result<Balance, StoreError> {
                 let row: Option<(i64, i64)> = sqlx::query_as(BALANCE)
                     .bind(user.to_string())
+                    .bind(Currency::default().code())
                     .fetch_optional(pool)
                     .await?;
                 let (paise, entry) = row.unwrap_or_default();
@@ -133,21 +166,48 @@ macro_rules! reads_for {
                     .transpose()
             }
 
-            pub async fn deposits_page(
+            pub async fn transfer_by_key(
                 pool: &$pool,
                 user: UserId,
-                before: Option<(i64, DepositId)>,
+                key: &str,
+            ) -> Result<Option<Transfer>, StoreError> {
+                sqlx::query_as::<_, TransferRow>(TRANSFER_BY_KEY)
+                    .bind(user.to_string())
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(Transfer::try_from)
+                    .transpose()
+            }
+
+            pub async fn user_by_email(
+                pool: &$pool,
+                email: &EmailKey,
+            ) -> Result<Option<User>, StoreError> {
+                sqlx::query_as::<_, UserRow>(USER_BY_EMAIL)
+                    .bind(email.as_str())
+                    .fetch_optional(pool)
+                    .await?
+                    .map(User::try_from)
+                    .transpose()
+            }
+
+            pub async fn history_page(
+                pool: &$pool,
+                user: UserId,
+                before: Option<(i64, String)>,
                 limit: u32,
-            ) -> Result<Vec<Deposit>, StoreError> {
-                let query = match &before {
-                    None => sqlx::query_as::<_, DepositRow>(FIRST_PAGE).bind(user.to_string()),
-                    Some((created_at, id)) => sqlx::query_as::<_, DepositRow>(NEXT_PAGE)
-                        .bind(user.to_string())
-                        .bind(*created_at)
-                        .bind(id.as_str()),
-                };
-                let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
-                rows.into_iter().map(Deposit::try_from).collect()
+            ) -> Result<Vec<HistoryItem>, StoreError> {
+                // After every id: ids are ASCII letters, digits and `_`.
+                let (created_at, id) = before.unwrap_or((i64::MAX, "~".into()));
+                let rows: Vec<HistoryRow> = sqlx::query_as(HISTORY_PAGE)
+                    .bind(user.to_string())
+                    .bind(created_at)
+                    .bind(id)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.into_iter().map(|r| r.into_item(user)).collect()
             }
 
             pub async fn due_deposits(
@@ -198,19 +258,20 @@ macro_rules! reads_for {
                 pool: &$pool,
                 user: UserId,
             ) -> Result<LedgerTotals, StoreError> {
-                let (entries, sum): (i64, Option<i64>) = sqlx::query_as(LEDGER_TOTALS)
+                let row: Option<(i64, i64, i64)> = sqlx::query_as(LEDGER_TOTALS)
                     .bind(user.to_string())
-                    .fetch_one(pool)
-                    .await?;
-                let last: Option<(i64,)> = sqlx::query_as(LAST_BALANCE_AFTER)
-                    .bind(user.to_string())
+                    .bind(Currency::default().code())
                     .fetch_optional(pool)
                     .await?;
-                Ok(LedgerTotals {
-                    entries,
-                    sum: sum.unwrap_or(0),
-                    last_balance_after: last.map(|(b,)| b),
-                })
+                Ok(
+                    row.map_or_else(LedgerTotals::default, |(entries, sum, balance)| {
+                        LedgerTotals {
+                            entries,
+                            sum,
+                            balance,
+                        }
+                    }),
+                )
             }
         }
     };
@@ -277,13 +338,28 @@ macro_rules! impl_store {
                 crate::reads::$reads::deposit_by_key(&self.pool, user, key).await
             }
 
-            async fn deposits_page(
+            async fn transfer_by_key(
                 &self,
                 user: crate::domain::UserId,
-                before: Option<(i64, crate::domain::DepositId)>,
+                key: &str,
+            ) -> Result<Option<crate::Transfer>, crate::StoreError> {
+                crate::reads::$reads::transfer_by_key(&self.pool, user, key).await
+            }
+
+            async fn user_by_email(
+                &self,
+                email: &crate::domain::EmailKey,
+            ) -> Result<Option<crate::User>, crate::StoreError> {
+                crate::reads::$reads::user_by_email(&self.pool, email).await
+            }
+
+            async fn history_page(
+                &self,
+                user: crate::domain::UserId,
+                before: Option<(i64, String)>,
                 limit: u32,
-            ) -> Result<Vec<crate::Deposit>, crate::StoreError> {
-                crate::reads::$reads::deposits_page(&self.pool, user, before, limit).await
+            ) -> Result<Vec<crate::HistoryItem>, crate::StoreError> {
+                crate::reads::$reads::history_page(&self.pool, user, before, limit).await
             }
 
             async fn due_deposits(
@@ -306,6 +382,10 @@ macro_rules! impl_store {
                 user: crate::domain::UserId,
             ) -> Result<crate::LedgerTotals, crate::StoreError> {
                 crate::reads::$reads::ledger_totals(&self.pool, user).await
+            }
+
+            async fn audit(&self) -> Result<crate::audit::Report, crate::StoreError> {
+                crate::audit::$reads::audit(&self.pool).await
             }
         }
     };
@@ -347,7 +427,7 @@ macro_rules! accounts_for {
             }
 
             /// Finds the user behind `(provider, sub)`, refreshing the profile, or creates the
-            /// user, its wallet and the account.
+            /// user, its wallet account in the ledger and the sign-in account.
             pub async fn upsert(
                 conn: &mut $conn,
                 a: &AccountItem<'_>,
@@ -361,12 +441,15 @@ macro_rules! accounts_for {
                 .await?;
                 if let Some((id,)) = existing {
                     sqlx::query(
-                        "UPDATE users SET email = $1, name = $2, picture = $3 WHERE id = $4",
+                        "UPDATE users SET email = $1, name = $2, picture = $3, email_key = $5, \
+                         signed_in_at = $6 WHERE id = $4",
                     )
                     .bind(a.email)
                     .bind(a.name)
                     .bind(a.picture)
                     .bind(&id)
+                    .bind(a.email_key.as_ref().map(|k| k.as_str()))
+                    .bind(a.now)
                     .execute(&mut *conn)
                     .await?;
                     return UserId::parse(&id).map_err(StoreError::Corrupt);
@@ -382,19 +465,20 @@ macro_rules! accounts_for {
                 id: &UserId,
             ) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO users (id, email, name, picture, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO users (id, email, name, picture, created_at, email_key, \
+                     signed_in_at) VALUES ($1, $2, $3, $4, $5, $6, $5)",
                 )
                 .bind(id.to_string())
                 .bind(a.email)
                 .bind(a.name)
                 .bind(a.picture)
                 .bind(a.now)
+                .bind(a.email_key.as_ref().map(|k| k.as_str()))
                 .execute(&mut *conn)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO wallets (user_id, balance, currency, updated_at) \
-                     VALUES ($1, 0, $2, $3)",
+                    "INSERT INTO ledger_accounts (user_id, currency, balance, updated_at) \
+                     VALUES ($1, $2, 0, $3)",
                 )
                 .bind(id.to_string())
                 .bind(Currency::default().code())

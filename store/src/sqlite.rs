@@ -1,7 +1,7 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::batch::{applied, Plan, Written};
+use super::batch::{Plan, Written};
 use super::*;
 use crate::reads::accounts_sqlite as accounts;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -90,6 +90,18 @@ type NewDepositRow<'a> = (
 );
 /// `[batch position, deposit id, new status, user_id, amount, now]`
 type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
+/// `[id, from user, to user, amount, currency, idempotency_key, key_cutoff, now, batch position]`
+type TransferRow<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    &'a str,
+    Option<&'a str>,
+    i64,
+    i64,
+    usize,
+);
 
 /// The batch script's input: each kind's rows, as `sql/sqlite_batch.sql` reads them.
 #[derive(serde::Serialize)]
@@ -112,6 +124,8 @@ struct BatchInput<'a> {
     /// `[deposit id, current next_check_at]`
     #[serde(skip_serializing_if = "Vec::is_empty")]
     forgets: Vec<(&'a str, i64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    transfers: Vec<TransferRow<'a>>,
 }
 
 impl<'a> BatchInput<'a> {
@@ -166,6 +180,23 @@ impl<'a> BatchInput<'a> {
                 .map(|c| (c.deposit_id, c.due_at, c.next_check_at))
                 .collect(),
             forgets: plan.forgets.clone(),
+            transfers: plan
+                .transfers
+                .iter()
+                .map(|t| {
+                    (
+                        t.id,
+                        t.from.as_str(),
+                        t.to.as_str(),
+                        t.amount,
+                        t.currency,
+                        t.key,
+                        t.key_cutoff,
+                        t.now,
+                        t.index,
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -178,7 +209,7 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
         accounts::write(conn, plan).await?;
     }
     let input = serde_json::to_string(&BatchInput::new(plan)).expect("plain data serializes");
-    let rows: Vec<(String, String)> = sqlx::query_as(if one_at_a_time {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(if one_at_a_time {
         BATCH_COMMIT
     } else {
         BEGIN_BATCH_COMMIT
@@ -187,19 +218,19 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
     // All of it: `fetch_one` would stop the script at its first row, before the COMMIT.
     .fetch_all(&mut *conn)
     .await?;
-    let (settled, inserted) = rows
+    let (settled, inserted, transferred, balances) = rows
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::Corrupt("the batch answered no row".into()))?;
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("the batch's answer: {e}"));
-    let inserted: Vec<usize> = serde_json::from_str(&inserted).map_err(corrupt)?;
-    let settled: Vec<(usize, Option<i64>, Option<i64>)> =
-        serde_json::from_str(&settled).map_err(corrupt)?;
+    let balances: Vec<(String, i64, i64)> = serde_json::from_str(&balances).map_err(corrupt)?;
     Ok(Written {
-        inserted,
-        settled: settled
+        inserted: serde_json::from_str(&inserted).map_err(corrupt)?,
+        settled: serde_json::from_str(&settled).map_err(corrupt)?,
+        transferred: serde_json::from_str(&transferred).map_err(corrupt)?,
+        balances: balances
             .into_iter()
-            .map(|(position, entry, after)| applied(position, entry, after))
+            .map(|(user, paise, entry)| (user, Balance { paise, entry }))
             .collect(),
     })
 }
@@ -212,7 +243,7 @@ impl SqliteStore {
         let mut plan = Plan::new(ops);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {
-            Ok(written) => Ok(plan.finish(written)),
+            Ok(written) => plan.finish(written),
             Err(e) => {
                 // A failed statement leaves the transaction open (unless SQLite already rolled
                 // it back, when this ROLLBACK has nothing to do).
@@ -248,15 +279,15 @@ mod tests {
                     .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
             })
             .collect();
-        assert_eq!(statements.len(), 17, "the script's statements");
+        assert_eq!(statements.len(), 22, "the script's statements");
         for statement in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
             ));
             query = query.bind("{}");
             let plan = query.fetch_all(&mut *conn).await.unwrap();
-            // Tables are named by their alias where they have one: d (deposits), w (wallets),
-            // l (ledger).
+            // Tables are named by their alias where they have one: d (deposits), tr
+            // (transfers), e (ledger entries), a, c, f, r (ledger accounts).
             let scanned: Vec<&str> = plan
                 .iter()
                 .filter_map(|(_, _, _, step)| step.strip_prefix("SCAN "))
@@ -268,12 +299,18 @@ mod tests {
                         "users",
                         "auth_accounts",
                         "sessions",
-                        "wallets",
+                        "ledger_accounts",
+                        "ledger_entries",
+                        "transfers",
                         "deposits",
-                        "ledger",
                         "pending_deposits",
                         "d",
-                        "w"
+                        "tr",
+                        "e",
+                        "a",
+                        "c",
+                        "f",
+                        "r"
                     ]
                     .contains(&table),
                     "{statement}\nreads all of {table}: {plan:?}"
@@ -283,13 +320,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn settlements_in_one_batch_credit_once_each_with_running_balances() {
+    async fn settlements_in_one_batch_credit_once_each_and_answer_the_balance_after_it() {
         let (_dir, store) = store().await;
         let user = match &store
             .commit_batch(&[WriteOp::UpsertAccount(NewAccount {
                 provider: crate::domain::Provider::Google,
                 sub: crate::domain::ProviderSub::parse("s").unwrap(),
                 email: "a@example.com".into(),
+                email_verified: true,
                 name: "A".into(),
                 picture: String::new(),
                 now: 1,
@@ -345,11 +383,12 @@ mod tests {
         else {
             panic!("{outcomes:?}");
         };
-        assert_eq!((first.paise, third.paise), (100, 400));
-        assert!(first.entry < third.entry);
+        // Both credits answer the wallet's balance after the batch, which includes them both.
+        assert_eq!((first.paise, third.paise), (400, 400));
+        assert_eq!(first.entry, third.entry);
         assert_eq!(store.balance(user).await.unwrap(), *third);
         let totals = store.ledger_totals(user).await.unwrap();
-        assert_eq!((totals.entries, totals.sum), (2, 400));
-        assert_eq!(totals.last_balance_after, Some(400));
+        assert_eq!((totals.entries, totals.sum, totals.balance), (2, 400, 400));
+        assert!(store.audit().await.unwrap().is_ok());
     }
 }

@@ -1,117 +1,18 @@
 //! The storage layer alone, on both databases: a group commit holding every kind of change is
 //! written as one set of statements per kind, and each change still gets its own outcome.
 
-use onramp_store::domain::{
-    Amount, BankToken, DepositId, DepositStatus, ProviderSub, SessionToken, Settlement, UserId,
-};
-use onramp_store::{
-    self as store, Balance, DepositInsert, NewAccount, NewDeposit, OpOutcome, SettleDeposit,
-    SettleResult, Store, WriteOp,
-};
+mod common;
+
+use common::*;
+use onramp_store::domain::{BankToken, DepositId, DepositStatus, SessionToken, Settlement, UserId};
+use onramp_store::{self as store, DepositInsert, OpOutcome, SettleResult, WriteOp};
 use onramp_test_support::{on_both_databases, Backend, TestDb};
-use std::sync::Arc;
 
 on_both_databases!(
     one_batch_of_every_kind_of_change,
-    credits_to_one_wallet_in_one_batch_carry_running_balances,
+    credits_to_one_wallet_in_one_batch_answer_its_balance_after_the_batch,
     an_idempotency_key_passes_to_a_new_deposit_only_after_the_cutoff,
 );
-
-struct Fixture {
-    store: Arc<dyn Store>,
-    db: TestDb,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture(backend: Backend) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = backend.fresh_database(dir.path()).await;
-    Fixture {
-        store: store::connect(&url, 4).await.unwrap(),
-        db: TestDb::connect(&url).await,
-        _dir: dir,
-    }
-}
-
-fn account(sub: &str, name: &str) -> WriteOp {
-    WriteOp::UpsertAccount(NewAccount {
-        provider: onramp_store::domain::Provider::Google,
-        sub: ProviderSub::parse(sub).unwrap(),
-        email: format!("{sub}@example.com"),
-        name: name.into(),
-        picture: String::new(),
-        now: 1,
-    })
-}
-
-fn user(outcome: &OpOutcome) -> UserId {
-    match outcome {
-        OpOutcome::User(u) => *u,
-        other => panic!("expected a user, got {other:?}"),
-    }
-}
-
-/// The balance a settlement's commit answered: `Some` for a credit, `None` for a failure.
-fn settled(outcome: &OpOutcome) -> Option<Balance> {
-    match outcome {
-        OpOutcome::Settle(SettleResult::Applied(balance)) => *balance,
-        other => panic!("expected a settlement, got {other:?}"),
-    }
-}
-
-fn paise(p: i64) -> Amount {
-    Amount::parse(p, i64::MAX).unwrap()
-}
-
-fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now: i64) -> WriteOp {
-    WriteOp::InsertDeposit(NewDeposit {
-        id: id.clone(),
-        user_id: user,
-        amount: paise(amount),
-        currency: onramp_store::domain::Currency::Inr,
-        idempotency_key: key.map(str::to_owned),
-        key_cutoff: now - 1000,
-        now,
-        first_check_at: now + 60_000,
-    })
-}
-
-fn order(id: &DepositId) -> WriteOp {
-    WriteOp::AttachBankOrder {
-        id: id.clone(),
-        token: BankToken::parse(&format!("bank_session_{id}")).unwrap(),
-        pay_url: format!("http://bank/pay?token=bank_session_{id}"),
-        now: 3,
-    }
-}
-
-fn settle(id: &DepositId, user: UserId, amount: i64, outcome: Settlement) -> WriteOp {
-    WriteOp::Settle(SettleDeposit {
-        deposit_id: id.clone(),
-        user_id: user,
-        amount: paise(amount),
-        outcome,
-        now: 4,
-    })
-}
-
-async fn status(store: &Arc<dyn Store>, id: &DepositId) -> DepositStatus {
-    store.deposit(id).await.unwrap().unwrap().status
-}
-
-/// The deposits reconciliation would ask the bank about (its schedule, less what is settled).
-async fn pending(store: &Arc<dyn Store>) -> Vec<DepositId> {
-    let mut ids: Vec<DepositId> = store
-        .due_deposits(i64::MAX, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|due| due.deposit.status == DepositStatus::Processing)
-        .map(|due| due.deposit.id)
-        .collect();
-    ids.sort();
-    ids
-}
 
 async fn one_batch_of_every_kind_of_change(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
@@ -251,7 +152,7 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     );
     assert!(store.session(&s2.hash()).await.unwrap().is_none());
     assert!(store.session(&s1.hash()).await.unwrap().is_some());
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger").await, 2);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger_entries").await, 2);
 
     // A later contradicting or repeated settlement changes nothing.
     let outcomes = store
@@ -267,7 +168,7 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     );
     assert_eq!(store.balance(ravi).await.unwrap().paise, 700);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
-    assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger").await, 2);
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger_entries").await, 2);
 
     // Expired sessions are purged along with other changes.
     let outcomes = store
@@ -285,7 +186,7 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     assert!(store.session(&s1.hash()).await.unwrap().is_none());
 }
 
-async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Backend) {
+async fn credits_to_one_wallet_in_one_batch_answer_its_balance_after_the_batch(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
     let users: Vec<UserId> = store
         .commit_batch(&[account("a", "A"), account("b", "B")])
@@ -303,7 +204,7 @@ async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Back
     store.commit_batch(&inserts).await.unwrap();
 
     // A earlier had 100 (deposit 0); now deposits 2 and 4 land together, with 1, 3 and 5 of B.
-    store
+    let first = store
         .commit_batch(&[settle(&ids[0], users[0], 100, Settlement::Success)])
         .await
         .unwrap();
@@ -312,36 +213,31 @@ async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Back
         .map(|&i| settle(&ids[i], owner(i), amount(i), Settlement::Success))
         .collect();
     let outcomes = store.commit_batch(&batch).await.unwrap();
-    // Each commit answers the balance after its own credit, in batch order.
+    // Each credit answers its wallet's balance after the batch, which includes it, with the
+    // last entry of that wallet in the batch: newer than anything before it.
     let after: Vec<i64> = outcomes.iter().map(|o| settled(o).unwrap().paise).collect();
-    assert_eq!(
-        after,
-        vec![100 + 500, 200, 100 + 500 + 300, 200 + 600, 200 + 600 + 400]
-    );
+    let (a, b) = (100 + 300 + 500, 200 + 400 + 600);
+    assert_eq!(after, vec![a, b, a, b, b]);
+    assert!(settled(&outcomes[0]).unwrap().entry > settled(&first[0]).unwrap().entry);
 
-    // Each ledger entry, in the order written, with the balance after it.
+    // Each ledger entry, in the order written: from bank clearing to the depositor's wallet.
     let rows = db
         .strings(
-            "SELECT deposit_id || ' ' || CAST(amount AS TEXT) || ' ' || CAST(balance_after AS TEXT) \
-             FROM ledger ORDER BY id",
+            "SELECT e.ref || ' ' || CAST(e.amount AS TEXT) || ' ' || c.system || ' ' || a.user_id \
+             FROM ledger_entries AS e \
+             JOIN ledger_accounts AS a ON a.id = e.credit_account \
+             JOIN ledger_accounts AS c ON c.id = e.debit_account ORDER BY e.id",
         )
         .await;
-    let expected: Vec<String> = [
-        (0, 100),
-        (4, 100 + 500),
-        (1, 200),
-        (2, 100 + 500 + 300),
-        (5, 200 + 600),
-        (3, 200 + 600 + 400),
-    ]
-    .iter()
-    .map(|(i, after)| format!("{} {} {after}", ids[*i], amount(*i)))
-    .collect();
+    let expected: Vec<String> = [0, 4, 1, 2, 5, 3]
+        .iter()
+        .map(|&i| format!("{} {} bank_clearing {}", ids[i], amount(i), owner(i)))
+        .collect();
     assert_eq!(rows, expected);
     assert_eq!(
         store.balance(users[0]).await.unwrap(),
         settled(&outcomes[2]).unwrap(),
-        "the balance read back is the last credit's, entry and all"
+        "the balance read back is the batch's, entry and all"
     );
     assert_eq!(
         store.balance(users[1]).await.unwrap(),
@@ -349,9 +245,12 @@ async fn credits_to_one_wallet_in_one_batch_carry_running_balances(backend: Back
     );
     for u in &users {
         let totals = store.ledger_totals(*u).await.unwrap();
-        assert_eq!(Some(totals.sum), totals.last_balance_after);
+        assert_eq!(totals.sum, totals.balance);
         assert_eq!(totals.sum, store.balance(*u).await.unwrap().paise);
     }
+    let audit = store.audit().await.unwrap();
+    assert!(audit.is_ok(), "{audit}");
+    assert_eq!((audit.users_total, audit.all_accounts), (a + b, 0));
 }
 
 async fn an_idempotency_key_passes_to_a_new_deposit_only_after_the_cutoff(backend: Backend) {

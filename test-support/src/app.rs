@@ -146,6 +146,25 @@ impl TestApp {
         webhook::event(&self.token_of(deposit_id).await, deposit_id, amount, status)
     }
 
+    /// A person signed in with `paise` already in the wallet: a deposit the bank confirmed.
+    pub async fn funded(&self, email: &str, name: &str, paise: i64) -> Browser {
+        let person = self.signed_in(email, name).await;
+        if paise > 0 {
+            let deposit = person.deposit(paise).await;
+            let id = deposit["id"].as_str().unwrap();
+            let event = self.event_for(id, "SUCCESS").await;
+            assert_eq!(self.post_webhook(&event, None).await.status(), 200);
+            assert_eq!(person.balance().await, paise);
+        }
+        person
+    }
+
+    /// The books checked by the store's audit (`onramp audit`'s checks), which must pass.
+    pub async fn assert_audit_passes(&self) {
+        let report = self.state.store.audit().await.unwrap();
+        assert!(report.is_ok(), "the audit failed:\n{report}");
+    }
+
     /// Checks the money invariants (see [`crate::Books::assert_consistent`]).
     pub async fn assert_books_balance(&self) {
         self.db.assert_books_balance().await

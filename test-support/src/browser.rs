@@ -133,6 +133,39 @@ impl Browser {
             .unwrap()
     }
 
+    /// `POST /api/transfers` with an optional `Idempotency-Key`; the answer as it came.
+    pub async fn transfer_with_key(
+        &self,
+        to: &str,
+        amount: i64,
+        key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/api/transfers", self.app))
+            .json(&json!({ "to": to, "amount": amount }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn transfer(&self, to: &str, amount: i64) -> reqwest::Response {
+        self.transfer_with_key(to, amount, None).await
+    }
+
+    /// A transfer that must be accepted; answers the app's JSON.
+    pub async fn sends(&self, to: &str, amount: i64) -> Value {
+        let r = self.transfer(to, amount).await;
+        assert_eq!(
+            r.status(),
+            201,
+            "transfer refused: {}",
+            r.text().await.unwrap()
+        );
+        r.json().await.unwrap()
+    }
+
     /// `POST /api/deposit`, which must be accepted; answers the app's JSON (`id`, `url`, …).
     pub async fn deposit(&self, amount: i64) -> Value {
         let r = self

@@ -18,13 +18,27 @@ pub struct DepositRow {
     pub bank_token: Option<String>,
 }
 
+/// A deposit's credit in the ledger: an entry from bank clearing to the user's wallet.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LedgerRow {
     pub id: i64,
     pub user_id: String,
     pub deposit_id: String,
     pub amount: i64,
-    pub balance_after: i64,
+    /// The account debited: `bank_clearing` for every deposit credit.
+    pub debited: String,
+}
+
+/// A transfer with its ledger entry's accounts (NULL where the entry is missing).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TransferRow {
+    pub id: String,
+    pub from_user: String,
+    pub to_user: String,
+    pub amount: i64,
+    pub debited: Option<String>,
+    pub credited: Option<String>,
+    pub entry_amount: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -34,9 +48,19 @@ pub struct WalletRow {
 }
 
 const DEPOSITS: &str = "SELECT id, user_id, amount, status, bank_token FROM deposits ORDER BY id";
-const LEDGER: &str =
-    "SELECT id, user_id, deposit_id, amount, balance_after FROM ledger ORDER BY id";
-const WALLETS: &str = "SELECT user_id, balance FROM wallets ORDER BY user_id";
+const LEDGER: &str = "SELECT e.id, a.user_id, e.ref AS deposit_id, e.amount, \
+     COALESCE(d.user_id, d.system) AS debited \
+     FROM ledger_entries AS e JOIN ledger_accounts AS a ON a.id = e.credit_account \
+     JOIN ledger_accounts AS d ON d.id = e.debit_account WHERE e.kind = 'deposit' ORDER BY e.id";
+const TRANSFERS: &str = "SELECT t.id, t.from_user, t.to_user, t.amount, \
+     f.user_id AS debited, r.user_id AS credited, e.amount AS entry_amount \
+     FROM transfers AS t LEFT JOIN ledger_entries AS e ON e.kind = 'transfer' AND e.ref = t.id \
+     LEFT JOIN ledger_accounts AS f ON f.id = e.debit_account \
+     LEFT JOIN ledger_accounts AS r ON r.id = e.credit_account ORDER BY t.id";
+const WALLETS: &str = "SELECT user_id, balance FROM ledger_accounts \
+     WHERE user_id IS NOT NULL ORDER BY user_id";
+/// Every account's balance, system accounts too: they sum to zero in double-entry books.
+const ALL_ACCOUNTS: &str = "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts";
 
 /// Two connections: enough for a test's reads, and few enough that a crash test's SQLite writer
 /// or a cluster holding many test databases does not notice them.
@@ -99,7 +123,9 @@ impl TestDb {
         Books {
             deposits: on_pool!(self, p => sqlx::query_as(DEPOSITS).fetch_all(p).await.unwrap()),
             ledger: on_pool!(self, p => sqlx::query_as(LEDGER).fetch_all(p).await.unwrap()),
+            transfers: on_pool!(self, p => sqlx::query_as(TRANSFERS).fetch_all(p).await.unwrap()),
             wallets: on_pool!(self, p => sqlx::query_as(WALLETS).fetch_all(p).await.unwrap()),
+            all_accounts: self.scalar(ALL_ACCOUNTS).await,
         }
     }
 
@@ -117,7 +143,9 @@ impl TestDb {
 pub struct Books {
     pub deposits: Vec<DepositRow>,
     pub ledger: Vec<LedgerRow>,
+    pub transfers: Vec<TransferRow>,
     pub wallets: Vec<WalletRow>,
+    pub all_accounts: i64,
 }
 
 impl Books {
@@ -147,14 +175,17 @@ impl Books {
         self.wallets.iter().map(|w| w.balance).sum()
     }
 
-    /// The app's own books agree with themselves: every ledger entry belongs to a successful
-    /// deposit of the same user and amount, every successful deposit has exactly one entry
-    /// (nothing credited twice), each user's `balance_after` runs without a gap, and every
-    /// wallet equals its ledger. So the totals agree too: wallets = ledger = successful deposits.
+    /// The app's own books agree with themselves: every deposit credit belongs to a successful
+    /// deposit of the same user and amount and comes from bank clearing, every successful
+    /// deposit has exactly one (nothing credited twice), every transfer has its one entry from
+    /// the sender to the recipient, every wallet equals its credits plus transfers in minus
+    /// transfers out, no wallet is below zero, and all accounts sum to zero. So the totals
+    /// agree too: wallets = successful deposits.
     pub fn assert_consistent(&self) {
         let deposits: HashMap<&str, &DepositRow> =
             self.deposits.iter().map(|d| (d.id.as_str(), d)).collect();
         let by_deposit = self.ledger_by_deposit();
+        let mut expected: BTreeMap<&str, i64> = BTreeMap::new();
         for (deposit_id, entries) in &by_deposit {
             assert_eq!(
                 entries.len(),
@@ -173,6 +204,8 @@ impl Books {
             );
             assert_eq!(e.user_id, d.user_id, "ledger entry {} user", e.id);
             assert_eq!(e.amount, d.amount, "ledger entry {} amount", e.id);
+            assert_eq!(e.debited, "bank_clearing", "ledger entry {} source", e.id);
+            *expected.entry(e.user_id.as_str()).or_insert(0) += e.amount;
         }
         for d in &self.deposits {
             if d.status == "success" {
@@ -183,31 +216,42 @@ impl Books {
                 );
             }
         }
-        let mut running: BTreeMap<&str, i64> = BTreeMap::new();
-        for e in &self.ledger {
-            let r = running.entry(e.user_id.as_str()).or_insert(0);
-            *r += e.amount;
+        for t in &self.transfers {
             assert_eq!(
-                e.balance_after, *r,
-                "ledger entry {} of {}: balance_after {} but the entries sum to {}",
-                e.id, e.user_id, e.balance_after, *r
+                (t.debited.as_deref(), t.credited.as_deref(), t.entry_amount),
+                (
+                    Some(t.from_user.as_str()),
+                    Some(t.to_user.as_str()),
+                    Some(t.amount)
+                ),
+                "transfer {} and its ledger entry",
+                t.id
             );
+            *expected.entry(t.from_user.as_str()).or_insert(0) -= t.amount;
+            *expected.entry(t.to_user.as_str()).or_insert(0) += t.amount;
         }
         for w in &self.wallets {
-            let sum = running.get(w.user_id.as_str()).copied().unwrap_or(0);
+            assert!(
+                w.balance >= 0,
+                "wallet of {} is below zero: {}",
+                w.user_id,
+                w.balance
+            );
+            let sum = expected.get(w.user_id.as_str()).copied().unwrap_or(0);
             assert_eq!(
                 w.balance, sum,
-                "wallet of {} is {} but its ledger sums to {sum}",
+                "wallet of {} is {} but its entries sum to {sum}",
                 w.user_id, w.balance
             );
         }
-        for (user, sum) in &running {
+        for (user, sum) in &expected {
             assert_eq!(
                 self.balance_of(user),
                 *sum,
                 "user {user} has ledger entries summing to {sum} but no such wallet balance"
             );
         }
+        assert_eq!(self.all_accounts, 0, "the accounts do not sum to zero");
         let success: i64 = self
             .deposits
             .iter()
@@ -223,7 +267,7 @@ impl Books {
 
     /// The app agrees with the bank: for every deposit the bank settled, the app holds the same
     /// final status, and each user's wallet is exactly the sum of that user's deposits the bank
-    /// marked SUCCESS. Deposits the bank still has pending are processing and uncredited.
+    /// marked SUCCESS, plus what they received and less what they sent. Deposits the bank still has pending are processing and uncredited.
     pub fn assert_matches_bank(&self, bank: &HashMap<String, String>) {
         let mut expected: HashMap<&str, i64> = HashMap::new();
         let mut processing_settled = Vec::new();
@@ -255,6 +299,11 @@ impl Books {
             if status == "SUCCESS" {
                 *expected.entry(d.user_id.as_str()).or_insert(0) += d.amount;
             }
+        }
+        // Money moved between users since: each transfer once.
+        for t in &self.transfers {
+            *expected.entry(t.from_user.as_str()).or_insert(0) -= t.amount;
+            *expected.entry(t.to_user.as_str()).or_insert(0) += t.amount;
         }
         assert!(
             processing_settled.is_empty(),

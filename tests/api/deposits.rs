@@ -57,7 +57,10 @@ async fn a_declined_payment_fails_and_changes_nothing(backend: Backend) {
         "failure"
     );
     assert_eq!(ravi.balance().await, 0);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 0);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        0
+    );
     app.assert_books_balance().await;
 }
 

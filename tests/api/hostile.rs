@@ -172,6 +172,145 @@ struct Fixture {
     event: Value,
     /// Sign-in flows started for the callback cases: (`oauth_flow=…` cookie, state).
     flows: Vec<(String, String)>,
+    /// Another user's email, for transfers.
+    recipient: String,
+}
+
+/// `POST /api/transfers`: Mallory's balance is 0 (her deposit is still processing) and Trent is
+/// another user, so even a well-formed transfer to him is refused (`insufficient_funds`).
+fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
+    let path = "/api/transfers";
+    let to = &f.recipient;
+    let body = |to: &str, amount: &str| {
+        format!(
+            r#"{{"to": {}, "amount": {amount}}}"#,
+            serde_json::to_string(to).unwrap()
+        )
+    };
+    for (amount, code) in [
+        ("1e400", "invalid_body"),
+        ("9223372036854775808", "invalid_amount"),
+        ("\"100\"", "invalid_amount"),
+        ("100.0", "invalid_amount"),
+        ("1.5", "invalid_amount"),
+        ("true", "invalid_amount"),
+        ("null", "invalid_amount"),
+        ("[100]", "invalid_amount"),
+        ("0", "invalid_amount"),
+        ("-1", "invalid_amount"),
+        ("10000001", "invalid_amount"),
+        ("NaN", "invalid_body"),
+    ] {
+        cases.push(
+            post(path, format!("transfer amount {amount}"))
+                .session()
+                .json(body(to, amount))
+                .expect(api(400, code)),
+        );
+    }
+    for (name, json, expect) in [
+        (
+            "a transfer without a recipient",
+            r#"{"amount": 100}"#.to_owned(),
+            api(400, "invalid_recipient"),
+        ),
+        (
+            "a transfer to a number",
+            r#"{"to": 5, "amount": 100}"#.to_owned(),
+            api(400, "invalid_recipient"),
+        ),
+        (
+            "a transfer to an empty email",
+            body("  ", "100"),
+            api(400, "invalid_recipient"),
+        ),
+        (
+            "a transfer to a 300-byte email",
+            body(&format!("{}@x.test", "a".repeat(300)), "100"),
+            api(400, "invalid_recipient"),
+        ),
+        (
+            "a transfer without an amount",
+            format!(r#"{{"to": {to:?}}}"#),
+            api(400, "invalid_amount"),
+        ),
+        (
+            "a transfer with an extra field",
+            format!(r#"{{"to": {to:?}, "amount": 100, "from": "x"}}"#),
+            api(400, "invalid_body"),
+        ),
+        (
+            "a transfer with a repeated amount",
+            format!(r#"{{"to": {to:?}, "amount": 1, "amount": 100}}"#),
+            api(400, "invalid_body"),
+        ),
+        (
+            "a transfer as an array",
+            format!(r#"[{to:?}, 100]"#),
+            api(400, "invalid_body"),
+        ),
+        (
+            "a transfer to herself",
+            body("mallory@example.com", "100"),
+            api(400, "self_transfer"),
+        ),
+        (
+            "a transfer to herself in capitals",
+            body(" MALLORY@Example.COM ", "100"),
+            api(400, "self_transfer"),
+        ),
+        (
+            "a transfer to nobody",
+            body("nobody@example.com", "100"),
+            api(404, "unknown_recipient"),
+        ),
+        (
+            "a transfer to SQL",
+            body(SQL, "100"),
+            api(404, "unknown_recipient"),
+        ),
+        (
+            "a transfer to a wildcard",
+            body("%@example.com", "100"),
+            api(404, "unknown_recipient"),
+        ),
+        (
+            "a transfer over the balance",
+            body(to, "100"),
+            api(409, "insufficient_funds"),
+        ),
+        (
+            "a transfer over the balance, in capitals",
+            body(&to.to_uppercase(), "1"),
+            api(409, "insufficient_funds"),
+        ),
+    ] {
+        cases.push(post(path, name).session().json(json).expect(expect));
+    }
+    let valid = body(to, "100");
+    cases.extend([
+        post(path, "transfer without a session")
+            .json(valid.clone())
+            .expect(api(401, "unauthorized")),
+        post(path, "transfer from another site")
+            .session()
+            .header("origin", "https://evil.example")
+            .json(valid.clone())
+            .expect(api(403, "cross_origin")),
+        post(path, "transfer with an empty Idempotency-Key")
+            .session()
+            .header("idempotency-key", "")
+            .json(valid.clone())
+            .expect(api(400, "invalid_idempotency_key")),
+        post(path, "transfer as text")
+            .session()
+            .header("content-type", "text/plain")
+            .body(valid.clone())
+            .expect(api(415, "unsupported_media_type")),
+        get(path, "transfer by GET")
+            .session()
+            .expect(wrong_method()),
+    ]);
 }
 
 /// Every endpoint, with what it must answer. `session` cases carry the signed-in person's cookie.
@@ -573,6 +712,8 @@ fn hostile_cases(f: &Fixture) -> Vec<Case> {
             .expect(wrong_method()),
         request("OPTIONS", dep, "deposit by OPTIONS").expect(wrong_method()),
     ]);
+
+    transfer_cases(f, &mut cases);
 
     // GET /api/balance.
     cases.extend([
@@ -1213,7 +1354,7 @@ fn judge(app: &TestApp, expect: &Expect, a: &Answer, forbidden: &[String]) -> Re
 // ---------------------------------------------------------------------------------------------
 // The database before and after.
 
-const TABLES: [(&str, &str); 6] = [
+const TABLES: [(&str, &str); 7] = [
     (
         "users",
         "SELECT id || '|' || email || '|' || name || '|' || picture FROM users ORDER BY id",
@@ -1229,9 +1370,15 @@ const TABLES: [(&str, &str); 6] = [
          CAST(expires_at AS TEXT) FROM sessions ORDER BY token_hash",
     ),
     (
-        "wallets",
-        "SELECT user_id || '|' || CAST(balance AS TEXT) || '|' || currency || '|' || \
-         CAST(updated_at AS TEXT) FROM wallets ORDER BY user_id",
+        "ledger_accounts",
+        "SELECT CAST(id AS TEXT) || '|' || COALESCE(user_id, system) || '|' || \
+         CAST(balance AS TEXT) || '|' || currency || '|' || CAST(updated_at AS TEXT) \
+         FROM ledger_accounts ORDER BY id",
+    ),
+    (
+        "transfers",
+        "SELECT id || '|' || from_user || '|' || to_user || '|' || CAST(amount AS TEXT) || '|' || \
+         COALESCE(idempotency_key, '-') FROM transfers ORDER BY id",
     ),
     (
         "deposits",
@@ -1240,9 +1387,10 @@ const TABLES: [(&str, &str); 6] = [
          COALESCE(idempotency_key, '-') || '|' || CAST(updated_at AS TEXT) FROM deposits ORDER BY id",
     ),
     (
-        "ledger",
-        "SELECT CAST(id AS TEXT) || '|' || deposit_id || '|' || CAST(amount AS TEXT) || '|' || \
-         CAST(balance_after AS TEXT) FROM ledger ORDER BY id",
+        "ledger_entries",
+        "SELECT CAST(id AS TEXT) || '|' || kind || '|' || ref || '|' || \
+         CAST(debit_account AS TEXT) || '|' || CAST(credit_account AS TEXT) || '|' || \
+         CAST(amount AS TEXT) FROM ledger_entries ORDER BY id",
     ),
 ];
 
@@ -1364,7 +1512,9 @@ async fn every_endpoint_answers_hostile_input_with_a_json_4xx_and_changes_nothin
         event: app.event_for(&deposit_id, "SUCCESS").await,
         deposit_id: deposit_id.clone(),
         flows,
+        recipient: "trent@example.com".into(),
     };
+    app.signed_in(&fixture.recipient, "Trent").await;
     let forbidden = forbidden_in_errors(&app, &cookie);
     let before = snapshot(&app).await;
     println!("before: {}", row_counts(&before));

@@ -9,4 +9,5 @@ mod operations;
 mod reconcile;
 mod sessions;
 mod sign_in;
+mod transfers;
 mod webhooks;

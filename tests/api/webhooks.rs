@@ -63,7 +63,10 @@ async fn the_same_webhook_twice_credits_once(backend: Backend) {
     assert_eq!(second.status(), 200);
     assert_eq!(second.json::<Value>().await.unwrap()["status"], "duplicate");
     assert_eq!(person.balance().await, 2_500);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 1);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        1
+    );
     app.assert_books_balance().await;
 }
 
@@ -76,7 +79,10 @@ async fn fifty_concurrent_copies_of_one_webhook_credit_once(backend: Backend) {
             .await;
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     assert_eq!(person.balance().await, 1_000);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 1);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        1
+    );
     app.assert_books_balance().await;
 }
 
@@ -106,14 +112,17 @@ async fn two_hundred_deposits_of_one_user_settle_concurrently(backend: Backend) 
     assert!(answers.iter().all(|&s| s == 200), "{answers:?}");
     let expected: i64 = (1..=200).map(|i| i * 10).sum();
     assert_eq!(person.balance().await, expected);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 200);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        200
+    );
     app.assert_books_balance().await;
-    // The ledger's running balance steps through every credit.
-    let steps = app
+    // Bank clearing paid for every credit.
+    let clearing = app
         .db
-        .scalar("SELECT COUNT(DISTINCT balance_after) FROM ledger")
+        .scalar("SELECT balance FROM ledger_accounts WHERE system = 'bank_clearing'")
         .await;
-    assert_eq!(steps, 200);
+    assert_eq!(clearing, -expected);
 }
 
 async fn webhooks_for_many_users_at_once(backend: Backend) {
@@ -140,13 +149,19 @@ async fn webhooks_for_many_users_at_once(backend: Backend) {
     for (person, expected) in &people {
         assert_eq!(person.balance().await, *expected);
     }
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 100);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        100
+    );
     app.assert_books_balance().await;
 }
 
 async fn assert_nothing_credited(app: &TestApp, person: &Browser) {
     assert_eq!(person.balance().await, 0);
-    assert_eq!(app.db.scalar("SELECT COUNT(*) FROM ledger").await, 0);
+    assert_eq!(
+        app.db.scalar("SELECT COUNT(*) FROM ledger_entries").await,
+        0
+    );
     assert_eq!(
         app.db
             .scalar("SELECT COUNT(*) FROM deposits WHERE status <> 'processing'")
@@ -416,7 +431,7 @@ async fn break_ledger(app: &TestApp) {
     match app.backend {
         Backend::Sqlite => app
             .db
-            .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+            .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
             .await
             .unwrap(),
         Backend::Postgres => {
@@ -425,7 +440,7 @@ async fn break_ledger(app: &TestApp) {
                 .await
                 .unwrap();
             app.db
-                .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger FOR EACH ROW EXECUTE FUNCTION broken()")
+                .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION broken()")
                 .await
                 .unwrap();
         }
@@ -437,7 +452,7 @@ async fn heal_ledger(app: &TestApp) {
         Backend::Sqlite => app.db.execute("DROP TRIGGER broken").await.unwrap(),
         Backend::Postgres => app
             .db
-            .execute("DROP TRIGGER broken ON ledger")
+            .execute("DROP TRIGGER broken ON ledger_entries")
             .await
             .unwrap(),
     }

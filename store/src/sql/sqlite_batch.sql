@@ -9,12 +9,14 @@
 --   touches      [token_hash, last_seen_at]
 --   logouts      [token_hash]
 --   settlements  [batch position, deposit id, new status, user_id, amount, now]
+--   transfers    [id, from user, to user, amount, currency, idempotency_key or null,
+--                 key_cutoff, now, batch position]
 --   checks       [deposit id, current next_check_at, new next_check_at]
 --   forgets      [deposit id, current next_check_at]
 -- Every statement starts from its rows and finds its targets through an index (a test in
--- sqlite.rs checks the plans). The last one answers the settlements applied ([batch position,
--- ledger entry id, balance after] for a credit, [batch position, null, null] for a failure) and
--- the batch positions of the deposits inserted. The scratch tables are in sqlite_writer.sql.
+-- sqlite.rs checks the plans). The last one answers the batch positions of the settlements
+-- applied, of the deposits inserted and of the transfers written, and the balance of every user
+-- account the batch changed ([user id, balance, last entry]). The scratch tables are in sqlite_writer.sql.
 
 DELETE FROM temp.batch;
 
@@ -58,37 +60,69 @@ WHERE sessions.token_hash = t.hash AND sessions.last_seen_at < t.seen;
 
 DELETE FROM sessions WHERE token_hash IN (SELECT r ->> 0 FROM temp.batch_logouts);
 
+-- Transfers: a key held by a transfer older than the cutoff is given up, then the transfers
+-- are inserted (one whose key is still held is not).
+UPDATE transfers SET idempotency_key = NULL
+WHERE rowid IN (
+    SELECT tr.rowid FROM temp.batch_transfers AS n
+    CROSS JOIN transfers AS tr ON tr.from_user = n.r ->> 1 AND tr.idempotency_key = n.r ->> 5
+    WHERE tr.created_at < n.r ->> 6);
+
+INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at)
+SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, n.r ->> 3, n.r ->> 4, n.r ->> 5, n.r ->> 7
+FROM temp.batch_transfers AS n WHERE true ORDER BY n.key
+ON CONFLICT (from_user, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
 -- Settlements: those whose deposit is still processing are applied; the rest change nothing.
+-- The user, amount and currency credited are the deposit's own.
 DELETE FROM temp.settling;
 
-INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, now)
-SELECT s.r ->> 0, s.r ->> 1, s.r ->> 2, s.r ->> 3, s.r ->> 4, s.r ->> 5
+INSERT INTO temp.settling (seq, deposit_id, status, user_id, amount, currency, now)
+SELECT s.r ->> 0, d.id, s.r ->> 2, d.user_id, d.amount, d.currency, s.r ->> 5
 FROM temp.batch_settlements AS s CROSS JOIN deposits AS d ON d.id = s.r ->> 1
 WHERE d.status = 'processing';
 
 UPDATE deposits SET status = s.status, updated_at = s.now
 FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
 
--- Each credit's balance_after: the wallet's balance before the batch plus its credits in this
--- batch up to and including this one, in batch order.
-INSERT INTO ledger (user_id, deposit_id, amount, balance_after, created_at)
-SELECT s.user_id, s.deposit_id, s.amount,
-       COALESCE(w.balance, 0)
-           + SUM(s.amount) OVER (PARTITION BY s.user_id ORDER BY s.seq ROWS UNBOUNDED PRECEDING),
-       s.now
-FROM temp.settling AS s LEFT JOIN wallets AS w ON w.user_id = s.user_id
-WHERE s.status = 'success' ORDER BY s.seq;
+-- The batch's ledger entries: each credit moves money from bank clearing to the user, each
+-- transfer written from the sender to the recipient.
+DELETE FROM temp.moves;
 
--- The wallets, with the last ledger entry each balance now includes.
--- (A wallet row is made with its account, so the insert half only guards an impossible case.)
-INSERT INTO wallets (user_id, balance, updated_at, last_entry)
-SELECT s.user_id, SUM(s.amount), MAX(s.now), MAX(l.id)
-FROM temp.settling AS s CROSS JOIN ledger AS l ON l.deposit_id = s.deposit_id
-WHERE s.status = 'success' GROUP BY s.user_id
-ON CONFLICT (user_id) DO UPDATE SET balance = balance + excluded.balance,
-    updated_at = excluded.updated_at, last_entry = excluded.last_entry;
+INSERT INTO temp.moves (seq, kind, ref, debit, credit, amount, now)
+SELECT s.seq, 'deposit', s.deposit_id, c.id, a.id, s.amount, s.now
+FROM temp.settling AS s
+LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
+LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
+WHERE s.status = 'success';
 
-SELECT (SELECT json_group_array(json_array(s.seq, l.id, l.balance_after))
-        FROM temp.settling AS s LEFT JOIN ledger AS l ON l.deposit_id = s.deposit_id) AS settled,
+INSERT INTO temp.moves (seq, kind, ref, debit, credit, amount, now)
+SELECT n.r ->> 8, 'transfer', tr.id, f.id, r.id, tr.amount, tr.created_at
+FROM temp.batch_transfers AS n CROSS JOIN transfers AS tr ON tr.id = n.r ->> 0
+LEFT JOIN ledger_accounts AS f ON f.user_id = tr.from_user AND f.currency = tr.currency
+LEFT JOIN ledger_accounts AS r ON r.user_id = tr.to_user AND r.currency = tr.currency;
+
+INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
+SELECT kind, ref, debit, credit, amount, now FROM temp.moves ORDER BY seq;
+
+-- Each account changes once per batch, by the sum of its entries in it (bank clearing too,
+-- however many deposits the batch credits), and records the last entry it now includes. A
+-- user's balance below zero is refused here by the table's CHECK: the whole batch fails.
+UPDATE ledger_accounts SET balance = balance + m.delta, last_entry = m.last, updated_at = m.at
+FROM (SELECT x.account, SUM(x.delta) AS delta, MAX(e.id) AS last, MAX(x.now) AS at
+      FROM (SELECT credit AS account, amount AS delta, kind, ref, now FROM temp.moves
+            UNION ALL
+            SELECT debit, -amount, kind, ref, now FROM temp.moves) AS x
+      CROSS JOIN ledger_entries AS e ON e.kind = x.kind AND e.ref = x.ref
+      GROUP BY x.account) AS m
+WHERE ledger_accounts.id = m.account;
+
+SELECT (SELECT json_group_array(seq) FROM temp.settling) AS settled,
        (SELECT json_group_array(n.r ->> 6) FROM temp.batch_deposits AS n
-        CROSS JOIN deposits AS d ON d.id = n.r ->> 0) AS inserted
+        CROSS JOIN deposits AS d ON d.id = n.r ->> 0) AS inserted,
+       (SELECT json_group_array(n.r ->> 8) FROM temp.batch_transfers AS n
+        CROSS JOIN transfers AS tr ON tr.id = n.r ->> 0) AS transferred,
+       (SELECT json_group_array(json_array(a.user_id, a.balance, a.last_entry))
+        FROM ledger_accounts AS a
+        WHERE a.id IN (SELECT credit FROM temp.moves UNION SELECT debit FROM temp.moves)
+          AND a.user_id IS NOT NULL) AS balances

@@ -19,6 +19,8 @@ CREATE TEMP VIEW batch_checks AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'checks'));
 CREATE TEMP VIEW batch_forgets AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'forgets'));
+CREATE TEMP VIEW batch_transfers AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'transfers'));
 CREATE TEMP VIEW batch_settlements AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'settlements'));
 
@@ -29,5 +31,18 @@ CREATE TEMP TABLE settling (
     status      TEXT NOT NULL,
     user_id     TEXT NOT NULL,
     amount      INTEGER NOT NULL,
+    currency    TEXT NOT NULL,
     now         INTEGER NOT NULL
+);
+
+-- The ledger entries the batch makes, one per credit or transfer, by batch position. A missing
+-- account leaves a NULL, which NOT NULL refuses: the batch fails rather than move money halfway.
+CREATE TEMP TABLE moves (
+    seq      INTEGER PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    ref      TEXT NOT NULL,
+    debit    INTEGER NOT NULL,
+    credit   INTEGER NOT NULL,
+    amount   INTEGER NOT NULL,
+    now      INTEGER NOT NULL
 );

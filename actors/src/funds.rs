@@ -1,0 +1,248 @@
+//! What a wallet actor knows of its money, and the reservation rule that keeps every balance at
+//! zero or above without a database lock: a debit is reserved against the available balance (the
+//! committed balance minus what is reserved) before it is committed, and is released when its
+//! commit answers. Pure data, so the rule is tested on its own (the property test below).
+//!
+//! Withdrawals will reserve the same way; a reservation that waits on the bank is simply one
+//! whose commit answers later.
+
+use onramp_store::domain::Amount;
+use onramp_store::Balance;
+
+/// Money reserved for one debit not yet committed. Not `Clone`: a reservation ends once, by
+/// [`Funds::commit`] or [`Funds::release`].
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a reservation holds money until it is committed or released"]
+pub struct Reservation {
+    paise: i64,
+}
+
+impl Reservation {
+    pub fn paise(&self) -> i64 {
+        self.paise
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The committed balance is not in memory yet: load it, then ask again.
+    NotLoaded,
+    /// The amount is more than the available balance.
+    Insufficient { available: i64 },
+}
+
+#[derive(Debug, Default)]
+pub struct Funds {
+    /// The newest committed balance seen: `None` until loaded or told by a commit.
+    committed: Option<Balance>,
+    reserved: i64,
+    reservations: usize,
+    /// After a commit of unknown outcome only a balance read from the database afterwards is
+    /// trusted: a late answer of an earlier commit could predate a debit that did land.
+    must_load: bool,
+}
+
+impl Funds {
+    pub fn committed(&self) -> Option<Balance> {
+        self.committed
+    }
+
+    /// What a new debit may take: the committed balance minus every reservation.
+    pub fn available(&self) -> Option<i64> {
+        self.committed.map(|c| c.paise - self.reserved)
+    }
+
+    /// Debits reserved and not yet committed or released.
+    pub fn reservations(&self) -> usize {
+        self.reservations
+    }
+
+    /// A balance a commit answered: kept if it is newer than what is known (a later ledger
+    /// entry), unless a fresh load is awaited.
+    pub fn observe(&mut self, balance: Balance) {
+        if !self.must_load {
+            self.keep(balance);
+        }
+    }
+
+    /// A balance read from the database.
+    pub fn load(&mut self, balance: Balance) {
+        self.must_load = false;
+        self.keep(balance);
+    }
+
+    fn keep(&mut self, balance: Balance) {
+        if self.committed.is_none_or(|c| balance.entry > c.entry) {
+            self.committed = Some(balance);
+        }
+    }
+
+    /// Reserves `amount` if the available balance covers it.
+    pub fn reserve(&mut self, amount: Amount) -> Result<Reservation, Refusal> {
+        let available = self.available().ok_or(Refusal::NotLoaded)?;
+        let paise = amount.paise();
+        if paise > available {
+            return Err(Refusal::Insufficient { available });
+        }
+        self.reserved += paise;
+        self.reservations += 1;
+        Ok(Reservation { paise })
+    }
+
+    /// The debit is committed; `after` is the balance its commit answered, which includes it.
+    pub fn commit(&mut self, reservation: Reservation, after: Balance) {
+        self.observe(after);
+        self.end(reservation);
+    }
+
+    /// The debit was not written (refused, or its key was taken): the money is free again.
+    pub fn release(&mut self, reservation: Reservation) {
+        self.end(reservation);
+    }
+
+    /// The debit's commit failed, and a failure can be one whose outcome is not known (the
+    /// connection dropped after COMMIT was sent). The reservation ends, and the committed
+    /// balance is forgotten so that it is read afresh from the database before the next debit.
+    pub fn release_unsure(&mut self, reservation: Reservation) {
+        self.committed = None;
+        self.must_load = true;
+        self.end(reservation);
+    }
+
+    fn end(&mut self, reservation: Reservation) {
+        self.reserved -= reservation.paise;
+        self.reservations -= 1;
+        debug_assert!(self.reserved >= 0 && (self.reservations > 0 || self.reserved == 0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A step of a random history of one wallet, against a model of its database row.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A deposit credited (its commit's answer may reach the actor late).
+        Credit(i64),
+        Reserve(i64),
+        /// The commit of the n-th open reservation (modulo) succeeded.
+        Commit(usize),
+        /// The commit of the n-th open reservation was refused or its key was taken.
+        Release(usize),
+        /// The commit of the n-th open reservation failed without an answer; `landed` says
+        /// whether it was in fact committed.
+        Unsure(usize, bool),
+        /// A load from the database (the actor was told nothing yet, or forgot).
+        Load,
+        /// A late answer: an older balance reaches the actor again.
+        Stale,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1..5_000i64).prop_map(Step::Credit),
+            (1..5_000i64).prop_map(Step::Reserve),
+            any::<usize>().prop_map(Step::Commit),
+            any::<usize>().prop_map(Step::Release),
+            (any::<usize>(), any::<bool>()).prop_map(|(i, l)| Step::Unsure(i, l)),
+            Just(Step::Load),
+            Just(Step::Stale),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever the order of reserves, commits, failures, credits and late answers: the
+        /// available balance never goes below zero, the database's balance never does either
+        /// (every debit it took was covered), and once nothing is reserved the actor's balance
+        /// is the database's own (after a load where it forgot).
+        #[test]
+        fn reservations_never_overdraw_or_drift(steps in prop::collection::vec(step(), 1..200)) {
+            let mut funds = Funds::default();
+            let mut db = Balance { paise: 0, entry: 0 };
+            let mut seen: Vec<Balance> = vec![db];
+            let mut open: Vec<Reservation> = Vec::new();
+            let write = |db: &mut Balance, delta: i64, seen: &mut Vec<Balance>| {
+                db.paise += delta;
+                db.entry += 1;
+                seen.push(*db);
+                *db
+            };
+            for step in steps {
+                match step {
+                    Step::Credit(p) => {
+                        let after = write(&mut db, p, &mut seen);
+                        funds.observe(after);
+                    }
+                    Step::Reserve(p) => match funds.reserve(Amount::parse(p, i64::MAX).unwrap()) {
+                        Ok(r) => open.push(r),
+                        Err(Refusal::NotLoaded) => funds.load(db),
+                        Err(Refusal::Insufficient { available }) => prop_assert!(p > available),
+                    },
+                    Step::Commit(i) if !open.is_empty() => {
+                        let r = open.swap_remove(i % open.len());
+                        let after = write(&mut db, -r.paise(), &mut seen);
+                        funds.commit(r, after);
+                    }
+                    Step::Release(i) if !open.is_empty() => {
+                        funds.release(open.swap_remove(i % open.len()));
+                    }
+                    Step::Unsure(i, landed) if !open.is_empty() => {
+                        let r = open.swap_remove(i % open.len());
+                        if landed {
+                            write(&mut db, -r.paise(), &mut seen);
+                        }
+                        funds.release_unsure(r);
+                    }
+                    Step::Load => funds.load(db),
+                    Step::Stale => funds.observe(seen[seen.len() / 2]),
+                    _ => {}
+                }
+                prop_assert!(db.paise >= 0, "the database went below zero: {db:?}");
+                if let Some(available) = funds.available() {
+                    prop_assert!(available >= 0, "available {available} below zero");
+                    prop_assert!(available <= funds.committed().unwrap().paise);
+                }
+            }
+            for r in open.drain(..) {
+                funds.release(r);
+            }
+            funds.load(db);
+            prop_assert_eq!(funds.reservations(), 0);
+            prop_assert_eq!(funds.available(), Some(db.paise));
+            prop_assert_eq!(funds.committed(), Some(db));
+        }
+    }
+
+    #[test]
+    fn a_wallet_that_can_afford_three_reserves_three() {
+        let mut funds = Funds::default();
+        let hundred = Amount::parse(100, i64::MAX).unwrap();
+        assert_eq!(funds.reserve(hundred), Err(Refusal::NotLoaded));
+        funds.load(Balance {
+            paise: 300,
+            entry: 1,
+        });
+        let held: Vec<Reservation> = (0..3).map(|_| funds.reserve(hundred).unwrap()).collect();
+        assert_eq!(
+            funds.reserve(hundred),
+            Err(Refusal::Insufficient { available: 0 })
+        );
+        let mut after = 300;
+        for (n, r) in held.into_iter().enumerate() {
+            after -= 100;
+            funds.commit(
+                r,
+                Balance {
+                    paise: after,
+                    entry: 2 + n as i64,
+                },
+            );
+        }
+        assert_eq!(funds.available(), Some(0));
+        assert_eq!(funds.reservations(), 0);
+    }
+}

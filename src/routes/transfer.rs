@@ -1,0 +1,196 @@
+//! `POST /api/transfers`: money from the signed-in user's wallet to another user's, found by
+//! verified email. The sender's wallet actor reserves the amount or refuses at once; the answer
+//! comes after the debit and the credit are committed together (`onramp_actors::wallet`).
+
+use crate::auth::session::CurrentUser;
+use crate::configuration::Settings;
+use crate::error::ApiError;
+use crate::routes::deposit::{idempotency_key, parse_amount, StrictObject, KEY_TTL_MS};
+use crate::routes::types::{Party, TransferCreated};
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+use onramp_actors::wallet::TransferError;
+use onramp_store::domain::{now_ms, Amount, Currency, EmailKey, TransferId};
+use onramp_store::{NewTransfer, Transfer, TransferResult, User};
+
+/// The largest single transfer: the rules of deposits (app-api.md), so their maximum.
+pub fn max_amount(settings: &Settings) -> i64 {
+    settings.deposit.max_amount
+}
+
+/// The longest `to` we look up: the longest email address there can be.
+const MAX_EMAIL: usize = 254;
+
+/// `{"to": "<email>", "amount": <paise>}` and nothing else.
+fn parse_body(body: &StrictObject, max: i64) -> Result<(EmailKey, Amount), ApiError> {
+    if let Some(unknown) = body.keys().find(|k| *k != "amount" && *k != "to") {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!(
+                "Unknown field {unknown:?}: send only {{\"to\": \"<email>\", \"amount\": <paise>}}."
+            ),
+        ));
+    }
+    let to = match body.get("to") {
+        Some(serde_json::Value::String(to)) if !to.trim().is_empty() && to.len() <= MAX_EMAIL => {
+            EmailKey::of(to)
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_recipient",
+                "The recipient must be an email address.",
+            ))
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "invalid_recipient",
+                "The recipient's email is missing.",
+            ))
+        }
+    };
+    let amount = body
+        .get("amount")
+        .ok_or_else(|| ApiError::bad_request("invalid_amount", "The amount is missing."))?;
+    Ok((to, parse_amount(amount, max)?))
+}
+
+fn self_transfer() -> ApiError {
+    ApiError::bad_request("self_transfer", "You cannot send money to yourself.")
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/transfers",
+    tag = "wallet",
+    request_body = crate::routes::types::TransferRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters; the same key from the same user within \
+        24 hours answers the first response and moves nothing again")),
+    security(("session_cookie" = [])),
+    responses(
+        (status = 201, description = "Committed: both balances changed", body = crate::routes::types::TransferCreated),
+        (status = 400, description = "A bad body, recipient or amount, a bad key, or a transfer to yourself (`self_transfer`)", body = crate::routes::types::ErrorBody),
+        (status = 401, description = "No valid session", body = crate::routes::types::ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = crate::routes::types::ErrorBody),
+        (status = 404, description = "Nobody has signed in with that verified email (`unknown_recipient`)", body = crate::routes::types::ErrorBody),
+        (status = 409, description = "The balance does not cover the amount (`insufficient_funds`), or a request with this Idempotency-Key is still being processed", body = crate::routes::types::ErrorBody),
+        (status = 413, description = "The body is too large", body = crate::routes::types::ErrorBody),
+        (status = 415, description = "The body is not JSON", body = crate::routes::types::ErrorBody),
+        (status = 422, description = "This Idempotency-Key was used for a different request", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable; nothing moved, try again", body = crate::routes::types::ErrorBody),
+    )
+)]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    body: web::Json<StrictObject>,
+) -> Result<HttpResponse, ApiError> {
+    let (to, amount) = parse_body(&body, max_amount(&state.settings))?;
+    let key = idempotency_key(&req)?;
+    let sender = read_user(&state, &user).await?;
+    if to == EmailKey::of(&sender.email) {
+        return Err(self_transfer());
+    }
+    let recipient = state
+        .store
+        .user_by_email(&to)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_recipient",
+                "Nobody with that email has an account here.",
+            )
+        })?;
+    if recipient.id == sender.id {
+        return Err(self_transfer());
+    }
+    let now = now_ms();
+    if let Some(key) = &key {
+        if let Some(earlier) = recent_with_key(&state, &user, key, now).await? {
+            return replay(&earlier, &recipient, amount);
+        }
+    }
+    let transfer = NewTransfer {
+        id: TransferId::new(),
+        from: sender.id,
+        to: recipient.id,
+        amount,
+        currency: Currency::Inr,
+        idempotency_key: key.clone(),
+        key_cutoff: now - KEY_TTL_MS,
+        now,
+    };
+    let id = transfer.id.clone();
+    match state.wallets.transfer(transfer).await {
+        Ok(TransferResult::Applied { .. }) => Ok(created(id.as_str(), amount, &recipient)),
+        Ok(TransferResult::KeyTaken) => {
+            // A concurrent request with the same key won the race: answer as it did.
+            let key = key.as_deref().unwrap_or_default();
+            match recent_with_key(&state, &user, key, now).await? {
+                Some(earlier) => replay(&earlier, &recipient, amount),
+                None => Err(ApiError::conflict(
+                    "request_in_progress",
+                    "Please try again.",
+                )),
+            }
+        }
+        Err(TransferError::InsufficientFunds { available }) => Err(ApiError::conflict(
+            "insufficient_funds",
+            format!(
+                "Your balance does not cover this transfer: you can send up to {}.",
+                onramp_bank_protocol::format_inr(available)
+            ),
+        )),
+        Err(e) => Err(ApiError::unavailable(e)),
+    }
+}
+
+async fn read_user(state: &AppState, user: &CurrentUser) -> Result<User, ApiError> {
+    state
+        .store
+        .user(user.0)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a session names no user")))
+}
+
+/// The user's transfer made with `key` within the key's lifetime.
+async fn recent_with_key(
+    state: &AppState,
+    user: &CurrentUser,
+    key: &str,
+    now: i64,
+) -> Result<Option<Transfer>, ApiError> {
+    let earlier = state
+        .store
+        .transfer_by_key(user.0, key)
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok(earlier.filter(|t| t.created_at >= now - KEY_TTL_MS))
+}
+
+/// The answer for a transfer made with an idempotency key, given again.
+fn replay(earlier: &Transfer, recipient: &User, amount: Amount) -> Result<HttpResponse, ApiError> {
+    if earlier.amount != amount || earlier.to != recipient.id {
+        return Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request.",
+        ));
+    }
+    Ok(created(earlier.id.as_str(), earlier.amount, recipient))
+}
+
+fn created(id: &str, amount: Amount, recipient: &User) -> HttpResponse {
+    HttpResponse::Created().json(TransferCreated {
+        id: id.to_owned(),
+        status: "success",
+        amount: amount.paise(),
+        currency: Currency::Inr,
+        to: Party {
+            name: recipient.name.clone(),
+            email: recipient.email.clone(),
+        },
+    })
+}

@@ -1,0 +1,198 @@
+//! `onramp audit`: the books checked from the database alone, in one consistent snapshot, so it
+//! may run while the app writes. Written once for both databases, like the reads.
+
+use std::fmt;
+
+/// What the audit found. The books are right when [`Report::problems`] is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub accounts: i64,
+    pub entries: i64,
+    pub transfers: i64,
+    pub successful_deposits: i64,
+    /// The sum of successful deposits, in paise.
+    pub deposited: i64,
+    /// The sum of the users' balances, in paise.
+    pub users_total: i64,
+    /// The sum of every account's balance, system accounts included: 0 in balanced books.
+    pub all_accounts: i64,
+    /// Each thing that is wrong, for a person.
+    pub problems: Vec<String>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The checks that compare totals, made from the figures read.
+    pub(crate) fn check_totals(&mut self) {
+        if self.all_accounts != 0 {
+            self.problems.push(format!(
+                "the accounts do not add up to zero: they sum to {} paise",
+                self.all_accounts
+            ));
+        }
+        // No withdrawals exist yet: the users hold exactly what came in.
+        if self.users_total != self.deposited {
+            self.problems.push(format!(
+                "the users hold {} paise but successful deposits total {} paise",
+                self.users_total, self.deposited
+            ));
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "accounts:            {}", self.accounts)?;
+        writeln!(f, "ledger entries:      {}", self.entries)?;
+        writeln!(f, "transfers:           {}", self.transfers)?;
+        writeln!(
+            f,
+            "successful deposits: {} ({} paise)",
+            self.successful_deposits, self.deposited
+        )?;
+        writeln!(f, "users hold:          {} paise", self.users_total)?;
+        writeln!(f, "all accounts sum to: {} paise", self.all_accounts)?;
+        if self.is_ok() {
+            write!(f, "the books balance")
+        } else {
+            for p in &self.problems {
+                writeln!(f, "PROBLEM: {p}")?;
+            }
+            write!(f, "{} problem(s) found", self.problems.len())
+        }
+    }
+}
+
+/// Each check: a query answering one text per thing wrong, and how to say it.
+pub(crate) const CHECKS: &[(&str, &str)] = &[
+    (
+        "an entry that does not balance (its amount is not positive, or it debits and credits one account)",
+        "SELECT CAST(id AS TEXT) FROM ledger_entries \
+         WHERE amount <= 0 OR debit_account = credit_account",
+    ),
+    (
+        "an account whose balance is not the sum of its entries",
+        "SELECT COALESCE(a.user_id, a.system) || ' ' || a.currency || ': balance ' \
+             || CAST(a.balance AS TEXT) || ', entries ' \
+             || CAST(COALESCE(c.total, 0) - COALESCE(d.total, 0) AS TEXT) \
+         FROM ledger_accounts AS a \
+         LEFT JOIN (SELECT credit_account AS id, CAST(SUM(amount) AS BIGINT) AS total \
+                    FROM ledger_entries GROUP BY credit_account) AS c ON c.id = a.id \
+         LEFT JOIN (SELECT debit_account AS id, CAST(SUM(amount) AS BIGINT) AS total \
+                    FROM ledger_entries GROUP BY debit_account) AS d ON d.id = a.id \
+         WHERE a.balance <> COALESCE(c.total, 0) - COALESCE(d.total, 0)",
+    ),
+    (
+        "a user whose balance is below zero",
+        "SELECT user_id || ': ' || CAST(balance AS TEXT) FROM ledger_accounts \
+         WHERE user_id IS NOT NULL AND balance < 0",
+    ),
+    (
+        "a deposit not credited exactly as it succeeded (a success without its credit, a credit \
+         without a success, or a credit of another amount or to another wallet)",
+        "SELECT d.id FROM deposits AS d \
+         LEFT JOIN ledger_entries AS e ON e.kind = 'deposit' AND e.ref = d.id \
+         LEFT JOIN ledger_accounts AS a ON a.id = e.credit_account \
+         LEFT JOIN ledger_accounts AS c ON c.id = e.debit_account \
+         WHERE (d.status = 'success') <> (e.id IS NOT NULL) \
+            OR (e.id IS NOT NULL AND (e.amount <> d.amount \
+                OR a.user_id IS DISTINCT FROM d.user_id OR a.currency <> d.currency \
+                OR c.system IS DISTINCT FROM 'bank_clearing'))",
+    ),
+    (
+        "a deposit entry for no deposit",
+        "SELECT e.ref FROM ledger_entries AS e LEFT JOIN deposits AS d ON d.id = e.ref \
+         WHERE e.kind = 'deposit' AND d.id IS NULL",
+    ),
+    (
+        "a transfer without its entry, or with an entry of another amount or between other wallets",
+        "SELECT t.id FROM transfers AS t \
+         LEFT JOIN ledger_entries AS e ON e.kind = 'transfer' AND e.ref = t.id \
+         LEFT JOIN ledger_accounts AS f ON f.id = e.debit_account \
+         LEFT JOIN ledger_accounts AS r ON r.id = e.credit_account \
+         WHERE e.id IS NULL OR e.amount <> t.amount \
+            OR f.user_id IS DISTINCT FROM t.from_user OR r.user_id IS DISTINCT FROM t.to_user",
+    ),
+    (
+        "a transfer entry for no transfer",
+        "SELECT e.ref FROM ledger_entries AS e LEFT JOIN transfers AS t ON t.id = e.ref \
+         WHERE e.kind = 'transfer' AND t.id IS NULL",
+    ),
+];
+
+/// The figures, in [`Report`]'s order.
+pub(crate) const FIGURES: &str = "SELECT \
+     (SELECT COUNT(*) FROM ledger_accounts), \
+     (SELECT COUNT(*) FROM ledger_entries), \
+     (SELECT COUNT(*) FROM transfers), \
+     (SELECT COUNT(*) FROM deposits WHERE status = 'success'), \
+     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM deposits WHERE status = 'success'), \
+     (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts WHERE user_id IS NOT NULL), \
+     (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts)";
+
+/// How many examples of one problem the report names.
+pub(crate) const EXAMPLES: usize = 5;
+
+/// `audit` over one pool type: `$snapshot` is the statement that makes the transaction one
+/// snapshot (PostgreSQL's default isolation reads each statement afresh; SQLite's WAL already
+/// reads one snapshot from the transaction's first read).
+macro_rules! audit_for {
+    ($pool:ty, $snapshot:expr) => {
+        pub(crate) async fn audit(pool: &$pool) -> Result<crate::audit::Report, crate::StoreError> {
+            use crate::audit::{Report, CHECKS, EXAMPLES, FIGURES};
+            let mut tx = pool.begin().await?;
+            if let Some(sql) = $snapshot {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
+            let (
+                accounts,
+                entries,
+                transfers,
+                successful_deposits,
+                deposited,
+                users_total,
+                all_accounts,
+            ): (i64, i64, i64, i64, i64, i64, i64) =
+                sqlx::query_as(FIGURES).fetch_one(&mut *tx).await?;
+            let mut report = Report {
+                accounts,
+                entries,
+                transfers,
+                successful_deposits,
+                deposited,
+                users_total,
+                all_accounts,
+                problems: Vec::new(),
+            };
+            for (what, sql) in CHECKS {
+                let found: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut *tx).await?;
+                if !found.is_empty() {
+                    let examples: Vec<&str> =
+                        found.iter().take(EXAMPLES).map(|(s,)| s.as_str()).collect();
+                    report.problems.push(format!(
+                        "{} × {what}: {}",
+                        found.len(),
+                        examples.join(", ")
+                    ));
+                }
+            }
+            tx.rollback().await?;
+            report.check_totals();
+            Ok(report)
+        }
+    };
+}
+
+pub(crate) mod sqlite {
+    audit_for!(sqlx::SqlitePool, None::<&str>);
+}
+
+pub(crate) mod postgres {
+    audit_for!(
+        sqlx::PgPool,
+        Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    );
+}

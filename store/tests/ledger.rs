@@ -1,0 +1,389 @@
+//! The double-entry ledger on both databases: transfers move money between two wallets in one
+//! entry, the database refuses what would overdraw a wallet, the audit names what is wrong, and
+//! the migration turns the books of before (wallets and a credit ledger) into double entries.
+
+mod common;
+
+use common::*;
+use onramp_store::domain::{Amount, Currency, DepositId, EmailKey, Settlement, TransferId, UserId};
+use onramp_store::{
+    self as store, HistoryItem, NewAccount, NewTransfer, OpOutcome, Store, TransferResult, WriteOp,
+};
+use onramp_test_support::{on_both_databases, Backend, TestDb};
+use std::sync::Arc;
+
+on_both_databases!(
+    a_transfer_is_one_entry_that_changes_both_wallets_together,
+    a_transfer_that_would_overdraw_a_wallet_is_refused_by_the_database,
+    a_transfer_key_answers_once_until_its_cutoff,
+    the_latest_verified_sign_in_owns_an_email_in_any_case,
+    the_audit_names_what_is_wrong,
+    the_migration_turns_wallets_and_the_credit_ledger_into_double_entries,
+);
+
+fn transfer(from: UserId, to: UserId, paise: i64, key: Option<&str>, now: i64) -> NewTransfer {
+    NewTransfer {
+        id: TransferId::new(),
+        from,
+        to,
+        amount: Amount::parse(paise, i64::MAX).unwrap(),
+        currency: Currency::Inr,
+        idempotency_key: key.map(str::to_owned),
+        key_cutoff: now - 1000,
+        now,
+    }
+}
+
+fn applied(outcome: &OpOutcome) -> (i64, i64) {
+    match outcome {
+        OpOutcome::Transfer(TransferResult::Applied { from, to }) => (from.paise, to.paise),
+        other => panic!("expected an applied transfer, got {other:?}"),
+    }
+}
+
+/// Two users, the first with `paise` deposited.
+async fn funded(store: &Arc<dyn Store>, paise: i64) -> (UserId, UserId) {
+    let outcomes = store
+        .commit_batch(&[account("asha", "Asha"), account("bilal", "Bilal")])
+        .await
+        .unwrap();
+    let (a, b) = (user(&outcomes[0]), user(&outcomes[1]));
+    let id = DepositId::new();
+    store
+        .commit_batch(&[deposit(&id, a, paise, None, 2)])
+        .await
+        .unwrap();
+    store
+        .commit_batch(&[settle(&id, a, paise, Settlement::Success)])
+        .await
+        .unwrap();
+    (a, b)
+}
+
+async fn a_transfer_is_one_entry_that_changes_both_wallets_together(backend: Backend) {
+    let Fixture { store, db, _dir } = fixture(backend).await;
+    let (a, b) = funded(&store, 1_000).await;
+    // A deposit of Bilal's lands in the same group commit as two transfers of Asha's to him.
+    let id = DepositId::new();
+    store
+        .commit_batch(&[deposit(&id, b, 50, None, 3)])
+        .await
+        .unwrap();
+    let ops = vec![
+        WriteOp::Transfer(transfer(a, b, 300, None, 5)),
+        settle(&id, b, 50, Settlement::Success),
+        WriteOp::Transfer(transfer(a, b, 200, None, 5)),
+    ];
+    let outcomes = store.commit_batch(&ops).await.unwrap();
+    // Both answer the balances after the batch: 1000 − 500 and 500 + 50.
+    assert_eq!(applied(&outcomes[0]), (500, 550));
+    assert_eq!(applied(&outcomes[2]), (500, 550));
+    assert_eq!(store.balance(a).await.unwrap().paise, 500);
+    assert_eq!(store.balance(b).await.unwrap().paise, 550);
+    let entries = db
+        .strings(
+            "SELECT e.kind || ' ' || COALESCE(f.user_id, f.system) || ' -> ' || r.user_id || ' ' \
+             || CAST(e.amount AS TEXT) FROM ledger_entries AS e \
+             JOIN ledger_accounts AS f ON f.id = e.debit_account \
+             JOIN ledger_accounts AS r ON r.id = e.credit_account ORDER BY e.id",
+        )
+        .await;
+    assert_eq!(
+        entries,
+        vec![
+            format!("deposit bank_clearing -> {a} 1000"),
+            format!("transfer {a} -> {b} 300"),
+            format!("deposit bank_clearing -> {b} 50"),
+            format!("transfer {a} -> {b} 200"),
+        ]
+    );
+    // The history shows each side its own kind, with the other person.
+    let asha = store.history_page(a, None, 10).await.unwrap();
+    let kinds: Vec<String> = asha
+        .iter()
+        .map(|h| match h {
+            HistoryItem::Deposit(d) => format!("deposit {}", d.amount.paise()),
+            HistoryItem::TransferOut(t, c) => format!("out {} {}", t.amount.paise(), c.name),
+            HistoryItem::TransferIn(t, c) => format!("in {} {}", t.amount.paise(), c.name),
+        })
+        .collect();
+    assert_eq!(kinds.len(), 3);
+    assert!(kinds.contains(&"out 300 Bilal".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"out 200 Bilal".to_owned()), "{kinds:?}");
+    assert_eq!(kinds[2], "deposit 1000", "newest first: {kinds:?}");
+    let bilal = store.history_page(b, None, 2).await.unwrap();
+    assert_eq!(bilal.len(), 2);
+    let (at, id) = bilal[1].key();
+    let rest = store
+        .history_page(b, Some((at, id.to_owned())), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1, "the second page holds the rest");
+    assert!(bilal
+        .iter()
+        .chain(&rest)
+        .all(|h| !matches!(h, HistoryItem::TransferOut(..))));
+    let audit = store.audit().await.unwrap();
+    assert!(audit.is_ok(), "{audit}");
+    assert_eq!((audit.transfers, audit.users_total), (2, 1_050));
+}
+
+async fn a_transfer_that_would_overdraw_a_wallet_is_refused_by_the_database(backend: Backend) {
+    let Fixture { store, db, _dir } = fixture(backend).await;
+    let (a, b) = funded(&store, 1_000).await;
+    // The actors never send this; the database is the last line of defence.
+    let refused = store
+        .commit_batch(&[
+            WriteOp::Transfer(transfer(a, b, 600, None, 5)),
+            WriteOp::Transfer(transfer(a, b, 600, None, 5)),
+        ])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM transfers").await, 0);
+    assert_eq!(store.balance(a).await.unwrap().paise, 1_000);
+    assert_eq!(store.balance(b).await.unwrap().paise, 0);
+    assert!(store.audit().await.unwrap().is_ok());
+    // One of them alone is fine.
+    let ok = store
+        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 600, None, 6))])
+        .await
+        .unwrap();
+    assert_eq!(applied(&ok[0]), (400, 600));
+}
+
+async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
+    let Fixture { store, _dir, .. } = fixture(backend).await;
+    let (a, b) = funded(&store, 1_000).await;
+    let first = transfer(a, b, 100, Some("k"), 10);
+    let outcomes = store
+        .commit_batch(&[
+            WriteOp::Transfer(first.clone()),
+            WriteOp::Transfer(transfer(a, b, 100, Some("k"), 10)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(applied(&outcomes[0]), (900, 100));
+    assert_eq!(
+        outcomes[1],
+        OpOutcome::Transfer(TransferResult::KeyTaken),
+        "the same key in the same batch moves money once"
+    );
+    let later = store
+        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 100, Some("k"), 500))])
+        .await
+        .unwrap();
+    assert_eq!(later[0], OpOutcome::Transfer(TransferResult::KeyTaken));
+    let held = store.transfer_by_key(a, "k").await.unwrap().unwrap();
+    assert_eq!((held.id, held.to), (first.id, b));
+    // Past the cutoff the key passes to a new transfer.
+    let reused = store
+        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 100, Some("k"), 5_000))])
+        .await
+        .unwrap();
+    assert_eq!(applied(&reused[0]), (800, 200));
+}
+
+fn sign_in(sub: &str, email: &str, verified: bool, now: i64) -> WriteOp {
+    WriteOp::UpsertAccount(NewAccount {
+        provider: onramp_store::domain::Provider::Google,
+        sub: onramp_store::domain::ProviderSub::parse(sub).unwrap(),
+        email: email.into(),
+        email_verified: verified,
+        name: sub.into(),
+        picture: String::new(),
+        now,
+    })
+}
+
+async fn the_latest_verified_sign_in_owns_an_email_in_any_case(backend: Backend) {
+    let Fixture { store, _dir, .. } = fixture(backend).await;
+    let find = |email: &str| {
+        let store = store.clone();
+        let key = EmailKey::of(email);
+        async move { store.user_by_email(&key).await.unwrap().map(|u| u.name) }
+    };
+    store
+        .commit_batch(&[sign_in("old", "Shared@Example.com", true, 1)])
+        .await
+        .unwrap();
+    assert_eq!(find("shared@example.COM").await.as_deref(), Some("old"));
+    store
+        .commit_batch(&[sign_in("new", "shared@example.com", true, 2)])
+        .await
+        .unwrap();
+    assert_eq!(find(" SHARED@example.com ").await.as_deref(), Some("new"));
+    // An unverified claim on the email takes nothing over.
+    store
+        .commit_batch(&[sign_in("claim", "shared@example.com", false, 3)])
+        .await
+        .unwrap();
+    assert_eq!(find("shared@example.com").await.as_deref(), Some("new"));
+    // The older account signs in again: it is the most recent now.
+    store
+        .commit_batch(&[sign_in("old", "shared@example.com", true, 4)])
+        .await
+        .unwrap();
+    assert_eq!(find("shared@example.com").await.as_deref(), Some("old"));
+    assert_eq!(find("nobody@example.com").await, None);
+}
+
+async fn the_audit_names_what_is_wrong(backend: Backend) {
+    let Fixture { store, db, _dir } = fixture(backend).await;
+    let (a, b) = funded(&store, 1_000).await;
+    store
+        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 300, None, 5))])
+        .await
+        .unwrap();
+    let clean = store.audit().await.unwrap();
+    assert!(clean.is_ok(), "{clean}");
+    assert_eq!(
+        (
+            clean.entries,
+            clean.transfers,
+            clean.deposited,
+            clean.users_total
+        ),
+        (2, 1, 1_000, 1_000)
+    );
+
+    // A balance changed behind the ledger's back.
+    db.execute(&format!(
+        "UPDATE ledger_accounts SET balance = balance + 5 WHERE user_id = '{b}'"
+    ))
+    .await
+    .unwrap();
+    // A deposit marked successful without its credit.
+    let uncredited = DepositId::new();
+    store
+        .commit_batch(&[deposit(&uncredited, a, 70, None, 6)])
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE deposits SET status = 'success' WHERE id = '{uncredited}'"
+    ))
+    .await
+    .unwrap();
+    let report = store.audit().await.unwrap();
+    assert!(!report.is_ok());
+    let text = report.to_string();
+    for wanted in [
+        "an account whose balance is not the sum of its entries",
+        &b.to_string(),
+        "a deposit not credited exactly as it succeeded",
+        uncredited.as_str(),
+        "do not add up to zero",
+        "successful deposits total 1070 paise",
+    ] {
+        assert!(text.contains(wanted), "{wanted:?} not in:\n{text}");
+    }
+}
+
+/// The schema of before this change, migrated to one version short of the ledger's migration.
+async fn database_before_the_ledger(backend: Backend, url: &str) -> TestDb {
+    let mut migrator = match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    let ledger = migrator
+        .migrations
+        .iter()
+        .find(|m| m.description.contains("double entry"))
+        .expect("the ledger's migration")
+        .version;
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < ledger)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    match backend {
+        Backend::Sqlite => {
+            let options = url
+                .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            TestDb::Sqlite(pool)
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            TestDb::Postgres(pool)
+        }
+    }
+}
+
+async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(dir.path()).await;
+    let old = database_before_the_ledger(backend, &url).await;
+    let (a, b) = (UserId::new(), UserId::new());
+    let (d1, d2, d3, d4) = (
+        DepositId::new(),
+        DepositId::new(),
+        DepositId::new(),
+        DepositId::new(),
+    );
+    for sql in [
+        format!("INSERT INTO users (id, email, name, created_at) VALUES ('{a}', 'a@x.test', 'A', 1), ('{b}', 'b@x.test', 'B', 2)"),
+        format!("INSERT INTO wallets (user_id, balance, updated_at, last_entry) VALUES ('{a}', 700, 5, 3), ('{b}', 200, 5, 2)"),
+        format!("INSERT INTO deposits (id, user_id, amount, currency, status, created_at, updated_at) VALUES \
+                 ('{d1}', '{a}', 300, 'INR', 'success', 1, 2), ('{d2}', '{b}', 200, 'INR', 'success', 1, 2), \
+                 ('{d3}', '{a}', 400, 'INR', 'success', 1, 2), ('{d4}', '{b}', 999, 'INR', 'processing', 1, 1)"),
+        format!("INSERT INTO ledger (id, user_id, deposit_id, amount, balance_after, created_at) VALUES \
+                 (1, '{a}', '{d1}', 300, 300, 2), (2, '{b}', '{d2}', 200, 200, 3), (3, '{a}', '{d3}', 400, 700, 4)"),
+    ] {
+        old.execute(&sql).await.unwrap();
+    }
+    old.close().await;
+
+    // The app opens it: the rest of the migrations run.
+    let store = store::connect(&url, 2).await.unwrap();
+    let audit = store.audit().await.unwrap();
+    assert!(audit.is_ok(), "{audit}");
+    assert_eq!(
+        (
+            audit.accounts,
+            audit.entries,
+            audit.deposited,
+            audit.users_total
+        ),
+        (3, 3, 900, 900)
+    );
+    let balance = store.balance(a).await.unwrap();
+    assert_eq!(
+        (balance.paise, balance.entry),
+        (700, 3),
+        "the last entry keeps its id"
+    );
+    let db = TestDb::connect(&url).await;
+    assert_eq!(
+        db.scalar("SELECT balance FROM ledger_accounts WHERE system = 'bank_clearing'")
+            .await,
+        -900
+    );
+    // Nobody can be found by an email whose verification we never saw, until they sign in.
+    assert!(store
+        .user_by_email(&EmailKey::of("a@x.test"))
+        .await
+        .unwrap()
+        .is_none());
+
+    // The books go on from there: the processing deposit lands, then B pays A.
+    let landed = store
+        .commit_batch(&[settle(&d4, b, 999, Settlement::Success)])
+        .await
+        .unwrap();
+    let after = settled(&landed[0]).unwrap();
+    assert_eq!(after.paise, 1_199);
+    assert!(after.entry > 3, "new entries follow the migrated ones");
+    store
+        .commit_batch(&[WriteOp::Transfer(transfer(b, a, 1_199, None, 9))])
+        .await
+        .unwrap();
+    assert_eq!(store.balance(a).await.unwrap().paise, 1_899);
+    let audit = store.audit().await.unwrap();
+    assert!(audit.is_ok(), "{audit}");
+}
