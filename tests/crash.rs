@@ -10,6 +10,9 @@ use onramp_test_support::{
     Made, Storm, World,
 };
 use rand::Rng;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const USERS: usize = 20;
@@ -21,6 +24,7 @@ const STORM_CONCURRENCY: usize = 12;
 const STORM_PACE: Duration = Duration::from_millis(8);
 
 on_both_databases_as!(crash_storm => sqlite, postgres);
+on_both_databases_as!(transfer_storm => transfers_sqlite, transfers_postgres);
 
 /// What the test does with deposit number `i`: approve, decline, or leave pending.
 fn plan(i: usize) -> Option<bool> {
@@ -154,4 +158,123 @@ async fn crash_storm(backend: Backend) {
         books.total_balance()
     );
     report!("  took {:.1?}", started.elapsed());
+}
+
+/// People sending each other money while the app is SIGKILLed and restarted: afterwards every
+/// transfer the app acknowledged is in the books, each transfer moved money exactly once (its
+/// one ledger entry), no wallet is below zero, the money is all still there, and `onramp audit`
+/// exits 0.
+async fn transfer_storm(backend: Backend) {
+    const PEOPLE: usize = 12;
+    const SENDERS: usize = 16;
+    let world = World::new(onramp_binary!(), backend).await;
+    let _bank_sim = world.start_stubborn_bank(0).await;
+    let mut app = world.start_app().await;
+    let bank = world.bank();
+
+    // Everybody is paid in first: two deposits each, approved at the bank.
+    let (browsers, made) = sign_in_and_deposit(&world, PEOPLE, PEOPLE * 2).await;
+    for m in &made {
+        bank.settle(&m.token, true).await;
+    }
+    bank.wait_all_delivered(made.len(), Duration::from_secs(60))
+        .await;
+    let deposited: i64 = made.iter().map(|m| m.amount).sum();
+
+    // The storm: random people sending random amounts to each other, some beyond their means.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let browsers = Arc::new(browsers);
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let (acknowledged, stop, browsers) =
+                (acknowledged.clone(), stop.clone(), browsers.clone());
+            tokio::spawn(async move {
+                let (mut sent, mut refused, mut failed) = (0, 0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let (from, to, amount) = {
+                        let mut rng = rand::thread_rng();
+                        let from = rng.gen_range(0..PEOPLE);
+                        let to = (from + rng.gen_range(1..PEOPLE)) % PEOPLE;
+                        (from, to, rng.gen_range(1..=60_000))
+                    };
+                    let to = format!("user{to}@example.com");
+                    match browsers[from].try_transfer(&to, amount).await {
+                        Ok(r) if r.status() == 201 => {
+                            let body: serde_json::Value = r.json().await.unwrap();
+                            acknowledged
+                                .lock()
+                                .unwrap()
+                                .push(body["id"].as_str().unwrap().to_owned());
+                            sent += 1;
+                        }
+                        Ok(r) if r.status() == 409 => refused += 1,
+                        // Killed mid-request, or not up yet.
+                        _ => {
+                            failed += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                (sent, refused, failed)
+            })
+        })
+        .collect();
+
+    let mut kill_log = Vec::new();
+    for k in 1..=3 {
+        let pause = rand::thread_rng().gen_range(300..=800);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let before = acknowledged.lock().unwrap().len();
+        assert!(!app.kill9().success());
+        kill_log.push(format!(
+            "kill {k} after {pause} ms, {before} transfers acknowledged"
+        ));
+        app = world.spawn_app();
+        world.wait_app(&mut app).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut sent, mut refused, mut failed) = (0, 0, 0);
+    for s in senders {
+        let (a, b, c) = s.await.unwrap();
+        (sent, refused, failed) = (sent + a, refused + b, failed + c);
+    }
+
+    let db = world.db().await;
+    let books = db.snapshot().await;
+    db.close().await;
+    books.assert_consistent();
+    assert_eq!(books.total_balance(), deposited, "money is conserved");
+    let stored: HashSet<&str> = books.transfers.iter().map(|t| t.id.as_str()).collect();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged transfers lost: {lost:?}");
+    assert!(sent > 0 && refused > 0, "the storm sent and was refused");
+    let (ok, audit) = world.audit();
+    assert!(ok, "onramp audit failed:\n{audit}");
+    // The restarted app serves the balances the books hold.
+    for (i, b) in browsers.iter().enumerate().take(3) {
+        let user = &books
+            .deposits
+            .iter()
+            .find(|d| d.id == made.iter().find(|m| m.user == i).unwrap().id)
+            .unwrap()
+            .user_id;
+        assert_eq!(b.balance().await, books.balance_of(user));
+    }
+    drop(app);
+    report!("transfer crash test on {backend:?}:");
+    for line in &kill_log {
+        report!("  {line}");
+    }
+    report!(
+        "  {sent} transfers acknowledged ({} stored in all), {refused} refused for funds, {failed} requests failed while the app was down; {} paise conserved",
+        books.transfers.len(),
+        deposited
+    );
+    report!("  onramp audit: {}", audit.lines().last().unwrap_or(""));
 }

@@ -240,3 +240,38 @@ async fn one_app_process_per_sqlite_database() {
 async fn one_app_process_per_postgres_database() {
     one_app_process_per_database(onramp_test_support::Backend::Postgres).await
 }
+
+/// `onramp audit` exits 0 on books that balance, and 1 naming what is wrong.
+#[tokio::test]
+async fn onramp_audit_exits_1_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = || {
+        run_to_exit({
+            let mut c = onramp(dir.path(), &[]);
+            c.arg("audit");
+            c
+        })
+    };
+    let out = audit();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("the books balance"), "{}", text(&out));
+
+    // Money appears in bank clearing from nowhere.
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE ledger_accounts SET balance = 500 WHERE system = 'bank_clearing'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let out = audit();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    for wanted in [
+        "an account whose balance is not the sum of its entries",
+        "bank_clearing INR: balance 500, entries 0",
+        "the accounts do not add up to zero",
+    ] {
+        assert!(log.contains(wanted), "{wanted:?} not in:\n{log}");
+    }
+}

@@ -239,6 +239,29 @@ pub fn random_token() -> String {
 mod tests {
     use super::*;
 
+    /// Only a provider's explicit yes makes an email verified, whether it says so as a JSON
+    /// boolean or as the string `"true"`; a missing or odd value is a no.
+    #[test]
+    fn an_email_is_verified_only_when_the_provider_says_so() {
+        let verified = |extra: &str| {
+            let json = format!(r#"{{"sub": "1", "email": "a@b.c"{extra}}}"#);
+            serde_json::from_str::<GoogleUser>(&json)
+                .unwrap()
+                .email_verified
+        };
+        assert!(verified(r#", "email_verified": true"#));
+        assert!(verified(r#", "email_verified": "true""#));
+        for no in [
+            "",
+            r#", "email_verified": false"#,
+            r#", "email_verified": "yes""#,
+            r#", "email_verified": 1"#,
+            r#", "email_verified": null"#,
+        ] {
+            assert!(!verified(no), "{no}");
+        }
+    }
+
     fn oauth(max_flows: usize) -> GoogleOAuth {
         let secret = SecretString::from("s");
         let mut g = GoogleOAuth::new(Endpoints {

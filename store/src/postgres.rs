@@ -252,7 +252,9 @@ async fn post(
     if s.is_empty() && t.is_empty() {
         return Ok(written);
     }
-    let rows: Vec<(i32, i64, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(POST)
+    /// `(tag, seq, user_id, balance, last_entry)`: see [`POST`].
+    type Row = (i32, i64, Option<String>, Option<i64>, Option<i64>);
+    let rows: Vec<Row> = sqlx::query_as(POST)
         .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())

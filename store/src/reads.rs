@@ -32,10 +32,8 @@ pub(crate) const DEPOSIT_BY_KEY: &str =
 /// A page of a user's history: the newest `$4` items before `($2, $3)` (`(created_at, id)` is
 /// the order's key; the first page passes a key after everything) of each of deposits, transfers
 /// out and transfers in, each read from its own index, then merged.
-macro_rules! history_page {
-    () => {
-        concat!(
-            "SELECT * FROM (SELECT 'deposit' AS kind, id, user_id AS other, amount, currency, \
+pub(crate) const HISTORY_PAGE: &str =
+    "SELECT * FROM (SELECT 'deposit' AS kind, id, user_id AS other, amount, currency, \
                  status, bank_token, pay_url, created_at, updated_at, '' AS name, '' AS email \
              FROM deposits \
              WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
@@ -50,11 +48,7 @@ macro_rules! history_page {
              FROM transfers AS t JOIN users AS u ON u.id = t.from_user \
              WHERE t.to_user = $1 AND (t.created_at, t.id) < ($2, $3) \
              ORDER BY t.created_at DESC, t.id DESC LIMIT $4) AS i \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        )
-    };
-}
-pub(crate) const HISTORY_PAGE: &str = history_page!();
+             ORDER BY created_at DESC, id DESC LIMIT $4";
 
 /// The deposits waiting for the bank whose check is due, soonest first (index on
 /// `next_check_at`), with their checks so far.

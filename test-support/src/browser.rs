@@ -154,6 +154,15 @@ impl Browser {
         self.transfer_with_key(to, amount, None).await
     }
 
+    /// A transfer whose connection may fail (the app is being killed).
+    pub async fn try_transfer(&self, to: &str, amount: i64) -> reqwest::Result<reqwest::Response> {
+        self.client
+            .post(format!("{}/api/transfers", self.app))
+            .json(&json!({ "to": to, "amount": amount }))
+            .send()
+            .await
+    }
+
     /// A transfer that must be accepted; answers the app's JSON.
     pub async fn sends(&self, to: &str, amount: i64) -> Value {
         let r = self.transfer(to, amount).await;

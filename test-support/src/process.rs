@@ -190,6 +190,22 @@ impl World {
         Bank::new(&self.bank_url(), &self.bank_api_key())
     }
 
+    /// Runs `onramp audit` on this world's database, as an operator would (beside a running app
+    /// or not); answers whether it exited 0, and what it printed.
+    pub fn audit(&self) -> (bool, String) {
+        let out = Command::new(self.binary.exe)
+            .arg("audit")
+            .current_dir(self.binary.dir)
+            .env_remove("ONRAMP_CONFIG")
+            .envs(self.common_env())
+            .stdin(Stdio::null())
+            .output()
+            .expect("onramp audit runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
     pub async fn db(&self) -> TestDb {
         TestDb::connect(&self.database_url).await
     }
