@@ -279,7 +279,7 @@ mod tests {
                     .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
             })
             .collect();
-        assert_eq!(statements.len(), 22, "the script's statements");
+        assert_eq!(statements.len(), 23, "the script's statements");
         for statement in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),

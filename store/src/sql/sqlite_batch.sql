@@ -102,18 +102,24 @@ FROM temp.batch_transfers AS n CROSS JOIN transfers AS tr ON tr.id = n.r ->> 0
 LEFT JOIN ledger_accounts AS f ON f.user_id = tr.from_user AND f.currency = tr.currency
 LEFT JOIN ledger_accounts AS r ON r.user_id = tr.to_user AND r.currency = tr.currency;
 
-INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
-SELECT kind, ref, debit, credit, amount, now FROM temp.moves ORDER BY seq;
+-- Entry ids are given here, in batch order after the last one (the single writer makes them
+-- ids of its own), so that the accounts below know them without looking the entries up.
+UPDATE temp.moves SET entry = n.id
+FROM (SELECT seq, (SELECT COALESCE(MAX(id), 0) FROM ledger_entries)
+                  + row_number() OVER (ORDER BY seq) AS id FROM temp.moves) AS n
+WHERE moves.seq = n.seq;
+
+INSERT INTO ledger_entries (id, kind, ref, debit_account, credit_account, amount, created_at)
+SELECT entry, kind, ref, debit, credit, amount, now FROM temp.moves ORDER BY seq;
 
 -- Each account changes once per batch, by the sum of its entries in it (bank clearing too,
 -- however many deposits the batch credits), and records the last entry it now includes. A
 -- user's balance below zero is refused here by the table's CHECK: the whole batch fails.
 UPDATE ledger_accounts SET balance = balance + m.delta, last_entry = m.last, updated_at = m.at
-FROM (SELECT x.account, SUM(x.delta) AS delta, MAX(e.id) AS last, MAX(x.now) AS at
-      FROM (SELECT credit AS account, amount AS delta, kind, ref, now FROM temp.moves
+FROM (SELECT x.account, SUM(x.delta) AS delta, MAX(x.entry) AS last, MAX(x.now) AS at
+      FROM (SELECT credit AS account, amount AS delta, entry, now FROM temp.moves
             UNION ALL
-            SELECT debit, -amount, kind, ref, now FROM temp.moves) AS x
-      CROSS JOIN ledger_entries AS e ON e.kind = x.kind AND e.ref = x.ref
+            SELECT debit, -amount, entry, now FROM temp.moves) AS x
       GROUP BY x.account) AS m
 WHERE ledger_accounts.id = m.account;
 

@@ -39,6 +39,7 @@ CREATE TEMP TABLE settling (
 -- account leaves a NULL, which NOT NULL refuses: the batch fails rather than move money halfway.
 CREATE TEMP TABLE moves (
     seq      INTEGER PRIMARY KEY,
+    entry    INTEGER,  -- the id its ledger entry gets
     kind     TEXT NOT NULL,
     ref      TEXT NOT NULL,
     debit    INTEGER NOT NULL,
