@@ -154,12 +154,14 @@ journey('send money to another person: it shows on their open dashboard without 
   assert.equal(unknown.body?.error?.code, 'unknown_recipient');
   await expectError(alicePage, 'an unknown recipient');
 
-  // Not an amount, or not an email: refused on the page, nothing sent.
+  // Not an amount, over the maximum, or not an email: refused on the page, nothing sent.
   const before = sent.length;
   const bad = [
     [bob.email, 'abc', /^Enter an amount in rupees/, '"abc"'],
     [bob.email, '0', /more than ₹0/, '"0"'],
     [bob.email, '', /^Enter an amount to send\.$/, 'no amount'],
+    // The maximum comes from GET /api/settings (transfer.max_amount: the default ₹1,00,000).
+    [bob.email, '100001', /^The most you can send at once is ₹1,00,000\.00\.$/, 'over the maximum'],
     ['bob', '1', /email/, 'not an email'],
   ];
   for (const [to, amount, pattern, what] of bad) {

@@ -6,7 +6,7 @@ import { api, ApiError, errorText, Unauthorized } from './api.js';
 import { showMessage } from './dom.js';
 import { keyPerIntent } from './idempotency.js';
 import { formatMoney, parseRupees } from './money.js';
-import { fetchDepositLimits } from './settings.js';
+import { fetchDepositLimits, fetchTransferLimits } from './settings.js';
 import { state } from './state.js';
 
 const HINT_END = 'You will approve the payment at your bank.';
@@ -139,6 +139,8 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
 
 // ------------------------------------------------------------------ Send money
 
+const TRANSFER_HINT_END = 'From your balance, to another Onramp user, by their email.';
+
 // Just enough to catch a slip of the keyboard; the server decides who the recipient is.
 const EMAIL_RE = /^[^\s@]+@[^\s@]+$/;
 
@@ -169,6 +171,32 @@ function personText(person, fallbackEmail) {
 export function createTransferForm(els, { refresh, onUnauthorized }) {
   const keys = keyPerIntent();
   let submitting = false;
+  let limits = null; // { min, max, currency } once /api/settings has answered
+  let loading = null; // the request for them while it runs
+
+  function showHint() {
+    if (!limits) {
+      els.transferHint.textContent = `In rupees. ${TRANSFER_HINT_END}`;
+      return;
+    }
+    const money = (paise) => formatMoney(paise, limits.currency, { wholeRupees: true });
+    const range = limits.min > 1 ? `from ${money(limits.min)} to ${money(limits.max)}` : `up to ${money(limits.max)}`;
+    els.transferHint.textContent = `In rupees, ${range}. ${TRANSFER_HINT_END}`;
+  }
+
+  /** The limits, fetched on first use and again after a failed fetch; null if unavailable. */
+  function loadLimits() {
+    if (limits) return Promise.resolve(limits);
+    if (!loading) {
+      loading = fetchTransferLimits().then((found) => {
+        loading = null;
+        limits = found;
+        showHint();
+        return found;
+      });
+    }
+    return loading;
+  }
 
   function setSubmitting(on) {
     submitting = on;
@@ -186,7 +214,7 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
   }
 
   /** `{ to, paise }` from the form, or null after showing what is wrong. */
-  function readForm() {
+  function readForm(checkAgainst) {
     const to = els.transferTo.value.trim();
     if (to === '') {
       refuse(els.transferTo, 'Enter the email of the person to send money to.');
@@ -196,7 +224,7 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
       refuse(els.transferTo, 'Enter an email address, like name@example.com.');
       return null;
     }
-    const parsed = parseRupees(els.transferAmount.value, null, { verb: 'send' });
+    const parsed = parseRupees(els.transferAmount.value, checkAgainst, { verb: 'send' });
     if (parsed.error) {
       refuse(els.transferAmount, parsed.error);
       return null;
@@ -211,10 +239,13 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
     showMessage(els.transferDone, '');
     els.transferTo.removeAttribute('aria-invalid');
     els.transferAmount.removeAttribute('aria-invalid');
-    const intent = readForm();
+    const gen = state.generation;
+    // Settled long before, unless the first fetch failed (then the wait is on a retry).
+    const checkAgainst = limits || await loadLimits();
+    if (submitting || gen !== state.generation) return;
+    const intent = readForm(checkAgainst);
     if (!intent) return;
 
-    const gen = state.generation;
     setSubmitting(true);
     let res;
     try {
@@ -268,5 +299,5 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
     });
   }
 
-  return { setSubmitting, reset };
+  return { loadLimits, setSubmitting, reset };
 }

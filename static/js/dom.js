@@ -24,6 +24,7 @@ export function findElements() {
     transferTo: byId('transfer-to'),
     transferAmount: byId('transfer-amount'),
     transferSubmit: byId('transfer-submit'),
+    transferHint: byId('transfer-hint'),
     transferDone: byId('transfer-done'),
     error: byId('error'), // a refused money-out action's message
     txList: byId('transactions'),

@@ -3,7 +3,7 @@
 //
 //   money.js         formats paise, parses rupee input (the only place that does either)
 //   api.js           fetch wrapper; JSON error objects become ApiError / Unauthorized
-//   settings.js      GET /api/settings: the deposit limits
+//   settings.js      GET /api/settings: the deposit and transfer limits
 //   idempotency.js   Idempotency-Key values, one per intended deposit or transfer
 //   state.js         who is signed in, and the sign-out generation
 //   dom.js           the page's elements, showMessage
@@ -52,4 +52,5 @@ window.onramp = {
 session.readLoginError();
 session.showView('loading');
 deposit.loadLimits();
+transfer.loadLimits();
 session.load();

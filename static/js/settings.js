@@ -1,14 +1,33 @@
-// The server's public settings (GET /api/settings): the limits the deposit form checks before
-// sending anything. The server checks again; these only spare a round trip and say the limit.
+// The server's public settings (GET /api/settings): the limits the deposit and transfer forms
+// check before sending anything. The server checks again; these only spare a round trip and
+// say the limit.
 import { api } from './api.js';
 
 const TIMEOUT_MS = 5000;
 
+let inFlight = null; // one request serves every form that asks while it runs
+
+function fetchSettings() {
+  if (!inFlight) {
+    inFlight = api('GET', '/api/settings', { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      .finally(() => { inFlight = null; });
+  }
+  return inFlight;
+}
+
 /** The deposit limits `{ min, max, currency }` in paise, or null if they cannot be had. */
 export async function fetchDepositLimits() {
   try {
-    const settings = await api('GET', '/api/settings', { signal: AbortSignal.timeout(TIMEOUT_MS) });
-    return depositLimits(settings);
+    return depositLimits(await fetchSettings());
+  } catch {
+    return null;
+  }
+}
+
+/** The transfer limits `{ min, max, currency }` in paise, or null if they cannot be had. */
+export async function fetchTransferLimits() {
+  try {
+    return transferLimits(await fetchSettings());
   } catch {
     return null;
   }
@@ -19,10 +38,19 @@ export async function fetchDepositLimits() {
  * `{ min: 1, max: 10000000, currency: 'INR' }`; null for anything that does not look like that.
  */
 export function depositLimits(settings) {
-  const deposit = settings && settings.deposit;
-  if (!deposit || !Number.isSafeInteger(deposit.max_amount) || deposit.max_amount < 1) return null;
-  const min = Number.isSafeInteger(deposit.min_amount) && deposit.min_amount >= 1 ? deposit.min_amount : 1;
-  if (min > deposit.max_amount) return null;
+  return limitsOf(settings, 'deposit');
+}
+
+/** The same for `"transfer": {"min_amount", "max_amount"}`. */
+export function transferLimits(settings) {
+  return limitsOf(settings, 'transfer');
+}
+
+function limitsOf(settings, section) {
+  const limits = settings && settings[section];
+  if (!limits || !Number.isSafeInteger(limits.max_amount) || limits.max_amount < 1) return null;
+  const min = Number.isSafeInteger(limits.min_amount) && limits.min_amount >= 1 ? limits.min_amount : 1;
+  if (min > limits.max_amount) return null;
   const currency = typeof settings.currency === 'string' && settings.currency ? settings.currency : 'INR';
-  return { min, max: deposit.max_amount, currency };
+  return { min, max: limits.max_amount, currency };
 }
