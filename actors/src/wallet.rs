@@ -112,6 +112,9 @@ pub struct WalletActor {
     funds: Funds,
     deposits: HashMap<DepositId, DepositState>,
     in_flight: usize,
+    /// Idempotency keys of transfers committing now, with the copies of the same request that
+    /// arrived meanwhile: they wait for that commit instead of reserving the money again.
+    keyed: HashMap<String, Vec<oneshot::Sender<TransferAnswer>>>,
     last_used: Instant,
     shared: Arc<Shared>,
     generation: u64,
@@ -282,16 +285,33 @@ impl Handler<Debit> for WalletActor {
 
     fn handle(&mut self, Debit(transfer): Debit, ctx: &mut Self::Context) -> TransferTicket {
         self.last_used = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let key = transfer.idempotency_key.clone();
+        if let Some(copies) = key.as_ref().and_then(|k| self.keyed.get_mut(k)) {
+            // The same request is committing: its key will be taken, and the caller answers
+            // as the first did.
+            copies.push(tx);
+            return Ok(rx);
+        }
         let reservation = self.funds.reserve(transfer.amount)?;
         self.in_flight += 1;
-        let (tx, rx) = oneshot::channel();
+        if let Some(k) = &key {
+            self.keyed.insert(k.clone(), Vec::new());
+        }
         let writer = self.shared.writer.clone();
         ctx.spawn(
             async move { writer.transfer(transfer).await }
                 .into_actor(self)
                 .map(move |result, act, _| {
                     act.in_flight -= 1;
-                    let _ = tx.send(act.settle_debit(reservation, result));
+                    let answer = act.settle_debit(reservation, result);
+                    for copy in key.and_then(|k| act.keyed.remove(&k)).unwrap_or_default() {
+                        let _ = copy.send(match &answer {
+                            Ok(_) => Ok(TransferResult::KeyTaken),
+                            Err(e) => Err(e.clone()),
+                        });
+                    }
+                    let _ = tx.send(answer);
                 }),
         );
         Ok(rx)
@@ -445,6 +465,7 @@ impl Wallets {
                     funds: Funds::default(),
                     deposits: HashMap::new(),
                     in_flight: 0,
+                    keyed: HashMap::new(),
                     last_used: Instant::now(),
                     shared: self.shared.clone(),
                     generation,

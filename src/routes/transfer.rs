@@ -136,15 +136,28 @@ pub async fn create(
                 )),
             }
         }
-        Err(TransferError::InsufficientFunds { available }) => Err(ApiError::conflict(
-            "insufficient_funds",
-            format!(
-                "Your balance does not cover this transfer: you can send up to {}.",
-                onramp_bank_protocol::format_inr(available)
-            ),
-        )),
+        Err(TransferError::InsufficientFunds { available }) => {
+            // A copy of a request that committed after this one looked its key up: the money is
+            // gone because the first took it. Answer as the first did.
+            if let Some(k) = &key {
+                if let Some(earlier) = recent_with_key(&state, &user, k, now).await? {
+                    return replay(&earlier, &recipient, amount);
+                }
+            }
+            Err(insufficient(available))
+        }
         Err(e) => Err(ApiError::unavailable(e)),
     }
+}
+
+fn insufficient(available: i64) -> ApiError {
+    ApiError::conflict(
+        "insufficient_funds",
+        format!(
+            "Your balance does not cover this transfer: you can send up to {}.",
+            onramp_bank_protocol::format_inr(available)
+        ),
+    )
 }
 
 async fn read_user(state: &AppState, user: &CurrentUser) -> Result<User, ApiError> {

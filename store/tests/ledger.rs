@@ -18,6 +18,7 @@ on_both_databases!(
     a_transfer_key_answers_once_until_its_cutoff,
     the_latest_verified_sign_in_owns_an_email_in_any_case,
     the_audit_names_what_is_wrong,
+    a_credit_that_would_overflow_a_balance_is_refused,
     the_migration_turns_wallets_and_the_credit_ledger_into_double_entries,
 );
 
@@ -386,4 +387,36 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
     assert_eq!(store.balance(a).await.unwrap().paise, 1_899);
     let audit = store.audit().await.unwrap();
     assert!(audit.is_ok(), "{audit}");
+}
+
+/// Balances are checked arithmetic in the database too: SQLite would turn an overflowing sum
+/// into a float (its CHECK on the type refuses it), PostgreSQL's BIGINT refuses by itself. The
+/// batch fails and nothing changes. (Amounts are bounded far below this; a corrupted or hostile
+/// balance must still not wrap or lose precision.)
+async fn a_credit_that_would_overflow_a_balance_is_refused(backend: Backend) {
+    let Fixture { store, db, _dir } = fixture(backend).await;
+    let (a, _) = funded(&store, 1_000).await;
+    let near = i64::MAX - 10;
+    db.execute(&format!(
+        "UPDATE ledger_accounts SET balance = {near} WHERE user_id = '{a}'"
+    ))
+    .await
+    .unwrap();
+    let id = DepositId::new();
+    store
+        .commit_batch(&[deposit(&id, a, 100, None, 3)])
+        .await
+        .unwrap();
+    let refused = store
+        .commit_batch(&[settle(&id, a, 100, Settlement::Success)])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(store.balance(a).await.unwrap().paise, near);
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM ledger_entries WHERE ref = '{id}'"
+        ))
+        .await,
+        0
+    );
 }

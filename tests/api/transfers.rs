@@ -12,6 +12,7 @@ on_both_databases!(
     crossing_transfers_all_complete_and_end_where_they_started,
     transfers_while_deposits_land_on_the_same_wallets,
     the_same_idempotency_key_moves_money_once,
+    copies_of_a_transfer_of_the_whole_balance_all_get_its_answer,
     a_failed_commit_moves_nothing_and_frees_the_money,
 );
 
@@ -196,6 +197,30 @@ async fn the_same_idempotency_key_moves_money_once(backend: Backend) {
     );
     assert_eq!(asha.balance().await, 8_500);
     assert_eq!(bilal.balance().await, 1_500);
+    app.assert_books_balance().await;
+}
+
+/// A client retrying a transfer while the first try is still committing (a double click, a
+/// timeout): with the whole balance at stake, the copies must not be refused for funds the first
+/// already took; each gets the first's answer.
+async fn copies_of_a_transfer_of_the_whole_balance_all_get_its_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let asha = app.funded("asha@example.com", "Asha", 500).await;
+    let bilal = app.signed_in("bilal@example.com", "Bilal").await;
+    let copies = join_all(
+        (0..20).map(|_| asha.transfer_with_key("bilal@example.com", 500, Some("everything"))),
+    )
+    .await;
+    let mut bodies = Vec::new();
+    for r in copies {
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
+        let body: Value = r.json().await.unwrap();
+        bodies.push(body["id"].as_str().unwrap().to_owned());
+    }
+    bodies.dedup();
+    assert_eq!(bodies.len(), 1, "one transfer: {bodies:?}");
+    assert_eq!(asha.balance().await, 0);
+    assert_eq!(bilal.balance().await, 500);
     app.assert_books_balance().await;
 }
 
