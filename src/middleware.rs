@@ -93,3 +93,35 @@ pub async fn security_headers(
     }
     Ok(res)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::middleware::from_fn;
+    use actix_web::{test, web, App, HttpResponse};
+
+    async fn hsts_for(origin: &str) -> Option<String> {
+        let app = test::init_service(
+            App::new()
+                .app_data(OwnOrigin(origin.into()))
+                .wrap(from_fn(security_headers))
+                .route("/", web::get().to(HttpResponse::Ok)),
+        )
+        .await;
+        let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        res.headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// HSTS only where the public URL is https: on plain http it would be ignored at best, and
+    /// on a development machine it would lock the browser out of http://localhost.
+    #[actix_web::test]
+    async fn hsts_is_sent_under_https_only() {
+        assert_eq!(
+            hsts_for("https://wallet.example.com").await.as_deref(),
+            Some("max-age=31536000; includeSubDomains")
+        );
+        assert_eq!(hsts_for("http://localhost:8080").await, None);
+    }
+}

@@ -370,6 +370,36 @@ pub fn decision(status: Option<OrderStatus>, old: bool, next: i64) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use onramp_store::domain::{Amount, Currency, DepositId, DepositStatus, UserId};
+
+    /// The bank's word settles a deposit only when its order is that deposit's: the same ref,
+    /// amount and currency. A bank answering in dollars for a rupee deposit is refused.
+    #[test]
+    fn an_order_in_another_currency_is_not_the_deposits() {
+        let deposit = Deposit {
+            id: DepositId::new(),
+            user_id: UserId::new(),
+            amount: Amount::parse(500, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            status: DepositStatus::Processing,
+            bank_token: Some("tok".into()),
+            pay_url: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let order = |currency: &str, amount: i64| Order {
+            token: "tok".into(),
+            reference: deposit.id.to_string(),
+            amount,
+            currency: currency.into(),
+            expires_at: None,
+            status: OrderStatus::Success,
+        };
+        assert!(check_matches(&order("INR", 500), &deposit).is_ok());
+        assert!(check_matches(&order("USD", 500), &deposit).is_err());
+        assert!(check_matches(&order("inr", 500), &deposit).is_err());
+        assert!(check_matches(&order("INR", 501), &deposit).is_err());
+    }
 
     #[test]
     fn only_an_order_that_can_no_longer_be_paid_fails_a_deposit() {
