@@ -58,9 +58,10 @@ export function rupees(paise) {
 /**
  * Declare one journey (= one test file): starts a fresh server and browser for the
  * file, hands each test a new browser context + page, records page errors and CSP
- * violations, and takes a screenshot at the end (success or failure). A journey with
- * more than one person calls `newPage(name)` for another page in a browser context of
- * its own (its own cookies), watched and photographed the same way (`<label>-<name>.png`).
+ * violations, and takes a screenshot at the end (success or failure; `{ shot }` names it
+ * when a file has several journeys). A journey with more than one person calls
+ * `newPage(name)` for another page in a browser context of its own (its own cookies),
+ * watched and photographed the same way (`<shot>-<name>.png`).
  */
 export function journeyFile({ label, serverEnv = {} }) {
   const ctx = { server: null, browser: null };
@@ -77,7 +78,7 @@ export function journeyFile({ label, serverEnv = {} }) {
   });
 
   /** A new context and page; page errors and CSP violations go into `problems`. */
-  async function openPage(t, problems, who) {
+  async function openPage(t, problems, who, shot) {
     const context = await ctx.browser.newContext({
       baseURL: ctx.server.baseURL,
       viewport: { width: 1000, height: 900 },
@@ -100,17 +101,18 @@ export function journeyFile({ label, serverEnv = {} }) {
         else if (page.url().startsWith(appOrigin)) problems.push(`${prefix}CSP violation: ${text}`);
       }
     });
-    return { context, page, name: who ? `${label}-${who}` : label };
+    return { context, page, name: who ? `${shot}-${who}` : shot };
   }
 
-  function journey(name, fn) {
+  /** `shot` names the screenshots (`<shot>.png`); the file's label unless given. */
+  function journey(name, fn, { shot = label } = {}) {
     test(name, { timeout: JOURNEY_TIMEOUT_MS }, async (t) => {
       const problems = [];
-      const main = await openPage(t, problems, null);
+      const main = await openPage(t, problems, null, shot);
       const opened = [main];
       const { page, context } = main;
       const newPage = async (who) => {
-        const other = await openPage(t, problems, who);
+        const other = await openPage(t, problems, who, shot);
         opened.push(other);
         return other.page;
       };

@@ -217,4 +217,4 @@ journey('the open dashboard watches the balance, and stops after sign-out', asyn
   const afterExpiry = balanceReads.length;
   await sleep(4500);
   assert.equal(balanceReads.length, afterExpiry, 'no balance reads after the 401');
-});
+}, { shot: 'transfer-balance-watch' });
