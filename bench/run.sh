@@ -9,8 +9,20 @@
 # `onramp-load --scenario <name>` against it, and stops the app. Everything it started is
 # stopped on exit. Reports (table and JSON) go to target/bench/<db>-<scenario>.{txt,json}.
 #
+# The transfer scenarios are transfers-random, transfers-hot-sender and transfers-crossing
+# (`transfers` names all three). After each, `onramp audit` checks the books of the same
+# database (with the app stopped); its output goes to target/bench/<db>-<scenario>.audit.txt,
+# and the run fails when it exits non-zero, as when the load tool's own check fails.
+#
+#   LOAD_ARGS="--users 200 --healthz-secs 1" TRANSFER_ARGS="--transfers 2000" \
+#       bench/run.sh sqlite transfers-crossing
+#
 # Environment:
 #   LOAD_ARGS="--deposits 5000 …"   extra options for `onramp-load` (see `onramp-load --help`)
+#   TRANSFER_ARGS="--transfers 2000 --with-deposits …"
+#                                   extra options for the transfers-* scenarios only (the load
+#                                   tool refuses --transfers, --with-deposits [N],
+#                                   --over-balance and --read-concurrency elsewhere)
 #   BENCH_PORT=18080                the app's port (the bank and the provider take the next two)
 #   BENCH_OUT=target/bench          where the reports go
 #   ONRAMP_BIN=path                 use this onramp binary instead of building target/release/onramp
@@ -30,7 +42,13 @@ sqlite | postgres) shift || true ;;
     exit 2
     ;;
 esac
-scenarios=("$@")
+scenarios=()
+for name in "$@"; do
+    case "$name" in
+    transfers) scenarios+=(transfers-random transfers-hot-sender transfers-crossing) ;;
+    *) scenarios+=("$name") ;;
+    esac
+done
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(hot-wallet spread deposit-create balance-reads)
 
 port=${BENCH_PORT:-18080}
@@ -41,6 +59,7 @@ chmod 755 "$work"
 app_pid=""
 pg_pid=""
 pg_bin=""
+db_url="" # the database of the app started last
 
 as_postgres() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -111,6 +130,7 @@ start_app() { # $1: a name for this run's database
     else
         url="sqlite://$work/$name/onramp.db"
     fi
+    db_url=$url
     ONRAMP__LOG__LEVEL=${ONRAMP__LOG__LEVEL:-warn} \
         ONRAMP__SERVER__LISTEN="127.0.0.1:$port" \
         ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
@@ -129,6 +149,22 @@ start_app() { # $1: a name for this run's database
     echo "the app did not start:" >&2
     cat "$work/$name/app.log" >&2
     exit 1
+}
+
+audit() { # $1: the scenario whose database `onramp audit` checks; fails when it does
+    local name=$1 rc=0
+    echo "== $db / $name: onramp audit"
+    ONRAMP__LOG__LEVEL=${ONRAMP__LOG__LEVEL:-warn} \
+        ONRAMP__SERVER__LISTEN="127.0.0.1:$port" \
+        ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
+        ONRAMP__DEV__BANK_DATABASE_URL="sqlite://$work/$name/bank.db" \
+        ONRAMP__DATABASE__URL="$db_url" \
+        "$bin" audit >"$out/$db-$name.audit.txt" 2>&1 || rc=$?
+    cat "$out/$db-$name.audit.txt"
+    if [ "$rc" -ne 0 ]; then
+        echo "!! $db / $name: onramp audit exited $rc: the books do not balance (above)" >&2
+        return 1
+    fi
 }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), \
@@ -160,9 +196,13 @@ for scenario in "${scenarios[@]}"; do
     echo "== $db / $scenario"
     start_app "$scenario"
     wait_idle
-    # shellcheck disable=SC2086 # LOAD_ARGS is a list of options
+    extra=${LOAD_ARGS:-}
+    case "$scenario" in
+    transfers-*) extra="$extra ${TRANSFER_ARGS:-}" ;;
+    esac
+    # shellcheck disable=SC2086 # LOAD_ARGS and TRANSFER_ARGS are lists of options
     if "$load_bin" --scenario "$scenario" --app "http://localhost:$port" \
-        --json "$out/$db-$scenario.json" ${LOAD_ARGS:-} | tee "$out/$db-$scenario.txt"; then
+        --json "$out/$db-$scenario.json" $extra | tee "$out/$db-$scenario.txt"; then
         :
     else
         status=1
@@ -170,5 +210,8 @@ for scenario in "${scenarios[@]}"; do
         tail -n 20 "$work/$scenario/app.log" >&2
     fi
     stop_app
+    case "$scenario" in
+    transfers-*) audit "$scenario" || status=1 ;;
+    esac
 done
 exit $status

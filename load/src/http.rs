@@ -324,3 +324,47 @@ pub async fn healthz(client: &Client, rec: &Rec, app: &str) -> Result<(), String
     .await
     .map(drop)
 }
+
+/// One `POST /api/transfers`: to whom (by email), how much, under which `Idempotency-Key`, and
+/// the statuses that are a correct answer to it.
+pub struct TransferRequest<'a> {
+    pub to: &'a str,
+    pub amount: i64,
+    pub key: &'a str,
+    pub expected: &'a [u16],
+}
+
+/// `POST /api/transfers {"to", "amount"}` as the signed-in user, with its `Idempotency-Key`.
+pub async fn transfer(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    cookie: &str,
+    t: &TransferRequest<'_>,
+) -> Result<Answer, String> {
+    let req = client
+        .post(format!("{app}/api/transfers"))
+        .header(COOKIE, cookie)
+        .header("Idempotency-Key", t.key)
+        .json(&serde_json::json!({ "to": t.to, "amount": t.amount }));
+    send(rec, "POST /api/transfers", req, t.expected).await
+}
+
+/// The largest amount `GET /api/settings` allows a transfer (a deposit's, unless it names one
+/// for transfers); `None` when it does not say.
+pub async fn max_amount(client: &Client, app: &str) -> Option<i64> {
+    let r = client
+        .get(format!("{app}/api/settings"))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.ok()?;
+    let deposit = v["deposit"]["max_amount"].as_i64();
+    match v["transfer"]["max_amount"].as_i64() {
+        Some(t) => Some(deposit.map_or(t, |d| d.min(t))),
+        None => deposit,
+    }
+}

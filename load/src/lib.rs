@@ -7,7 +7,12 @@
 //! scenario also measures `GET /healthz` at the same concurrency as the server's HTTP ceiling.
 //! At the end every user's balance must equal their successful deposits, every deposit must be
 //! listed with the status sent, and no deposit may have been applied twice; otherwise the
-//! command fails. Latencies go into HDR histograms; the DB writer's batch size and commit
+//! command fails. The transfers-* scenarios fund users that way, then send transfers between
+//! them (random pairs, one hot sender, or crossing pairs; optionally with a webhook storm on the
+//! same wallets) while sampling balances, and check that money was conserved, that no balance
+//! read was below zero, that every transfer answered `201` is listed exactly once on each side
+//! and counted in both balances, and that no refused transfer moved money. Latencies go into
+//! HDR histograms; the DB writer's batch size and commit
 //! latency come from the app's `/metrics` (scraped around each phase; "n/a" without it).
 
 mod http;
@@ -17,7 +22,9 @@ mod report;
 mod scenario;
 
 pub use metrics::WriterFigures;
-pub use report::{CheckReport, Counts, PhaseReport, Report, RunConfig};
+pub use report::{
+    CheckReport, Counts, PhaseReport, Report, RunConfig, TransferConfig, TransferReport,
+};
 pub use scenario::{run_scenario, LoadConfig, Scenario, DEV_WEBHOOK_SECRET};
 
 use anyhow::Context;
@@ -52,13 +59,33 @@ pub struct LoadOptions {
     /// Connections posting webhooks [default: --concurrency; balance-reads 8].
     #[arg(long)]
     pub webhook_concurrency: Option<usize>,
-    /// Deposits to create and settle [default: 20000; smoke 300].
+    /// Deposits to create and settle [default: 20000; smoke 300; transfers-random and
+    /// transfers-crossing one per user; transfers-hot-sender 10, all the sender's].
     #[arg(long)]
     pub deposits: Option<usize>,
     /// Users, each signed in once; deposits go round-robin [default: hot-wallet 1, spread
-    /// 10000, deposit-create and balance-reads 100, smoke 5].
+    /// 10000, deposit-create and balance-reads 100, smoke 5, transfers-random 10000,
+    /// transfers-hot-sender 1000 (the sender and 999 recipients), transfers-crossing 2000 (1000
+    /// pairs)].
     #[arg(long)]
     pub users: Option<usize>,
+    /// Transfers to send in a transfers-* scenario (with the Idempotency-Key of each, retried
+    /// after a 5xx, 429 or transport error) [default: 20000].
+    #[arg(long)]
+    pub transfers: Option<usize>,
+    /// Share of the transfers deliberately over anything the sender could hold; each must be
+    /// refused with 409 [default: 0.1; transfers-hot-sender 0 (its sender runs out of money
+    /// instead: it is funded with nine tenths of what it sends)].
+    #[arg(long)]
+    pub over_balance: Option<f64>,
+    /// While the transfers run, settle this many more deposits by webhook on the same wallets
+    /// (created beforehand) [default: none; the option alone: half the transfers].
+    #[arg(long, num_args = 0..=1)]
+    pub with_deposits: Option<Option<usize>>,
+    /// Connections reading the involved users' balances while the transfers run; a read below
+    /// zero fails the run [default: 4].
+    #[arg(long)]
+    pub read_concurrency: Option<usize>,
     /// Extra deliveries of the same event, per deposit (0.3: three in ten get a second one)
     /// [default: 0; smoke 0.3].
     #[arg(long)]
@@ -119,14 +146,49 @@ impl LoadOptions {
         r.failures = self.failures.unwrap_or(r.failures);
         r.healthz_secs = self.healthz_secs.unwrap_or(r.healthz_secs);
         r.seed = self.seed.unwrap_or(r.seed);
+        if let Some(t) = &mut r.transfer {
+            t.transfers = self.transfers.unwrap_or(t.transfers);
+            t.over_balance = self.over_balance.unwrap_or(t.over_balance);
+            t.storm_deposits = match self.with_deposits {
+                None => t.storm_deposits,
+                Some(None) => (t.transfers / 2).max(1),
+                Some(Some(n)) => n,
+            };
+            t.read_concurrency = self.read_concurrency.unwrap_or(t.read_concurrency);
+            // "Each user funded by a deposit" follows --users unless --deposits says otherwise.
+            if self.deposits.is_none() && self.scenario != Scenario::TransfersHotSender {
+                r.deposits = r.users;
+            }
+        }
         c.progress = !self.quiet;
         c
+    }
+
+    /// A transfer option given to a scenario without transfers.
+    fn misplaced(&self) -> Option<&'static str> {
+        if self.scenario.is_transfers() {
+            return None;
+        }
+        [
+            (self.transfers.is_some(), "--transfers"),
+            (self.over_balance.is_some(), "--over-balance"),
+            (self.with_deposits.is_some(), "--with-deposits"),
+            (self.read_concurrency.is_some(), "--read-concurrency"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
     }
 }
 
 /// `onramp-load`: runs the scenario on a multi-threaded runtime of its own, prints the table and
 /// the JSON report, and fails when the final check did.
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
+    if let Some(option) = args.options.misplaced() {
+        anyhow::bail!(
+            "{option} is for the transfers-* scenarios, not {}",
+            args.options.scenario.name()
+        );
+    }
     let config = args.config();
     let threads = args
         .options
@@ -160,4 +222,73 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn options(args: &[&str]) -> LoadOptions {
+        let args = std::iter::once("onramp-load").chain(args.iter().copied());
+        *Cli::parse_from(args).load.options
+    }
+
+    #[test]
+    fn the_transfer_scenarios_take_their_options() {
+        let o = options(&["--scenario", "transfers-random", "--users", "50"]);
+        let c = o.config();
+        assert_eq!(c.scenario, Scenario::TransfersRandom);
+        assert_eq!(
+            (c.run.users, c.run.deposits),
+            (50, 50),
+            "one deposit per user"
+        );
+        let t = c.run.transfer.clone().unwrap();
+        assert_eq!(
+            (t.transfers, t.storm_deposits, t.read_concurrency),
+            (20_000, 0, 4)
+        );
+        assert_eq!(t.over_balance, 0.1);
+        assert_eq!(o.misplaced(), None);
+
+        let args = [
+            "--scenario",
+            "transfers-crossing",
+            "--transfers",
+            "300",
+            "--with-deposits",
+            "--over-balance",
+            "0.25",
+        ];
+        let t = options(&args).config().run.transfer.unwrap();
+        assert_eq!(
+            (t.transfers, t.storm_deposits),
+            (300, 150),
+            "half the transfers"
+        );
+        assert_eq!(t.over_balance, 0.25);
+        let args = ["--scenario", "transfers-hot-sender", "--with-deposits", "7"];
+        let c = options(&args).config();
+        assert_eq!(c.run.transfer.unwrap().storm_deposits, 7);
+        assert_eq!((c.run.users, c.run.deposits), (1_000, 10));
+        assert_eq!(c.scenario.headline(), "transfers");
+    }
+
+    #[test]
+    fn transfer_options_are_refused_elsewhere() {
+        let o = options(&["--scenario", "spread", "--transfers", "5"]);
+        assert_eq!(o.misplaced(), Some("--transfers"));
+        let o = options(&["--scenario", "smoke", "--with-deposits"]);
+        assert_eq!(o.misplaced(), Some("--with-deposits"));
+        let c = options(&["--scenario", "spread"]).config();
+        assert!(c.run.transfer.is_none());
+        assert_eq!(c.run.deposits, 20_000);
+    }
 }

@@ -73,6 +73,22 @@ pub struct RunConfig {
     pub failures: f64,
     pub healthz_secs: f64,
     pub seed: u64,
+    /// The transfers-* scenarios' shape; absent in the deposit scenarios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<TransferConfig>,
+}
+
+/// What shapes a transfers-* scenario beyond its funding deposits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransferConfig {
+    /// Transfers to send (transfers-crossing sends them in pairs, A→B and B→A at once).
+    pub transfers: usize,
+    /// Share of transfers deliberately over anything the sender could hold: each must be `409`.
+    pub over_balance: f64,
+    /// Deposits settled by webhook on the same wallets while the transfers run (0: none).
+    pub storm_deposits: usize,
+    /// Connections reading balances while the transfers run.
+    pub read_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -124,6 +140,42 @@ pub struct Report {
     pub credited_per_sec: f64,
     pub counts: Counts,
     pub check: CheckReport,
+    /// What the transfers did; absent in the deposit scenarios.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<TransferReport>,
+}
+
+/// The transfers of a transfers-* scenario: what was sent, how it was answered, and what the
+/// check found of them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransferReport {
+    pub planned: usize,
+    /// Planned deliberately over anything the sender could hold (each must be refused).
+    pub over_balance: usize,
+    /// Answered `201`.
+    pub succeeded: usize,
+    /// Answered `409 insufficient_funds`.
+    pub insufficient_funds: usize,
+    /// Answered anything else in the end (each is a problem of the check).
+    pub other_answers: usize,
+    /// No final answer after every attempt (each is a problem of the check).
+    pub unresolved: usize,
+    /// Attempts beyond the first (after a `5xx`, `429` or transport error, same Idempotency-Key).
+    pub retries: u64,
+    /// Paise the `201`s moved.
+    pub moved_paise: i64,
+    /// `201`s per second of the transfers phase.
+    pub succeeded_per_sec: f64,
+    /// `succeeded_per_sec / healthz_rate`.
+    pub succeeded_ratio_to_healthz: f64,
+    /// Deposits settled by webhook while the transfers ran.
+    pub storm_deposits: usize,
+    /// Balances read while the transfers ran, and the lowest of them.
+    pub balance_reads: u64,
+    pub lowest_balance_read: Option<i64>,
+    /// `201`s found exactly once as `transfer_out` of the sender and once as `transfer_in` of the
+    /// recipient.
+    pub matched: usize,
 }
 
 /// The phase table's columns: heading and width; the first is left-aligned, the rest right.
@@ -234,7 +286,7 @@ impl Report {
             phase_row(out, p)?;
         }
         self.write_summary(out)?;
-        self.check.write(out)?;
+        self.check.write(out, self.transfers.as_ref())?;
         self.write_error_samples(out)
     }
 
@@ -254,10 +306,22 @@ impl Report {
             c.out_of_order,
             c.failures,
             c.seed
-        )
+        )?;
+        match &c.transfer {
+            Some(t) => writeln!(
+                out,
+                "transfers: {} planned, over-balance share {}, {} deposits settled alongside, \
+                 balances read on {} connections while they run",
+                t.transfers, t.over_balance, t.storm_deposits, t.read_concurrency
+            ),
+            None => Ok(()),
+        }
     }
 
     fn write_summary(&self, out: &mut String) -> fmt::Result {
+        if let Some(t) = &self.transfers {
+            return self.write_transfer_summary(out, t);
+        }
         writeln!(
             out,
             "headline: {} {:.0}/s = {:.0}% of /healthz ({:.0}/s at the same concurrency); \
@@ -268,6 +332,10 @@ impl Report {
             self.healthz_rate,
             self.credited_per_sec
         )?;
+        self.write_sent(out)
+    }
+
+    fn write_sent(&self, out: &mut String) -> fmt::Result {
         let n = &self.counts;
         writeln!(
             out,
@@ -285,6 +353,40 @@ impl Report {
         )
     }
 
+    fn write_transfer_summary(&self, out: &mut String, t: &TransferReport) -> fmt::Result {
+        writeln!(
+            out,
+            "headline: transfers answered 201 at {:.0}/s = {:.0}% of /healthz ({:.0}/s at the same \
+             concurrency); all transfer requests {:.0}/s ({:.0}%); funding credited {:.0} deposits/s",
+            t.succeeded_per_sec,
+            100.0 * t.succeeded_ratio_to_healthz,
+            self.healthz_rate,
+            self.headline_rate,
+            100.0 * self.ratio_to_healthz,
+            self.credited_per_sec
+        )?;
+        self.write_sent(out)?;
+        let lowest = t
+            .lowest_balance_read
+            .map_or("-".to_owned(), |v| v.to_string());
+        writeln!(
+            out,
+            "transfers: {} planned ({} over the balance), {} answered 201 ({} paise moved), {} refused \
+             409 insufficient_funds, {} other answers, {} unresolved, {} retries; {} deposits settled \
+             alongside; {} balance reads while they ran, the lowest {lowest} paise",
+            t.planned,
+            t.over_balance,
+            t.succeeded,
+            t.moved_paise,
+            t.insufficient_funds,
+            t.other_answers,
+            t.unresolved,
+            t.retries,
+            t.storm_deposits,
+            t.balance_reads
+        )
+    }
+
     fn write_error_samples(&self, out: &mut String) -> fmt::Result {
         for p in self.phases.iter().filter(|p| !p.error_samples.is_empty()) {
             writeln!(out, "errors in {}:", p.name)?;
@@ -297,7 +399,22 @@ impl Report {
 }
 
 impl CheckReport {
-    fn write(&self, out: &mut String) -> fmt::Result {
+    fn write(&self, out: &mut String, transfers: Option<&TransferReport>) -> fmt::Result {
+        if let (true, Some(t)) = (self.passed, transfers) {
+            return writeln!(
+                out,
+                "check: PASSED: {} users' balances equal deposits in + transfers in - transfers out, \
+                 and add up to the {} paise the successful deposits credited (money conserved); {} \
+                 deposits listed with the status sent, none applied twice; {} transfers answered 201 \
+                 listed exactly once on each side, no refused transfer moved money; no balance read \
+                 below zero ({} reads)",
+                self.users_checked,
+                self.observed_balance_paise,
+                self.deposits_matched,
+                t.matched,
+                t.balance_reads
+            );
+        }
         if self.passed {
             return writeln!(
                 out,
@@ -397,6 +514,7 @@ mod tests {
                 failures: 0.25,
                 healthz_secs: 2.0,
                 seed: 42,
+                transfer: None,
             },
             phases: phases(),
             headline_phase: "webhooks".into(),
@@ -426,6 +544,7 @@ mod tests {
                 problems_total: if passed { 0 } else { 7 },
                 problems: if passed { Vec::new() } else { problems },
             },
+            transfers: None,
         }
     }
 
@@ -467,5 +586,63 @@ errors in a-long-phase-name:
         assert_eq!(json["phases"][3]["cpu"], serde_json::Value::Null);
         assert_eq!(json["counts"]["contradicting_deliveries"], 15);
         assert_eq!(json["check"]["problems_total"], 7);
+        assert!(json["config"].get("transfer").is_none(), "{json}");
+        assert!(json.get("transfers").is_none(), "{json}");
+    }
+
+    fn transfer_report(passed: bool) -> Report {
+        let mut r = report(passed);
+        r.scenario = "transfers-crossing".into();
+        r.headline_phase = "transfers".into();
+        r.config.transfer = Some(TransferConfig {
+            transfers: 2000,
+            over_balance: 0.1,
+            storm_deposits: 500,
+            read_concurrency: 4,
+        });
+        r.transfers = Some(TransferReport {
+            planned: 2000,
+            over_balance: 190,
+            succeeded: 1700,
+            insufficient_funds: 300,
+            retries: 2,
+            moved_paise: 1_234_567,
+            succeeded_per_sec: 850.4,
+            succeeded_ratio_to_healthz: 0.3728,
+            storm_deposits: 500,
+            balance_reads: 4321,
+            lowest_balance_read: Some(0),
+            matched: 1700,
+            ..TransferReport::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_transfer_run_says_what_its_transfers_did() {
+        let table = transfer_report(true).table();
+        assert!(table.contains(
+            "\ntransfers: 2000 planned, over-balance share 0.1, 500 deposits settled alongside, \
+             balances read on 4 connections while they run\n"
+        ));
+        assert!(table.contains(
+            "\nheadline: transfers answered 201 at 850/s = 37% of /healthz (2281/s at the same \
+             concurrency); all transfer requests 1022/s (45%); funding credited 720 deposits/s\n"
+        ));
+        assert!(table.contains(
+            "\ntransfers: 2000 planned (190 over the balance), 1700 answered 201 (1234567 paise \
+             moved), 300 refused 409 insufficient_funds, 0 other answers, 0 unresolved, 2 retries; \
+             500 deposits settled alongside; 4321 balance reads while they ran, the lowest 0 paise\n"
+        ));
+        assert!(
+            table.contains("\ncheck: PASSED: 5 users' balances equal deposits in + transfers in")
+        );
+        assert!(table.contains("1700 transfers answered 201 listed exactly once on each side"));
+        let failed = transfer_report(false).table();
+        assert!(failed.contains("\ncheck: FAILED: 7 problems"), "{failed}");
+        let json = serde_json::to_value(transfer_report(true)).unwrap();
+        assert_eq!(json["config"]["transfer"]["storm_deposits"], 500);
+        assert_eq!(json["transfers"]["succeeded"], 1700);
+        assert_eq!(json["transfers"]["lowest_balance_read"], 0);
     }
 }

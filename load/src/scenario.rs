@@ -5,7 +5,7 @@
 use super::http::{self, Answer, Created};
 use super::metrics;
 use super::phase::{lock, run_phase, Bound, PhaseResult, Progress, Rec};
-use super::report::{CheckReport, Counts, PhaseReport, Report, RunConfig};
+use super::report::{CheckReport, Counts, PhaseReport, Report, RunConfig, TransferReport};
 use anyhow::{bail, ensure, Context};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -16,6 +16,9 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use transfers::Book;
+
+mod transfers;
 
 /// The webhook secret of `config/default.toml`.
 pub const DEV_WEBHOOK_SECRET: &str = "onramp-dev-webhook-secret";
@@ -41,6 +44,12 @@ pub enum Scenario {
     DepositCreate,
     /// `GET /api/balance` while webhooks land.
     BalanceReads,
+    /// Many funded users sending each other random transfers, some over the balance.
+    TransfersRandom,
+    /// One funded sender paying many recipients at once, until its money runs out.
+    TransfersHotSender,
+    /// Pairs sending each other transfers at the same moment (A→B and B→A), many pairs.
+    TransfersCrossing,
 }
 
 impl Scenario {
@@ -51,7 +60,18 @@ impl Scenario {
             Scenario::Spread => "spread",
             Scenario::DepositCreate => "deposit-create",
             Scenario::BalanceReads => "balance-reads",
+            Scenario::TransfersRandom => "transfers-random",
+            Scenario::TransfersHotSender => "transfers-hot-sender",
+            Scenario::TransfersCrossing => "transfers-crossing",
         }
+    }
+
+    /// One of the transfers-* scenarios.
+    pub fn is_transfers(self) -> bool {
+        matches!(
+            self,
+            Scenario::TransfersRandom | Scenario::TransfersHotSender | Scenario::TransfersCrossing
+        )
     }
 
     /// The phase whose rate the scenario is about.
@@ -59,6 +79,7 @@ impl Scenario {
         match self {
             Scenario::DepositCreate => "deposits",
             Scenario::BalanceReads => "balance-reads",
+            s if s.is_transfers() => "transfers",
             _ => "webhooks",
         }
     }
@@ -109,7 +130,7 @@ impl LoadConfig {
             "--healthz-secs must be 0 or more"
         );
         url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
-        Ok(())
+        transfers::validate(self)
     }
 }
 
@@ -125,6 +146,7 @@ impl RunConfig {
             failures: 0.0,
             healthz_secs: 5.0,
             seed: rand::random(),
+            transfer: None,
         };
         match scenario {
             Scenario::Smoke => RunConfig {
@@ -149,6 +171,7 @@ impl RunConfig {
                 webhook_concurrency: 8,
                 ..base
             },
+            s => transfers::defaults(s, base),
         }
     }
 }
@@ -180,6 +203,11 @@ impl Ctx {
 struct Users {
     /// Each user's `session_id=…` cookie pair.
     cookies: Vec<String>,
+    /// The email and name each signed in with (transfers address users by email).
+    emails: Vec<String>,
+    names: Vec<String>,
+    /// A few random characters that make this run's emails and keys its own.
+    run_id: String,
     /// Refused creations per user: the app may have stored each as a failed deposit.
     refused: Vec<AtomicUsize>,
 }
@@ -214,6 +242,8 @@ struct Delivery {
 
 /// What the run will send, decided from the seed before the first webhook.
 struct Plan {
+    /// Deposits asked for (some may not have been created).
+    requested: usize,
     deps: Vec<Dep>,
     wave: Vec<Delivery>,
     /// Sent once every deposit is final.
@@ -237,15 +267,18 @@ struct Settle {
 /// The sign-in phase's shared state.
 struct SigningIn {
     ctx: Arc<Ctx>,
-    /// Makes the emails of this run new to the app, so every user starts at a zero balance.
-    run_id: String,
     cookies: Vec<OnceLock<String>>,
+    /// New to the app (they carry the run's id), so every user starts at a zero balance.
+    emails: Vec<String>,
+    names: Vec<String>,
 }
 
 /// The deposit phase's shared state.
 struct Creating {
     ctx: Arc<Ctx>,
     users: Arc<Users>,
+    /// Each deposit's user and amount.
+    owners: Vec<usize>,
     amounts: Vec<i64>,
     created: Vec<OnceLock<Created>>,
 }
@@ -259,8 +292,12 @@ struct Wave {
 /// The check phase's shared state.
 struct Checking {
     settle: Arc<Settle>,
+    /// The transfers answered `201`, in the transfers-* scenarios.
+    book: Option<Arc<Book>>,
     observed: AtomicI64,
     matched: AtomicUsize,
+    /// Each user's balance as the check read it.
+    balances: Vec<AtomicI64>,
 }
 
 /// An event as the bank sends it, under an event id of its own.
@@ -314,6 +351,9 @@ struct Run {
 /// run could not be carried out (the app is unreachable, sign-in failed); a run that went
 /// through answers its [`Report`], whose `check.passed` says whether the books were right.
 pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
+    if cfg.scenario.is_transfers() {
+        return transfers::run(cfg).await;
+    }
     let mut run = Run::start(cfg).await?;
     run.healthz().await;
     let users = run.sign_in().await?;
@@ -327,8 +367,8 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
     ));
     let credited_per_sec = run.settle(&settle, plan.wave).await?;
     run.late(&settle, plan.late).await;
-    let check = run.check(&settle, &mut counts).await;
-    Ok(run.report(counts, check, credited_per_sec))
+    let check = run.check(&settle, None, &mut counts).await;
+    Ok(run.report(counts, check, credited_per_sec, None))
 }
 
 impl Run {
@@ -421,9 +461,13 @@ impl Run {
     /// the books cannot be checked, so a user who cannot sign in ends the run.
     async fn sign_in(&mut self) -> anyhow::Result<Arc<Users>> {
         let users = self.cfg.run.users;
+        let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
         let state = Arc::new(SigningIn {
             ctx: self.ctx.clone(),
-            run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            emails: (0..users)
+                .map(|i| format!("load-{run_id}-{i}@load.test"))
+                .collect(),
+            names: (0..users).map(|i| format!("Load user {i}")).collect(),
             cookies: (0..users).map(|_| OnceLock::new()).collect(),
         });
         self.measured_phase("sign-in", Bound::Items(users), state.clone(), sign_in_user)
@@ -443,6 +487,9 @@ impl Run {
                 .flat_map(OnceLock::get)
                 .cloned()
                 .collect(),
+            emails: state.emails.clone(),
+            names: state.names.clone(),
+            run_id,
             refused: (0..users).map(|_| AtomicUsize::new(0)).collect(),
         }))
     }
@@ -450,21 +497,31 @@ impl Run {
     /// Creates the deposits, round-robin over the users.
     async fn create_deposits(&mut self, users: Arc<Users>) -> Arc<Creating> {
         let deposits = self.cfg.run.deposits;
+        let amounts = (0..deposits)
+            .map(|_| self.rng.gen_range(100..=100_000))
+            .collect();
+        let owners = (0..deposits).map(|i| i % self.cfg.run.users).collect();
+        self.create("deposits", users, owners, amounts).await
+    }
+
+    /// Creates deposit `i` of `amounts[i]` paise for user `owners[i]`, as phase `name`.
+    async fn create(
+        &mut self,
+        name: &'static str,
+        users: Arc<Users>,
+        owners: Vec<usize>,
+        amounts: Vec<i64>,
+    ) -> Arc<Creating> {
+        let deposits = amounts.len();
         let state = Arc::new(Creating {
             ctx: self.ctx.clone(),
             users,
-            amounts: (0..deposits)
-                .map(|_| self.rng.gen_range(100..=100_000))
-                .collect(),
+            owners,
+            amounts,
             created: (0..deposits).map(|_| OnceLock::new()).collect(),
         });
-        self.measured_phase(
-            "deposits",
-            Bound::Items(deposits),
-            state.clone(),
-            create_deposit,
-        )
-        .await;
+        self.measured_phase(name, Bound::Items(deposits), state.clone(), create_deposit)
+            .await;
         state
     }
 
@@ -479,14 +536,19 @@ impl Run {
             wave.shuffle(&mut self.rng);
             late = late_deliveries(&mut self.rng, cfg.duplicates, &deps);
         }
-        Plan { deps, wave, late }
+        Plan {
+            requested: created.amounts.len(),
+            deps,
+            wave,
+            late,
+        }
     }
 
     fn counts(&self, plan: &Plan) -> Counts {
         let successes = plan.deps.iter().filter(|d| d.success);
         Counts {
             users: self.cfg.run.users,
-            deposits_requested: self.cfg.run.deposits,
+            deposits_requested: plan.requested,
             deposits_created: plan.deps.len(),
             successes: successes.clone().count(),
             failures: plan.deps.iter().filter(|d| !d.success).count(),
@@ -552,17 +614,29 @@ impl Run {
         self.phase(name, bound, concurrency, wave, deliver_one)
     }
 
-    /// Every balance, every deposit's status, each deposit applied once.
-    async fn check(&mut self, settle: &Arc<Settle>, counts: &mut Counts) -> CheckReport {
+    /// Every balance, every deposit's status, each deposit applied once; with a `book`, every
+    /// transfer answered `201` listed once on each side and counted in the balances.
+    async fn check(
+        &mut self,
+        settle: &Arc<Settle>,
+        book: Option<Arc<Book>>,
+        counts: &mut Counts,
+    ) -> CheckReport {
+        let users = self.cfg.run.users;
         let state = Arc::new(Checking {
             settle: settle.clone(),
+            book,
             observed: AtomicI64::new(0),
             matched: AtomicUsize::new(0),
+            balances: (0..users).map(|_| AtomicI64::new(0)).collect(),
         });
-        let users = self.cfg.run.users;
         self.measured_phase("check", Bound::Items(users), state.clone(), check_one)
             .await;
         counts.applied = settle.applied_once();
+        if let Some(book) = &state.book {
+            let balances: Vec<i64> = state.balances.iter().map(|b| b.load(Relaxed)).collect();
+            book.finish(&self.ctx, &settle.expected, &balances);
+        }
         let problems_total = self.ctx.problems_total.load(Relaxed);
         CheckReport {
             passed: problems_total == 0,
@@ -575,7 +649,13 @@ impl Run {
         }
     }
 
-    fn report(self, counts: Counts, check: CheckReport, credited_per_sec: f64) -> Report {
+    fn report(
+        self,
+        counts: Counts,
+        check: CheckReport,
+        credited_per_sec: f64,
+        transfers: Option<TransferReport>,
+    ) -> Report {
         let headline = self.cfg.scenario.headline();
         let rate_of = |name: &str| {
             self.phases
@@ -600,6 +680,7 @@ impl Run {
             phases: self.phases,
             counts,
             check,
+            transfers,
         }
     }
 }
@@ -615,7 +696,7 @@ fn outcomes(rng: &mut StdRng, cfg: &RunConfig, created: &Creating) -> Vec<Dep> {
         let contradiction =
             (cfg.out_of_order && rng.gen_bool(0.05)).then(|| event(c, amount, !success));
         deps.push(Dep {
-            user: i % cfg.users,
+            user: created.owners[i],
             amount,
             success,
             id: c.id.clone(),
@@ -772,10 +853,9 @@ async fn ping(ctx: Arc<Ctx>, _: usize, rec: Arc<Rec>) {
 }
 
 async fn sign_in_user(s: Arc<SigningIn>, i: usize, rec: Arc<Rec>) {
-    let email = format!("load-{}-{i}@load.test", s.run_id);
-    let name = format!("Load user {i}");
+    let (email, name) = (&s.emails[i], &s.names[i]);
     let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
-    match retrying(|| http::sign_in(client, &rec, app, &email, &name)).await {
+    match retrying(|| http::sign_in(client, &rec, app, email, name)).await {
         Ok(cookie) => {
             let _ = s.cookies[i].set(cookie);
         }
@@ -784,7 +864,7 @@ async fn sign_in_user(s: Arc<SigningIn>, i: usize, rec: Arc<Rec>) {
 }
 
 async fn create_deposit(s: Arc<Creating>, i: usize, rec: Arc<Rec>) {
-    let user = i % s.users.cookies.len();
+    let user = s.owners[i];
     let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
     let (cookie, refused) = (&s.users.cookies[user], &s.users.refused[user]);
     let created = retrying(|| async {
@@ -852,20 +932,25 @@ async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
 }
 
 async fn check_one(c: Arc<Checking>, user: usize, rec: Arc<Rec>) {
-    let (balance, matched) = check_user(&c.settle, &rec, user).await;
+    let (balance, matched) = check_user(&c.settle, c.book.as_deref(), &rec, user).await;
     c.observed.fetch_add(balance, Relaxed);
     c.matched.fetch_add(matched, Relaxed);
+    c.balances[user].store(balance, Relaxed);
 }
 
-/// Checks one user: the balance equals the successful deposits, and every deposit is listed
-/// once with the status and amount sent. Answers (balance seen, deposits matched).
-async fn check_user(s: &Settle, rec: &Rec, user: usize) -> (i64, usize) {
+/// Checks one user: the balance equals the successful deposits (plus the transfers in, minus the
+/// transfers out), and every deposit and transfer is listed once with the status and amount
+/// sent. Answers (balance seen, deposits matched).
+async fn check_user(s: &Settle, book: Option<&Book>, rec: &Rec, user: usize) -> (i64, usize) {
     let refused = s.users.refused[user].load(Relaxed);
-    let balance = check_balance(s, rec, user).await;
-    (balance, check_transactions(s, rec, user, refused).await)
+    let balance = check_balance(s, book, rec, user).await;
+    (
+        balance,
+        check_transactions(s, book, rec, user, refused).await,
+    )
 }
 
-async fn check_balance(s: &Settle, rec: &Rec, user: usize) -> i64 {
+async fn check_balance(s: &Settle, book: Option<&Book>, rec: &Rec, user: usize) -> i64 {
     let ctx = &s.ctx;
     let balance = match http::balance(&ctx.client, rec, &ctx.app, &s.users.cookies[user]).await {
         Ok(b) => b,
@@ -874,23 +959,32 @@ async fn check_balance(s: &Settle, rec: &Rec, user: usize) -> i64 {
             0
         }
     };
-    let expected = s.expected[user];
-    if balance != expected {
-        ctx.problem(format!(
-            "user {user}: balance {balance} paise, but the successful deposits add up to {expected}"
-        ));
+    let deposits = s.expected[user];
+    match book {
+        Some(b) => b.check_balance(ctx, user, balance, deposits),
+        None if balance != deposits => ctx.problem(format!(
+            "user {user}: balance {balance} paise, but the successful deposits add up to {deposits}"
+        )),
+        None => {}
     }
     balance
 }
 
 /// Pages through the user's transactions; answers the deposits matched.
-async fn check_transactions(s: &Settle, rec: &Rec, user: usize, refused: usize) -> usize {
+async fn check_transactions(
+    s: &Settle,
+    book: Option<&Book>,
+    rec: &Rec,
+    user: usize,
+    refused: usize,
+) -> usize {
     let ctx = &s.ctx;
     let cookie = &s.users.cookies[user];
-    let mut listing = Listing::new(s, user, refused);
+    let mut listing = Listing::new(s, book, user, refused);
     let mut cursor: Option<String> = None;
     // More pages than the user can have means the cursor is going round in circles.
-    let most_pages = (s.by_user[user].len() + refused) / 100 + 3;
+    let transfers = book.map_or(0, |b| b.involving(user));
+    let most_pages = (s.by_user[user].len() + refused + transfers) / 100 + 3;
     for _ in 0..most_pages {
         let page =
             http::transactions_page(&ctx.client, rec, &ctx.app, cookie, cursor.as_deref()).await;
@@ -921,6 +1015,7 @@ async fn check_transactions(s: &Settle, rec: &Rec, user: usize, refused: usize) 
 /// One user's transactions as listed so far, against the deposits this run created for them.
 struct Listing<'a> {
     s: &'a Settle,
+    book: Option<&'a Book>,
     user: usize,
     mine: HashMap<&'a str, usize>,
     seen: HashSet<String>,
@@ -930,9 +1025,10 @@ struct Listing<'a> {
 }
 
 impl<'a> Listing<'a> {
-    fn new(s: &'a Settle, user: usize, refused: usize) -> Listing<'a> {
+    fn new(s: &'a Settle, book: Option<&'a Book>, user: usize, refused: usize) -> Listing<'a> {
         Listing {
             s,
+            book,
             user,
             mine: s.by_user[user]
                 .iter()
@@ -945,6 +1041,20 @@ impl<'a> Listing<'a> {
     }
 
     fn check(&mut self, item: &serde_json::Value) {
+        match (item["kind"].as_str(), self.book) {
+            // Deposits; a server from before transfers lists no kind.
+            (None | Some("deposit"), _) => self.check_deposit(item),
+            (Some(kind @ ("transfer_in" | "transfer_out")), Some(book)) => {
+                book.check_item(&self.s.ctx, self.user, kind, item)
+            }
+            (kind, _) => self.s.ctx.problem(format!(
+                "user {}: transaction {} of kind {kind:?} was never made by this run: {item}",
+                self.user, item["id"]
+            )),
+        }
+    }
+
+    fn check_deposit(&mut self, item: &serde_json::Value) {
         let id = item["id"].as_str().unwrap_or_default();
         let status = item["status"].as_str().unwrap_or_default();
         let s = self.s;

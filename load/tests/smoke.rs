@@ -1,12 +1,14 @@
 //! The load tool's smoke scenario against the real app, started in-process on port 0 with a
 //! fresh SQLite database, the bank simulator and the development identity provider: a few
 //! hundred deposits over a few users, settled by duplicate, shuffled, failed, late and
-//! contradicting webhooks, then checked through the API.
+//! contradicting webhooks, then checked through the API; and small transfers-* runs (crossing
+//! pairs, random pairs with a webhook storm alongside, a hot sender), each ending with its
+//! books check passed.
 
 use actix_web::dev::ServerHandle;
 use onramp::configuration::default_settings;
 use onramp::startup::Application;
-use onramp_load::{run_scenario, LoadConfig, Scenario};
+use onramp_load::{run_scenario, LoadConfig, Report, Scenario, TransferReport};
 use secrecy::ExposeSecret;
 use std::path::Path;
 
@@ -114,5 +116,175 @@ async fn a_wrong_webhook_secret_fails_the_check_loudly() {
         report.check.problems
     );
     assert!(report.table().contains("check: FAILED"));
+    handle.stop(true).await;
+}
+
+/// A small run of a transfers-* scenario: `users` users, `deposits` funding deposits, `transfers`
+/// transfers and `storm` deposits settled alongside them.
+fn transfer_config(
+    scenario: Scenario,
+    address: &str,
+    secret: String,
+    (users, deposits, transfers, storm): (usize, usize, usize, usize),
+) -> LoadConfig {
+    let mut config = LoadConfig::new(scenario, address);
+    config.webhook_secret = secret;
+    config.progress = false;
+    let r = &mut config.run;
+    r.seed = 11;
+    r.concurrency = 16;
+    r.webhook_concurrency = 8;
+    r.healthz_secs = 0.2;
+    r.users = users;
+    r.deposits = deposits;
+    let t = r
+        .transfer
+        .as_mut()
+        .expect("a transfers scenario has transfer options");
+    t.transfers = transfers;
+    t.storm_deposits = storm;
+    t.read_concurrency = 2;
+    config
+}
+
+/// What every passing transfer run shows: each transfer ended as 201 or 409, each 201 was found
+/// once on each side, the balances add up to the deposits, balances were read meanwhile.
+fn assert_transfers_passed(report: &Report) -> &TransferReport {
+    println!("{}", report.table());
+    assert!(
+        report.check.passed,
+        "the check failed: {:?}",
+        report.check.problems
+    );
+    let t = report.transfers.as_ref().expect("a transfer report");
+    assert!(t.succeeded > 0, "some transfers go through");
+    assert_eq!(t.succeeded + t.insufficient_funds, t.planned, "{t:?}");
+    assert_eq!((t.other_answers, t.unresolved), (0, 0));
+    assert_eq!(t.matched, t.succeeded, "each 201 listed once on each side");
+    assert!(t.moved_paise > 0 && t.succeeded_per_sec > 0.0);
+    assert!(
+        t.balance_reads > 0,
+        "balances are read while the transfers run"
+    );
+    assert!(t.lowest_balance_read.unwrap() >= 0);
+    assert_eq!(
+        report.check.observed_balance_paise,
+        report.counts.credited_paise
+    );
+    assert_eq!(
+        report.check.expected_balance_paise,
+        report.counts.credited_paise
+    );
+    assert_eq!(report.headline_phase, "transfers");
+    let transfers = report.phase("transfers").unwrap();
+    assert!(transfers.requests >= t.planned as u64);
+    assert_eq!(
+        transfers.errors, 0,
+        "every answer was 201 or 409: {:?}",
+        transfers.error_samples
+    );
+    assert!(report.healthz_rate > 0.0 && t.succeeded_ratio_to_healthz > 0.0);
+    let json = serde_json::to_value(report).unwrap();
+    assert_eq!(json["transfers"]["succeeded"], t.succeeded);
+    t
+}
+
+fn phase_names(report: &Report) -> Vec<&str> {
+    report.phases.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[actix_web::test]
+async fn transfers_crossing_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app(dir.path()).await;
+    let config = transfer_config(
+        Scenario::TransfersCrossing,
+        &address,
+        secret,
+        (20, 20, 400, 0),
+    );
+    let report = run_scenario(config).await.expect("the scenario runs");
+    let t = assert_transfers_passed(&report);
+    assert_eq!(t.planned, 400, "200 rounds of a pair sending both ways");
+    assert!(
+        t.over_balance > 0,
+        "some transfers ask for more than the sender holds"
+    );
+    assert!(t.insufficient_funds >= t.over_balance);
+    assert_eq!(t.storm_deposits, 0);
+    assert_eq!(report.counts.deposits_created, 20);
+    assert_eq!(
+        phase_names(&report),
+        [
+            "healthz",
+            "sign-in",
+            "deposits",
+            "webhooks",
+            "transfers",
+            "balance-reads",
+            "check"
+        ]
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn transfers_random_with_a_webhook_storm_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app(dir.path()).await;
+    let mut config = transfer_config(
+        Scenario::TransfersRandom,
+        &address,
+        secret,
+        (30, 30, 600, 200),
+    );
+    config.run.duplicates = 0.3;
+    config.run.failures = 0.1;
+    config.run.out_of_order = true;
+    let report = run_scenario(config).await.expect("the scenario runs");
+    let t = assert_transfers_passed(&report);
+    assert_eq!(t.planned, 600);
+    assert!(t.over_balance > 0 && t.insufficient_funds >= t.over_balance);
+    assert_eq!(t.storm_deposits, 200);
+    let n = &report.counts;
+    assert_eq!(n.deposits_created, 230);
+    assert!(n.failures > 0 && n.duplicate_deliveries > 0 && n.late_deliveries > 0);
+    assert_eq!(n.applied, 230, "each deposit is applied exactly once");
+    assert_eq!(
+        phase_names(&report),
+        [
+            "healthz",
+            "sign-in",
+            "deposits",
+            "storm-deposits",
+            "webhooks",
+            "transfers",
+            "storm-webhooks",
+            "balance-reads",
+            "late",
+            "check"
+        ]
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn transfers_hot_sender_runs_out_of_money_and_passes_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app(dir.path()).await;
+    let config = transfer_config(
+        Scenario::TransfersHotSender,
+        &address,
+        secret,
+        (10, 3, 300, 40),
+    );
+    let report = run_scenario(config).await.expect("the scenario runs");
+    let t = assert_transfers_passed(&report);
+    assert_eq!((t.planned, t.over_balance), (300, 0));
+    assert!(
+        t.insufficient_funds > 0,
+        "funded with nine tenths of what it sends, the sender runs out"
+    );
+    assert_eq!(report.counts.deposits_created, 43);
     handle.stop(true).await;
 }
