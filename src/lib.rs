@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod pending;
+pub mod people;
 pub mod reconcile;
 pub mod routes;
 pub mod safety;

@@ -263,6 +263,7 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
     Ok(AppState {
         cookies: crate::auth::session::CookieNames::for_public_url(&urls.public_url),
         limits: crate::limits::Limits::new(&settings.limits),
+        people: crate::people::People::new(store.clone()),
         webhook_secrets: webhook_secrets(settings),
         settings: settings.clone(),
         urls,

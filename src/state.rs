@@ -37,4 +37,6 @@ pub struct AppState {
     pub webhook_secrets: Vec<Vec<u8>>,
     pub cookies: crate::auth::session::CookieNames,
     pub limits: crate::limits::Limits,
+    /// Senders and recipients of transfers, briefly cached.
+    pub people: crate::people::People,
 }

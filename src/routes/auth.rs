@@ -138,6 +138,7 @@ async fn sign_in(
         .picture
         .filter(|p| p.len() <= 2048 && (p.starts_with("https://") || p.starts_with("http://")))
         .unwrap_or_default();
+    let email_key = onramp_store::domain::EmailKey::of(&email);
     let account = NewAccount {
         provider: Provider::Google,
         sub,
@@ -152,6 +153,7 @@ async fn sign_in(
         .upsert_account(account)
         .await
         .map_err(ApiError::unavailable)?;
+    state.people.signed_in(user_id, &email_key);
     state
         .sessions
         .create(user_id)

@@ -12,6 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::TransferError;
 use onramp_store::domain::{now_ms, Amount, Currency, EmailKey, TransferId};
 use onramp_store::{NewTransfer, Transfer, TransferResult, User};
+use std::sync::Arc;
 
 /// The largest single transfer: the rules of deposits (app-api.md), so their maximum.
 pub fn max_amount(settings: &Settings) -> i64 {
@@ -93,8 +94,8 @@ pub async fn create(
         return Err(self_transfer());
     }
     let recipient = state
-        .store
-        .user_by_email(&to)
+        .people
+        .by_email(&to)
         .await
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| {
@@ -106,12 +107,10 @@ pub async fn create(
     if recipient.id == sender.id {
         return Err(self_transfer());
     }
+    // A request given again with its key is not looked up first: the sender's actor holds its
+    // copies while the first commits, and a key already used answers KeyTaken (below), so the
+    // common case, a new transfer, reads nothing from the database.
     let now = now_ms();
-    if let Some(key) = &key {
-        if let Some(earlier) = recent_with_key(&state, &user, key, now).await? {
-            return replay(&earlier, &recipient, amount);
-        }
-    }
     let transfer = NewTransfer {
         id: TransferId::new(),
         from: sender.id,
@@ -160,9 +159,9 @@ fn insufficient(available: i64) -> ApiError {
     )
 }
 
-async fn read_user(state: &AppState, user: &CurrentUser) -> Result<User, ApiError> {
+async fn read_user(state: &AppState, user: &CurrentUser) -> Result<Arc<User>, ApiError> {
     state
-        .store
+        .people
         .user(user.0)
         .await
         .map_err(ApiError::unavailable)?

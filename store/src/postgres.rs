@@ -4,7 +4,7 @@
 //! and a batch of one kind, such as a storm of webhooks, is that statement alone, a transaction
 //! without BEGIN and COMMIT.
 
-use super::batch::{Plan, Written};
+use super::batch::{Plan, TransferItem, Written};
 use super::*;
 use crate::reads::accounts_postgres as accounts;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -188,29 +188,60 @@ async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
     Ok(())
 }
 
-/// Inserts the transfers (a key held by a transfer older than the cutoff is given up first)
-/// and answers the batch positions of those inserted: a transfer whose key is still held is not.
+/// Inserts the transfers and answers the batch positions of those inserted: a transfer whose
+/// key is still held by another of the sender's is not. A key held by a transfer older than the
+/// cutoff is given up, and that transfer inserted then; only such a batch pays for the second
+/// look (the common batch has no conflict at all).
 async fn insert_transfers(
     conn: &mut PgConnection,
     plan: &Plan<'_>,
 ) -> Result<Vec<usize>, StoreError> {
-    let t = &plan.transfers;
-    if t.is_empty() {
+    let all: Vec<&TransferItem> = plan.transfers.iter().collect();
+    if all.is_empty() {
         return Ok(Vec::new());
     }
-    if plan.has_transfer_keys() {
-        let keyed: Vec<_> = t.iter().filter(|t| t.key.is_some()).collect();
-        sqlx::query(
+    let mut inserted = try_insert_transfers(conn, &all).await?;
+    let refused: Vec<&TransferItem> = all
+        .iter()
+        .copied()
+        .filter(|t| t.key.is_some() && !inserted.contains(t.id))
+        .collect();
+    if !refused.is_empty() {
+        let freed: Vec<(String, String)> = sqlx::query_as(
             "UPDATE transfers AS t SET idempotency_key = NULL \
              FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(from_user, key, cutoff) \
-             WHERE t.from_user = k.from_user AND t.idempotency_key = k.key AND t.created_at < k.cutoff",
+             WHERE t.from_user = k.from_user AND t.idempotency_key = k.key AND t.created_at < k.cutoff \
+             RETURNING k.from_user, k.key",
         )
-        .bind(keyed.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|t| t.key).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|t| t.key_cutoff).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(refused.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
+        .bind(refused.iter().map(|t| t.key).collect::<Vec<_>>())
+        .bind(refused.iter().map(|t| t.key_cutoff).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
         .await?;
+        let retry: Vec<&TransferItem> = refused
+            .into_iter()
+            .filter(|t| {
+                freed
+                    .iter()
+                    .any(|(from, key)| *from == t.from && Some(key.as_str()) == t.key)
+            })
+            .collect();
+        if !retry.is_empty() {
+            inserted.extend(try_insert_transfers(conn, &retry).await?);
+        }
     }
+    Ok(all
+        .iter()
+        .filter(|t| inserted.contains(t.id))
+        .map(|t| t.index)
+        .collect())
+}
+
+/// One insert of `t`, in batch order; answers the ids inserted.
+async fn try_insert_transfers(
+    conn: &mut PgConnection,
+    t: &[&TransferItem<'_>],
+) -> Result<HashSet<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at) \
          SELECT id, from_user, to_user, amount, currency, key, now \
@@ -229,11 +260,7 @@ async fn insert_transfers(
     .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
-    Ok(t.iter()
-        .filter(|t| inserted.contains(t.id))
-        .map(|t| t.index)
-        .collect())
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
 /// The settlements and the `transferred` transfers (batch positions) as ledger entries.
