@@ -40,6 +40,9 @@ pub struct Funds {
     /// After a commit of unknown outcome only a balance read from the database afterwards is
     /// trusted: a late answer of an earlier commit could predate a debit that did land.
     must_load: bool,
+    /// Counts the times the balance was forgotten: a read that started before the last time
+    /// (its [`Funds::epoch`] is older) may predate what was forgotten, and is refused.
+    epoch: u64,
 }
 
 impl Funds {
@@ -47,9 +50,18 @@ impl Funds {
         self.committed
     }
 
-    /// What a new debit may take: the committed balance minus every reservation.
+    /// What a new debit may take: the committed balance minus every reservation. A commit
+    /// answers the balance after its whole batch, which may already include other debits still
+    /// reserved here until their own answers are handled a moment later: the sum then counts
+    /// them twice, and is read as zero rather than below it (an understatement, never more
+    /// than there is).
     pub fn available(&self) -> Option<i64> {
-        self.committed.map(|c| c.paise - self.reserved)
+        self.committed.map(|c| (c.paise - self.reserved).max(0))
+    }
+
+    /// Give a database read this, and pass it back to [`Funds::load`] with its result.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// Debits reserved and not yet committed or released.
@@ -60,15 +72,30 @@ impl Funds {
     /// A balance a commit answered: kept if it is newer than what is known (a later ledger
     /// entry), unless a fresh load is awaited.
     pub fn observe(&mut self, balance: Balance) {
-        if !self.must_load {
+        if self.must_load {
+            // A read in flight may predate this commit: only one started after it will do.
+            self.epoch += 1;
+        } else {
             self.keep(balance);
         }
     }
 
-    /// A balance read from the database.
-    pub fn load(&mut self, balance: Balance) {
+    /// A balance read from the database by a read that started at `epoch`. One that started
+    /// before the balance was last forgotten is refused (`false`).
+    pub fn load(&mut self, balance: Balance, epoch: u64) -> bool {
+        if epoch != self.epoch {
+            return false;
+        }
         self.must_load = false;
         self.keep(balance);
+        true
+    }
+
+    /// Forgets the committed balance: the next debit waits for a fresh read.
+    pub fn forget(&mut self) {
+        self.committed = None;
+        self.must_load = true;
+        self.epoch += 1;
     }
 
     fn keep(&mut self, balance: Balance) {
@@ -104,8 +131,7 @@ impl Funds {
     /// connection dropped after COMMIT was sent). The reservation ends, and the committed
     /// balance is forgotten so that it is read afresh from the database before the next debit.
     pub fn release_unsure(&mut self, reservation: Reservation) {
-        self.committed = None;
-        self.must_load = true;
+        self.forget();
         self.end(reservation);
     }
 
@@ -127,15 +153,18 @@ mod tests {
         /// A deposit credited (its commit's answer may reach the actor late).
         Credit(i64),
         Reserve(i64),
-        /// The commit of the n-th open reservation (modulo) succeeded.
+        /// One group commit of up to n open reservations: each answer is the balance after the
+        /// whole batch, delivered one by one.
         Commit(usize),
         /// The commit of the n-th open reservation was refused or its key was taken.
         Release(usize),
         /// The commit of the n-th open reservation failed without an answer; `landed` says
         /// whether it was in fact committed.
         Unsure(usize, bool),
-        /// A load from the database (the actor was told nothing yet, or forgot).
-        Load,
+        /// A database read starts now (with the actor's epoch)...
+        ReadStarts,
+        /// ...and the oldest read in flight arrives.
+        ReadArrives,
         /// A late answer: an older balance reaches the actor again.
         Stale,
     }
@@ -144,10 +173,11 @@ mod tests {
         prop_oneof![
             (1..5_000i64).prop_map(Step::Credit),
             (1..5_000i64).prop_map(Step::Reserve),
-            any::<usize>().prop_map(Step::Commit),
+            (1..4usize).prop_map(Step::Commit),
             any::<usize>().prop_map(Step::Release),
             (any::<usize>(), any::<bool>()).prop_map(|(i, l)| Step::Unsure(i, l)),
-            Just(Step::Load),
+            Just(Step::ReadStarts),
+            Just(Step::ReadArrives),
             Just(Step::Stale),
         ]
     }
@@ -155,16 +185,18 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
-        /// Whatever the order of reserves, commits, failures, credits and late answers: the
-        /// available balance never goes below zero, the database's balance never does either
-        /// (every debit it took was covered), and once nothing is reserved the actor's balance
-        /// is the database's own (after a load where it forgot).
+        /// Whatever the order of reserves, batch commits, failures, credits, slow reads and late
+        /// answers: the available balance is never below zero and never more than the
+        /// database holds net of what is reserved, the database's balance never goes below zero
+        /// (every debit it took was covered), and once nothing is reserved the actor's balance is
+        /// the database's own.
         #[test]
         fn reservations_never_overdraw_or_drift(steps in prop::collection::vec(step(), 1..200)) {
             let mut funds = Funds::default();
             let mut db = Balance { paise: 0, entry: 0 };
             let mut seen: Vec<Balance> = vec![db];
             let mut open: Vec<Reservation> = Vec::new();
+            let mut reads: std::collections::VecDeque<(Balance, u64)> = Default::default();
             let write = |db: &mut Balance, delta: i64, seen: &mut Vec<Balance>| {
                 db.paise += delta;
                 db.entry += 1;
@@ -179,13 +211,16 @@ mod tests {
                     }
                     Step::Reserve(p) => match funds.reserve(Amount::parse(p, i64::MAX).unwrap()) {
                         Ok(r) => open.push(r),
-                        Err(Refusal::NotLoaded) => funds.load(db),
+                        Err(Refusal::NotLoaded) => reads.push_back((db, funds.epoch())),
                         Err(Refusal::Insufficient { available }) => prop_assert!(p > available),
                     },
-                    Step::Commit(i) if !open.is_empty() => {
-                        let r = open.swap_remove(i % open.len());
-                        let after = write(&mut db, -r.paise(), &mut seen);
-                        funds.commit(r, after);
+                    Step::Commit(n) if !open.is_empty() => {
+                        let batch: Vec<Reservation> = open.drain(..n.min(open.len())).collect();
+                        let total: i64 = batch.iter().map(Reservation::paise).sum();
+                        let after = write(&mut db, -total, &mut seen);
+                        for r in batch {
+                            funds.commit(r, after);
+                        }
                     }
                     Step::Release(i) if !open.is_empty() => {
                         funds.release(open.swap_remove(i % open.len()));
@@ -197,20 +232,31 @@ mod tests {
                         }
                         funds.release_unsure(r);
                     }
-                    Step::Load => funds.load(db),
+                    Step::ReadStarts => reads.push_back((db, funds.epoch())),
+                    Step::ReadArrives => {
+                        if let Some((balance, epoch)) = reads.pop_front() {
+                            funds.load(balance, epoch);
+                        }
+                    }
                     Step::Stale => funds.observe(seen[seen.len() / 2]),
                     _ => {}
                 }
                 prop_assert!(db.paise >= 0, "the database went below zero: {db:?}");
                 if let Some(available) = funds.available() {
-                    prop_assert!(available >= 0, "available {available} below zero");
-                    prop_assert!(available <= funds.committed().unwrap().paise);
+                    let reserved: i64 = open.iter().map(Reservation::paise).sum();
+                    prop_assert!(available >= 0);
+                    prop_assert!(
+                        available <= (db.paise - reserved).max(0),
+                        "available {available} but the database holds {} with {reserved} reserved",
+                        db.paise
+                    );
                 }
             }
             for r in open.drain(..) {
                 funds.release(r);
             }
-            funds.load(db);
+            let epoch = funds.epoch();
+            funds.load(db, epoch);
             prop_assert_eq!(funds.reservations(), 0);
             prop_assert_eq!(funds.available(), Some(db.paise));
             prop_assert_eq!(funds.committed(), Some(db));
@@ -222,10 +268,13 @@ mod tests {
         let mut funds = Funds::default();
         let hundred = Amount::parse(100, i64::MAX).unwrap();
         assert_eq!(funds.reserve(hundred), Err(Refusal::NotLoaded));
-        funds.load(Balance {
-            paise: 300,
-            entry: 1,
-        });
+        assert!(funds.load(
+            Balance {
+                paise: 300,
+                entry: 1
+            },
+            funds.epoch()
+        ));
         let held: Vec<Reservation> = (0..3).map(|_| funds.reserve(hundred).unwrap()).collect();
         assert_eq!(
             funds.reserve(hundred),
@@ -244,5 +293,48 @@ mod tests {
         }
         assert_eq!(funds.available(), Some(0));
         assert_eq!(funds.reservations(), 0);
+    }
+
+    /// The reviewer's case: a read starts, a commit of unknown outcome makes the actor forget,
+    /// another debit commits, and then the old read arrives. It predates the commit, so it is
+    /// refused rather than believed.
+    #[test]
+    fn a_read_that_started_before_the_balance_was_forgotten_is_refused() {
+        let mut funds = Funds::default();
+        let amount = |p| Amount::parse(p, i64::MAX).unwrap();
+        funds.load(
+            Balance {
+                paise: 1_000,
+                entry: 5,
+            },
+            0,
+        );
+        let r1 = funds.reserve(amount(300)).unwrap();
+        let r2 = funds.reserve(amount(500)).unwrap();
+        let read_started = funds.epoch();
+        funds.release_unsure(r1);
+        funds.commit(
+            r2,
+            Balance {
+                paise: 500,
+                entry: 6,
+            },
+        );
+        assert!(!funds.load(
+            Balance {
+                paise: 1_000,
+                entry: 5
+            },
+            read_started
+        ));
+        assert_eq!(funds.available(), None, "it waits for a fresh read");
+        assert!(funds.load(
+            Balance {
+                paise: 500,
+                entry: 6
+            },
+            funds.epoch()
+        ));
+        assert_eq!(funds.available(), Some(500));
     }
 }

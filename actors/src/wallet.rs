@@ -233,29 +233,48 @@ impl WalletActor {
     }
 }
 
-/// The committed balance in paise, if the actor knows it yet.
+/// The committed balance in paise if the actor knows it, or the epoch a read of it from the
+/// database must carry back ([`Loaded`]).
 #[derive(Message)]
-#[rtype(result = "Option<i64>")]
+#[rtype(result = "Result<i64, u64>")]
 struct GetBalance;
 
 impl Handler<GetBalance> for WalletActor {
-    type Result = Option<i64>;
-    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> Option<i64> {
+    type Result = Result<i64, u64>;
+    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> Result<i64, u64> {
         self.last_used = Instant::now();
+        self.funds
+            .committed()
+            .map(|c| c.paise)
+            .ok_or(self.funds.epoch())
+    }
+}
+
+/// A balance read from the database by a read that started at the epoch given: kept if the
+/// actor has not forgotten its balance since and it is newer; the newest known is answered,
+/// or `None` when the read was too old and another is needed.
+#[derive(Message)]
+#[rtype(result = "Option<i64>")]
+struct Loaded(Balance, u64);
+
+impl Handler<Loaded> for WalletActor {
+    type Result = Option<i64>;
+    fn handle(&mut self, Loaded(balance, epoch): Loaded, _: &mut Self::Context) -> Option<i64> {
+        self.funds.load(balance, epoch);
         self.funds.committed().map(|c| c.paise)
     }
 }
 
-/// A balance loaded from the database: kept if newer, and the newest known is answered.
+/// Forget the committed balance: something may have committed that this actor was not told
+/// (a transfer's copy or replay found its key taken). The next read loads it afresh.
 #[derive(Message)]
-#[rtype(result = "i64")]
-struct Loaded(Balance);
+#[rtype(result = "()")]
+struct Reload;
 
-impl Handler<Loaded> for WalletActor {
-    type Result = i64;
-    fn handle(&mut self, Loaded(balance): Loaded, _: &mut Self::Context) -> i64 {
-        self.funds.load(balance);
-        self.funds.committed().map_or(balance.paise, |c| c.paise)
+impl Handler<Reload> for WalletActor {
+    type Result = ();
+    fn handle(&mut self, _: Reload, _: &mut Self::Context) {
+        self.funds.forget();
     }
 }
 
@@ -333,6 +352,8 @@ impl WalletActor {
                 self.funds.commit(reservation, from);
                 Ok(TransferResult::Applied { from, to })
             }
+            // A replay of a transfer committed in an earlier batch: nothing moved now. (After a
+            // failed batch the writer answers `Unsure` instead, below.)
             Ok(TransferResult::KeyTaken) => {
                 self.funds.release(reservation);
                 Ok(TransferResult::KeyTaken)
@@ -490,15 +511,17 @@ impl Wallets {
         for _ in 0..3 {
             let addr = self.actor(user);
             let answer = match addr.send(GetBalance).await {
-                Ok(Some(b)) => return Ok(b),
-                Ok(None) => {
+                Ok(Ok(b)) => return Ok(b),
+                Ok(Err(epoch)) => {
                     let loaded = self.shared.store.balance(user).await?;
-                    addr.send(Loaded(loaded)).await
+                    addr.send(Loaded(loaded, epoch)).await
                 }
                 Err(e) => Err(e),
             };
             match answer {
-                Ok(b) => return Ok(b),
+                Ok(Some(b)) => return Ok(b),
+                // The read was overtaken by a commit of unknown outcome: read again.
+                Ok(None) => continue,
                 Err(_) => self.forget(user, &addr),
             }
         }
@@ -544,8 +567,11 @@ impl Wallets {
                     continue;
                 }
             };
-            if let TransferResult::Applied { to: received, .. } = answer {
-                self.tell(to, received).await;
+            match answer {
+                TransferResult::Applied { to: received, .. } => self.tell(to, received).await,
+                // A copy or a replay: the transfer it names may have been committed without
+                // the recipient's actor hearing of it yet (or at all, after a retried batch).
+                TransferResult::KeyTaken => self.reload(to).await,
             }
             return Ok(answer);
         }
@@ -558,6 +584,15 @@ impl Wallets {
         let addr = self.actor(user);
         if addr.send(Observe(balance)).await.is_err() {
             self.forget(user, &addr);
+        }
+    }
+
+    /// Makes `user`'s actor read its balance afresh before it answers one again.
+    async fn reload(&self, user: UserId) {
+        if let Some(addr) = self.shared.map.get(&user).map(|e| e.1.clone()) {
+            if addr.send(Reload).await.is_err() {
+                self.forget(user, &addr);
+            }
         }
     }
 

@@ -23,6 +23,11 @@ pub enum WriteError {
     Failed(#[source] Arc<StoreError>),
     #[error("the DB writer has stopped")]
     Stopped,
+    /// A transfer retried alone after its batch failed found its key taken: the batch's COMMIT
+    /// may have landed after all (the connection failed after it was sent), so whether this
+    /// transfer moved money is not known here. Asking again with the key tells.
+    #[error("the change's batch failed and whether it was committed is not known")]
+    Unsure,
     /// The store answered a change with another kind's outcome: a bug in a backend.
     #[error("the store answered {0:?} to a change of another kind")]
     Mismatch(OpOutcome),
@@ -207,7 +212,10 @@ async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>) {
                 let single = store.commit_batch(std::slice::from_ref(op)).await;
                 record(1, started.elapsed(), single.is_ok());
                 let answer = match single {
-                    Ok(mut o) => Ok(o.pop().unwrap_or(OpOutcome::Done)),
+                    Ok(mut o) => match o.pop().unwrap_or(OpOutcome::Done) {
+                        OpOutcome::Transfer(TransferResult::KeyTaken) => Err(WriteError::Unsure),
+                        outcome => Ok(outcome),
+                    },
                     Err(e) => {
                         tracing::error!(error = %e, "commit failed");
                         Err(WriteError::from(e))

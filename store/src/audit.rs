@@ -86,6 +86,17 @@ pub(crate) const CHECKS: &[(&str, &str)] = &[
          WHERE a.balance <> COALESCE(c.total, 0) - COALESCE(d.total, 0)",
     ),
     (
+        "an account whose last entry is not its newest (the wallet actors order balances by it)",
+        "SELECT COALESCE(a.user_id, a.system) || ' ' || a.currency || ': last entry ' \
+             || CAST(a.last_entry AS TEXT) || ', newest ' || CAST(COALESCE(m.last, 0) AS TEXT) \
+         FROM ledger_accounts AS a \
+         LEFT JOIN (SELECT x.account, MAX(x.id) AS last \
+                    FROM (SELECT credit_account AS account, id FROM ledger_entries \
+                          UNION ALL SELECT debit_account, id FROM ledger_entries) AS x \
+                    GROUP BY x.account) AS m ON m.account = a.id \
+         WHERE a.last_entry <> COALESCE(m.last, 0)",
+    ),
+    (
         "a user whose balance is below zero",
         "SELECT user_id || ': ' || CAST(balance AS TEXT) FROM ledger_accounts \
          WHERE user_id IS NOT NULL AND balance < 0",

@@ -320,21 +320,24 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
     let dir = tempfile::tempdir().unwrap();
     let url = backend.fresh_database(dir.path()).await;
     let old = database_before_the_ledger(backend, &url).await;
-    let (a, b) = (UserId::new(), UserId::new());
-    let (d1, d2, d3, d4) = (
+    let (a, b, c) = (UserId::new(), UserId::new(), UserId::new());
+    let (d1, d2, d3, d4, d5) = (
+        DepositId::new(),
         DepositId::new(),
         DepositId::new(),
         DepositId::new(),
         DepositId::new(),
     );
     for sql in [
-        format!("INSERT INTO users (id, email, name, created_at) VALUES ('{a}', 'a@x.test', 'A', 1), ('{b}', 'b@x.test', 'B', 2)"),
+        format!("INSERT INTO users (id, email, name, created_at) VALUES ('{a}', 'a@x.test', 'A', 1), ('{b}', 'b@x.test', 'B', 2), ('{c}', 'c@x.test', 'C', 3)"),
         format!("INSERT INTO wallets (user_id, balance, updated_at, last_entry) VALUES ('{a}', 700, 5, 3), ('{b}', 200, 5, 2)"),
         format!("INSERT INTO deposits (id, user_id, amount, currency, status, created_at, updated_at) VALUES \
                  ('{d1}', '{a}', 300, 'INR', 'success', 1, 2), ('{d2}', '{b}', 200, 'INR', 'success', 1, 2), \
-                 ('{d3}', '{a}', 400, 'INR', 'success', 1, 2), ('{d4}', '{b}', 999, 'INR', 'processing', 1, 1)"),
+                 ('{d3}', '{a}', 400, 'INR', 'success', 1, 2), ('{d4}', '{b}', 999, 'INR', 'processing', 1, 1), \
+                 ('{d5}', '{c}', 50, 'INR', 'success', 1, 2)"),
         format!("INSERT INTO ledger (id, user_id, deposit_id, amount, balance_after, created_at) VALUES \
-                 (1, '{a}', '{d1}', 300, 300, 2), (2, '{b}', '{d2}', 200, 200, 3), (3, '{a}', '{d3}', 400, 700, 4)"),
+                 (1, '{a}', '{d1}', 300, 300, 2), (2, '{b}', '{d2}', 200, 200, 3), (3, '{a}', '{d3}', 400, 700, 4), \
+                 (4, '{c}', '{d5}', 50, 50, 5)"),
     ] {
         old.execute(&sql).await.unwrap();
     }
@@ -351,8 +354,10 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
             audit.deposited,
             audit.users_total
         ),
-        (3, 3, 900, 900)
+        (4, 4, 950, 950)
     );
+    // C had no wallet row (the schema of before allowed it): C's credit is kept all the same.
+    assert_eq!(store.balance(c).await.unwrap().paise, 50);
     let balance = store.balance(a).await.unwrap();
     assert_eq!(
         (balance.paise, balance.entry),
@@ -363,7 +368,7 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
     assert_eq!(
         db.scalar("SELECT balance FROM ledger_accounts WHERE system = 'bank_clearing'")
             .await,
-        -900
+        -950
     );
     // Nobody can be found by an email whose verification we never saw, until they sign in.
     assert!(store
@@ -379,7 +384,7 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
         .unwrap();
     let after = settled(&landed[0]).unwrap();
     assert_eq!(after.paise, 1_199);
-    assert!(after.entry > 3, "new entries follow the migrated ones");
+    assert!(after.entry > 4, "new entries follow the migrated ones");
     store
         .commit_batch(&[WriteOp::Transfer(transfer(b, a, 1_199, None, 9))])
         .await

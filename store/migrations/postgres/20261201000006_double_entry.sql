@@ -64,6 +64,15 @@ FROM (SELECT 'INR' AS currency UNION SELECT DISTINCT currency FROM wallets) AS c
 INSERT INTO ledger_accounts (user_id, currency, balance, last_entry, updated_at)
 SELECT user_id, currency, balance, last_entry, updated_at FROM wallets;
 
+-- A user without a wallet row (none is expected: the row is made with the user) gets an account
+-- holding what the ledger credited them, so that no credit is lost on the way.
+INSERT INTO ledger_accounts (user_id, currency, balance, last_entry, updated_at)
+SELECT u.id, 'INR',
+       COALESCE((SELECT SUM(l.amount) FROM ledger AS l WHERE l.user_id = u.id), 0),
+       COALESCE((SELECT MAX(l.id) FROM ledger AS l WHERE l.user_id = u.id), 0),
+       u.created_at
+FROM users AS u WHERE NOT EXISTS (SELECT 1 FROM wallets AS w WHERE w.user_id = u.id);
+
 INSERT INTO ledger_entries (id, kind, ref, debit_account, credit_account, amount, created_at)
 SELECT l.id, 'deposit', l.deposit_id, c.id, a.id, l.amount, l.created_at
 FROM ledger AS l
