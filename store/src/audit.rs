@@ -97,6 +97,13 @@ pub(crate) const CHECKS: &[(&str, &str)] = &[
          WHERE a.last_entry <> COALESCE(m.last, 0)",
     ),
     (
+        "an entry naming an account that does not exist",
+        "SELECT CAST(e.id AS TEXT) FROM ledger_entries AS e \
+         LEFT JOIN ledger_accounts AS d ON d.id = e.debit_account \
+         LEFT JOIN ledger_accounts AS c ON c.id = e.credit_account \
+         WHERE d.id IS NULL OR c.id IS NULL",
+    ),
+    (
         "a user whose balance is below zero",
         "SELECT user_id || ': ' || CAST(balance AS TEXT) FROM ledger_accounts \
          WHERE user_id IS NOT NULL AND balance < 0",
