@@ -62,6 +62,7 @@ fn self_transfer() -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/transfers",
+    operation_id = "create_transfer",
     tag = "wallet",
     request_body = crate::routes::types::TransferRequest,
     params(("Idempotency-Key" = Option<String>, Header,
