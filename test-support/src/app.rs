@@ -165,6 +165,35 @@ impl TestApp {
         assert!(report.is_ok(), "the audit failed:\n{report}");
     }
 
+    /// Makes every ledger insert fail, as a broken database would, until [`TestApp::heal_ledger`].
+    pub async fn break_ledger(&self) {
+        match self.backend {
+            Backend::Sqlite => self
+                .db
+                .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+                .await
+                .unwrap(),
+            Backend::Postgres => {
+                self.db
+                    .execute("CREATE FUNCTION broken() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql")
+                    .await
+                    .unwrap();
+                self.db
+                    .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION broken()")
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    pub async fn heal_ledger(&self) {
+        let drop = match self.backend {
+            Backend::Sqlite => "DROP TRIGGER broken",
+            Backend::Postgres => "DROP TRIGGER broken ON ledger_entries",
+        };
+        self.db.execute(drop).await.unwrap();
+    }
+
     /// Checks the money invariants (see [`crate::Books::assert_consistent`]).
     pub async fn assert_books_balance(&self) {
         self.db.assert_books_balance().await

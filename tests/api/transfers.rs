@@ -2,7 +2,7 @@
 //! histories, and the books, when many transfers arrive at once.
 
 use futures_util::future::join_all;
-use onramp_test_support::{on_both_databases, spawn_app, Backend, TestApp};
+use onramp_test_support::{on_both_databases, spawn_app, Backend};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -224,46 +224,17 @@ async fn copies_of_a_transfer_of_the_whole_balance_all_get_its_answer(backend: B
     app.assert_books_balance().await;
 }
 
-/// Makes every ledger insert fail, as a broken database would, until `heal`.
-async fn break_ledger(app: &TestApp) {
-    match app.backend {
-        Backend::Sqlite => app
-            .db
-            .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
-            .await
-            .unwrap(),
-        Backend::Postgres => {
-            app.db
-                .execute("CREATE FUNCTION broken() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql")
-                .await
-                .unwrap();
-            app.db
-                .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION broken()")
-                .await
-                .unwrap();
-        }
-    }
-}
-
-async fn heal_ledger(app: &TestApp) {
-    let drop = match app.backend {
-        Backend::Sqlite => "DROP TRIGGER broken",
-        Backend::Postgres => "DROP TRIGGER broken ON ledger_entries",
-    };
-    app.db.execute(drop).await.unwrap();
-}
-
 async fn a_failed_commit_moves_nothing_and_frees_the_money(backend: Backend) {
     let app = spawn_app(backend).await;
     let asha = app.funded("asha@example.com", "Asha", 4_000).await;
     let bilal = app.signed_in("bilal@example.com", "Bilal").await;
-    break_ledger(&app).await;
+    app.break_ledger().await;
     let failed = asha.transfer("bilal@example.com", 4_000).await;
     assert_eq!(code_of(failed).await, (503, "unavailable".to_owned()));
     assert_eq!(asha.balance().await, 4_000);
     assert_eq!(bilal.balance().await, 0);
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM transfers").await, 0);
-    heal_ledger(&app).await;
+    app.heal_ledger().await;
     // The reservation was released: the whole balance can go now.
     asha.sends("bilal@example.com", 4_000).await;
     assert_eq!(asha.balance().await, 0);

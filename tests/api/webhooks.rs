@@ -426,38 +426,6 @@ async fn the_app_down_while_the_bank_delivers_is_credited_once_when_back(backend
     bank.stop().await;
 }
 
-/// Makes every ledger insert fail, as a broken database would, until `heal`.
-async fn break_ledger(app: &TestApp) {
-    match app.backend {
-        Backend::Sqlite => app
-            .db
-            .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
-            .await
-            .unwrap(),
-        Backend::Postgres => {
-            app.db
-                .execute("CREATE FUNCTION broken() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql")
-                .await
-                .unwrap();
-            app.db
-                .execute("CREATE TRIGGER broken BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION broken()")
-                .await
-                .unwrap();
-        }
-    }
-}
-
-async fn heal_ledger(app: &TestApp) {
-    match app.backend {
-        Backend::Sqlite => app.db.execute("DROP TRIGGER broken").await.unwrap(),
-        Backend::Postgres => app
-            .db
-            .execute("DROP TRIGGER broken ON ledger_entries")
-            .await
-            .unwrap(),
-    }
-}
-
 async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(backend: Backend) {
     let app = spawn_app(backend).await;
     let (person, ids) = person_with_deposits(&app, "unlucky@example.com", 11, 100).await;
@@ -469,7 +437,7 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
     );
     assert_eq!(person.balance().await, 100);
 
-    break_ledger(&app).await;
+    app.break_ledger().await;
     let mut events = Vec::new();
     for id in &ids[1..] {
         events.push(app.event_for(id, "SUCCESS").await);
@@ -498,7 +466,7 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
     app.assert_books_balance().await;
 
     // The database recovers; the bank's retries now land.
-    heal_ledger(&app).await;
+    app.heal_ledger().await;
     let answers = join_all(
         events
             .iter()
