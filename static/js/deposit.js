@@ -12,6 +12,41 @@ import { state } from './state.js';
 const HINT_END = 'You will approve the payment at your bank.';
 
 /**
+ * A form's amount limits from `GET /api/settings` (`fetchLimits`), shown in `hintEl` as
+ * "In rupees, up to ₹… `hintEnd`". `load()` fetches them on first use and again after a failed
+ * fetch (null if unavailable); `get()` answers them once known.
+ */
+function amountLimits(hintEl, fetchLimits, hintEnd) {
+  let limits = null; // { min, max, currency } once /api/settings has answered
+  let loading = null; // the request for them while it runs
+
+  function show() {
+    if (!limits) {
+      hintEl.textContent = `In rupees. ${hintEnd}`;
+      return;
+    }
+    const money = (paise) => formatMoney(paise, limits.currency, { wholeRupees: true });
+    const range = limits.min > 1 ? `from ${money(limits.min)} to ${money(limits.max)}` : `up to ${money(limits.max)}`;
+    hintEl.textContent = `In rupees, ${range}. ${hintEnd}`;
+  }
+
+  function load() {
+    if (limits) return Promise.resolve(limits);
+    if (!loading) {
+      loading = fetchLimits().then((found) => {
+        loading = null;
+        limits = found;
+        show();
+        return found;
+      });
+    }
+    return loading;
+  }
+
+  return { load, get: () => limits };
+}
+
+/**
  * Whether an error is the server's final word on this deposit, so that asking again with the
  * same Idempotency-Key could only repeat it. Anything else (no answer, a 5xx, 409 "still being
  * processed", 429, ...) may be retried, and a retry of the same amount keeps the key.
@@ -30,32 +65,7 @@ function isFinal(err) {
 export function createDepositForm(els, { refresh, onUnauthorized }) {
   const keys = keyPerIntent();
   let submitting = false;
-  let limits = null; // { min, max, currency } once /api/settings has answered
-  let loading = null; // the request for them while it runs
-
-  function showHint() {
-    if (!limits) {
-      els.depositHint.textContent = `In rupees. ${HINT_END}`;
-      return;
-    }
-    const money = (paise) => formatMoney(paise, limits.currency, { wholeRupees: true });
-    const range = limits.min > 1 ? `from ${money(limits.min)} to ${money(limits.max)}` : `up to ${money(limits.max)}`;
-    els.depositHint.textContent = `In rupees, ${range}. ${HINT_END}`;
-  }
-
-  /** The limits, fetched on first use and again after a failed fetch; null if unavailable. */
-  function loadLimits() {
-    if (limits) return Promise.resolve(limits);
-    if (!loading) {
-      loading = fetchDepositLimits().then((found) => {
-        loading = null;
-        limits = found;
-        showHint();
-        return found;
-      });
-    }
-    return loading;
-  }
+  const limits = amountLimits(els.depositHint, fetchDepositLimits, HINT_END);
 
   function setSubmitting(on) {
     submitting = on;
@@ -70,7 +80,7 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
     if (submitting) return;
     showMessage(els.depositError, '');
     const gen = state.generation;
-    const checkAgainst = await loadLimits(); // settled long before, unless the first fetch failed
+    const checkAgainst = await limits.load(); // settled long before, unless the first fetch failed
     if (submitting || gen !== state.generation) return;
 
     const parsed = parseRupees(els.depositAmount.value, checkAgainst);
@@ -130,8 +140,8 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
   });
 
   return {
-    loadLimits,
-    limits: () => limits,
+    loadLimits: limits.load,
+    limits: limits.get,
     setSubmitting,
     reset,
   };
@@ -171,32 +181,7 @@ function personText(person, fallbackEmail) {
 export function createTransferForm(els, { refresh, onUnauthorized }) {
   const keys = keyPerIntent();
   let submitting = false;
-  let limits = null; // { min, max, currency } once /api/settings has answered
-  let loading = null; // the request for them while it runs
-
-  function showHint() {
-    if (!limits) {
-      els.transferHint.textContent = `In rupees. ${TRANSFER_HINT_END}`;
-      return;
-    }
-    const money = (paise) => formatMoney(paise, limits.currency, { wholeRupees: true });
-    const range = limits.min > 1 ? `from ${money(limits.min)} to ${money(limits.max)}` : `up to ${money(limits.max)}`;
-    els.transferHint.textContent = `In rupees, ${range}. ${TRANSFER_HINT_END}`;
-  }
-
-  /** The limits, fetched on first use and again after a failed fetch; null if unavailable. */
-  function loadLimits() {
-    if (limits) return Promise.resolve(limits);
-    if (!loading) {
-      loading = fetchTransferLimits().then((found) => {
-        loading = null;
-        limits = found;
-        showHint();
-        return found;
-      });
-    }
-    return loading;
-  }
+  const limits = amountLimits(els.transferHint, fetchTransferLimits, TRANSFER_HINT_END);
 
   function setSubmitting(on) {
     submitting = on;
@@ -241,7 +226,7 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
     els.transferAmount.removeAttribute('aria-invalid');
     const gen = state.generation;
     // Settled long before, unless the first fetch failed (then the wait is on a retry).
-    const checkAgainst = limits || await loadLimits();
+    const checkAgainst = limits.get() || await limits.load();
     if (submitting || gen !== state.generation) return;
     const intent = readForm(checkAgainst);
     if (!intent) return;
@@ -299,5 +284,5 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
     });
   }
 
-  return { loadLimits, setSubmitting, reset };
+  return { loadLimits: limits.load, setSubmitting, reset };
 }
