@@ -1,0 +1,268 @@
+//! What one group commit costs, per change, straight against the store (no HTTP, no actors):
+//! batches of credits (settled deposits to random users) and of transfers between random users,
+//! on a database of 10,000 funded users. `cargo bench -p onramp-store --bench commit_batch`
+//! runs SQLite; with `BENCH_POSTGRES=1` also a throwaway PostgreSQL cluster (as the tests
+//! start one). `BENCH_BATCH` (default 16) is the changes per commit, `BENCH_BATCHES` (300) the
+//! commits per kind, and `BENCH_SQL` statements (`;`-separated) run on the database before the
+//! measured commits, to try a change of schema (`BENCH_SQL="DROP INDEX transfers_to"`).
+//! Each kind runs twice, alternating, after a warm-up; the figures are printed, nothing is
+//! asserted but the audit of the books at the end.
+
+use onramp_store::domain::{
+    now_ms, Amount, Currency, DepositId, Provider, ProviderSub, Settlement, TransferId, UserId,
+};
+use onramp_store::{
+    self as store, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit, Store, WriteOp,
+};
+use onramp_test_support::Backend;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USERS: usize = 10_000;
+const FUNDS: i64 = 1_000_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn paise(p: i64) -> Amount {
+    Amount::parse(p, i64::MAX).unwrap()
+}
+
+fn deposit(user: UserId, amount: i64, now: i64) -> (DepositId, WriteOp) {
+    let id = DepositId::new();
+    let op = WriteOp::InsertDeposit(NewDeposit {
+        id: id.clone(),
+        user_id: user,
+        amount: paise(amount),
+        currency: Currency::Inr,
+        idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+        key_cutoff: now - 86_400_000,
+        now,
+        first_check_at: now + 3_600_000,
+    });
+    (id, op)
+}
+
+fn settle(id: DepositId, user: UserId, amount: i64) -> WriteOp {
+    WriteOp::Settle(SettleDeposit {
+        deposit_id: id,
+        user_id: user,
+        amount: paise(amount),
+        outcome: Settlement::Success,
+        now: now_ms(),
+    })
+}
+
+async fn commit(store: &Arc<dyn Store>, ops: &[WriteOp]) -> Vec<OpOutcome> {
+    store.commit_batch(ops).await.expect("commit")
+}
+
+/// 10,000 users, each credited `FUNDS`.
+async fn users(store: &Arc<dyn Store>) -> Vec<UserId> {
+    let mut users = Vec::with_capacity(USERS);
+    for chunk in 0..USERS / 500 {
+        let ops: Vec<WriteOp> = (0..500)
+            .map(|i| {
+                let sub = format!("bench-{}", chunk * 500 + i);
+                WriteOp::UpsertAccount(NewAccount {
+                    provider: Provider::Google,
+                    sub: ProviderSub::parse(&sub).unwrap(),
+                    email: format!("{sub}@example.com"),
+                    email_verified: true,
+                    name: sub.clone(),
+                    picture: String::new(),
+                    now: now_ms(),
+                })
+            })
+            .collect();
+        for outcome in commit(store, &ops).await {
+            match outcome {
+                OpOutcome::User(u) => users.push(u),
+                other => panic!("expected a user, got {other:?}"),
+            }
+        }
+    }
+    for chunk in users.chunks(500) {
+        let made: Vec<_> = chunk
+            .iter()
+            .map(|u| (*u, deposit(*u, FUNDS, now_ms())))
+            .collect();
+        let ops: Vec<WriteOp> = made.iter().map(|(_, (_, op))| op.clone()).collect();
+        commit(store, &ops).await;
+        let ops: Vec<WriteOp> = made
+            .into_iter()
+            .map(|(u, (id, _))| settle(id, u, FUNDS))
+            .collect();
+        commit(store, &ops).await;
+    }
+    users
+}
+
+/// The CPU time this process has used (all its threads, SQLite's worker included), from
+/// `/proc/self/stat`: on a shared host it varies less than the wall clock.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; ticks of
+    // 1/100 s on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+struct Figures {
+    cpu: Duration,
+    commits: usize,
+    changes: usize,
+    spent: Duration,
+    worst: Duration,
+}
+
+impl Figures {
+    fn print(&self, what: &str, backend: &str) {
+        let per_commit = self.spent.as_secs_f64() * 1e3 / self.commits as f64;
+        let per_change = self.spent.as_secs_f64() * 1e6 / self.changes as f64;
+        let cpu = self.cpu.as_secs_f64() * 1e6 / self.changes as f64;
+        println!(
+            "{backend:<10} {what:<10} {:>5} commits of {:>3}: {per_commit:>7.3} ms per commit, \
+             {per_change:>6.1} µs per change ({cpu:>5.1} µs of CPU in this process), \
+             {:>6.0} changes/s, worst commit {:.2} ms",
+            self.commits,
+            self.changes / self.commits,
+            self.changes as f64 / self.spent.as_secs_f64(),
+            self.worst.as_secs_f64() * 1e3,
+        );
+    }
+}
+
+async fn timed(store: &Arc<dyn Store>, batches: Vec<Vec<WriteOp>>) -> Figures {
+    let mut figures = Figures {
+        cpu: Duration::ZERO,
+        commits: 0,
+        changes: 0,
+        spent: Duration::ZERO,
+        worst: Duration::ZERO,
+    };
+    let cpu = cpu_time();
+    for ops in batches {
+        let start = Instant::now();
+        commit(store, &ops).await;
+        let took = start.elapsed();
+        figures.commits += 1;
+        figures.changes += ops.len();
+        figures.spent += took;
+        figures.worst = figures.worst.max(took);
+    }
+    figures.cpu = cpu_time() - cpu;
+    figures
+}
+
+async fn credits(
+    store: &Arc<dyn Store>,
+    users: &[UserId],
+    rng: &mut StdRng,
+    batch: usize,
+    batches: usize,
+) -> Figures {
+    // The deposits are made first, untimed: only their settlement is the credit path.
+    let mut pending = Vec::new();
+    for _ in 0..batches {
+        let made: Vec<_> = (0..batch)
+            .map(|_| {
+                let user = users[rng.gen_range(0..users.len())];
+                (user, deposit(user, 100, now_ms()))
+            })
+            .collect();
+        let ops: Vec<WriteOp> = made.iter().map(|(_, (_, op))| op.clone()).collect();
+        commit(store, &ops).await;
+        pending.push(
+            made.into_iter()
+                .map(|(u, (id, _))| settle(id, u, 100))
+                .collect(),
+        );
+    }
+    timed(store, pending).await
+}
+
+async fn transfers(
+    store: &Arc<dyn Store>,
+    users: &[UserId],
+    rng: &mut StdRng,
+    batch: usize,
+    batches: usize,
+) -> Figures {
+    let batches = (0..batches)
+        .map(|_| {
+            (0..batch)
+                .map(|_| {
+                    let from = rng.gen_range(0..users.len());
+                    let to = (from + rng.gen_range(1..users.len())) % users.len();
+                    let now = now_ms();
+                    WriteOp::Transfer(NewTransfer {
+                        id: TransferId::new(),
+                        from: users[from],
+                        to: users[to],
+                        amount: paise(rng.gen_range(1..100)),
+                        currency: Currency::Inr,
+                        idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+                        key_cutoff: now - 86_400_000,
+                        now,
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    timed(store, batches).await
+}
+
+async fn run(backend: Backend, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(dir.path()).await;
+    let store = store::connect(&url, 4).await.unwrap();
+    let users = users(&store).await;
+    // An experiment's change to the schema, e.g. `BENCH_SQL="DROP INDEX transfers_to"`.
+    if let Ok(sql) = std::env::var("BENCH_SQL") {
+        let db = onramp_test_support::TestDb::connect(&url).await;
+        for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+            db.execute(statement).await.expect(statement);
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    let batch = env("BENCH_BATCH", 16);
+    let batches = env("BENCH_BATCHES", 300);
+    // A warm-up round of each, then the measured ones, alternating.
+    credits(&store, &users, &mut rng, batch, batches / 4).await;
+    transfers(&store, &users, &mut rng, batch, batches / 4).await;
+    for _ in 0..2 {
+        credits(&store, &users, &mut rng, batch, batches)
+            .await
+            .print("credits", name);
+        transfers(&store, &users, &mut rng, batch, batches)
+            .await
+            .print("transfers", name);
+    }
+    let report = store.audit().await.unwrap();
+    assert!(report.problems.is_empty(), "audit: {:?}", report.problems);
+}
+
+#[tokio::main]
+async fn main() {
+    run(Backend::Sqlite, "sqlite").await;
+    if std::env::var("BENCH_POSTGRES").is_ok_and(|v| v == "1") {
+        run(Backend::Postgres, "postgres").await;
+    }
+}
