@@ -63,14 +63,67 @@ impl SqliteStore {
     }
 }
 
-/// The batch script inside its transaction: the common case, one command for the whole batch.
-const BEGIN_BATCH_COMMIT: &str = concat!(
-    "BEGIN IMMEDIATE;\n",
-    include_str!("sql/sqlite_batch.sql"),
-    ";\nCOMMIT"
-);
-/// The batch script finishing a transaction already begun (after sign-ins and purges).
-const BATCH_COMMIT: &str = concat!(include_str!("sql/sqlite_batch.sql"), ";\nCOMMIT");
+/// The batch script, one set-based statement per kind of change (see the file).
+const BATCH_SCRIPT: &str = include_str!("sql/sqlite_batch.sql");
+
+/// The statements of [`BATCH_SCRIPT`], each with the kinds of change it is for (none: always).
+fn batch_statements() -> &'static [(Vec<&'static str>, &'static str)] {
+    static STATEMENTS: std::sync::OnceLock<Vec<(Vec<&'static str>, &'static str)>> =
+        std::sync::OnceLock::new();
+    STATEMENTS.get_or_init(|| {
+        BATCH_SCRIPT
+            .split(";\n")
+            .filter(|s| {
+                s.lines()
+                    .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
+            })
+            .map(|statement| {
+                let kinds = statement
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("-- when:"))
+                    .flat_map(|kinds| kinds.split(','))
+                    .map(str::trim)
+                    .collect();
+                (kinds, statement)
+            })
+            .collect()
+    })
+}
+
+/// Whether `plan` has a change of `kind`, as the script's `-- when:` lines name them.
+fn has_kind(plan: &Plan<'_>, kind: &str) -> bool {
+    match kind {
+        "deposits" => !plan.deposits.is_empty(),
+        "deposit_keys" => plan.has_keys(),
+        "checks" => !plan.checks.is_empty(),
+        "forgets" => !plan.forgets.is_empty(),
+        "orders" => !plan.orders.is_empty(),
+        "sessions" => !plan.new_sessions.is_empty(),
+        "touches" => !plan.touches.is_empty(),
+        "logouts" => !plan.ended_sessions.is_empty(),
+        "transfers" => !plan.transfers.is_empty(),
+        "transfer_keys" => plan.has_transfer_keys(),
+        "settlements" => !plan.settles.is_empty(),
+        other => unreachable!("sqlite_batch.sql names an unknown kind of change: {other}"),
+    }
+}
+
+/// The script for `plan`: the statements its kinds of change need, then COMMIT, after BEGIN
+/// unless the transaction is already open (after sign-ins and purges). One command either way.
+fn batch_script(plan: &Plan<'_>, begin: bool) -> String {
+    let mut script = String::with_capacity(BATCH_SCRIPT.len() + 32);
+    if begin {
+        script.push_str("BEGIN IMMEDIATE;\n");
+    }
+    for (kinds, statement) in batch_statements() {
+        if kinds.is_empty() || kinds.iter().any(|k| has_kind(plan, k)) {
+            script.push_str(statement);
+            script.push_str(";\n");
+        }
+    }
+    script.push_str("COMMIT");
+    script
+}
 
 /// Scratch tables and views of the writer's connection, for the batch script.
 const WRITER_SETUP: &str = include_str!("sql/sqlite_writer.sql");
@@ -209,15 +262,14 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
         accounts::write(conn, plan).await?;
     }
     let input = serde_json::to_string(&BatchInput::new(plan)).expect("plain data serializes");
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(if one_at_a_time {
-        BATCH_COMMIT
-    } else {
-        BEGIN_BATCH_COMMIT
-    })
-    .bind(input)
-    // All of it: `fetch_one` would stop the script at its first row, before the COMMIT.
-    .fetch_all(&mut *conn)
-    .await?;
+    // The same few scripts come back batch after batch, so each stays prepared in the
+    // connection's statement cache.
+    let script = batch_script(plan, !one_at_a_time);
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(&script)
+        .bind(input)
+        // All of it: `fetch_one` would stop the script at its first row, before the COMMIT.
+        .fetch_all(&mut *conn)
+        .await?;
     let (settled, inserted, transferred, balances) = rows
         .into_iter()
         .next()
@@ -271,16 +323,9 @@ mod tests {
     async fn the_batch_script_never_scans_a_table() {
         let (_dir, store) = store().await;
         let mut conn = store.writer.lock().await;
-        let script = include_str!("sql/sqlite_batch.sql");
-        let statements: Vec<&str> = script
-            .split(";\n")
-            .filter(|s| {
-                s.lines()
-                    .any(|l| !l.trim().is_empty() && !l.starts_with("--"))
-            })
-            .collect();
+        let statements = batch_statements();
         assert_eq!(statements.len(), 23, "the script's statements");
-        for statement in statements {
+        for (_, statement) in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
             ));
@@ -317,6 +362,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every kind a `-- when:` line names is one the writer knows (a misspelt one would panic
+    /// in `has_kind`), and a batch of one kind leaves the other kinds' statements out.
+    #[test]
+    fn the_script_for_a_batch_has_only_the_statements_its_kinds_need() {
+        let empty = Plan::new(&[]);
+        for (kinds, _) in batch_statements() {
+            for kind in kinds {
+                assert!(!has_kind(&empty, kind), "{kind}");
+            }
+        }
+        let always = batch_statements()
+            .iter()
+            .filter(|(k, _)| k.is_empty())
+            .count();
+        assert_eq!(always, 5, "the statements every batch runs");
+        let script = batch_script(&empty, true);
+        assert_eq!(script.matches(";\n").count(), 1 + always);
+        assert!(script.starts_with("BEGIN IMMEDIATE;\n") && script.ends_with("COMMIT"));
+        assert!(
+            !script.contains("INSERT INTO transfers") && !script.contains("INSERT INTO deposits")
+        );
+
+        let ops = [WriteOp::Settle(crate::SettleDeposit {
+            deposit_id: DepositId::new(),
+            user_id: crate::domain::UserId::new(),
+            amount: Amount::parse(100, i64::MAX).unwrap(),
+            outcome: Settlement::Success,
+            now: 1,
+        })];
+        let script = batch_script(&Plan::new(&ops), false);
+        assert!(!script.starts_with("BEGIN"));
+        assert!(
+            script.contains("UPDATE deposits SET status")
+                && script.contains("UPDATE ledger_accounts")
+        );
+        assert!(
+            !script.contains("INSERT INTO transfers") && !script.contains("INSERT INTO sessions")
+        );
     }
 
     #[tokio::test]
