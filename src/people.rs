@@ -1,18 +1,24 @@
 //! Who people are, for transfers: a user by id (the sender) and the owner of a verified email
-//! (the recipient). Both are read from the database and kept a few seconds in bounded caches
-//! (moka), so that a storm of transfers does not read the users table twice per request. A
-//! sign-in through this process drops at once the entries it may change (the user's own, and
-//! the email it now owns); the time to live bounds how long a change made anywhere else could
-//! go unseen.
+//! (the recipient). Both are read from the database and kept a minute in bounded caches (moka),
+//! so that a storm of transfers does not read the users table for each request. A sign-in
+//! through this process drops at once the entries it may change (the user's own, and the email
+//! it now owns), and a sign-in is the only change the app makes to either; the time to live
+//! bounds how long a change made anywhere else (by hand in the database) could go unseen.
+//!
+//! Why a minute and not a few seconds: among 10,000 people sending each other money, a
+//! five-second entry was read again for most transfers (two reads each, sender and recipient),
+//! and those reads took more than a third of a core of SQLite's threads in `transfers-random`
+//! (BENCHMARKS.md, "What a transfer costs").
 
 use moka::sync::Cache;
 use onramp_store::domain::{EmailKey, UserId};
 use onramp_store::{Store, StoreError, User};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an answer is kept.
-const TTL: Duration = Duration::from_secs(5);
+const TTL: Duration = Duration::from_secs(60);
 /// Entries kept of each kind, at most.
 const CAPACITY: u64 = 100_000;
 
@@ -20,20 +26,33 @@ pub struct People {
     store: Arc<dyn Store>,
     by_id: Cache<UserId, Arc<User>>,
     by_email: Cache<EmailKey, Arc<User>>,
+    /// The email each user in `by_email` was found by: a sign-in with another email must drop
+    /// that entry too, or transfers to the address the user gave up would still reach them.
+    email_of: Cache<UserId, EmailKey>,
+    /// Sign-ins seen so far. A read that raced a sign-in (it may have read the row from before
+    /// it) is not kept: see [`People::keep`].
+    sign_ins: AtomicU64,
+}
+
+fn cache<K, V>() -> Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .max_capacity(CAPACITY)
+        .time_to_live(TTL)
+        .build()
 }
 
 impl People {
     pub fn new(store: Arc<dyn Store>) -> Self {
         People {
             store,
-            by_id: Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(TTL)
-                .build(),
-            by_email: Cache::builder()
-                .max_capacity(CAPACITY)
-                .time_to_live(TTL)
-                .build(),
+            by_id: cache(),
+            by_email: cache(),
+            email_of: cache(),
+            sign_ins: AtomicU64::new(0),
         }
     }
 
@@ -41,9 +60,14 @@ impl People {
         if let Some(user) = self.by_id.get(&id) {
             return Ok(Some(user));
         }
+        let seen = self.sign_ins.load(Ordering::Acquire);
         let user = self.store.user(id).await?.map(Arc::new);
         if let Some(user) = &user {
-            self.by_id.insert(id, user.clone());
+            self.keep(
+                seen,
+                || self.by_id.insert(id, user.clone()),
+                || self.by_id.invalidate(&id),
+            );
         }
         Ok(user)
     }
@@ -54,16 +78,39 @@ impl People {
         if let Some(user) = self.by_email.get(email) {
             return Ok(Some(user));
         }
+        let seen = self.sign_ins.load(Ordering::Acquire);
         let user = self.store.user_by_email(email).await?.map(Arc::new);
         if let Some(user) = &user {
-            self.by_email.insert(email.clone(), user.clone());
+            self.keep(
+                seen,
+                || {
+                    self.email_of.insert(user.id, email.clone());
+                    self.by_email.insert(email.clone(), user.clone());
+                },
+                || self.by_email.invalidate(email),
+            );
         }
         Ok(user)
     }
 
-    /// A sign-in changed `user` and may have made it the owner of `email`.
+    /// Keeps what a read found unless a sign-in happened since `seen` (the read may be from
+    /// before it). The check comes after the insert: a sign-in that counts itself after the
+    /// check drops the entry afterwards ([`People::signed_in`] counts, then drops).
+    fn keep(&self, seen: u64, insert: impl FnOnce(), undo: impl FnOnce()) {
+        insert();
+        if self.sign_ins.load(Ordering::Acquire) != seen {
+            undo();
+        }
+    }
+
+    /// A sign-in changed `user`: it may now own `email`, and no longer own the email it had.
+    /// Called after the sign-in is committed.
     pub fn signed_in(&self, user: UserId, email: &EmailKey) {
+        self.sign_ins.fetch_add(1, Ordering::AcqRel);
         self.by_id.invalidate(&user);
         self.by_email.invalidate(email);
+        if let Some(old) = self.email_of.remove(&user) {
+            self.by_email.invalidate(&old);
+        }
     }
 }

@@ -39,6 +39,10 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(2))
+            // A connection to a file in this process does not go stale as a network one can,
+            // and the ping before each use is one more round trip to the connection's thread
+            // (a wake-up and a sleep) for every read.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(
                 options

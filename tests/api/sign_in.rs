@@ -13,6 +13,8 @@ on_both_databases!(
     a_new_user_signs_in_and_sees_themselves,
     signing_in_again_reuses_the_same_user,
     the_same_email_with_another_sub_is_another_account,
+    money_sent_to_an_email_reaches_whoever_signed_in_with_it_last,
+    an_email_given_up_at_sign_in_no_longer_receives_money,
     a_callback_without_state_signs_nobody_in,
     a_forged_state_signs_nobody_in,
     a_reused_state_signs_nobody_in,
@@ -106,6 +108,11 @@ async fn signing_in_again_reuses_the_same_user(backend: Backend) {
 
 /// A mocked Google whose userinfo answers `sub` for every token.
 async fn google_with_sub(server: &MockServer, sub: &str) {
+    google_with(server, sub, "shared@example.com").await;
+}
+
+/// A mocked Google whose userinfo answers `sub` with a verified `email` for every token.
+async fn google_with(server: &MockServer, sub: &str, email: &str) {
     server.reset().await;
     Mock::given(method("POST"))
         .and(path("/token"))
@@ -117,7 +124,7 @@ async fn google_with_sub(server: &MockServer, sub: &str) {
     Mock::given(method("GET"))
         .and(path("/userinfo"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "sub": sub, "email": "shared@example.com", "email_verified": true, "name": "Shared", "picture": ""
+            "sub": sub, "email": email, "email_verified": true, "name": sub, "picture": ""
         })))
         .mount(server)
         .await;
@@ -172,6 +179,92 @@ async fn the_same_email_with_another_sub_is_another_account(backend: Backend) {
         "accounts are keyed by sub, never by email"
     );
     assert_eq!(app.db.scalar("SELECT COUNT(*) FROM users").await, 2);
+}
+
+/// Signs a new browser in as `sub` with `email` through the mocked Google.
+async fn signed_in_as(
+    app: &TestApp,
+    google: &MockServer,
+    sub: &str,
+    email: &str,
+) -> onramp_test_support::Browser {
+    google_with(google, sub, email).await;
+    let browser = app.browser();
+    assert_eq!(location(&callback_with_own_state(app, &browser).await), "/");
+    browser
+}
+
+/// A sender signed in through the mocked Google, holding `paise`.
+async fn funded_sender(
+    app: &TestApp,
+    google: &MockServer,
+    paise: i64,
+) -> onramp_test_support::Browser {
+    let sender = signed_in_as(app, google, "sender", "sender@example.com").await;
+    let deposit = sender.deposit(paise).await;
+    let event = app
+        .event_for(deposit["id"].as_str().unwrap(), "SUCCESS")
+        .await;
+    assert_eq!(app.post_webhook(&event, None).await.status(), 200);
+    sender
+}
+
+/// Two accounts (two `sub`s) with one verified email: money goes to the one that signed in last,
+/// even right after the app found the other one for a transfer a moment before.
+async fn money_sent_to_an_email_reaches_whoever_signed_in_with_it_last(backend: Backend) {
+    let google = MockServer::start().await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+    let sender = funded_sender(&app, &google, 10_000).await;
+    let first = signed_in_as(&app, &google, "first", "shared@example.com").await;
+    assert_eq!(
+        sender.sends("shared@example.com", 100).await["to"]["name"],
+        "first"
+    );
+
+    let second = signed_in_as(&app, &google, "second", "SHARED@example.com").await;
+    let sent = sender.sends("shared@example.com", 300).await;
+    assert_eq!(sent["to"]["name"], "second");
+    assert_eq!(first.balance().await, 100);
+    assert_eq!(second.balance().await, 300);
+
+    // And back: the first account signs in again and owns the email again.
+    let first_again = signed_in_as(&app, &google, "first", "shared@example.com").await;
+    assert_eq!(
+        sender.sends("shared@example.com", 50).await["to"]["name"],
+        "first"
+    );
+    assert_eq!(first_again.balance().await, 150);
+    assert_eq!(second.balance().await, 300);
+    app.assert_audit_passes().await;
+}
+
+/// A person who signs in with a new email no longer receives money sent to the old one, even
+/// right after a transfer to the old one was sent.
+async fn an_email_given_up_at_sign_in_no_longer_receives_money(backend: Backend) {
+    let google = MockServer::start().await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+    let sender = funded_sender(&app, &google, 10_000).await;
+    let ravi = signed_in_as(&app, &google, "ravi", "ravi@old.example.com").await;
+    assert_eq!(
+        sender.sends("ravi@old.example.com", 100).await["to"]["name"],
+        "ravi"
+    );
+
+    signed_in_as(&app, &google, "ravi", "ravi@new.example.com").await;
+    let r = sender
+        .try_transfer("ravi@old.example.com", 200)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "nobody owns the old email now");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_recipient");
+    assert_eq!(
+        sender.sends("ravi@new.example.com", 300).await["to"]["name"],
+        "ravi"
+    );
+    assert_eq!(ravi.balance().await, 400);
+    assert_eq!(sender.balance().await, 10_000 - 400);
+    app.assert_audit_passes().await;
 }
 
 async fn assert_refused(app: &TestApp, response: reqwest::Response, code: &str) {
