@@ -25,10 +25,10 @@ const CAPACITY: u64 = 100_000;
 pub struct People {
     store: Arc<dyn Store>,
     by_id: Cache<UserId, Arc<User>>,
+    /// The owner each email was found to have. An entry is only believed while the owner's
+    /// entry in `by_id` (dropped at each of the owner's sign-ins) still has that email: a
+    /// person who signs in with another email gives the old one up at once.
     by_email: Cache<EmailKey, Arc<User>>,
-    /// The email each user in `by_email` was found by: a sign-in with another email must drop
-    /// that entry too, or transfers to the address the user gave up would still reach them.
-    email_of: Cache<UserId, EmailKey>,
     /// Sign-ins seen so far. A read that raced a sign-in (it may have read the row from before
     /// it) is not kept: see [`People::keep`].
     sign_ins: AtomicU64,
@@ -51,7 +51,6 @@ impl People {
             store,
             by_id: cache(),
             by_email: cache(),
-            email_of: cache(),
             sign_ins: AtomicU64::new(0),
         }
     }
@@ -60,7 +59,7 @@ impl People {
         if let Some(user) = self.by_id.get(&id) {
             return Ok(Some(user));
         }
-        let seen = self.sign_ins.load(Ordering::Acquire);
+        let seen = self.sign_ins.load(Ordering::SeqCst);
         let user = self.store.user(id).await?.map(Arc::new);
         if let Some(user) = &user {
             self.keep(
@@ -75,19 +74,26 @@ impl People {
     /// The user who most recently signed in with this verified email. Nobody is not kept: a
     /// person who signs up is found at once.
     pub async fn by_email(&self, email: &EmailKey) -> Result<Option<Arc<User>>, StoreError> {
-        if let Some(user) = self.by_email.get(email) {
-            return Ok(Some(user));
+        if let Some(owner) = self.by_email.get(email) {
+            // Still theirs? Their own entry is as fresh as their last sign-in.
+            match self.user(owner.id).await? {
+                Some(now) if now.email_key.as_ref() == Some(email) => return Ok(Some(now)),
+                _ => self.by_email.invalidate(email),
+            }
         }
-        let seen = self.sign_ins.load(Ordering::Acquire);
+        let seen = self.sign_ins.load(Ordering::SeqCst);
         let user = self.store.user_by_email(email).await?.map(Arc::new);
         if let Some(user) = &user {
             self.keep(
                 seen,
                 || {
-                    self.email_of.insert(user.id, email.clone());
+                    self.by_id.insert(user.id, user.clone());
                     self.by_email.insert(email.clone(), user.clone());
                 },
-                || self.by_email.invalidate(email),
+                || {
+                    self.by_id.invalidate(&user.id);
+                    self.by_email.invalidate(email);
+                },
             );
         }
         Ok(user)
@@ -98,19 +104,25 @@ impl People {
     /// check drops the entry afterwards ([`People::signed_in`] counts, then drops).
     fn keep(&self, seen: u64, insert: impl FnOnce(), undo: impl FnOnce()) {
         insert();
-        if self.sign_ins.load(Ordering::Acquire) != seen {
+        if self.sign_ins.load(Ordering::SeqCst) != seen {
             undo();
         }
     }
 
-    /// A sign-in changed `user`: it may now own `email`, and no longer own the email it had.
-    /// Called after the sign-in is committed.
+    /// A sign-in changed `user`: it may now own `email` (and no longer own the email it had,
+    /// which [`People::by_email`] sees from the user's own entry). Called after the sign-in
+    /// is committed.
     pub fn signed_in(&self, user: UserId, email: &EmailKey) {
-        self.sign_ins.fetch_add(1, Ordering::AcqRel);
+        self.sign_ins.fetch_add(1, Ordering::SeqCst);
         self.by_id.invalidate(&user);
         self.by_email.invalidate(email);
-        if let Some(old) = self.email_of.remove(&user) {
-            self.by_email.invalidate(&old);
-        }
+    }
+
+    /// A sign-in whose commit failed, and which may have landed all the same (the connection
+    /// was lost after COMMIT was sent): whom it changed is not known, so nobody is believed.
+    pub fn sign_in_unsure(&self, email: &EmailKey) {
+        self.sign_ins.fetch_add(1, Ordering::SeqCst);
+        self.by_id.invalidate_all();
+        self.by_email.invalidate(email);
     }
 }

@@ -148,11 +148,13 @@ async fn sign_in(
         picture,
         now: now_ms(),
     };
-    let user_id = state
-        .writer
-        .upsert_account(account)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let user_id = match state.writer.upsert_account(account).await {
+        Ok(user_id) => user_id,
+        Err(e) => {
+            state.people.sign_in_unsure(&email_key);
+            return Err(ApiError::unavailable(e));
+        }
+    };
     state.people.signed_in(user_id, &email_key);
     state
         .sessions

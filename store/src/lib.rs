@@ -39,6 +39,8 @@ pub enum StoreError {
 pub struct User {
     pub id: UserId,
     pub email: String,
+    /// The email others can find this user by: set when the provider said it is verified.
+    pub email_key: Option<EmailKey>,
     pub name: String,
     pub picture: String,
 }
@@ -368,6 +370,7 @@ impl TryFrom<DepositRow> for Deposit {
 struct UserRow {
     id: String,
     email: String,
+    email_key: Option<String>,
     name: String,
     picture: String,
 }
@@ -378,6 +381,7 @@ impl TryFrom<UserRow> for User {
         Ok(User {
             id: UserId::parse(&r.id).map_err(StoreError::Corrupt)?,
             email: r.email,
+            email_key: r.email_key.as_deref().map(EmailKey::of),
             name: r.name,
             picture: r.picture,
         })

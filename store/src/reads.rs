@@ -14,12 +14,12 @@ macro_rules! select_deposits {
     };
 }
 
-pub(crate) const USER: &str = "SELECT id, email, name, picture FROM users WHERE id = $1";
+pub(crate) const USER: &str = "SELECT id, email, email_key, name, picture FROM users WHERE id = $1";
 pub(crate) const SESSION: &str =
     "SELECT user_id, created_at, expires_at, last_seen_at FROM sessions WHERE token_hash = $1";
 pub(crate) const BALANCE: &str =
     "SELECT balance, last_entry FROM ledger_accounts WHERE user_id = $1 AND currency = $2";
-pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, name, picture FROM users \
+pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, email_key, name, picture FROM users \
      WHERE email_key = $1 ORDER BY signed_in_at DESC, id DESC LIMIT 1";
 pub(crate) const TRANSFER_BY_KEY: &str =
     "SELECT id, from_user, to_user, amount, currency, created_at FROM transfers \
