@@ -8,12 +8,12 @@
 //! Each kind runs twice, alternating, after a warm-up; the figures are printed, nothing is
 //! asserted but the audit of the books at the end.
 
-use onramp_store::domain::{
-    now_ms, Amount, Currency, DepositId, Provider, ProviderSub, Settlement, TransferId, UserId,
-};
-use onramp_store::{
-    self as store, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit, Store, WriteOp,
-};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{account, deposit, settle, transfer, user};
+use onramp_store::domain::{now_ms, DepositId, Settlement, UserId};
+use onramp_store::{self as store, OpOutcome, Store, WriteOp};
 use onramp_test_support::Backend;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
@@ -29,37 +29,25 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn paise(p: i64) -> Amount {
-    Amount::parse(p, i64::MAX).unwrap()
-}
-
-fn deposit(user: UserId, amount: i64, now: i64) -> (DepositId, WriteOp) {
-    let id = DepositId::new();
-    let op = WriteOp::InsertDeposit(NewDeposit {
-        id: id.clone(),
-        user_id: user,
-        amount: paise(amount),
-        currency: Currency::Inr,
-        idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
-        key_cutoff: now - 86_400_000,
-        now,
-        first_check_at: now + 3_600_000,
-    });
-    (id, op)
-}
-
-fn settle(id: DepositId, user: UserId, amount: i64) -> WriteOp {
-    WriteOp::Settle(SettleDeposit {
-        deposit_id: id,
-        user_id: user,
-        amount: paise(amount),
-        outcome: Settlement::Success,
-        now: now_ms(),
-    })
-}
-
 async fn commit(store: &Arc<dyn Store>, ops: &[WriteOp]) -> Vec<OpOutcome> {
     store.commit_batch(ops).await.expect("commit")
+}
+
+/// Commits a deposit of `paise` (with a key of its own) for each of `users`, and answers the
+/// settlements that would credit them, to be committed later.
+async fn deposits(store: &Arc<dyn Store>, users: &[UserId], paise: i64) -> Vec<WriteOp> {
+    let ids: Vec<DepositId> = users.iter().map(|_| DepositId::new()).collect();
+    let key = || uuid::Uuid::new_v4().to_string();
+    let ops: Vec<WriteOp> = ids
+        .iter()
+        .zip(users)
+        .map(|(id, u)| deposit(id, *u, paise, Some(&key()), now_ms()))
+        .collect();
+    commit(store, &ops).await;
+    ids.iter()
+        .zip(users)
+        .map(|(id, u)| settle(id, *u, paise, Settlement::Success))
+        .collect()
 }
 
 /// 10,000 users, each credited `FUNDS`.
@@ -69,36 +57,14 @@ async fn users(store: &Arc<dyn Store>) -> Vec<UserId> {
         let ops: Vec<WriteOp> = (0..500)
             .map(|i| {
                 let sub = format!("bench-{}", chunk * 500 + i);
-                WriteOp::UpsertAccount(NewAccount {
-                    provider: Provider::Google,
-                    sub: ProviderSub::parse(&sub).unwrap(),
-                    email: format!("{sub}@example.com"),
-                    email_verified: true,
-                    name: sub.clone(),
-                    picture: String::new(),
-                    now: now_ms(),
-                })
+                account(&sub, &sub)
             })
             .collect();
-        for outcome in commit(store, &ops).await {
-            match outcome {
-                OpOutcome::User(u) => users.push(u),
-                other => panic!("expected a user, got {other:?}"),
-            }
-        }
+        users.extend(commit(store, &ops).await.iter().map(user));
     }
     for chunk in users.chunks(500) {
-        let made: Vec<_> = chunk
-            .iter()
-            .map(|u| (*u, deposit(*u, FUNDS, now_ms())))
-            .collect();
-        let ops: Vec<WriteOp> = made.iter().map(|(_, (_, op))| op.clone()).collect();
-        commit(store, &ops).await;
-        let ops: Vec<WriteOp> = made
-            .into_iter()
-            .map(|(u, (id, _))| settle(id, u, FUNDS))
-            .collect();
-        commit(store, &ops).await;
+        let settlements = deposits(store, chunk, FUNDS).await;
+        commit(store, &settlements).await;
     }
     users
 }
@@ -181,19 +147,10 @@ async fn credits(
     // The deposits are made first, untimed: only their settlement is the credit path.
     let mut pending = Vec::new();
     for _ in 0..batches {
-        let made: Vec<_> = (0..batch)
-            .map(|_| {
-                let user = users[rng.gen_range(0..users.len())];
-                (user, deposit(user, 100, now_ms()))
-            })
+        let some: Vec<UserId> = (0..batch)
+            .map(|_| users[rng.gen_range(0..users.len())])
             .collect();
-        let ops: Vec<WriteOp> = made.iter().map(|(_, (_, op))| op.clone()).collect();
-        commit(store, &ops).await;
-        pending.push(
-            made.into_iter()
-                .map(|(u, (id, _))| settle(id, u, 100))
-                .collect(),
-        );
+        pending.push(deposits(store, &some, 100).await);
     }
     timed(store, pending).await
 }
@@ -211,17 +168,14 @@ async fn transfers(
                 .map(|_| {
                     let from = rng.gen_range(0..users.len());
                     let to = (from + rng.gen_range(1..users.len())) % users.len();
-                    let now = now_ms();
-                    WriteOp::Transfer(NewTransfer {
-                        id: TransferId::new(),
-                        from: users[from],
-                        to: users[to],
-                        amount: paise(rng.gen_range(1..100)),
-                        currency: Currency::Inr,
-                        idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
-                        key_cutoff: now - 86_400_000,
-                        now,
-                    })
+                    let key = uuid::Uuid::new_v4().to_string();
+                    WriteOp::Transfer(transfer(
+                        users[from],
+                        users[to],
+                        rng.gen_range(1..100),
+                        Some(&key),
+                        now_ms(),
+                    ))
                 })
                 .collect()
         })

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use onramp_store::domain::{Amount, Currency, DepositId, EmailKey, Settlement, TransferId, UserId};
+use onramp_store::domain::{DepositId, EmailKey, Settlement, UserId};
 use onramp_store::{
-    self as store, HistoryItem, NewAccount, NewTransfer, OpOutcome, Store, TransferResult, WriteOp,
+    self as store, HistoryItem, NewAccount, OpOutcome, Store, TransferResult, WriteOp,
 };
 use onramp_test_support::{on_both_databases, Backend, TestDb};
 use std::sync::Arc;
@@ -21,19 +21,6 @@ on_both_databases!(
     a_credit_that_would_overflow_a_balance_is_refused,
     the_migration_turns_wallets_and_the_credit_ledger_into_double_entries,
 );
-
-fn transfer(from: UserId, to: UserId, paise: i64, key: Option<&str>, now: i64) -> NewTransfer {
-    NewTransfer {
-        id: TransferId::new(),
-        from,
-        to,
-        amount: Amount::parse(paise, i64::MAX).unwrap(),
-        currency: Currency::Inr,
-        idempotency_key: key.map(str::to_owned),
-        key_cutoff: now - 1000,
-        now,
-    }
-}
 
 fn applied(outcome: &OpOutcome) -> (i64, i64) {
     match outcome {

@@ -2,11 +2,12 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use onramp_store::domain::{
-    Amount, BankToken, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
+    Amount, BankToken, Currency, DepositId, DepositStatus, ProviderSub, Settlement, TransferId,
+    UserId,
 };
 use onramp_store::{
-    self as store, Balance, NewAccount, NewDeposit, OpOutcome, SettleDeposit, SettleResult, Store,
-    WriteOp,
+    self as store, Balance, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit,
+    SettleResult, Store, WriteOp,
 };
 use onramp_test_support::{Backend, TestDb};
 use std::sync::Arc;
@@ -88,6 +89,19 @@ pub fn settle(id: &DepositId, user: UserId, amount: i64, outcome: Settlement) ->
         outcome,
         now: 4,
     })
+}
+
+pub fn transfer(from: UserId, to: UserId, paise: i64, key: Option<&str>, now: i64) -> NewTransfer {
+    NewTransfer {
+        id: TransferId::new(),
+        from,
+        to,
+        amount: Amount::parse(paise, i64::MAX).unwrap(),
+        currency: Currency::Inr,
+        idempotency_key: key.map(str::to_owned),
+        key_cutoff: now - 1000,
+        now,
+    }
 }
 
 pub async fn status(store: &Arc<dyn Store>, id: &DepositId) -> DepositStatus {
