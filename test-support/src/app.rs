@@ -150,13 +150,18 @@ impl TestApp {
     pub async fn funded(&self, email: &str, name: &str, paise: i64) -> Browser {
         let person = self.signed_in(email, name).await;
         if paise > 0 {
-            let deposit = person.deposit(paise).await;
-            let id = deposit["id"].as_str().unwrap();
-            let event = self.event_for(id, "SUCCESS").await;
-            assert_eq!(self.post_webhook(&event, None).await.status(), 200);
-            assert_eq!(person.balance().await, paise);
+            self.fund(&person, paise).await;
         }
         person
+    }
+
+    /// Adds `paise` to a signed-in person's empty wallet: a deposit the bank confirmed.
+    pub async fn fund(&self, person: &Browser, paise: i64) {
+        let deposit = person.deposit(paise).await;
+        let id = deposit["id"].as_str().unwrap();
+        let event = self.event_for(id, "SUCCESS").await;
+        assert_eq!(self.post_webhook(&event, None).await.status(), 200);
+        assert_eq!(person.balance().await, paise);
     }
 
     /// The books checked by the store's audit (`onramp audit`'s checks), which must pass.

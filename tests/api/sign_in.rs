@@ -106,11 +106,6 @@ async fn signing_in_again_reuses_the_same_user(backend: Backend) {
     );
 }
 
-/// A mocked Google whose userinfo answers `sub` for every token.
-async fn google_with_sub(server: &MockServer, sub: &str) {
-    google_with(server, sub, "shared@example.com").await;
-}
-
 /// A mocked Google whose userinfo answers `sub` with a verified `email` for every token.
 async fn google_with(server: &MockServer, sub: &str, email: &str) {
     server.reset().await;
@@ -164,12 +159,8 @@ async fn the_same_email_with_another_sub_is_another_account(backend: Backend) {
     let google = MockServer::start().await;
     let app = spawn_with_google(backend, &google, 5000).await;
 
-    google_with_sub(&google, "111").await;
-    let first = app.browser();
-    assert_eq!(location(&callback_with_own_state(&app, &first).await), "/");
-    google_with_sub(&google, "222").await;
-    let second = app.browser();
-    assert_eq!(location(&callback_with_own_state(&app, &second).await), "/");
+    let first = signed_in_as(&app, &google, "111", "shared@example.com").await;
+    let second = signed_in_as(&app, &google, "222", "shared@example.com").await;
 
     let a: Value = first.me().await.json().await.unwrap();
     let b: Value = second.me().await.json().await.unwrap();
@@ -201,11 +192,7 @@ async fn funded_sender(
     paise: i64,
 ) -> onramp_test_support::Browser {
     let sender = signed_in_as(app, google, "sender", "sender@example.com").await;
-    let deposit = sender.deposit(paise).await;
-    let event = app
-        .event_for(deposit["id"].as_str().unwrap(), "SUCCESS")
-        .await;
-    assert_eq!(app.post_webhook(&event, None).await.status(), 200);
+    app.fund(&sender, paise).await;
     sender
 }
 
