@@ -38,8 +38,8 @@ const SCAN_LIMIT: u32 = 2048;
 /// Most reads of the schedule in one scan: enough to drop the rows of a burst of deposits
 /// settled by their webhooks.
 const SCAN_ROUNDS: usize = 8;
-/// Most deposits checked with the bank in one scan; the rest stay due for the next, soonest
-/// due first, so one slow scan cannot hold the job for long.
+/// Most deposits checked with the bank in one scan; the rest stay due for the next (see
+/// [`take_checks`]), so one slow scan cannot hold the job for long.
 const CHECKS_PER_SCAN: usize = 256;
 /// Most checks in flight towards the bank at once.
 const CONCURRENCY: usize = 16;
@@ -133,7 +133,7 @@ impl Reconciler {
                 break;
             }
         }
-        waiting.truncate(CHECKS_PER_SCAN);
+        let waiting = take_checks(waiting, CHECKS_PER_SCAN);
         let checked = waiting.len();
         futures_util::stream::iter(waiting)
             .for_each_concurrent(
@@ -337,6 +337,22 @@ impl Reconciler {
 }
 
 /// The bank's order must be the deposit's: same ref, amount and currency.
+/// The deposits one scan checks, at most `n` of `due` (which is soonest due first): half are
+/// the soonest due, so that every deposit's turn comes; the other half are the most recently
+/// created of the rest, so that a backlog the bank cannot answer for (all of it due again after
+/// each retry, and older than anything new) does not stand between a new deposit and its first
+/// check for several scans.
+fn take_checks(mut due: Vec<Due>, n: usize) -> Vec<Due> {
+    if due.len() <= n {
+        return due;
+    }
+    let mut rest = due.split_off(n - n / 2);
+    rest.sort_unstable_by_key(|d| std::cmp::Reverse(d.deposit.created_at));
+    rest.truncate(n / 2);
+    due.append(&mut rest);
+    due
+}
+
 fn check_matches(order: &Order, deposit: &Deposit) -> anyhow::Result<()> {
     let same = order.reference == deposit.id.as_str()
         && order.amount == deposit.amount.paise()
@@ -374,9 +390,8 @@ mod tests {
 
     /// The bank's word settles a deposit only when its order is that deposit's: the same ref,
     /// amount and currency. A bank answering in dollars for a rupee deposit is refused.
-    #[test]
-    fn an_order_in_another_currency_is_not_the_deposits() {
-        let deposit = Deposit {
+    fn deposit(created_at: i64) -> Deposit {
+        Deposit {
             id: DepositId::new(),
             user_id: UserId::new(),
             amount: Amount::parse(500, i64::MAX).unwrap(),
@@ -384,9 +399,35 @@ mod tests {
             status: DepositStatus::Processing,
             bank_token: Some("tok".into()),
             pay_url: None,
-            created_at: 0,
-            updated_at: 0,
-        };
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    /// A scan with more due than it may check takes the soonest due half and the newest of the
+    /// rest, each once.
+    #[test]
+    fn a_scan_checks_the_soonest_due_and_the_newest() {
+        // Soonest due first, which here is also oldest first.
+        let due: Vec<Due> = (0..10)
+            .map(|i| Due {
+                deposit: deposit(10 + i),
+                checks: 3,
+                due_at: i,
+            })
+            .collect();
+        let created =
+            |taken: Vec<Due>| -> Vec<i64> { taken.iter().map(|d| d.deposit.created_at).collect() };
+        assert_eq!(created(take_checks(due.clone(), 4)), [10, 11, 19, 18]);
+        assert_eq!(created(take_checks(due.clone(), 5)), [10, 11, 12, 19, 18]);
+        assert_eq!(created(take_checks(due.clone(), 1)), [10]);
+        assert_eq!(take_checks(due.clone(), 10).len(), 10);
+        assert_eq!(take_checks(due, 20).len(), 10);
+    }
+
+    #[test]
+    fn an_order_in_another_currency_is_not_the_deposits() {
+        let deposit = deposit(0);
         let order = |currency: &str, amount: i64| Order {
             token: "tok".into(),
             reference: deposit.id.to_string(),
