@@ -10,9 +10,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub struct SqliteStore {
-    /// Readers. Every connection memory-maps the database file.
+    /// Readers. They read pages with `pread` instead of a memory map: in WAL mode a reader that
+    /// begins a read after any commit unmaps its whole map, and under a storm of commits the
+    /// unmapping (a TLB shoot-down on every core) cost more than the copies it saved
+    /// (BENCHMARKS.md, "Readers without a memory map").
     pool: SqlitePool,
-    /// The DB writer's own connection, with a large page cache that stays warm between batches.
+    /// The DB writer's own connection, with a large page cache that stays warm between batches
+    /// and a memory map (no commit but its own changes the file under it).
     writer: tokio::sync::Mutex<SqliteConnection>,
 }
 
@@ -47,7 +51,8 @@ impl SqliteStore {
             .connect_with(
                 options
                     .clone()
-                    .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+                    .pragma("cache_size", format!("-{READER_CACHE_KIB}"))
+                    .pragma("mmap_size", "0"),
             )
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
