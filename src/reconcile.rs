@@ -40,7 +40,7 @@ const SCAN_LIMIT: u32 = 2048;
 const SCAN_ROUNDS: usize = 8;
 /// Most deposits checked with the bank in one scan; the rest stay due for the next (see
 /// [`take_checks`]), so one slow scan cannot hold the job for long.
-const CHECKS_PER_SCAN: usize = 256;
+pub const CHECKS_PER_SCAN: usize = 256;
 /// Most checks in flight towards the bank at once.
 const CONCURRENCY: usize = 16;
 /// The first retry after an error; each further one doubles, up to `every_secs`.
@@ -336,12 +336,13 @@ impl Reconciler {
     }
 }
 
-/// The bank's order must be the deposit's: same ref, amount and currency.
 /// The deposits one scan checks, at most `n` of `due` (which is soonest due first): half are
-/// the soonest due, so that every deposit's turn comes; the other half are the most recently
-/// created of the rest, so that a backlog the bank cannot answer for (all of it due again after
-/// each retry, and older than anything new) does not stand between a new deposit and its first
-/// check for several scans.
+/// the soonest due, so that every deposit's turn comes (a check always reschedules after now,
+/// behind everything due); the other half are the most recently created of the rest, so that
+/// a backlog of older deposits all due at once (the bank down for a while, or a burst it
+/// cannot answer for) does not stand between a new deposit and its first check for several
+/// scans. The rest are the first [`SCAN_LIMIT`] due, so past that many a new deposit waits its
+/// turn as before.
 fn take_checks(mut due: Vec<Due>, n: usize) -> Vec<Due> {
     if due.len() <= n {
         return due;
@@ -353,6 +354,7 @@ fn take_checks(mut due: Vec<Due>, n: usize) -> Vec<Due> {
     due
 }
 
+/// The bank's order must be the deposit's: same ref, amount and currency.
 fn check_matches(order: &Order, deposit: &Deposit) -> anyhow::Result<()> {
     let same = order.reference == deposit.id.as_str()
         && order.amount == deposit.amount.paise()
@@ -388,8 +390,6 @@ mod tests {
     use super::*;
     use onramp_store::domain::{Amount, Currency, DepositId, DepositStatus, UserId};
 
-    /// The bank's word settles a deposit only when its order is that deposit's: the same ref,
-    /// amount and currency. A bank answering in dollars for a rupee deposit is refused.
     fn deposit(created_at: i64) -> Deposit {
         Deposit {
             id: DepositId::new(),
@@ -425,6 +425,8 @@ mod tests {
         assert_eq!(take_checks(due, 20).len(), 10);
     }
 
+    /// The bank's word settles a deposit only when its order is that deposit's: the same ref,
+    /// amount and currency. A bank answering in dollars for a rupee deposit is refused.
     #[test]
     fn an_order_in_another_currency_is_not_the_deposits() {
         let deposit = deposit(0);

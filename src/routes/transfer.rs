@@ -79,7 +79,7 @@ fn self_transfer() -> ApiError {
         (status = 413, description = "The body is too large", body = crate::routes::types::ErrorBody),
         (status = 415, description = "The body is not JSON", body = crate::routes::types::ErrorBody),
         (status = 422, description = "This Idempotency-Key was used for a different request", body = crate::routes::types::ErrorBody),
-        (status = 503, description = "The commit failed and the transfer is not acknowledged: normally nothing moved; retry with the same Idempotency-Key, which answers the transfer if the database did commit it", body = crate::routes::types::ErrorBody),
+        (status = 503, description = "The database is unavailable or the commit failed, and the transfer is not acknowledged: normally nothing moved; retry with the same Idempotency-Key, which answers the transfer if the database did commit it", body = crate::routes::types::ErrorBody),
     )
 )]
 pub async fn create(

@@ -4,9 +4,12 @@
 -- Checkpoint (copy the WAL back into the database file) after 10,000 pages instead of SQLite's
 -- 1,000. The writer's commit that crosses the mark does the copy, and a page changed by many
 -- commits in between (an account row, an index leaf) is copied once: a transfer dirties about
--- six pages, so at 1,000 the writer checkpointed every eight commits or so. The WAL grows to
--- about 40 MiB between checkpoints; readers find a page in it through the WAL index.
+-- six pages and a group commit of 21 transfers about 126, so at 1,000 the writer checkpointed
+-- every eighth commit. The WAL grows to about 40 MiB between checkpoints; readers find a page
+-- in it through the WAL index. A WAL that grew past 64 MiB (a long read, such as `onramp
+-- audit` beside the app, holds back the checkpoint's restart) is cut back to that size.
 PRAGMA wal_autocheckpoint = 10000;
+PRAGMA journal_size_limit = 67108864;
 
 -- The batch's changes: one JSON array of rows per kind.
 CREATE TEMP TABLE batch (kind TEXT PRIMARY KEY, rows TEXT NOT NULL);
