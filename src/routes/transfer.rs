@@ -91,27 +91,24 @@ pub async fn create(
     let (to, amount) = parse_body(&body, max_amount(&state.settings))?;
     let key = idempotency_key(&req)?;
     let sender = read_user(&state, &user).await?;
-    if to == EmailKey::of(&sender.email) {
-        return Err(self_transfer());
-    }
-    let recipient = state
-        .people
-        .by_email(&to)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_recipient",
-                "Nobody with that email has an account here.",
-            )
-        })?;
-    if recipient.id == sender.id {
-        return Err(self_transfer());
-    }
+    let now = now_ms();
+    let recipient = match recipient(&state, &sender, &to).await {
+        Ok(recipient) => recipient,
+        Err(refused) => {
+            // A request given again with its key answers as the first did, even when the email
+            // no longer finds the person it found then (they gave it up, or another account
+            // signed in with it since).
+            if let Some(k) = &key {
+                if let Some(earlier) = recent_with_key(&state, &user, k, now).await? {
+                    return replay(&state, &earlier, &to, amount).await;
+                }
+            }
+            return Err(refused);
+        }
+    };
     // A request given again with its key is not looked up first: the sender's actor holds its
     // copies while the first commits, and a key already used answers KeyTaken (below), so the
     // common case, a new transfer, reads nothing from the database.
-    let now = now_ms();
     let transfer = NewTransfer {
         id: TransferId::new(),
         from: sender.id,
@@ -129,7 +126,7 @@ pub async fn create(
             // A concurrent request with the same key won the race: answer as it did.
             let key = key.as_deref().unwrap_or_default();
             match recent_with_key(&state, &user, key, now).await? {
-                Some(earlier) => replay(&earlier, &recipient, amount),
+                Some(earlier) => replay(&state, &earlier, &to, amount).await,
                 None => Err(ApiError::conflict(
                     "request_in_progress",
                     "Please try again.",
@@ -141,7 +138,7 @@ pub async fn create(
             // gone because the first took it. Answer as the first did.
             if let Some(k) = &key {
                 if let Some(earlier) = recent_with_key(&state, &user, k, now).await? {
-                    return replay(&earlier, &recipient, amount);
+                    return replay(&state, &earlier, &to, amount).await;
                 }
             }
             Err(insufficient(available))
@@ -184,15 +181,54 @@ async fn recent_with_key(
     Ok(earlier.filter(|t| t.created_at >= now - KEY_TTL_MS))
 }
 
-/// The answer for a transfer made with an idempotency key, given again.
-fn replay(earlier: &Transfer, recipient: &User, amount: Amount) -> Result<HttpResponse, ApiError> {
-    if earlier.amount != amount || earlier.to != recipient.id {
+/// Whom `to` names for `sender`: the person who most recently signed in with that verified
+/// email, never the sender.
+async fn recipient(state: &AppState, sender: &User, to: &EmailKey) -> Result<Arc<User>, ApiError> {
+    if *to == EmailKey::of(&sender.email) {
+        return Err(self_transfer());
+    }
+    let recipient = state
+        .people
+        .by_email(to)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_recipient",
+                "Nobody with that email has an account here.",
+            )
+        })?;
+    if recipient.id == sender.id {
+        return Err(self_transfer());
+    }
+    Ok(recipient)
+}
+
+/// The answer for a transfer made with an idempotency key, given again: the first transfer's
+/// body (with its recipient's current name and email) when the request is the same, the same
+/// amount to an email that is, or was when they last signed in, that recipient's. Who the
+/// email finds now does not matter: the key names the first transfer.
+async fn replay(
+    state: &AppState,
+    earlier: &Transfer,
+    to: &EmailKey,
+    amount: Amount,
+) -> Result<HttpResponse, ApiError> {
+    let recipient = state
+        .people
+        .user(earlier.to)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a transfer names no recipient")))?;
+    let same_email =
+        recipient.email_key.as_ref() == Some(to) || EmailKey::of(&recipient.email) == *to;
+    if earlier.amount != amount || !same_email {
         return Err(ApiError::unprocessable(
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different request.",
         ));
     }
-    Ok(created(earlier.id.as_str(), earlier.amount, recipient))
+    Ok(created(earlier.id.as_str(), earlier.amount, &recipient))
 }
 
 fn created(id: &str, amount: Amount, recipient: &User) -> HttpResponse {

@@ -40,8 +40,8 @@ export function formatMoney(paise, currency, { wholeRupees = false } = {}) {
  * where error is a message for that person.
  *
  * `limits` is `{ min, max, currency }` in paise, from the server's settings; `null` when they
- * could not be loaded (or there are none to check, as for a transfer), and then only the shape
- * and "more than ₹0" are checked here and the server decides the rest. `verb` is what the
+ * could not be loaded, and then only the shape and "more than ₹0" are checked here and the
+ * server decides the rest. `verb` is what the
  * person is doing with the amount, for the messages: "add" (a deposit) or "send" (a transfer).
  */
 export function parseRupees(raw, limits, { verb = 'add' } = {}) {

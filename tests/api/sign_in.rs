@@ -15,6 +15,7 @@ on_both_databases!(
     the_same_email_with_another_sub_is_another_account,
     money_sent_to_an_email_reaches_whoever_signed_in_with_it_last,
     an_email_given_up_at_sign_in_no_longer_receives_money,
+    a_transfer_given_again_with_its_key_answers_the_first_after_its_email_moved,
     a_callback_without_state_signs_nobody_in,
     a_forged_state_signs_nobody_in,
     a_reused_state_signs_nobody_in,
@@ -194,6 +195,46 @@ async fn funded_sender(
     let sender = signed_in_as(app, google, "sender", "sender@example.com").await;
     app.fund(&sender, paise).await;
     sender
+}
+
+/// A sender's transfer, given again with its Idempotency-Key after another account signed in
+/// with the recipient's email: the first transfer's answer comes back and nothing moves again
+/// (the key names the first transfer, whoever the email finds now). Another amount with the
+/// same key is still refused.
+async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_email_moved(
+    backend: Backend,
+) {
+    let google = MockServer::start().await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+    let sender = funded_sender(&app, &google, 10_000).await;
+    let first = signed_in_as(&app, &google, "first", "moving@example.com").await;
+    let sent = sender
+        .transfer_with_key("moving@example.com", 700, Some("rent-may"))
+        .await;
+    assert_eq!(sent.status(), 201);
+    let sent: Value = sent.json().await.unwrap();
+
+    let second = signed_in_as(&app, &google, "second", "moving@example.com").await;
+    let again = sender
+        .transfer_with_key("Moving@example.com", 700, Some("rent-may"))
+        .await;
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], sent["id"]);
+    assert_eq!(again["to"]["name"], "first");
+
+    let other = sender
+        .transfer_with_key("moving@example.com", 800, Some("rent-may"))
+        .await;
+    assert_eq!(other.status(), 422);
+    assert_eq!(
+        other.json::<Value>().await.unwrap()["error"]["code"],
+        "idempotency_key_reused"
+    );
+    assert_eq!(first.balance().await, 700);
+    assert_eq!(second.balance().await, 0);
+    assert_eq!(sender.balance().await, 9_300);
+    app.assert_audit_passes().await;
 }
 
 /// Two accounts (two `sub`s) with one verified email: money goes to the one that signed in last,
