@@ -94,6 +94,34 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// The signed-in user, then the body `T`: a request without a live session is answered `401`
+/// before its body is read. (Taken as two arguments, actix polls both extractors together, and
+/// a body refused at once, as not JSON, would answer while the session was still being looked
+/// up in the database.)
+pub struct SignedIn<T>(pub CurrentUser, pub T);
+
+impl<T> FromRequest for SignedIn<T>
+where
+    T: FromRequest + 'static,
+    T::Error: Into<actix_web::Error>,
+{
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, &mut Payload::None);
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let user = user.await?;
+            let body = T::from_request(&req, &mut payload)
+                .await
+                .map_err(Into::into)?;
+            Ok(SignedIn(user, body))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! `POST /api/deposit`: record a processing deposit, create the bank order, answer its pay URL.
 
-use crate::auth::session::CurrentUser;
+use crate::auth::session::{CurrentUser, SignedIn};
 use crate::error::ApiError;
 use crate::pending::PendingDeposit;
 use crate::state::AppState;
@@ -165,8 +165,7 @@ fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    body: web::Json<StrictObject>,
+    SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
     let amount = parse_amount(amount_field(&body)?, state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;

@@ -2,7 +2,7 @@
 //! verified email. The sender's wallet actor reserves the amount or refuses at once; the answer
 //! comes after the debit and the credit are committed together (`onramp_actors::wallet`).
 
-use crate::auth::session::CurrentUser;
+use crate::auth::session::{CurrentUser, SignedIn};
 use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::routes::deposit::{idempotency_key, parse_amount, StrictObject, KEY_TTL_MS};
@@ -85,8 +85,7 @@ fn self_transfer() -> ApiError {
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    user: CurrentUser,
-    body: web::Json<StrictObject>,
+    SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
     let (to, amount) = parse_body(&body, max_amount(&state.settings))?;
     let key = idempotency_key(&req)?;

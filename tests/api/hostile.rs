@@ -181,6 +181,23 @@ struct Fixture {
 fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
     let path = "/api/transfers";
     let to = &f.recipient;
+    // A cookie of the right shape that names no session is looked up in the database; whatever
+    // the body, the answer is that nobody is signed in (the body used to answer first).
+    let stranger = format!("session_id={}", "A".repeat(43));
+    for (path, what) in [(path, "transfer"), ("/api/deposit", "deposit")] {
+        for (name, content_type, body) in [
+            ("text", "text/plain", "hello"),
+            ("broken JSON", "application/json", "{"),
+        ] {
+            cases.push(
+                post(path, format!("a {what} from an unknown session, {name}"))
+                    .header("cookie", &stranger)
+                    .header("content-type", content_type)
+                    .body(body)
+                    .expect(api(401, "unauthorized")),
+            );
+        }
+    }
     let body = |to: &str, amount: &str| {
         format!(
             r#"{{"to": {}, "amount": {amount}}}"#,
