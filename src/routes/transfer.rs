@@ -97,12 +97,10 @@ pub async fn create(
             // A request given again with its key answers as the first did, even when the email
             // no longer finds the person it found then (they gave it up, or another account
             // signed in with it since).
-            if let Some(k) = &key {
-                if let Some(earlier) = recent_with_key(&state, &user, k, now).await? {
-                    return replay(&state, &earlier, &to, amount).await;
-                }
-            }
-            return Err(refused);
+            return match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {
+                Some(answer) => Ok(answer),
+                None => Err(refused),
+            };
         }
     };
     // A request given again with its key is not looked up first: the sender's actor holds its
@@ -123,9 +121,8 @@ pub async fn create(
         Ok(TransferResult::Applied { .. }) => Ok(created(id.as_str(), amount, &recipient)),
         Ok(TransferResult::KeyTaken) => {
             // A concurrent request with the same key won the race: answer as it did.
-            let key = key.as_deref().unwrap_or_default();
-            match recent_with_key(&state, &user, key, now).await? {
-                Some(earlier) => replay(&state, &earlier, &to, amount).await,
+            match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {
+                Some(answer) => Ok(answer),
                 None => Err(ApiError::conflict(
                     "request_in_progress",
                     "Please try again.",
@@ -135,12 +132,10 @@ pub async fn create(
         Err(TransferError::InsufficientFunds { available }) => {
             // A copy of a request that committed after this one looked its key up: the money is
             // gone because the first took it. Answer as the first did.
-            if let Some(k) = &key {
-                if let Some(earlier) = recent_with_key(&state, &user, k, now).await? {
-                    return replay(&state, &earlier, &to, amount).await;
-                }
+            match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {
+                Some(answer) => Ok(answer),
+                None => Err(insufficient(available)),
             }
-            Err(insufficient(available))
         }
         Err(e) => Err(ApiError::unavailable(e)),
     }
@@ -165,19 +160,29 @@ async fn read_user(state: &AppState, user: &CurrentUser) -> Result<Arc<User>, Ap
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a session names no user")))
 }
 
-/// The user's transfer made with `key` within the key's lifetime.
-async fn recent_with_key(
+/// The answer for this request when it gives again the `key` of a transfer the user made
+/// within the key's lifetime (see [`replay`]); `None` without a key, or when the key made
+/// nothing.
+async fn answered_before(
     state: &AppState,
     user: &CurrentUser,
-    key: &str,
+    key: Option<&str>,
+    to: &EmailKey,
+    amount: Amount,
     now: i64,
-) -> Result<Option<Transfer>, ApiError> {
+) -> Result<Option<HttpResponse>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
     let earlier = state
         .store
         .transfer_by_key(user.0, key)
         .await
         .map_err(ApiError::unavailable)?;
-    Ok(earlier.filter(|t| t.created_at >= now - KEY_TTL_MS))
+    match earlier.filter(|t| t.created_at >= now - KEY_TTL_MS) {
+        Some(earlier) => replay(state, &earlier, to, amount).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Whom `to` names for `sender`: the person who most recently signed in with that verified
@@ -204,9 +209,9 @@ async fn recipient(state: &AppState, sender: &User, to: &EmailKey) -> Result<Arc
 }
 
 /// The answer for a transfer made with an idempotency key, given again: the first transfer's
-/// body (with its recipient's current name and email) when the request is the same, the same
-/// amount to an email that is, or was when they last signed in, that recipient's. Who the
-/// email finds now does not matter: the key names the first transfer.
+/// body (with its recipient's current name and email) when the request is the same: the same
+/// amount to the email that recipient last signed in with. Who the email finds now does not
+/// matter: the key names the first transfer.
 async fn replay(
     state: &AppState,
     earlier: &Transfer,
@@ -219,9 +224,8 @@ async fn replay(
         .await
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a transfer names no recipient")))?;
-    let same_email =
-        recipient.email_key.as_ref() == Some(to) || EmailKey::of(&recipient.email) == *to;
-    if earlier.amount != amount || !same_email {
+    // The email they last signed in with; their `email_key`, when set, is made from it.
+    if earlier.amount != amount || EmailKey::of(&recipient.email) != *to {
         return Err(ApiError::unprocessable(
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different request.",
