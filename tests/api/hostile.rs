@@ -178,13 +178,12 @@ struct Fixture {
 
 /// `POST /api/transfers`: Mallory's balance is 0 (her deposit is still processing) and Trent is
 /// another user, so even a well-formed transfer to him is refused (`insufficient_funds`).
-fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
-    let path = "/api/transfers";
-    let to = &f.recipient;
-    // A cookie of the right shape that names no session is looked up in the database; whatever
-    // the body, the answer is that nobody is signed in (the body used to answer first).
+/// A cookie of the right shape that names no session is looked up in the database; whatever
+/// the body, the routes that take one answer that nobody is signed in (the body used to answer
+/// first).
+fn unknown_session_cases(cases: &mut Vec<Case>) {
     let stranger = format!("session_id={}", "A".repeat(43));
-    for (path, what) in [(path, "transfer"), ("/api/deposit", "deposit")] {
+    for (path, what) in [("/api/transfers", "transfer"), ("/api/deposit", "deposit")] {
         for (name, content_type, body) in [
             ("text", "text/plain", "hello"),
             ("broken JSON", "application/json", "{"),
@@ -198,6 +197,11 @@ fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
             );
         }
     }
+}
+
+fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
+    let path = "/api/transfers";
+    let to = &f.recipient;
     let body = |to: &str, amount: &str| {
         format!(
             r#"{{"to": {}, "amount": {amount}}}"#,
@@ -731,6 +735,7 @@ fn hostile_cases(f: &Fixture) -> Vec<Case> {
     ]);
 
     transfer_cases(f, &mut cases);
+    unknown_session_cases(&mut cases);
 
     // GET /api/balance.
     cases.extend([
