@@ -11,7 +11,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::TransferError;
 use onramp_store::domain::{now_ms, Amount, Currency, EmailKey, TransferId};
-use onramp_store::{NewTransfer, Transfer, TransferResult, User};
+use onramp_store::{Counterparty, KeyedTransfer, NewTransfer, TransferResult, User};
 use std::sync::Arc;
 
 /// The largest single transfer: the rules of deposits (app-api.md), so their maximum.
@@ -115,10 +115,14 @@ pub async fn create(
         idempotency_key: key.clone(),
         key_cutoff: now - KEY_TTL_MS,
         now,
+        recipient: Counterparty {
+            name: recipient.name.clone(),
+            email: recipient.email.clone(),
+        },
     };
-    let id = transfer.id.clone();
+    let (id, named) = (transfer.id.clone(), transfer.recipient.clone());
     match state.wallets.transfer(transfer).await {
-        Ok(TransferResult::Applied { .. }) => Ok(created(id.as_str(), amount, &recipient)),
+        Ok(TransferResult::Applied { .. }) => Ok(created(id.as_str(), amount, named)),
         Ok(TransferResult::KeyTaken) => {
             // A concurrent request with the same key won the race: answer as it did.
             match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {
@@ -179,8 +183,8 @@ async fn answered_before(
         .transfer_by_key(user.0, key)
         .await
         .map_err(ApiError::unavailable)?;
-    match earlier.filter(|t| t.created_at >= now - KEY_TTL_MS) {
-        Some(earlier) => replay(state, &earlier, to, amount).await.map(Some),
+    match earlier.filter(|t| t.transfer.created_at >= now - KEY_TTL_MS) {
+        Some(earlier) => replay(earlier, to, amount).map(Some),
         None => Ok(None),
     }
 }
@@ -208,41 +212,33 @@ async fn recipient(state: &AppState, sender: &User, to: &EmailKey) -> Result<Arc
     Ok(recipient)
 }
 
-/// The answer for a transfer made with an idempotency key, given again: the first transfer's
-/// body (with its recipient's current name and email) when the request is the same: the same
-/// amount to the email that recipient last signed in with. Who the email finds now does not
-/// matter: the key names the first transfer.
-async fn replay(
-    state: &AppState,
-    earlier: &Transfer,
-    to: &EmailKey,
-    amount: Amount,
-) -> Result<HttpResponse, ApiError> {
-    let recipient = state
-        .people
-        .user(earlier.to)
-        .await
-        .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a transfer names no recipient")))?;
-    // The email they last signed in with; their `email_key`, when set, is made from it.
-    if earlier.amount != amount || EmailKey::of(&recipient.email) != *to {
+/// The answer for a transfer made with an idempotency key, given again: the first answer, whole,
+/// when the request is the same: the same amount to the same email, as the first answer named
+/// the recipient (in any letter case). Who that email finds now, and what name and email the
+/// recipient has signed in with since, do not matter: the key names the first transfer.
+fn replay(earlier: KeyedTransfer, to: &EmailKey, amount: Amount) -> Result<HttpResponse, ApiError> {
+    let KeyedTransfer {
+        transfer,
+        recipient,
+    } = earlier;
+    if transfer.amount != amount || EmailKey::of(&recipient.email) != *to {
         return Err(ApiError::unprocessable(
             "idempotency_key_reused",
             "This Idempotency-Key was used for a different request.",
         ));
     }
-    Ok(created(earlier.id.as_str(), earlier.amount, &recipient))
+    Ok(created(transfer.id.as_str(), transfer.amount, recipient))
 }
 
-fn created(id: &str, amount: Amount, recipient: &User) -> HttpResponse {
+fn created(id: &str, amount: Amount, recipient: Counterparty) -> HttpResponse {
     HttpResponse::Created().json(TransferCreated {
         id: id.to_owned(),
         status: "success",
         amount: amount.paise(),
         currency: Currency::Inr,
         to: Party {
-            name: recipient.name.clone(),
-            email: recipient.email.clone(),
+            name: recipient.name,
+            email: recipient.email,
         },
     })
 }

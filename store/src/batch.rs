@@ -125,6 +125,8 @@ pub(super) struct TransferItem<'a> {
     pub key: Option<&'a str>,
     pub key_cutoff: i64,
     pub now: i64,
+    pub to_name: &'a str,
+    pub to_email: &'a str,
 }
 
 impl<'a> TransferItem<'a> {
@@ -139,6 +141,8 @@ impl<'a> TransferItem<'a> {
             key: t.idempotency_key.as_deref(),
             key_cutoff: t.key_cutoff,
             now: t.now,
+            to_name: &t.recipient.name,
+            to_email: &t.recipient.email,
         }
     }
 }

@@ -95,6 +95,9 @@ pub struct NewTransfer {
     pub idempotency_key: Option<String>,
     pub key_cutoff: i64,
     pub now: i64,
+    /// The recipient as the answer names them (its `to`), kept with the transfer: the same
+    /// request given again with its key answers the same.
+    pub recipient: Counterparty,
 }
 
 /// What [`NewTransfer`] did.
@@ -122,6 +125,14 @@ pub struct Transfer {
 pub struct Counterparty {
     pub name: String,
     pub email: String,
+}
+
+/// A transfer found by its sender's idempotency key, with the recipient as its answer named
+/// them then (whatever name and email they have signed in with since).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedTransfer {
+    pub transfer: Transfer,
+    pub recipient: Counterparty,
 }
 
 /// One line of a user's history, newest first: their deposits and their transfers both ways.
@@ -299,7 +310,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         user: UserId,
         key: &str,
-    ) -> Result<Option<Transfer>, StoreError>;
+    ) -> Result<Option<KeyedTransfer>, StoreError>;
     /// The user who most recently signed in with this verified email.
     async fn user_by_email(&self, email: &EmailKey) -> Result<Option<User>, StoreError>;
     /// The user's deposits and transfers, newest first; `before` is the `(created_at, id)` of
@@ -416,6 +427,28 @@ struct TransferRow {
     amount: i64,
     currency: String,
     created_at: i64,
+}
+
+/// One row of `reads::TRANSFER_BY_KEY`.
+#[derive(sqlx::FromRow)]
+struct KeyedTransferRow {
+    #[sqlx(flatten)]
+    transfer: TransferRow,
+    to_name: String,
+    to_email: String,
+}
+
+impl TryFrom<KeyedTransferRow> for KeyedTransfer {
+    type Error = StoreError;
+    fn try_from(r: KeyedTransferRow) -> Result<Self, StoreError> {
+        Ok(KeyedTransfer {
+            transfer: r.transfer.try_into()?,
+            recipient: Counterparty {
+                name: r.to_name,
+                email: r.to_email,
+            },
+        })
+    }
 }
 
 impl TryFrom<TransferRow> for Transfer {

@@ -243,10 +243,12 @@ async fn try_insert_transfers(
     t: &[&TransferItem<'_>],
 ) -> Result<HashSet<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
-        "INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at) \
-         SELECT id, from_user, to_user, amount, currency, key, now \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[]) \
-             WITH ORDINALITY AS u(id, from_user, to_user, amount, currency, key, now, ord) \
+        "INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at, \
+                                to_name, to_email) \
+         SELECT id, from_user, to_user, amount, currency, key, now, to_name, to_email \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::int8[], \
+                     $8::text[], $9::text[]) \
+             WITH ORDINALITY AS u(id, from_user, to_user, amount, currency, key, now, to_name, to_email, ord) \
          ORDER BY ord \
          ON CONFLICT (from_user, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
@@ -258,6 +260,8 @@ async fn try_insert_transfers(
     .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
     .bind(t.iter().map(|t| t.key).collect::<Vec<_>>())
     .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.to_name).collect::<Vec<_>>())
+    .bind(t.iter().map(|t| t.to_email).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

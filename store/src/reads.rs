@@ -22,8 +22,8 @@ pub(crate) const BALANCE: &str =
 pub(crate) const USER_BY_EMAIL: &str = "SELECT id, email, email_key, name, picture FROM users \
      WHERE email_key = $1 ORDER BY signed_in_at DESC, id DESC LIMIT 1";
 pub(crate) const TRANSFER_BY_KEY: &str =
-    "SELECT id, from_user, to_user, amount, currency, created_at FROM transfers \
-     WHERE from_user = $1 AND idempotency_key = $2";
+    "SELECT id, from_user, to_user, amount, currency, created_at, to_name, to_email \
+     FROM transfers WHERE from_user = $1 AND idempotency_key = $2";
 pub(crate) const DEPOSIT: &str = select_deposits!("WHERE id = $1");
 pub(crate) const DEPOSIT_BY_TOKEN: &str = select_deposits!("WHERE bank_token = $1");
 pub(crate) const DEPOSIT_BY_KEY: &str =
@@ -82,9 +82,9 @@ macro_rules! reads_for {
             use crate::domain::{BankToken, Currency, DepositId, EmailKey, SessionHash, UserId};
             use crate::reads::*;
             use crate::{
-                Balance, Deposit, DepositRow, Due, HistoryItem, HistoryRow, LedgerTotals,
-                PendingSummary, SessionDbRow, SessionRow, StoreError, Transfer, TransferRow, User,
-                UserRow,
+                Balance, Deposit, DepositRow, Due, HistoryItem, HistoryRow, KeyedTransfer,
+                KeyedTransferRow, LedgerTotals, PendingSummary, SessionDbRow, SessionRow,
+                StoreError, User, UserRow,
             };
 
             pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
@@ -164,13 +164,13 @@ macro_rules! reads_for {
                 pool: &$pool,
                 user: UserId,
                 key: &str,
-            ) -> Result<Option<Transfer>, StoreError> {
-                sqlx::query_as::<_, TransferRow>(TRANSFER_BY_KEY)
+            ) -> Result<Option<KeyedTransfer>, StoreError> {
+                sqlx::query_as::<_, KeyedTransferRow>(TRANSFER_BY_KEY)
                     .bind(user.to_string())
                     .bind(key)
                     .fetch_optional(pool)
                     .await?
-                    .map(Transfer::try_from)
+                    .map(KeyedTransfer::try_from)
                     .transpose()
             }
 
@@ -336,7 +336,7 @@ macro_rules! impl_store {
                 &self,
                 user: crate::domain::UserId,
                 key: &str,
-            ) -> Result<Option<crate::Transfer>, crate::StoreError> {
+            ) -> Result<Option<crate::KeyedTransfer>, crate::StoreError> {
                 crate::reads::$reads::transfer_by_key(&self.pool, user, key).await
             }
 

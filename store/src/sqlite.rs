@@ -152,7 +152,8 @@ type NewDepositRow<'a> = (
 );
 /// `[batch position, deposit id, new status, user_id, amount, now]`
 type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
-/// `[id, from user, to user, amount, currency, idempotency_key, key_cutoff, now, batch position]`
+/// `[id, from user, to user, amount, currency, idempotency_key, key_cutoff, now, batch position,
+/// recipient's name, recipient's email]`
 type TransferRow<'a> = (
     &'a str,
     &'a str,
@@ -163,6 +164,8 @@ type TransferRow<'a> = (
     i64,
     i64,
     usize,
+    &'a str,
+    &'a str,
 );
 
 /// The batch script's input: each kind's rows, as `sql/sqlite_batch.sql` reads them.
@@ -256,6 +259,8 @@ impl<'a> BatchInput<'a> {
                         t.key_cutoff,
                         t.now,
                         t.index,
+                        t.to_name,
+                        t.to_email,
                     )
                 })
                 .collect(),

@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use onramp_store::domain::{DepositId, EmailKey, Settlement, UserId};
+use onramp_store::domain::{DepositId, EmailKey, Settlement, TransferId, UserId};
 use onramp_store::{
-    self as store, HistoryItem, NewAccount, OpOutcome, Store, TransferResult, WriteOp,
+    self as store, Counterparty, HistoryItem, NewAccount, OpOutcome, Store, TransferResult, WriteOp,
 };
 use onramp_test_support::{on_both_databases, Backend, TestDb};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ on_both_databases!(
     the_audit_names_what_is_wrong,
     a_credit_that_would_overflow_a_balance_is_refused,
     the_migration_turns_wallets_and_the_credit_ledger_into_double_entries,
+    the_migration_gives_each_earlier_transfer_its_recipient_as_of_then,
 );
 
 fn applied(outcome: &OpOutcome) -> (i64, i64) {
@@ -162,7 +163,11 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
         .unwrap();
     assert_eq!(later[0], OpOutcome::Transfer(TransferResult::KeyTaken));
     let held = store.transfer_by_key(a, "k").await.unwrap().unwrap();
-    assert_eq!((held.id, held.to), (first.id, b));
+    assert_eq!((held.transfer.id, held.transfer.to), (first.id, b));
+    assert_eq!(
+        held.recipient, first.recipient,
+        "the recipient as the answer named them"
+    );
     // Past the cutoff the key passes to a new transfer.
     let reused = store
         .commit_batch(&[WriteOp::Transfer(transfer(a, b, 100, Some("k"), 5_000))])
@@ -268,20 +273,25 @@ async fn the_audit_names_what_is_wrong(backend: Backend) {
 
 /// The schema of before this change, migrated to one version short of the ledger's migration.
 async fn database_before_the_ledger(backend: Backend, url: &str) -> TestDb {
+    database_before(backend, url, "double entry").await
+}
+
+/// A database migrated to one version short of the migration `described`.
+async fn database_before(backend: Backend, url: &str, described: &str) -> TestDb {
     let mut migrator = match backend {
         Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
         Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
     };
-    let ledger = migrator
+    let version = migrator
         .migrations
         .iter()
-        .find(|m| m.description.contains("double entry"))
-        .expect("the ledger's migration")
+        .find(|m| m.description.contains(described))
+        .unwrap_or_else(|| panic!("a migration described {described:?}"))
         .version;
     migrator.migrations = migrator
         .migrations
         .iter()
-        .filter(|m| m.version < ledger)
+        .filter(|m| m.version < version)
         .cloned()
         .collect::<Vec<_>>()
         .into();
@@ -379,6 +389,45 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
     assert_eq!(store.balance(a).await.unwrap().paise, 1_899);
     let audit = store.audit().await.unwrap();
     assert!(audit.is_ok(), "{audit}");
+}
+
+/// Transfers written before transfers kept their recipient's name and email are given the
+/// recipient's of the migration's time (the nearest there is), so a key given again still finds
+/// its answer; transfers after it keep their own.
+async fn the_migration_gives_each_earlier_transfer_its_recipient_as_of_then(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = backend.fresh_database(dir.path()).await;
+    let old = database_before(backend, &url, "transfer recipient").await;
+    let (a, b) = (UserId::new(), UserId::new());
+    let id = TransferId::new();
+    for sql in [
+        format!("INSERT INTO users (id, email, name, created_at) VALUES ('{a}', 'a@x.test', 'A', 1), ('{b}', 'Bee@X.test', 'Bee', 2)"),
+        format!("INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at) \
+                 VALUES ('{id}', '{a}', '{b}', 300, 'INR', 'k', 7), ('{}', '{a}', '{b}', 200, 'INR', NULL, 8)", TransferId::new()),
+    ] {
+        old.execute(&sql).await.unwrap();
+    }
+    old.close().await;
+
+    let store = store::connect(&url, 2).await.unwrap();
+    let held = store.transfer_by_key(a, "k").await.unwrap().unwrap();
+    assert_eq!((held.transfer.id, held.transfer.amount.paise()), (id, 300));
+    assert_eq!(
+        held.recipient,
+        Counterparty {
+            name: "Bee".into(),
+            email: "Bee@X.test".into()
+        }
+    );
+    let db = TestDb::connect(&url).await;
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM transfers WHERE to_name = 'Bee' AND to_email = 'Bee@X.test'"
+        )
+        .await,
+        2,
+        "every earlier transfer, with a key or not"
+    );
 }
 
 /// Balances are checked arithmetic in the database too: SQLite would turn an overflowing sum

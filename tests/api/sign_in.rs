@@ -16,6 +16,7 @@ on_both_databases!(
     money_sent_to_an_email_reaches_whoever_signed_in_with_it_last,
     an_email_given_up_at_sign_in_no_longer_receives_money,
     a_transfer_given_again_with_its_key_answers_the_first_after_its_email_moved,
+    a_transfer_given_again_with_its_key_answers_the_first_after_its_recipient_changed_email,
     a_callback_without_state_signs_nobody_in,
     a_forged_state_signs_nobody_in,
     a_reused_state_signs_nobody_in,
@@ -233,6 +234,44 @@ async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_email_m
     );
     assert_eq!(first.balance().await, 700);
     assert_eq!(second.balance().await, 0);
+    assert_eq!(sender.balance().await, 9_300);
+    app.assert_audit_passes().await;
+}
+
+/// The recipient of a transfer made with a key signs in again with another email (they changed
+/// it at Google). The sender's request, given again as it was, is still the same request: it
+/// answers exactly what the first answered (the email it was sent to) and moves nothing.
+async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_recipient_changed_email(
+    backend: Backend,
+) {
+    let google = MockServer::start().await;
+    let app = spawn_with_google(backend, &google, 5000).await;
+    let sender = funded_sender(&app, &google, 10_000).await;
+    let recipient = signed_in_as(&app, &google, "first", "old@example.com").await;
+    let sent = sender
+        .transfer_with_key("old@example.com", 700, Some("rent-june"))
+        .await;
+    assert_eq!(sent.status(), 201);
+    let sent: Value = sent.json().await.unwrap();
+    assert_eq!(
+        sent["to"],
+        json!({"name": "first", "email": "old@example.com"})
+    );
+
+    let _again_signed_in = signed_in_as(&app, &google, "first", "new@example.com").await;
+    let again = sender
+        .transfer_with_key("old@example.com", 700, Some("rent-june"))
+        .await;
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, sent, "the first answer, whole");
+
+    // The key with another recipient is another request, even the same person's new email.
+    let elsewhere = sender
+        .transfer_with_key("new@example.com", 700, Some("rent-june"))
+        .await;
+    assert_eq!(elsewhere.status(), 422);
+    assert_eq!(recipient.balance().await, 700);
     assert_eq!(sender.balance().await, 9_300);
     app.assert_audit_passes().await;
 }

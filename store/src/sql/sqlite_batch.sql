@@ -10,7 +10,7 @@
 --   logouts      [token_hash]
 --   settlements  [batch position, deposit id, new status, user_id, amount, now]
 --   transfers    [id, from user, to user, amount, currency, idempotency_key or null,
---                 key_cutoff, now, batch position]
+--                 key_cutoff, now, batch position, recipient's name, recipient's email]
 --   checks       [deposit id, current next_check_at, new next_check_at]
 --   forgets      [deposit id, current next_check_at]
 -- A statement marked `-- when: <kinds>` runs only in a batch that has changes of one of those
@@ -84,8 +84,10 @@ WHERE rowid IN (
     WHERE tr.created_at < n.r ->> 6);
 
 -- when: transfers
-INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at)
-SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, n.r ->> 3, n.r ->> 4, n.r ->> 5, n.r ->> 7
+INSERT INTO transfers (id, from_user, to_user, amount, currency, idempotency_key, created_at,
+                       to_name, to_email)
+SELECT n.r ->> 0, n.r ->> 1, n.r ->> 2, n.r ->> 3, n.r ->> 4, n.r ->> 5, n.r ->> 7,
+       n.r ->> 9, n.r ->> 10
 FROM temp.batch_transfers AS n WHERE true ORDER BY n.key
 ON CONFLICT (from_user, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 

@@ -6,8 +6,8 @@ use onramp_store::domain::{
     UserId,
 };
 use onramp_store::{
-    self as store, Balance, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit,
-    SettleResult, Store, WriteOp,
+    self as store, Balance, Counterparty, NewAccount, NewDeposit, NewTransfer, OpOutcome,
+    SettleDeposit, SettleResult, Store, WriteOp,
 };
 use onramp_test_support::{Backend, TestDb};
 use std::sync::Arc;
@@ -101,6 +101,10 @@ pub fn transfer(from: UserId, to: UserId, paise: i64, key: Option<&str>, now: i6
         idempotency_key: key.map(str::to_owned),
         key_cutoff: now - 1000,
         now,
+        recipient: Counterparty {
+            name: "Bilal".into(),
+            email: "bilal@x.test".into(),
+        },
     }
 }
 
