@@ -20,7 +20,7 @@ on_both_databases!(
     the_audit_names_what_is_wrong,
     a_credit_that_would_overflow_a_balance_is_refused,
     the_migration_turns_wallets_and_the_credit_ledger_into_double_entries,
-    the_migration_gives_each_earlier_transfer_its_recipient_as_of_then,
+    the_migration_gives_earlier_transfers_their_recipients_name_and_email_of_now,
 );
 
 fn applied(outcome: &OpOutcome) -> (i64, i64) {
@@ -147,7 +147,7 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
     let outcomes = store
         .commit_batch(&[
             WriteOp::Transfer(first.clone()),
-            WriteOp::Transfer(transfer(a, b, 100, Some("k"), 10)),
+            WriteOp::Transfer(to_someone_else(transfer(a, b, 100, Some("k"), 10))),
         ])
         .await
         .unwrap();
@@ -158,7 +158,13 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
         "the same key in the same batch moves money once"
     );
     let later = store
-        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 100, Some("k"), 500))])
+        .commit_batch(&[WriteOp::Transfer(to_someone_else(transfer(
+            a,
+            b,
+            100,
+            Some("k"),
+            500,
+        )))])
         .await
         .unwrap();
     assert_eq!(later[0], OpOutcome::Transfer(TransferResult::KeyTaken));
@@ -166,7 +172,7 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
     assert_eq!((held.transfer.id, held.transfer.to), (first.id, b));
     assert_eq!(
         held.recipient, first.recipient,
-        "the recipient as the answer named them"
+        "the recipient as the first answer named them, not as a copy refused later did"
     );
     // Past the cutoff the key passes to a new transfer.
     let reused = store
@@ -174,6 +180,15 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(applied(&reused[0]), (800, 200));
+}
+
+/// `t` with its recipient named otherwise (as if they had signed in again in between).
+fn to_someone_else(mut t: store::NewTransfer) -> store::NewTransfer {
+    t.recipient = Counterparty {
+        name: "Someone Else".into(),
+        email: "else@x.test".into(),
+    };
+    t
 }
 
 fn sign_in(sub: &str, email: &str, verified: bool, now: i64) -> WriteOp {
@@ -393,8 +408,10 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
 
 /// Transfers written before transfers kept their recipient's name and email are given the
 /// recipient's of the migration's time (the nearest there is), so a key given again still finds
-/// its answer; transfers after it keep their own.
-async fn the_migration_gives_each_earlier_transfer_its_recipient_as_of_then(backend: Backend) {
+/// an answer.
+async fn the_migration_gives_earlier_transfers_their_recipients_name_and_email_of_now(
+    backend: Backend,
+) {
     let dir = tempfile::tempdir().unwrap();
     let url = backend.fresh_database(dir.path()).await;
     let old = database_before(backend, &url, "transfer recipient").await;

@@ -110,6 +110,11 @@ async fn signing_in_again_reuses_the_same_user(backend: Backend) {
 
 /// A mocked Google whose userinfo answers `sub` with a verified `email` for every token.
 async fn google_with(server: &MockServer, sub: &str, email: &str) {
+    google_naming(server, sub, email, sub).await
+}
+
+/// Google as `google_with`, with the person's name given.
+async fn google_naming(server: &MockServer, sub: &str, email: &str, name: &str) {
     server.reset().await;
     Mock::given(method("POST"))
         .and(path("/token"))
@@ -121,7 +126,7 @@ async fn google_with(server: &MockServer, sub: &str, email: &str) {
     Mock::given(method("GET"))
         .and(path("/userinfo"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "sub": sub, "email": email, "email_verified": true, "name": sub, "picture": ""
+            "sub": sub, "email": email, "email_verified": true, "name": name, "picture": ""
         })))
         .mount(server)
         .await;
@@ -238,8 +243,8 @@ async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_email_m
     app.assert_audit_passes().await;
 }
 
-/// The recipient of a transfer made with a key signs in again with another email (they changed
-/// it at Google). The sender's request, given again as it was, is still the same request: it
+/// The recipient of a transfer made with a key signs in again with another email and name (they
+/// changed them at Google). The sender's request, given again as it was, is still the same request: it
 /// answers exactly what the first answered (the email it was sent to) and moves nothing.
 async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_recipient_changed_email(
     backend: Backend,
@@ -258,7 +263,16 @@ async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_recipie
         json!({"name": "first", "email": "old@example.com"})
     );
 
-    let _again_signed_in = signed_in_as(&app, &google, "first", "new@example.com").await;
+    google_naming(&google, "first", "new@example.com", "First Renamed").await;
+    let renamed = app.browser();
+    assert_eq!(
+        location(&callback_with_own_state(&app, &renamed).await),
+        "/"
+    );
+    assert_eq!(
+        renamed.me().await.json::<Value>().await.unwrap()["name"],
+        "First Renamed"
+    );
     let again = sender
         .transfer_with_key("old@example.com", 700, Some("rent-june"))
         .await;
