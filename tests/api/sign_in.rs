@@ -108,12 +108,8 @@ async fn signing_in_again_reuses_the_same_user(backend: Backend) {
     );
 }
 
-/// A mocked Google whose userinfo answers `sub` with a verified `email` for every token.
-async fn google_with(server: &MockServer, sub: &str, email: &str) {
-    google_naming(server, sub, email, sub).await
-}
-
-/// Google as `google_with`, with the person's name given.
+/// A mocked Google whose userinfo answers `sub` with a verified `email` and `name` for every
+/// token.
 async fn google_naming(server: &MockServer, sub: &str, email: &str, name: &str) {
     server.reset().await;
     Mock::given(method("POST"))
@@ -186,7 +182,18 @@ async fn signed_in_as(
     sub: &str,
     email: &str,
 ) -> onramp_test_support::Browser {
-    google_with(google, sub, email).await;
+    signed_in_naming(app, google, sub, email, sub).await
+}
+
+/// As `signed_in_as`, with the name Google gives.
+async fn signed_in_naming(
+    app: &TestApp,
+    google: &MockServer,
+    sub: &str,
+    email: &str,
+    name: &str,
+) -> onramp_test_support::Browser {
+    google_naming(google, sub, email, name).await;
     let browser = app.browser();
     assert_eq!(location(&callback_with_own_state(app, &browser).await), "/");
     browser
@@ -263,12 +270,8 @@ async fn a_transfer_given_again_with_its_key_answers_the_first_after_its_recipie
         json!({"name": "first", "email": "old@example.com"})
     );
 
-    google_naming(&google, "first", "new@example.com", "First Renamed").await;
-    let renamed = app.browser();
-    assert_eq!(
-        location(&callback_with_own_state(&app, &renamed).await),
-        "/"
-    );
+    let renamed =
+        signed_in_naming(&app, &google, "first", "new@example.com", "First Renamed").await;
     assert_eq!(
         renamed.me().await.json::<Value>().await.unwrap()["name"],
         "First Renamed"
