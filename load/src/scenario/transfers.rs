@@ -170,6 +170,19 @@ fn draft(rng: &mut StdRng, scenario: Scenario, users: usize, t: &TransferConfig)
     Drafts { parts, items }
 }
 
+/// Tasks that keep `concurrency` requests in flight: a task sends one item at a time, and a
+/// crossing item is two requests at once, so that scenario gets half as many tasks. Every
+/// phase, `/healthz` included, then runs at the same concurrency, and their rates and latencies
+/// compare.
+fn tasks(items: &[(usize, Option<usize>)], concurrency: usize) -> usize {
+    let per_item = if items.iter().any(|(_, b)| b.is_some()) {
+        2
+    } else {
+        1
+    };
+    (concurrency / per_item).max(1)
+}
+
 /// The funding deposits' users and amounts: one per user round-robin, each up to ₹1,000; in
 /// transfers-hot-sender all the sender's, adding up with what the storm brings it (`stormed`)
 /// to nine tenths of what it will send.
@@ -954,9 +967,9 @@ impl Run {
         let storm = (!storm.is_empty())
             .then(|| tokio::spawn(self.deliveries("storm-webhooks", settle, storm)));
         let bound = Bound::Items(sending.items.len());
-        let concurrency = self.cfg.run.concurrency;
+        let tasks = tasks(&sending.items, self.cfg.run.concurrency);
         let sent = self
-            .phase("transfers", bound, concurrency, sending.clone(), send_item)
+            .phase("transfers", bound, tasks, sending.clone(), send_item)
             .await;
         let storm = match storm {
             Some(h) => Some(h.await),
@@ -1018,6 +1031,21 @@ mod tests {
             assert_eq!((pa.0, pa.1), (pb.1, pb.0), "item {a}/{b}");
             assert!(pa.0 < 6 && pa.1 < 6, "the seventh user has no partner");
             assert_eq!(pa.0 / 2, pa.1 / 2);
+        }
+    }
+
+    #[test]
+    fn every_scenario_keeps_as_many_transfers_in_flight_as_its_concurrency() {
+        let mut rng = StdRng::seed_from_u64(4);
+        for (scenario, in_flight) in [
+            (Scenario::TransfersRandom, 64),
+            (Scenario::TransfersHotSender, 64),
+            // Each task sends a pair at once.
+            (Scenario::TransfersCrossing, 32),
+        ] {
+            let d = draft(&mut rng, scenario, 100, &config(500, 0.1));
+            assert_eq!(tasks(&d.items, 64), in_flight, "{scenario:?}");
+            assert_eq!(tasks(&d.items, 1), 1, "{scenario:?}: at least one task");
         }
     }
 
