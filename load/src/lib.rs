@@ -53,7 +53,8 @@ pub struct LoadOptions {
     /// secret of config/default.toml].
     #[arg(long)]
     pub webhook_secret: Option<String>,
-    /// Connections (concurrent requests) [default: 64; smoke 16].
+    /// Connections (concurrent requests) [default: 64; smoke 16]; transfers-crossing sends half
+    /// as many pairs at once, two requests each.
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Connections posting webhooks [default: --concurrency; balance-reads 8].
