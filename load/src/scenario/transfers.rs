@@ -172,8 +172,8 @@ fn draft(rng: &mut StdRng, scenario: Scenario, users: usize, t: &TransferConfig)
 
 /// Tasks that keep `concurrency` requests in flight: a task sends one item at a time, and a
 /// crossing item is two requests at once, so that scenario gets half as many tasks. Every
-/// phase, `/healthz` included, then runs at the same concurrency, and their rates and latencies
-/// compare.
+/// transfer scenario then keeps as many requests in flight as `/healthz` and the webhook phases
+/// (the balance readers come on top), and their rates and latencies compare.
 fn tasks(items: &[(usize, Option<usize>)], concurrency: usize) -> usize {
     let per_item = if items.iter().any(|(_, b)| b.is_some()) {
         2
