@@ -29,7 +29,7 @@ use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
 use onramp_actors::writer::DbWriter;
 use onramp_bank_protocol::{Order, OrderStatus};
 use onramp_store::domain::{now_ms, DepositStatus, Settlement};
-use onramp_store::{Deposit, Due, Store, WriteOp};
+use onramp_store::{Deposit, Due, ForgetPending, ScheduleCheck, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,7 +148,7 @@ impl Reconciler {
     /// was written: settling leaves the row, so that the webhook path writes no more than it must.
     async fn forget_settled(&self, settled: &[Due]) {
         let forgets = settled.iter().map(|d| {
-            self.writer.write(WriteOp::ForgetPending {
+            self.writer.commit(ForgetPending {
                 deposit_id: d.deposit.id.clone(),
                 due_at: d.due_at,
             })
@@ -298,12 +298,12 @@ impl Reconciler {
     }
 
     async fn schedule(&self, due: &Due, next_check_at: i64) -> anyhow::Result<()> {
-        let op = WriteOp::ScheduleCheck {
+        let op = ScheduleCheck {
             deposit_id: due.deposit.id.clone(),
             due_at: due.due_at,
             next_check_at,
         };
-        Ok(self.writer.write(op).await?)
+        Ok(self.writer.commit(op).await?)
     }
 
     async fn settle(&self, deposit: &Deposit, outcome: Settlement) -> anyhow::Result<()> {

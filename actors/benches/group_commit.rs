@@ -13,7 +13,7 @@ use onramp_actors::writer::DbWriter;
 use onramp_store::domain::{
     now_ms, Amount, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
 };
-use onramp_store::{self as store, OpOutcome, Store, WriteOp};
+use onramp_store::{self as store, Batch, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,25 +27,19 @@ fn env(name: &str, default: usize) -> usize {
 async fn create_users(store: &Arc<dyn Store>, users: usize) -> Vec<UserId> {
     let mut ids = Vec::with_capacity(users);
     for chunk in (0..users).collect::<Vec<_>>().chunks(1000) {
-        let ops: Vec<WriteOp> = chunk
-            .iter()
-            .map(|i| {
-                WriteOp::UpsertAccount(store::NewAccount {
-                    provider: onramp_store::domain::Provider::Google,
-                    sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
-                    email: format!("u{i}@example.com"),
-                    email_verified: true,
-                    name: "Bench".into(),
-                    picture: String::new(),
-                    now: now_ms(),
-                })
-            })
-            .collect();
-        for o in store.commit_batch(&ops).await.unwrap() {
-            if let OpOutcome::User(id) = o {
-                ids.push(id);
-            }
+        let mut sign_ins = Batch::default();
+        for i in chunk {
+            sign_ins.add(store::NewAccount {
+                provider: onramp_store::domain::Provider::Google,
+                sub: ProviderSub::parse(&format!("{}-{i}", uuid::Uuid::new_v4())).unwrap(),
+                email: format!("u{i}@example.com"),
+                email_verified: true,
+                name: "Bench".into(),
+                picture: String::new(),
+                now: now_ms(),
+            });
         }
+        ids.extend(store.commit(&sign_ins).await.unwrap().accounts);
     }
     ids
 }
@@ -57,12 +51,12 @@ async fn create_deposits(
     deposits: usize,
 ) -> Vec<SettleRequest> {
     let mut requests = Vec::with_capacity(deposits);
-    let mut ops = Vec::new();
+    let mut ops = Batch::default();
     for i in 0..deposits {
         let user = users[i % users.len()];
         let id = DepositId::new();
         let amount = Amount::parse(100 + (i as i64 % 900), i64::MAX).unwrap();
-        ops.push(WriteOp::InsertDeposit(store::NewDeposit {
+        ops.add(store::NewDeposit {
             id: id.clone(),
             user_id: user,
             amount,
@@ -71,7 +65,7 @@ async fn create_deposits(
             key_cutoff: 0,
             now: now_ms(),
             first_check_at: now_ms() + 60_000,
-        }));
+        });
         requests.push(SettleRequest {
             deposit_id: id,
             user_id: user,
@@ -80,11 +74,10 @@ async fn create_deposits(
             outcome: Settlement::Success,
         });
         if ops.len() == 1000 {
-            store.commit_batch(&ops).await.unwrap();
-            ops.clear();
+            store.commit(&std::mem::take(&mut ops)).await.unwrap();
         }
     }
-    store.commit_batch(&ops).await.unwrap();
+    store.commit(&ops).await.unwrap();
     requests
 }
 
@@ -112,25 +105,27 @@ fn main() {
 
             // The store alone: batches of `batch` settlements, one commit after the other.
             let requests = create_deposits(&store, &user_ids, deposits).await;
-            let ops: Vec<WriteOp> = requests
+            let ops: Vec<store::SettleDeposit> = requests
                 .iter()
-                .map(|r| {
-                    WriteOp::Settle(store::SettleDeposit {
-                        deposit_id: r.deposit_id.clone(),
-                        user_id: r.user_id,
-                        amount: r.amount,
-                        outcome: r.outcome,
-                        now: now_ms(),
-                    })
+                .map(|r| store::SettleDeposit {
+                    deposit_id: r.deposit_id.clone(),
+                    user_id: r.user_id,
+                    amount: r.amount,
+                    outcome: r.outcome,
+                    now: now_ms(),
                 })
                 .collect();
             let started = Instant::now();
             for chunk in ops.chunks(batch) {
-                let outcomes = store.commit_batch(chunk).await.unwrap();
-                assert!(outcomes.iter().all(|o| matches!(
-                    o,
-                    OpOutcome::Settle(store::SettleResult::Applied(Some(_)))
-                )));
+                let settlements = Batch {
+                    settlements: chunk.to_vec(),
+                    ..Batch::default()
+                };
+                let outcomes = store.commit(&settlements).await.unwrap();
+                assert!(outcomes
+                    .settlements
+                    .iter()
+                    .all(|o| matches!(o, store::SettleResult::Applied(Some(_)))));
             }
             let took = started.elapsed();
             println!(

@@ -33,15 +33,23 @@ pub enum Refusal {
 
 #[derive(Debug, Default)]
 pub struct Funds {
-    /// The newest committed balance seen: `None` until loaded or told by a commit.
+    /// The newest committed balance known: `None` until loaded or told by a commit, and again
+    /// after it is forgotten.
     committed: Option<Balance>,
+    /// After a commit of unknown outcome only a balance read from the database afterwards is
+    /// trusted: a late answer of an earlier commit could predate a debit that did land. Until
+    /// that read completes, balances commits answer are kept in `seen`.
+    must_load: bool,
+    /// The newest balance a commit answered while a fresh read was awaited. It is not trusted
+    /// alone, but it is never lost: the read that completes is compared with it, and of the two
+    /// the one with the later ledger entry wins (entry ids grow in commit order).
+    seen: Option<Balance>,
     reserved: i64,
     reservations: usize,
-    /// After a commit of unknown outcome only a balance read from the database afterwards is
-    /// trusted: a late answer of an earlier commit could predate a debit that did land.
-    must_load: bool,
-    /// Counts the times the balance was forgotten: a read that started before the last time
-    /// (its [`Funds::epoch`] is older) may predate what was forgotten, and is refused.
+    /// Counts the times the balance was forgotten, and nothing else: a read that started before
+    /// the last time (its [`Funds::epoch`] is older) may predate what was forgotten, and is
+    /// refused. A read that started after it is always accepted, however many commits answer
+    /// meanwhile, so one read that completes makes the balance known.
     epoch: u64,
 }
 
@@ -70,38 +78,38 @@ impl Funds {
     }
 
     /// A balance a commit answered: kept if it is newer than what is known (a later ledger
-    /// entry), unless a fresh load is awaited.
+    /// entry). While a fresh read is awaited it is set aside for that read to be compared with.
     pub fn observe(&mut self, balance: Balance) {
         if self.must_load {
-            // A read in flight may predate this commit: only one started after it will do.
-            self.epoch += 1;
+            self.seen = newer(self.seen, balance);
         } else {
-            self.keep(balance);
+            self.committed = newer(self.committed, balance);
         }
     }
 
     /// A balance read from the database by a read that started at `epoch`. One that started
-    /// before the balance was last forgotten is refused (`false`).
+    /// before the balance was last forgotten is refused (`false`); any other is kept, or the
+    /// newer balance a commit answered meanwhile.
     pub fn load(&mut self, balance: Balance, epoch: u64) -> bool {
         if epoch != self.epoch {
             return false;
         }
+        let mut newest = newer(self.committed, balance);
+        if let Some(seen) = self.seen.take() {
+            newest = newer(newest, seen);
+        }
+        self.committed = newest;
         self.must_load = false;
-        self.keep(balance);
         true
     }
 
-    /// Forgets the committed balance: the next debit waits for a fresh read.
+    /// Forgets the committed balance: something may have committed that this wallet was not
+    /// told (a commit of unknown outcome). The next debit waits for a fresh read.
     pub fn forget(&mut self) {
         self.committed = None;
+        self.seen = None;
         self.must_load = true;
         self.epoch += 1;
-    }
-
-    fn keep(&mut self, balance: Balance) {
-        if self.committed.is_none_or(|c| balance.entry > c.entry) {
-            self.committed = Some(balance);
-        }
     }
 
     /// Reserves `amount` if the available balance covers it.
@@ -142,6 +150,14 @@ impl Funds {
     }
 }
 
+/// The newer of a known balance (if any) and `balance`, by ledger entry.
+fn newer(known: Option<Balance>, balance: Balance) -> Option<Balance> {
+    match known {
+        Some(k) if k.entry >= balance.entry => Some(k),
+        _ => Some(balance),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,12 +177,22 @@ mod tests {
         /// The commit of the n-th open reservation failed without an answer; `landed` says
         /// whether it was in fact committed.
         Unsure(usize, bool),
+        /// A transfer to this wallet failed without an answer (`landed`: it was committed), and
+        /// the wallet forgets its balance.
+        UnsureCredit(i64, bool),
         /// A database read starts now (with the actor's epoch)...
         ReadStarts,
         /// ...and the oldest read in flight arrives.
         ReadArrives,
         /// A late answer: an older balance reaches the actor again.
         Stale,
+    }
+
+    impl Step {
+        /// Whether the step makes the wallet forget its balance.
+        fn forgets(&self) -> bool {
+            matches!(self, Step::Unsure(..) | Step::UnsureCredit(..))
+        }
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -176,10 +202,107 @@ mod tests {
             (1..4usize).prop_map(Step::Commit),
             any::<usize>().prop_map(Step::Release),
             (any::<usize>(), any::<bool>()).prop_map(|(i, l)| Step::Unsure(i, l)),
+            (1..5_000i64, any::<bool>()).prop_map(|(p, l)| Step::UnsureCredit(p, l)),
             Just(Step::ReadStarts),
             Just(Step::ReadArrives),
             Just(Step::Stale),
         ]
+    }
+
+    /// A wallet's funds beside a model of its database row, with the reads in flight.
+    struct World {
+        funds: Funds,
+        db: Balance,
+        /// Every balance the database has had, oldest first.
+        history: Vec<Balance>,
+        open: Vec<Reservation>,
+        reads: std::collections::VecDeque<(Balance, u64)>,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let db = Balance { paise: 0, entry: 0 };
+            World {
+                funds: Funds::default(),
+                db,
+                history: vec![db],
+                open: Vec::new(),
+                reads: Default::default(),
+            }
+        }
+
+        fn write(&mut self, delta: i64) -> Balance {
+            self.db.paise += delta;
+            self.db.entry += 1;
+            self.history.push(self.db);
+            self.db
+        }
+
+        fn apply(&mut self, step: Step) -> Result<(), TestCaseError> {
+            match step {
+                Step::Credit(p) => {
+                    let after = self.write(p);
+                    self.funds.observe(after);
+                }
+                Step::Reserve(p) => match self.funds.reserve(Amount::parse(p, i64::MAX).unwrap()) {
+                    Ok(r) => self.open.push(r),
+                    Err(Refusal::NotLoaded) => self.reads.push_back((self.db, self.funds.epoch())),
+                    Err(Refusal::Insufficient { available }) => prop_assert!(p > available),
+                },
+                Step::Commit(n) if !self.open.is_empty() => {
+                    let n = n.min(self.open.len());
+                    let batch: Vec<Reservation> = self.open.drain(..n).collect();
+                    let total: i64 = batch.iter().map(Reservation::paise).sum();
+                    let after = self.write(-total);
+                    for r in batch {
+                        self.funds.commit(r, after);
+                    }
+                }
+                Step::Release(i) if !self.open.is_empty() => {
+                    let r = self.open.swap_remove(i % self.open.len());
+                    self.funds.release(r);
+                }
+                Step::Unsure(i, landed) if !self.open.is_empty() => {
+                    let r = self.open.swap_remove(i % self.open.len());
+                    if landed {
+                        self.write(-r.paise());
+                    }
+                    self.funds.release_unsure(r);
+                }
+                Step::UnsureCredit(p, landed) => {
+                    if landed {
+                        self.write(p);
+                    }
+                    self.funds.forget();
+                }
+                Step::ReadStarts => self.reads.push_back((self.db, self.funds.epoch())),
+                Step::ReadArrives => {
+                    if let Some((balance, epoch)) = self.reads.pop_front() {
+                        self.funds.load(balance, epoch);
+                    }
+                }
+                Step::Stale => self.funds.observe(self.history[self.history.len() / 2]),
+                _ => {}
+            }
+            self.check()
+        }
+
+        /// Safety: the database never below zero, and the available balance never below zero
+        /// nor more than the database holds net of what is reserved.
+        fn check(&self) -> Result<(), TestCaseError> {
+            let db = self.db;
+            prop_assert!(db.paise >= 0, "the database went below zero: {db:?}");
+            if let Some(available) = self.funds.available() {
+                let reserved: i64 = self.open.iter().map(Reservation::paise).sum();
+                prop_assert!(available >= 0);
+                prop_assert!(
+                    available <= (db.paise - reserved).max(0),
+                    "available {available} but the database holds {} with {reserved} reserved",
+                    db.paise
+                );
+            }
+            Ok(())
+        }
     }
 
     proptest! {
@@ -192,74 +315,40 @@ mod tests {
         /// the database's own.
         #[test]
         fn reservations_never_overdraw_or_drift(steps in prop::collection::vec(step(), 1..200)) {
-            let mut funds = Funds::default();
-            let mut db = Balance { paise: 0, entry: 0 };
-            let mut seen: Vec<Balance> = vec![db];
-            let mut open: Vec<Reservation> = Vec::new();
-            let mut reads: std::collections::VecDeque<(Balance, u64)> = Default::default();
-            let write = |db: &mut Balance, delta: i64, seen: &mut Vec<Balance>| {
-                db.paise += delta;
-                db.entry += 1;
-                seen.push(*db);
-                *db
-            };
+            let mut world = World::new();
             for step in steps {
-                match step {
-                    Step::Credit(p) => {
-                        let after = write(&mut db, p, &mut seen);
-                        funds.observe(after);
-                    }
-                    Step::Reserve(p) => match funds.reserve(Amount::parse(p, i64::MAX).unwrap()) {
-                        Ok(r) => open.push(r),
-                        Err(Refusal::NotLoaded) => reads.push_back((db, funds.epoch())),
-                        Err(Refusal::Insufficient { available }) => prop_assert!(p > available),
-                    },
-                    Step::Commit(n) if !open.is_empty() => {
-                        let batch: Vec<Reservation> = open.drain(..n.min(open.len())).collect();
-                        let total: i64 = batch.iter().map(Reservation::paise).sum();
-                        let after = write(&mut db, -total, &mut seen);
-                        for r in batch {
-                            funds.commit(r, after);
-                        }
-                    }
-                    Step::Release(i) if !open.is_empty() => {
-                        funds.release(open.swap_remove(i % open.len()));
-                    }
-                    Step::Unsure(i, landed) if !open.is_empty() => {
-                        let r = open.swap_remove(i % open.len());
-                        if landed {
-                            write(&mut db, -r.paise(), &mut seen);
-                        }
-                        funds.release_unsure(r);
-                    }
-                    Step::ReadStarts => reads.push_back((db, funds.epoch())),
-                    Step::ReadArrives => {
-                        if let Some((balance, epoch)) = reads.pop_front() {
-                            funds.load(balance, epoch);
-                        }
-                    }
-                    Step::Stale => funds.observe(seen[seen.len() / 2]),
-                    _ => {}
-                }
-                prop_assert!(db.paise >= 0, "the database went below zero: {db:?}");
-                if let Some(available) = funds.available() {
-                    let reserved: i64 = open.iter().map(Reservation::paise).sum();
-                    prop_assert!(available >= 0);
-                    prop_assert!(
-                        available <= (db.paise - reserved).max(0),
-                        "available {available} but the database holds {} with {reserved} reserved",
-                        db.paise
-                    );
-                }
+                world.apply(step)?;
             }
-            for r in open.drain(..) {
-                funds.release(r);
+            for r in world.open.drain(..) {
+                world.funds.release(r);
             }
-            let epoch = funds.epoch();
-            funds.load(db, epoch);
-            prop_assert_eq!(funds.reservations(), 0);
-            prop_assert_eq!(funds.available(), Some(db.paise));
-            prop_assert_eq!(funds.committed(), Some(db));
+            let epoch = world.funds.epoch();
+            world.funds.load(world.db, epoch);
+            prop_assert_eq!(world.funds.reservations(), 0);
+            prop_assert_eq!(world.funds.available(), Some(world.db.paise));
+            prop_assert_eq!(world.funds.committed(), Some(world.db));
+        }
+
+        /// Liveness: after any history, a read that starts and completes makes the balance known
+        /// (and the database's own), however many commits answer, late answers arrive and older
+        /// reads complete while it is in flight, as long as nothing is forgotten meanwhile (only
+        /// a commit of unknown outcome forgets). No other wallet's traffic can keep it unknown.
+        #[test]
+        fn one_read_that_completes_makes_the_balance_known(
+            history in prop::collection::vec(step(), 0..200),
+            meanwhile in prop::collection::vec(step(), 0..100),
+        ) {
+            let mut world = World::new();
+            for step in history {
+                world.apply(step)?;
+            }
+            let read = (world.db, world.funds.epoch());
+            for step in meanwhile.into_iter().filter(|s| !s.forgets()) {
+                world.apply(step)?;
+            }
+            prop_assert!(world.funds.load(read.0, read.1), "the read is accepted");
+            prop_assert_eq!(world.funds.committed(), Some(world.db));
+            world.check()?;
         }
     }
 

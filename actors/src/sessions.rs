@@ -7,7 +7,7 @@ use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::{now_ms, SessionHash, SessionToken, UserId};
-use onramp_store::{SessionRow, Store, StoreError, WriteOp};
+use onramp_store::{EndSession, NewSession, Purge, SessionRow, Store, StoreError, TouchSession};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,10 +195,7 @@ impl SessionManager {
         }
         let writer = self.writer.clone();
         actix::spawn(async move {
-            if let Err(e) = writer
-                .write(WriteOp::PurgeSessions { now, idle_ms: idle })
-                .await
-            {
+            if let Err(e) = writer.commit(Purge { now, idle_ms: idle }).await {
                 tracing::warn!(error = %e, "purging ended sessions failed");
             }
         });
@@ -228,7 +225,7 @@ impl Handler<Create> for SessionManager {
         let cache = self.cache.clone();
         Box::pin(async move {
             writer
-                .write(WriteOp::InsertSession {
+                .commit(NewSession {
                     hash: hash.clone(),
                     user_id: row.user_id,
                     created_at: row.created_at,
@@ -272,9 +269,7 @@ async fn revoke_durably(
     cache: Cache,
     hash: SessionHash,
 ) -> Result<(), SessionError> {
-    let deleted = writer
-        .write(WriteOp::DeleteSession { hash: hash.clone() })
-        .await;
+    let deleted = writer.commit(EndSession { hash: hash.clone() }).await;
     match deleted {
         Ok(()) => {
             if let Some(mut entry) = cache.get_mut(&hash) {
@@ -304,11 +299,11 @@ impl Handler<Touch> for SessionManager {
     fn handle(&mut self, msg: Touch, _: &mut Self::Context) -> Self::Result {
         let writer = self.writer.clone();
         Box::pin(async move {
-            let op = WriteOp::TouchSession {
+            let op = TouchSession {
                 hash: msg.hash,
                 last_seen_at: msg.at,
             };
-            if let Err(e) = writer.write(op).await {
+            if let Err(e) = writer.commit(op).await {
                 tracing::warn!(error = %e, "renewing a session failed");
             }
         })

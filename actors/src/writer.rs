@@ -1,20 +1,20 @@
-//! The DB writer: the one place that changes the database. Callers queue a [`WriteOp`] and wait
-//! for its outcome; the writer drains whatever has queued up (up to `max_batch`) into one
-//! transaction, commits it, and only then answers every waiter (group commit). A failed batch
-//! is retried one change at a time, so one bad change cannot fail its neighbours; a change that
-//! fails alone is answered with the error and nobody is told it succeeded.
+//! The DB writer: the one place that changes the database. A caller queues one change with
+//! [`DbWriter::commit`] and waits for its answer; the writer drains whatever has queued up (up
+//! to `max_batch`) into one [`Batch`], commits it in one transaction, and only then answers
+//! every waiter (group commit). A failed batch is retried one change at a time, so one bad
+//! change cannot fail its neighbours; a change that fails alone is answered with the error and
+//! nobody is told it succeeded.
 //!
-//! Callers use the typed methods ([`DbWriter::upsert_account`], [`DbWriter::insert_deposit`],
-//! [`DbWriter::settle`], [`DbWriter::transfer`], [`DbWriter::write`]): each answers the one type its kind of change
-//! does, so no caller handles another kind's answer.
+//! Every kind of change answers its own type ([`Change::Answer`]): a sign-in its user's id, a
+//! transfer its [`onramp_store::TransferResult`], a session change nothing but "done". The
+//! writer keeps each waiter with its change's kind and index in the batch, so it hands each
+//! exactly its own answer.
 
-use onramp_store::{
-    DepositInsert, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit, SettleResult,
-    Store, StoreError, TransferResult, WriteOp,
-};
+use onramp_store::{Batch, Change, Outcomes, Store, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
@@ -23,14 +23,20 @@ pub enum WriteError {
     Failed(#[source] Arc<StoreError>),
     #[error("the DB writer has stopped")]
     Stopped,
-    /// A transfer retried alone after its batch failed found its key taken: the batch's COMMIT
-    /// may have landed after all (the connection failed after it was sent), so whether this
-    /// transfer moved money is not known here. Asking again with the key tells.
+    /// The change's batch failed, and retried alone it found a trace that may be its own (its
+    /// key taken, its deposit settled): the batch's COMMIT may have landed after all (the
+    /// connection failed after it was sent), so whether this change took effect is not known
+    /// here. Asking again (with the same key, or reading the deposit) tells.
     #[error("the change's batch failed and whether it was committed is not known")]
     Unsure,
-    /// The store answered a change with another kind's outcome: a bug in a backend.
-    #[error("the store answered {0:?} to a change of another kind")]
-    Mismatch(OpOutcome),
+}
+
+impl WriteError {
+    /// Whether the change may have been committed all the same: every failure but a stopped
+    /// writer, which never sent it.
+    pub fn may_have_landed(&self) -> bool {
+        !matches!(self, WriteError::Stopped)
+    }
 }
 
 impl From<StoreError> for WriteError {
@@ -39,10 +45,66 @@ impl From<StoreError> for WriteError {
     }
 }
 
-type Reply = oneshot::Sender<Result<OpOutcome, WriteError>>;
+/// A change waiting in the queue, with the one who waits for its answer. The writer sees it
+/// through [`Waiting`], whatever its kind.
+struct Queued<C: Change> {
+    change: C,
+    reply: oneshot::Sender<Result<C::Answer, WriteError>>,
+    /// Its index among the changes of its kind in the batch being written.
+    index: usize,
+}
+
+/// What the writer does with a queued change of any kind.
+trait Waiting: Send {
+    /// Moves the change into `batch`, remembering where.
+    fn add_to(&mut self, batch: &mut Batch);
+    /// Answers from what the batch answered.
+    fn answer(self: Box<Self>, outcomes: &Outcomes);
+    fn fail(self: Box<Self>, error: WriteError);
+    /// After its batch failed: commits the change alone and answers.
+    fn retry_alone<'a>(self: Box<Self>, store: &'a dyn Store, batch: &'a Batch) -> Retry<'a>;
+}
+
+type Retry<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+impl<C: Change> Waiting for Queued<C> {
+    fn add_to(&mut self, batch: &mut Batch) {
+        self.index = batch.add(self.change.clone());
+    }
+
+    fn answer(self: Box<Self>, outcomes: &Outcomes) {
+        let answer = C::answer(outcomes, self.index).expect("checked by Outcomes::answer");
+        let _ = self.reply.send(Ok(answer));
+    }
+
+    fn fail(self: Box<Self>, error: WriteError) {
+        let _ = self.reply.send(Err(error));
+    }
+
+    fn retry_alone<'a>(self: Box<Self>, store: &'a dyn Store, batch: &'a Batch) -> Retry<'a> {
+        Box::pin(async move {
+            let alone = Batch::of(C::lane(batch)[self.index].clone());
+            let started = Instant::now();
+            let result = store.commit(&alone).await;
+            record(1, started.elapsed(), result.is_ok());
+            let answer = match result {
+                Ok(outcomes) => match C::answer(&outcomes, 0) {
+                    Some(a) if C::unsure_after_failed_batch(&a) => Err(WriteError::Unsure),
+                    Some(a) => Ok(a),
+                    None => Err(unanswered(1)),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "commit failed");
+                    Err(WriteError::from(e))
+                }
+            };
+            let _ = self.reply.send(answer);
+        })
+    }
+}
 
 enum Job {
-    Write(WriteOp, Reply),
+    Write(Box<dyn Waiting>),
     /// Answered once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -68,6 +130,12 @@ fn record(size: usize, took: Duration, ok: bool) {
     }
 }
 
+fn unanswered(size: usize) -> WriteError {
+    WriteError::from(StoreError::Corrupt(format!(
+        "the store did not answer every change of a batch of {size}"
+    )))
+}
+
 /// A handle to the DB writer; cheap to clone.
 #[derive(Clone)]
 pub struct DbWriter {
@@ -84,62 +152,17 @@ impl DbWriter {
         DbWriter { tx }
     }
 
-    /// Finds or creates the user behind an account; answers the user's id once committed.
-    pub async fn upsert_account(
-        &self,
-        account: NewAccount,
-    ) -> Result<onramp_store::domain::UserId, WriteError> {
-        match self.commit(WriteOp::UpsertAccount(account)).await? {
-            OpOutcome::User(id) => Ok(id),
-            other => Err(WriteError::Mismatch(other)),
-        }
-    }
-
-    /// Records a processing deposit once committed.
-    pub async fn insert_deposit(&self, deposit: NewDeposit) -> Result<DepositInsert, WriteError> {
-        match self.commit(WriteOp::InsertDeposit(deposit)).await? {
-            OpOutcome::Deposit(inserted) => Ok(inserted),
-            other => Err(WriteError::Mismatch(other)),
-        }
-    }
-
-    /// Settles a deposit once committed.
-    pub async fn settle(&self, settle: SettleDeposit) -> Result<SettleResult, WriteError> {
-        match self.commit(WriteOp::Settle(settle)).await? {
-            OpOutcome::Settle(result) => Ok(result),
-            other => Err(WriteError::Mismatch(other)),
-        }
-    }
-
-    /// Moves money between two wallets once committed (the sender's actor reserved it).
-    pub async fn transfer(&self, transfer: NewTransfer) -> Result<TransferResult, WriteError> {
-        match self.commit(WriteOp::Transfer(transfer)).await? {
-            OpOutcome::Transfer(result) => Ok(result),
-            other => Err(WriteError::Mismatch(other)),
-        }
-    }
-
-    /// Queues a change that answers nothing but "done" (sessions, bank orders) and waits until
-    /// it is committed (or has failed).
-    pub async fn write(&self, op: WriteOp) -> Result<(), WriteError> {
-        debug_assert!(
-            !matches!(
-                op,
-                WriteOp::UpsertAccount(_)
-                    | WriteOp::InsertDeposit(_)
-                    | WriteOp::Settle(_)
-                    | WriteOp::Transfer(_)
-            ),
-            "use the typed method for {op:?}"
-        );
-        self.commit(op).await.map(drop)
-    }
-
-    /// Queues `op` and waits until it is committed (or has failed).
-    async fn commit(&self, op: WriteOp) -> Result<OpOutcome, WriteError> {
+    /// Queues `change` and waits until it is committed (or has failed); answers what its kind
+    /// answers.
+    pub async fn commit<C: Change>(&self, change: C) -> Result<C::Answer, WriteError> {
         let (reply, rx) = oneshot::channel();
+        let queued = Queued {
+            change,
+            reply,
+            index: 0,
+        };
         self.tx
-            .send(Job::Write(op, reply))
+            .send(Job::Write(Box::new(queued)))
             .await
             .map_err(|_| WriteError::Stopped)?;
         rx.await.map_err(|_| WriteError::Stopped)?
@@ -158,22 +181,26 @@ impl DbWriter {
 
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
-    let mut ops = Vec::with_capacity(max_batch);
-    let mut replies: Vec<Reply> = Vec::with_capacity(max_batch);
+    let mut waiting: Vec<Box<dyn Waiting>> = Vec::with_capacity(max_batch);
     let mut flushes = Vec::new();
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        let mut batch = Batch::default();
         for job in jobs.drain(..) {
             match job {
-                Job::Write(op, reply) => {
-                    ops.push(op);
-                    replies.push(reply);
+                Job::Write(mut w) => {
+                    w.add_to(&mut batch);
+                    waiting.push(w);
                 }
                 Job::Flush(reply) => flushes.push(reply),
             }
         }
-        if !ops.is_empty() {
-            commit(&*store, &ops, &mut replies).await;
-            ops.clear();
+        if !waiting.is_empty() {
+            let span = tracing::debug_span!(
+                "group commit",
+                size = waiting.len(),
+                commit_us = tracing::field::Empty
+            );
+            commit(&*store, &batch, &mut waiting).instrument(span).await;
         }
         for f in flushes.drain(..) {
             let _ = f.send(());
@@ -182,46 +209,38 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usiz
     tracing::debug!("DB writer stopped");
 }
 
-async fn commit(store: &dyn Store, ops: &[WriteOp], replies: &mut Vec<Reply>) {
+/// Commits `batch` and answers everyone `waiting` for it (emptying it).
+async fn commit(store: &dyn Store, batch: &Batch, waiting: &mut Vec<Box<dyn Waiting>>) {
     let started = Instant::now();
-    let result = store.commit_batch(ops).await;
+    let result = store.commit(batch).await;
     let took = started.elapsed();
-    record(ops.len(), took, result.is_ok());
-    tracing::trace!(
-        batch = ops.len(),
-        commit_us = took.as_micros() as u64,
-        "group commit"
-    );
+    record(waiting.len(), took, result.is_ok());
+    tracing::Span::current().record("commit_us", took.as_micros() as u64);
     match result {
-        Ok(outcomes) => {
-            for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+        Ok(outcomes) if outcomes.answer(batch) => {
+            for w in waiting.drain(..) {
+                w.answer(&outcomes);
             }
         }
-        Err(e) if ops.len() == 1 => {
+        // A store that answered fewer changes than it was given has a bug: what it did is not
+        // known, so nobody is told it succeeded.
+        Ok(_) => {
+            tracing::error!(batch = waiting.len(), "the store left changes unanswered");
+            for w in waiting.drain(..) {
+                w.fail(WriteError::Unsure);
+            }
+        }
+        Err(e) if waiting.len() == 1 => {
             tracing::error!(error = %e, "commit failed");
             let e = WriteError::from(e);
-            for reply in replies.drain(..) {
-                let _ = reply.send(Err(e.clone()));
+            for w in waiting.drain(..) {
+                w.fail(e.clone());
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, batch = ops.len(), "batch commit failed; retrying its changes one by one");
-            for (op, reply) in ops.iter().zip(replies.drain(..)) {
-                let started = Instant::now();
-                let single = store.commit_batch(std::slice::from_ref(op)).await;
-                record(1, started.elapsed(), single.is_ok());
-                let answer = match single {
-                    Ok(mut o) => match o.pop().unwrap_or(OpOutcome::Done) {
-                        OpOutcome::Transfer(TransferResult::KeyTaken) => Err(WriteError::Unsure),
-                        outcome => Ok(outcome),
-                    },
-                    Err(e) => {
-                        tracing::error!(error = %e, "commit failed");
-                        Err(WriteError::from(e))
-                    }
-                };
-                let _ = reply.send(answer);
+            tracing::warn!(error = %e, batch = waiting.len(), "batch commit failed; retrying its changes one by one");
+            for w in waiting.drain(..) {
+                w.retry_alone(store, batch).await;
             }
         }
     }

@@ -22,7 +22,7 @@ async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committe
     config.revoked_ttl = Duration::from_millis(100);
     let sessions = Sessions::start(store.clone(), writer.clone(), config);
     let user = writer
-        .upsert_account(NewAccount {
+        .commit(NewAccount {
             provider: Provider::Google,
             sub: ProviderSub::parse("logout").unwrap(),
             email: "logout@example.com".into(),

@@ -148,7 +148,7 @@ async fn sign_in(
         picture,
         now: now_ms(),
     };
-    let user_id = match state.writer.upsert_account(account).await {
+    let user_id = match state.writer.commit(account).await {
         Ok(user_id) => user_id,
         Err(e) => {
             state.people.sign_in_unsure(&email_key);

@@ -10,7 +10,7 @@ use onramp_actors::wallet::SettleRequest;
 use onramp_store::domain::{
     now_ms, Amount, BankToken, Currency, DepositId, DepositStatus, Settlement,
 };
-use onramp_store::{Deposit, DepositInsert, NewDeposit, WriteOp};
+use onramp_store::{AttachOrder, Deposit, DepositInsert, NewDeposit};
 
 /// How long an `Idempotency-Key` is remembered.
 pub(crate) const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -230,7 +230,7 @@ async fn record(
     };
     let outcome = state
         .writer
-        .insert_deposit(insert)
+        .commit(insert)
         .await
         .map_err(ApiError::unavailable)?;
     Ok(outcome == DepositInsert::Inserted)
@@ -285,15 +285,15 @@ async fn attach_order(
     token: BankToken,
     pay_url: String,
 ) -> Result<HttpResponse, ApiError> {
-    let attach = WriteOp::AttachBankOrder {
-        id: id.clone(),
+    let attach = AttachOrder {
+        deposit_id: id.clone(),
         token: token.clone(),
         pay_url: pay_url.clone(),
         now: now_ms(),
     };
     state
         .writer
-        .write(attach)
+        .commit(attach)
         .await
         .map_err(ApiError::unavailable)?;
     let pending = PendingDeposit {

@@ -13,9 +13,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{account, deposit, settle, transfer, user};
+use common::{account, deposit, settle, transfer};
 use onramp_store::domain::{now_ms, DepositId, Settlement, UserId};
-use onramp_store::{self as store, OpOutcome, Store, WriteOp};
+use onramp_store::{self as store, Batch, Outcomes, Store};
 use onramp_test_support::Backend;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
@@ -31,38 +31,37 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-async fn commit(store: &Arc<dyn Store>, ops: &[WriteOp]) -> Vec<OpOutcome> {
-    store.commit_batch(ops).await.expect("commit")
+async fn commit(store: &Arc<dyn Store>, batch: &Batch) -> Outcomes {
+    store.commit(batch).await.expect("commit")
 }
 
 /// Commits a deposit of `paise` (with a key of its own) for each of `users`, and answers the
 /// settlements that would credit them, to be committed later.
-async fn deposits(store: &Arc<dyn Store>, users: &[UserId], paise: i64) -> Vec<WriteOp> {
+async fn deposits(store: &Arc<dyn Store>, users: &[UserId], paise: i64) -> Batch {
     let ids: Vec<DepositId> = users.iter().map(|_| DepositId::new()).collect();
     let key = || uuid::Uuid::new_v4().to_string();
-    let ops: Vec<WriteOp> = ids
-        .iter()
-        .zip(users)
-        .map(|(id, u)| deposit(id, *u, paise, Some(&key()), now_ms()))
-        .collect();
-    commit(store, &ops).await;
-    ids.iter()
-        .zip(users)
-        .map(|(id, u)| settle(id, *u, paise, Settlement::Success))
-        .collect()
+    let mut inserts = Batch::default();
+    for (id, u) in ids.iter().zip(users) {
+        inserts.add(deposit(id, *u, paise, Some(&key()), now_ms()));
+    }
+    commit(store, &inserts).await;
+    let mut settlements = Batch::default();
+    for (id, u) in ids.iter().zip(users) {
+        settlements.add(settle(id, *u, paise, Settlement::Success));
+    }
+    settlements
 }
 
 /// 10,000 users, each credited `FUNDS`.
 async fn users(store: &Arc<dyn Store>) -> Vec<UserId> {
     let mut users = Vec::with_capacity(USERS);
     for chunk in 0..USERS / 500 {
-        let ops: Vec<WriteOp> = (0..500)
-            .map(|i| {
-                let sub = format!("bench-{}", chunk * 500 + i);
-                account(&sub, &sub)
-            })
-            .collect();
-        users.extend(commit(store, &ops).await.iter().map(user));
+        let mut sign_ins = Batch::default();
+        for i in 0..500 {
+            let sub = format!("bench-{}", chunk * 500 + i);
+            sign_ins.add(account(&sub, &sub));
+        }
+        users.extend(commit(store, &sign_ins).await.accounts);
     }
     for chunk in users.chunks(500) {
         let settlements = deposits(store, chunk, FUNDS).await;
@@ -117,7 +116,7 @@ impl Figures {
     }
 }
 
-async fn timed(store: &Arc<dyn Store>, batches: Vec<Vec<WriteOp>>) -> Figures {
+async fn timed(store: &Arc<dyn Store>, batches: Vec<Batch>) -> Figures {
     let mut figures = Figures {
         cpu: Duration::ZERO,
         commits: 0,
@@ -126,12 +125,12 @@ async fn timed(store: &Arc<dyn Store>, batches: Vec<Vec<WriteOp>>) -> Figures {
         worst: Duration::ZERO,
     };
     let cpu = cpu_time();
-    for ops in batches {
+    for batch in batches {
         let start = Instant::now();
-        commit(store, &ops).await;
+        commit(store, &batch).await;
         let took = start.elapsed();
         figures.commits += 1;
-        figures.changes += ops.len();
+        figures.changes += batch.len();
         figures.spent += took;
         figures.worst = figures.worst.max(took);
     }
@@ -166,20 +165,21 @@ async fn transfers(
 ) -> Figures {
     let batches = (0..batches)
         .map(|_| {
-            (0..batch)
-                .map(|_| {
-                    let from = rng.gen_range(0..users.len());
-                    let to = (from + rng.gen_range(1..users.len())) % users.len();
-                    let key = uuid::Uuid::new_v4().to_string();
-                    WriteOp::Transfer(transfer(
-                        users[from],
-                        users[to],
-                        rng.gen_range(1..100),
-                        Some(&key),
-                        now_ms(),
-                    ))
-                })
-                .collect()
+            let mut transfers = Batch::default();
+            for _ in 0..batch {
+                let from = rng.gen_range(0..users.len());
+                let to = (from + rng.gen_range(1..users.len())) % users.len();
+                let key = uuid::Uuid::new_v4().to_string();
+                let amount = rng.gen_range(1..100);
+                transfers.add(transfer(
+                    users[from],
+                    users[to],
+                    amount,
+                    Some(&key),
+                    now_ms(),
+                ));
+            }
+            transfers
         })
         .collect();
     timed(store, batches).await

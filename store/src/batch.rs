@@ -1,23 +1,20 @@
-//! The database-independent half of a group commit: a batch of changes sorted by kind, so that
-//! each backend writes every kind with one set-based statement instead of a round trip per
-//! change.
+//! The database-independent half of a group commit: a [`Batch`] turned into the rows each
+//! backend writes with one set-based statement per kind of change (instead of a round trip per
+//! change), and what the database decided turned back into [`Outcomes`].
 //!
-//! The kinds are written in a fixed order (accounts, deposits, bank orders, sessions,
-//! settlements), not in the order the changes were queued. That is the same thing: the changes
-//! in one batch were all queued before any of them committed, so none was made in answer to
-//! another (a deposit is settled only once its bank order is stored, a session is touched only
-//! once it exists), and two changes to the same row are ordered within their kind.
+//! Rows carry named fields: SQLite's batch script reads them from JSON by name
+//! (`r ->> '$.amount'`), and PostgreSQL binds one array per field. `pos` is a change's position
+//! among the changes of its kind, which is how the database's decisions come back.
 
 use super::{
-    Balance, DepositInsert, NewAccount, NewDeposit, NewTransfer, OpOutcome, SettleDeposit,
-    SettleResult, StoreError, TransferResult, WriteOp,
+    Balance, Batch, DepositInsert, Outcomes, SettleResult, StateUse, StoreError, TransferResult,
 };
 use crate::domain::{DepositId, EmailKey, ProviderSub, UserId};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
-/// `UpsertAccount`, which backends apply one at a time (a sign-in, not a hot path).
+/// A sign-in, which backends apply one at a time (not a hot path).
 pub(super) struct AccountItem<'a> {
-    pub index: usize,
     pub provider: &'static str,
     pub sub: &'a ProviderSub,
     pub email: &'a str,
@@ -28,10 +25,291 @@ pub(super) struct AccountItem<'a> {
     pub now: i64,
 }
 
+#[derive(Serialize)]
+pub(super) struct DepositItem<'a> {
+    pub pos: usize,
+    pub id: &'a str,
+    pub user: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    pub key: Option<&'a str>,
+    pub cutoff: i64,
+    pub now: i64,
+    pub first_check: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct OrderItem<'a> {
+    pub deposit: &'a str,
+    pub token: &'a str,
+    pub pay_url: &'a str,
+    pub now: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct SessionItem<'a> {
+    pub hash: &'a str,
+    pub user: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct TouchItem<'a> {
+    pub hash: &'a str,
+    pub seen: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct EndItem<'a> {
+    pub hash: &'a str,
+}
+
+/// The schedule's row is `(due, deposit)`: a check moves it to `next`.
+#[derive(Serialize)]
+pub(super) struct CheckItem<'a> {
+    pub deposit: &'a str,
+    pub due: i64,
+    pub next: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct ForgetItem<'a> {
+    pub deposit: &'a str,
+    pub due: i64,
+}
+
+/// A settlement: the user and amount credited are the deposit's own row's, never these (they
+/// only find the balance to answer).
+#[derive(Serialize)]
+pub(super) struct SettleItem<'a> {
+    pub pos: usize,
+    pub deposit: &'a str,
+    /// `success` or `failure`: the deposit's new status.
+    pub status: &'static str,
+    pub now: i64,
+    #[serde(skip)]
+    pub user: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct TransferItem<'a> {
+    pub pos: usize,
+    pub id: &'a str,
+    pub from: String,
+    pub to: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    pub key: Option<&'a str>,
+    pub cutoff: i64,
+    pub now: i64,
+    pub to_name: &'a str,
+    pub to_email: &'a str,
+}
+
+pub(super) struct StateItem<'a> {
+    pub pos: usize,
+    pub hash: &'a str,
+    pub expires_at: i64,
+}
+
+/// What the database decided while writing a batch.
+#[derive(Debug, Default)]
+pub(super) struct Written {
+    /// The positions of the deposits inserted (not those whose key was taken).
+    pub inserted: Vec<usize>,
+    /// The positions of the settlements applied (the deposit was still processing).
+    pub settled: Vec<usize>,
+    /// The positions of the transfers written (not those whose key was taken).
+    pub transferred: Vec<usize>,
+    /// The balance after the batch of every user account it changed (one wallet per user:
+    /// the app keeps one currency), with the last entry that balance includes.
+    pub balances: HashMap<String, Balance>,
+}
+
+/// A batch as rows, with the outcome of every change that is known before writing.
+pub(super) struct Plan<'a> {
+    pub accounts: Vec<AccountItem<'a>>,
+    /// `(now, idle_ms)`.
+    pub purges: Vec<(i64, i64)>,
+    pub deposits: Vec<DepositItem<'a>>,
+    pub orders: Vec<OrderItem<'a>>,
+    pub new_sessions: Vec<SessionItem<'a>>,
+    pub touches: Vec<TouchItem<'a>>,
+    pub ended_sessions: Vec<EndItem<'a>>,
+    /// The first settlement of each deposit; a later one in the same batch is answered
+    /// [`SettleResult::NotProcessing`] without being written.
+    pub settles: Vec<SettleItem<'a>>,
+    pub transfers: Vec<TransferItem<'a>>,
+    pub checks: Vec<CheckItem<'a>>,
+    pub forgets: Vec<ForgetItem<'a>>,
+    /// The first use of each state; a later one in the same batch finds it used.
+    pub states: Vec<StateItem<'a>>,
+    outcomes: Outcomes,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(batch: &'a Batch) -> Plan<'a> {
+        Plan {
+            accounts: batch.accounts.iter().map(AccountItem::of).collect(),
+            purges: batch.purges.iter().map(|p| (p.now, p.idle_ms)).collect(),
+            deposits: batch
+                .deposits
+                .iter()
+                .enumerate()
+                .map(DepositItem::of)
+                .collect(),
+            orders: batch.orders.iter().map(OrderItem::of).collect(),
+            new_sessions: batch.new_sessions.iter().map(SessionItem::of).collect(),
+            touches: (batch.touches.iter())
+                .map(|t| TouchItem {
+                    hash: t.hash.as_str(),
+                    seen: t.last_seen_at,
+                })
+                .collect(),
+            ended_sessions: (batch.ended_sessions.iter())
+                .map(|e| EndItem {
+                    hash: e.hash.as_str(),
+                })
+                .collect(),
+            settles: first_settlements(batch),
+            transfers: batch
+                .transfers
+                .iter()
+                .enumerate()
+                .map(TransferItem::of)
+                .collect(),
+            checks: (batch.checks.iter())
+                .map(|c| CheckItem {
+                    deposit: c.deposit_id.as_str(),
+                    due: c.due_at,
+                    next: c.next_check_at,
+                })
+                .collect(),
+            forgets: (batch.forgets.iter())
+                .map(|f| ForgetItem {
+                    deposit: f.deposit_id.as_str(),
+                    due: f.due_at,
+                })
+                .collect(),
+            states: first_states(batch),
+            outcomes: Outcomes {
+                accounts: Vec::with_capacity(batch.accounts.len()),
+                deposits: vec![DepositInsert::KeyTaken; batch.deposits.len()],
+                settlements: vec![SettleResult::NotProcessing; batch.settlements.len()],
+                transfers: vec![TransferResult::KeyTaken; batch.transfers.len()],
+                sign_in_states: vec![StateUse::Used; batch.sign_in_states.len()],
+            },
+        }
+    }
+
+    /// Whether any deposit gives its idempotency key a chance to be taken over.
+    pub fn has_deposit_keys(&self) -> bool {
+        self.deposits.iter().any(|d| d.key.is_some())
+    }
+
+    /// Whether any transfer gives its idempotency key a chance to be taken over.
+    pub fn has_transfer_keys(&self) -> bool {
+        self.transfers.iter().any(|t| t.key.is_some())
+    }
+
+    /// Whether the batch has changes that backends write one statement each, in their own
+    /// transaction before the set-based statements: sign-ins, sign-in states and purges.
+    pub fn has_one_at_a_time(&self) -> bool {
+        !self.accounts.is_empty() || !self.purges.is_empty() || !self.states.is_empty()
+    }
+
+    /// Records the user the next sign-in resolved to (sign-ins are written in order).
+    pub fn push_user(&mut self, user: UserId) {
+        self.outcomes.accounts.push(user);
+    }
+
+    /// Records that the state at `pos` reached the callback for the first time.
+    pub fn state_fresh(&mut self, pos: usize) {
+        self.outcomes.sign_in_states[pos] = StateUse::Fresh;
+    }
+
+    /// The outcomes, given what the database decided.
+    pub fn finish(mut self, written: Written) -> Result<Outcomes, StoreError> {
+        let balance = |user: &str| {
+            written.balances.get(user).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the batch moved money of {user} but has no balance"
+                ))
+            })
+        };
+        for &i in &written.inserted {
+            *slot(&mut self.outcomes.deposits, i)? = DepositInsert::Inserted;
+        }
+        let settles: HashMap<usize, &SettleItem> =
+            self.settles.iter().map(|s| (s.pos, s)).collect();
+        for &i in &written.settled {
+            let s = settles.get(&i).ok_or_else(|| unplanned("settled", i))?;
+            let credited = match s.status {
+                "success" => Some(balance(&s.user)?),
+                _ => None,
+            };
+            *slot(&mut self.outcomes.settlements, i)? = SettleResult::Applied(credited);
+        }
+        for &i in &written.transferred {
+            let t = self
+                .transfers
+                .get(i)
+                .ok_or_else(|| unplanned("transferred", i))?;
+            let applied = TransferResult::Applied {
+                from: balance(&t.from)?,
+                to: balance(&t.to)?,
+            };
+            *slot(&mut self.outcomes.transfers, i)? = applied;
+        }
+        Ok(self.outcomes)
+    }
+}
+
+fn slot<T>(outcomes: &mut [T], pos: usize) -> Result<&mut T, StoreError> {
+    outcomes
+        .get_mut(pos)
+        .ok_or_else(|| unplanned("answered", pos))
+}
+
+fn unplanned(what: &str, pos: usize) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the batch {what} position {pos}, which it was not given"
+    ))
+}
+
+/// The first settlement of each deposit in the batch: a later one changes nothing (the first
+/// moves the deposit out of processing).
+fn first_settlements(batch: &Batch) -> Vec<SettleItem<'_>> {
+    let mut seen: HashSet<&DepositId> = HashSet::new();
+    (batch.settlements.iter().enumerate())
+        .filter(|(_, s)| seen.insert(&s.deposit_id))
+        .map(|(pos, s)| SettleItem {
+            pos,
+            deposit: s.deposit_id.as_str(),
+            status: s.outcome.status().as_str(),
+            now: s.now,
+            user: s.user_id.to_string(),
+        })
+        .collect()
+}
+
+/// The first use of each sign-in state in the batch.
+fn first_states(batch: &Batch) -> Vec<StateItem<'_>> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    (batch.sign_in_states.iter().enumerate())
+        .filter(|(_, s)| seen.insert(s.hash.as_str()))
+        .map(|(pos, s)| StateItem {
+            pos,
+            hash: &s.hash,
+            expires_at: s.expires_at,
+        })
+        .collect()
+}
+
 impl<'a> AccountItem<'a> {
-    fn of(index: usize, a: &'a NewAccount) -> Self {
+    fn of(a: &'a crate::NewAccount) -> Self {
         AccountItem {
-            index,
             provider: a.provider.as_str(),
             sub: &a.sub,
             email: &a.email,
@@ -43,103 +321,55 @@ impl<'a> AccountItem<'a> {
     }
 }
 
-pub(super) struct DepositItem<'a> {
-    pub index: usize,
-    pub id: &'a str,
-    pub user_id: String,
-    pub amount: i64,
-    pub currency: &'static str,
-    pub key: Option<&'a str>,
-    pub key_cutoff: i64,
-    pub now: i64,
-    pub first_check_at: i64,
-}
-
 impl<'a> DepositItem<'a> {
-    fn of(index: usize, d: &'a NewDeposit) -> Self {
+    fn of((pos, d): (usize, &'a crate::NewDeposit)) -> Self {
         DepositItem {
-            index,
+            pos,
             id: d.id.as_str(),
-            user_id: d.user_id.to_string(),
+            user: d.user_id.to_string(),
             amount: d.amount.paise(),
             currency: d.currency.code(),
             key: d.idempotency_key.as_deref(),
-            key_cutoff: d.key_cutoff,
+            cutoff: d.key_cutoff,
             now: d.now,
-            first_check_at: d.first_check_at,
+            first_check: d.first_check_at,
         }
     }
 }
 
-/// `ScheduleCheck`: the pending row is `(due_at, deposit_id)`, moved to `next_check_at`.
-pub(super) struct CheckItem<'a> {
-    pub deposit_id: &'a str,
-    pub due_at: i64,
-    pub next_check_at: i64,
-}
-
-pub(super) struct OrderItem<'a> {
-    pub id: &'a str,
-    pub token: &'a str,
-    pub pay_url: &'a str,
-    pub now: i64,
-}
-
-pub(super) struct NewSession<'a> {
-    pub hash: &'a str,
-    pub user_id: String,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-pub(super) struct SettleItem<'a> {
-    pub index: usize,
-    pub deposit_id: &'a str,
-    pub user_id: String,
-    pub amount: i64,
-    /// `success` or `failure`: the deposit's new status.
-    pub status: &'static str,
-    pub now: i64,
-}
-
-impl<'a> SettleItem<'a> {
-    fn of(index: usize, s: &'a SettleDeposit) -> Self {
-        SettleItem {
-            index,
-            deposit_id: s.deposit_id.as_str(),
-            user_id: s.user_id.to_string(),
-            amount: s.amount.paise(),
-            status: s.outcome.status().as_str(),
-            now: s.now,
+impl<'a> OrderItem<'a> {
+    fn of(o: &'a crate::AttachOrder) -> Self {
+        OrderItem {
+            deposit: o.deposit_id.as_str(),
+            token: o.token.as_str(),
+            pay_url: &o.pay_url,
+            now: o.now,
         }
     }
 }
 
-pub(super) struct TransferItem<'a> {
-    pub index: usize,
-    pub id: &'a str,
-    pub from: String,
-    pub to: String,
-    pub amount: i64,
-    pub currency: &'static str,
-    pub key: Option<&'a str>,
-    pub key_cutoff: i64,
-    pub now: i64,
-    pub to_name: &'a str,
-    pub to_email: &'a str,
+impl<'a> SessionItem<'a> {
+    fn of(s: &'a crate::NewSession) -> Self {
+        SessionItem {
+            hash: s.hash.as_str(),
+            user: s.user_id.to_string(),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }
+    }
 }
 
 impl<'a> TransferItem<'a> {
-    fn of(index: usize, t: &'a NewTransfer) -> Self {
+    fn of((pos, t): (usize, &'a crate::NewTransfer)) -> Self {
         TransferItem {
-            index,
+            pos,
             id: t.id.as_str(),
             from: t.from.to_string(),
             to: t.to.to_string(),
             amount: t.amount.paise(),
             currency: t.currency.code(),
             key: t.idempotency_key.as_deref(),
-            key_cutoff: t.key_cutoff,
+            cutoff: t.key_cutoff,
             now: t.now,
             to_name: &t.recipient.name,
             to_email: &t.recipient.email,
@@ -147,241 +377,33 @@ impl<'a> TransferItem<'a> {
     }
 }
 
-/// What the database decided while writing a batch.
-#[derive(Debug, Default)]
-pub(super) struct Written {
-    /// The batch positions of the deposits inserted (not those whose key was taken).
-    pub inserted: Vec<usize>,
-    /// The batch positions of the settlements applied (the deposit was still processing).
-    pub settled: Vec<usize>,
-    /// The batch positions of the transfers written (not those whose key was taken).
-    pub transferred: Vec<usize>,
-    /// The balance after the batch of every user account it changed (one wallet per user:
-    /// the app keeps one currency), with the last entry that balance includes.
-    pub balances: HashMap<String, Balance>,
-}
-
-/// A batch sorted by kind, with the outcome of every change that is known before writing.
-pub(super) struct Plan<'a> {
-    pub accounts: Vec<AccountItem<'a>>,
-    pub deposits: Vec<DepositItem<'a>>,
-    pub orders: Vec<OrderItem<'a>>,
-    pub new_sessions: Vec<NewSession<'a>>,
-    /// `(hash, last_seen_at)`.
-    pub touches: Vec<(&'a str, i64)>,
-    pub ended_sessions: Vec<&'a str>,
-    /// `(now, idle_ms)`.
-    pub purges: Vec<(i64, i64)>,
-    /// The first settlement of each deposit; a later one in the same batch is answered
-    /// [`OpOutcome::NotProcessing`] without being written.
-    pub settles: Vec<SettleItem<'a>>,
-    pub checks: Vec<CheckItem<'a>>,
-    /// `(deposit id, due_at)` of `ForgetPending`.
-    pub forgets: Vec<(&'a str, i64)>,
-    pub transfers: Vec<TransferItem<'a>>,
-    /// One per change, in the batch's order; [`Plan::finish`] fills in the rest.
-    outcomes: Vec<OpOutcome>,
-}
-
-impl<'a> Plan<'a> {
-    pub fn new(ops: &'a [WriteOp]) -> Plan<'a> {
-        let mut plan = Plan {
-            accounts: Vec::new(),
-            deposits: Vec::new(),
-            orders: Vec::new(),
-            new_sessions: Vec::new(),
-            touches: Vec::new(),
-            ended_sessions: Vec::new(),
-            purges: Vec::new(),
-            settles: Vec::new(),
-            checks: Vec::new(),
-            forgets: Vec::new(),
-            transfers: Vec::new(),
-            outcomes: vec![OpOutcome::Done; ops.len()],
-        };
-        let mut settling: HashSet<&DepositId> = HashSet::new();
-        for (index, op) in ops.iter().enumerate() {
-            plan.add(index, op, &mut settling);
-        }
-        plan
-    }
-
-    /// Sorts change `index` into its kind.
-    fn add(&mut self, index: usize, op: &'a WriteOp, settling: &mut HashSet<&'a DepositId>) {
-        match op {
-            WriteOp::UpsertAccount(a) => self.accounts.push(AccountItem::of(index, a)),
-            WriteOp::InsertSession {
-                hash,
-                user_id,
-                created_at,
-                expires_at,
-            } => self.new_sessions.push(NewSession {
-                hash: hash.as_str(),
-                user_id: user_id.to_string(),
-                created_at: *created_at,
-                expires_at: *expires_at,
-            }),
-            WriteOp::TouchSession { hash, last_seen_at } => {
-                self.touches.push((hash.as_str(), *last_seen_at))
-            }
-            WriteOp::DeleteSession { hash } => self.ended_sessions.push(hash.as_str()),
-            WriteOp::PurgeSessions { now, idle_ms } => self.purges.push((*now, *idle_ms)),
-            WriteOp::InsertDeposit(d) => self.deposits.push(DepositItem::of(index, d)),
-            WriteOp::ScheduleCheck {
-                deposit_id,
-                due_at,
-                next_check_at,
-            } => self.checks.push(CheckItem {
-                deposit_id: deposit_id.as_str(),
-                due_at: *due_at,
-                next_check_at: *next_check_at,
-            }),
-            WriteOp::ForgetPending { deposit_id, due_at } => {
-                self.forgets.push((deposit_id.as_str(), *due_at))
-            }
-            WriteOp::AttachBankOrder {
-                id,
-                token,
-                pay_url,
-                now,
-            } => self.orders.push(OrderItem {
-                id: id.as_str(),
-                token: token.as_str(),
-                pay_url,
-                now: *now,
-            }),
-            WriteOp::Transfer(t) => self.transfers.push(TransferItem::of(index, t)),
-            WriteOp::Settle(s) => {
-                // Until the write says otherwise.
-                self.outcomes[index] = OpOutcome::Settle(SettleResult::NotProcessing);
-                if settling.insert(&s.deposit_id) {
-                    self.settles.push(SettleItem::of(index, s));
-                }
-            }
-        }
-    }
-
-    /// Whether any deposit gives its idempotency key a chance to be taken over.
-    pub fn has_keys(&self) -> bool {
-        self.deposits.iter().any(|d| d.key.is_some())
-    }
-
-    /// Whether any transfer gives its idempotency key a chance to be taken over.
-    pub fn has_transfer_keys(&self) -> bool {
-        self.transfers.iter().any(|t| t.key.is_some())
-    }
-
-    /// How many statements writing the batch takes, at most (an account takes several).
-    pub fn statements(&self) -> usize {
-        let kinds = [
-            !self.orders.is_empty(),
-            !self.new_sessions.is_empty(),
-            !self.touches.is_empty(),
-            !self.ended_sessions.is_empty(),
-            // The ledger statement, for settlements and transfers alike.
-            !self.settles.is_empty() || !self.transfers.is_empty(),
-            !self.checks.is_empty(),
-            !self.forgets.is_empty(),
-        ];
-        let deposits = if self.deposits.is_empty() {
-            0
-        } else {
-            1 + usize::from(self.has_keys())
-        };
-        let transfers = if self.transfers.is_empty() {
-            0
-        } else {
-            1 + usize::from(self.has_transfer_keys())
-        };
-        3 * self.accounts.len()
-            + self.purges.len()
-            + deposits
-            + transfers
-            + kinds.iter().filter(|k| **k).count()
-    }
-
-    /// Records the user an account change resolved to.
-    pub fn set_user(&mut self, index: usize, user: UserId) {
-        self.outcomes[index] = OpOutcome::User(user);
-    }
-
-    /// The outcomes, given what the database decided.
-    pub fn finish(mut self, written: Written) -> Result<Vec<OpOutcome>, StoreError> {
-        let balance = |user: &str| {
-            written.balances.get(user).copied().ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the batch moved money of {user} but has no balance"
-                ))
-            })
-        };
-        for d in &self.deposits {
-            self.outcomes[d.index] = OpOutcome::Deposit(DepositInsert::KeyTaken);
-        }
-        for &i in &written.inserted {
-            self.outcomes[i] = OpOutcome::Deposit(DepositInsert::Inserted);
-        }
-        let settles: HashMap<usize, &SettleItem> =
-            self.settles.iter().map(|s| (s.index, s)).collect();
-        for &i in &written.settled {
-            let s = settles.get(&i).ok_or_else(|| {
-                StoreError::Corrupt(format!("the batch settled position {i}, not a settlement"))
-            })?;
-            let credited = match s.status {
-                "success" => Some(balance(&s.user_id)?),
-                _ => None,
-            };
-            self.outcomes[i] = OpOutcome::Settle(SettleResult::Applied(credited));
-        }
-        for t in &self.transfers {
-            self.outcomes[t.index] = OpOutcome::Transfer(TransferResult::KeyTaken);
-        }
-        let transfers: HashMap<usize, &TransferItem> =
-            self.transfers.iter().map(|t| (t.index, t)).collect();
-        for &i in &written.transferred {
-            let t = transfers.get(&i).ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "the batch transferred position {i}, not a transfer"
-                ))
-            })?;
-            self.outcomes[i] = OpOutcome::Transfer(TransferResult::Applied {
-                from: balance(&t.from)?,
-                to: balance(&t.to)?,
-            });
-        }
-        Ok(self.outcomes)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Amount, SessionHash, Settlement};
+    use crate::domain::{Amount, Currency, SessionHash, Settlement};
+    use crate::{EndSession, NewDeposit, SettleDeposit, UseSignInState};
 
-    fn settle(id: &DepositId, user: UserId, outcome: Settlement) -> WriteOp {
-        WriteOp::Settle(SettleDeposit {
+    fn settle(id: &DepositId, user: UserId, outcome: Settlement) -> SettleDeposit {
+        SettleDeposit {
             deposit_id: id.clone(),
             user_id: user,
             amount: Amount::parse(100, i64::MAX).unwrap(),
             outcome,
             now: 1,
-        })
+        }
     }
 
     #[test]
     fn a_deposit_settled_twice_in_one_batch_is_written_once() {
         let user = UserId::new();
         let (a, b) = (DepositId::new(), DepositId::new());
-        let ops = vec![
-            settle(&a, user, Settlement::Success),
-            settle(&b, user, Settlement::Failure),
-            settle(&a, user, Settlement::Success),
-        ];
-        let plan = Plan::new(&ops);
-        let written: Vec<(&str, &str)> = plan
-            .settles
-            .iter()
-            .map(|s| (s.deposit_id, s.status))
-            .collect();
+        let mut batch = Batch::default();
+        batch.add(settle(&a, user, Settlement::Success));
+        batch.add(settle(&b, user, Settlement::Failure));
+        batch.add(settle(&a, user, Settlement::Success));
+        let plan = Plan::new(&batch);
+        let written: Vec<(&str, &str)> =
+            plan.settles.iter().map(|s| (s.deposit, s.status)).collect();
         assert_eq!(
             written,
             vec![(a.as_str(), "success"), (b.as_str(), "failure")]
@@ -399,41 +421,45 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            outcomes,
+            outcomes.settlements,
             vec![
-                OpOutcome::Settle(SettleResult::Applied(Some(credit))),
-                OpOutcome::Settle(SettleResult::Applied(None)),
-                OpOutcome::Settle(SettleResult::NotProcessing)
+                SettleResult::Applied(Some(credit)),
+                SettleResult::Applied(None),
+                SettleResult::NotProcessing
             ]
         );
     }
 
     #[test]
-    fn a_deposit_not_inserted_lost_its_key_and_unapplied_settlements_were_not_processing() {
+    fn a_deposit_not_inserted_lost_its_key_and_a_state_used_twice_is_fresh_once() {
         let user = UserId::new();
-        let deposit = |key: &str| {
-            WriteOp::InsertDeposit(NewDeposit {
-                id: DepositId::new(),
-                user_id: user,
-                amount: Amount::parse(5, i64::MAX).unwrap(),
-                currency: crate::domain::Currency::Inr,
-                idempotency_key: Some(key.into()),
-                key_cutoff: 0,
-                now: 1,
-                first_check_at: 2,
-            })
+        let deposit = |key: &str| NewDeposit {
+            id: DepositId::new(),
+            user_id: user,
+            amount: Amount::parse(5, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            idempotency_key: Some(key.into()),
+            key_cutoff: 0,
+            now: 1,
+            first_check_at: 2,
         };
-        let ops = vec![
-            deposit("k"),
-            WriteOp::DeleteSession {
-                hash: SessionHash::from_stored("h".into()),
-            },
-            deposit("k"),
-            settle(&DepositId::new(), user, Settlement::Success),
-        ];
-        let plan = Plan::new(&ops);
-        assert!(plan.has_keys());
-        assert_eq!(plan.ended_sessions, vec!["h"]);
+        let state = || UseSignInState {
+            hash: "s".into(),
+            expires_at: 9,
+        };
+        let mut batch = Batch::default();
+        batch.add(deposit("k"));
+        batch.add(EndSession {
+            hash: SessionHash::from_stored("h".into()),
+        });
+        batch.add(deposit("k"));
+        batch.add(state());
+        batch.add(state());
+        let mut plan = Plan::new(&batch);
+        assert!(plan.has_deposit_keys() && plan.has_one_at_a_time());
+        assert_eq!(plan.ended_sessions.len(), 1);
+        assert_eq!(plan.states.len(), 1, "the second use is not written");
+        plan.state_fresh(plan.states[0].pos);
         let outcomes = plan
             .finish(Written {
                 inserted: vec![0],
@@ -441,13 +467,23 @@ mod tests {
             })
             .unwrap();
         assert_eq!(
-            outcomes,
-            vec![
-                OpOutcome::Deposit(DepositInsert::Inserted),
-                OpOutcome::Done,
-                OpOutcome::Deposit(DepositInsert::KeyTaken),
-                OpOutcome::Settle(SettleResult::NotProcessing)
-            ]
+            outcomes.deposits,
+            vec![DepositInsert::Inserted, DepositInsert::KeyTaken]
         );
+        assert_eq!(
+            outcomes.sign_in_states,
+            vec![StateUse::Fresh, StateUse::Used]
+        );
+        assert!(outcomes.answer(&batch));
+    }
+
+    #[test]
+    fn a_position_the_batch_did_not_have_is_a_corrupt_answer() {
+        let batch = Batch::default();
+        let answer = Plan::new(&batch).finish(Written {
+            inserted: vec![3],
+            ..Written::default()
+        });
+        assert!(matches!(answer, Err(StoreError::Corrupt(_))));
     }
 }

@@ -1,25 +1,31 @@
 //! onramp's storage: one trait, one implementation per database (SQLite and PostgreSQL),
 //! chosen by the URL's scheme, each with its own migrations (`migrations/sqlite`,
 //! `migrations/postgres`) kept at parity. Reads run concurrently on a pool; every change goes
-//! through [`Store::commit_batch`], which the DB writer calls with many changes at once (group
-//! commit). The domain types live here too: storage is where they are parsed back.
+//! through [`Store::commit`], which the DB writer calls with many changes at once (group
+//! commit, [`changes`]). The domain types live here too: storage is where they are parsed back.
 
 pub mod domain;
 
 pub mod audit;
 mod batch;
+pub mod changes;
 pub mod lock;
 mod postgres;
 mod reads;
 mod sqlite;
 
 use crate::domain::{
-    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, Provider, ProviderSub,
-    SessionHash, Settlement, TransferId, UserId,
+    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, SessionHash, TransferId,
+    UserId,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
 
+pub use changes::{
+    AttachOrder, Batch, Change, DepositInsert, EndSession, ForgetPending, NewAccount, NewDeposit,
+    NewSession, NewTransfer, Outcomes, Purge, ScheduleCheck, SettleDeposit, SettleResult, StateUse,
+    TouchSession, TransferResult, UseSignInState,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -64,49 +70,6 @@ pub struct Deposit {
     pub pay_url: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
-}
-
-/// Finds the user behind `(provider, sub)` (refreshing the profile) or creates the user, its
-/// wallet and the account. Answers the user's id.
-#[derive(Debug, Clone)]
-pub struct NewAccount {
-    pub provider: Provider,
-    pub sub: ProviderSub,
-    pub email: String,
-    /// Whether the provider vouched for `email`: only then can others find the user by it.
-    pub email_verified: bool,
-    pub name: String,
-    pub picture: String,
-    pub now: i64,
-}
-
-/// Moves `amount` from one user's wallet to another's: the transfer row and its ledger entry,
-/// both accounts' balances changed together. The sender's wallet actor reserved the amount, so
-/// the database's refusal of a negative balance is only the last line of defence. An
-/// idempotency key held by another transfer of the sender created after `key_cutoff` writes
-/// nothing ([`TransferResult::KeyTaken`]).
-#[derive(Debug, Clone)]
-pub struct NewTransfer {
-    pub id: TransferId,
-    pub from: UserId,
-    pub to: UserId,
-    pub amount: Amount,
-    pub currency: Currency,
-    pub idempotency_key: Option<String>,
-    pub key_cutoff: i64,
-    pub now: i64,
-    /// The recipient as the answer names them (its `to`), kept with the transfer: the same
-    /// request given again with its key answers the same.
-    pub recipient: Counterparty,
-}
-
-/// What [`NewTransfer`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransferResult {
-    /// Committed: the sender's and the recipient's balances after the batch that carried it.
-    Applied { from: Balance, to: Balance },
-    /// Another transfer of the sender holds the key: nothing was written.
-    KeyTaken,
 }
 
 /// A transfer as stored (a stored transfer is always complete: it is written with its entry).
@@ -155,109 +118,6 @@ impl HistoryItem {
     }
 }
 
-/// Records a processing deposit. With an idempotency key still held by another deposit of the
-/// same user created after `key_cutoff`, nothing is written ([`DepositInsert::KeyTaken`]); an
-/// older holder gives the key up.
-#[derive(Debug, Clone)]
-pub struct NewDeposit {
-    pub id: DepositId,
-    pub user_id: UserId,
-    pub amount: Amount,
-    pub currency: Currency,
-    pub idempotency_key: Option<String>,
-    pub key_cutoff: i64,
-    pub now: i64,
-    /// When reconciliation first asks the bank about it, unless its webhook came first.
-    pub first_check_at: i64,
-}
-
-/// Moves a processing deposit to its final state; a success also credits the wallet and
-/// appends a ledger entry. A deposit no longer processing is left alone
-/// ([`SettleResult::NotProcessing`]).
-#[derive(Debug, Clone)]
-pub struct SettleDeposit {
-    pub deposit_id: DepositId,
-    pub user_id: UserId,
-    pub amount: Amount,
-    pub outcome: Settlement,
-    pub now: i64,
-}
-
-/// What [`NewDeposit`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DepositInsert {
-    Inserted,
-    /// Another deposit of the user holds the key: nothing was written.
-    KeyTaken,
-}
-
-/// What [`SettleDeposit`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SettleResult {
-    /// Applied; a credit answers the wallet's balance right after it.
-    Applied(Option<Balance>),
-    /// The deposit was no longer processing: nothing changed.
-    NotProcessing,
-}
-
-/// One change. The writer commits many of them in one transaction. The kinds that answer
-/// more than "done" carry their own type, and each answers its own kind of [`OpOutcome`].
-#[derive(Debug, Clone)]
-pub enum WriteOp {
-    UpsertAccount(NewAccount),
-    InsertSession {
-        hash: SessionHash,
-        user_id: UserId,
-        created_at: i64,
-        expires_at: i64,
-    },
-    TouchSession {
-        hash: SessionHash,
-        last_seen_at: i64,
-    },
-    DeleteSession {
-        hash: SessionHash,
-    },
-    /// Deletes sessions past their absolute expiry or idle for longer than `idle_ms`.
-    PurgeSessions {
-        now: i64,
-        idle_ms: i64,
-    },
-    InsertDeposit(NewDeposit),
-    AttachBankOrder {
-        id: DepositId,
-        token: BankToken,
-        pay_url: String,
-        now: i64,
-    },
-    Settle(SettleDeposit),
-    Transfer(NewTransfer),
-    /// Moves a deposit's next check from `due_at` (the time [`Store::due_deposits`] read; it
-    /// finds the row) to `next_check_at`, counting one more check.
-    ScheduleCheck {
-        deposit_id: DepositId,
-        due_at: i64,
-        next_check_at: i64,
-    },
-    /// Drops the schedule of a deposit that is settled (read with `due_at`).
-    ForgetPending {
-        deposit_id: DepositId,
-        due_at: i64,
-    },
-}
-
-/// What committing one [`WriteOp`] answered: `User` for an account, `Deposit` for a new
-/// deposit, `Settle` for a settlement, `Done` for the rest. (`DbWriter`'s typed methods turn
-/// it into the one type each kind answers.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpOutcome {
-    Done,
-    User(UserId),
-    Deposit(DepositInsert),
-    Settle(SettleResult),
-    Transfer(TransferResult),
-}
-
 /// A wallet's committed balance and the id of the last ledger entry it includes (0 before the
 /// first). Entry ids grow in commit order, so of two readings the one with the later entry is
 /// the newer.
@@ -296,8 +156,9 @@ pub struct LedgerTotals {
 pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
-    /// Applies `ops` in one transaction and answers one outcome per op, in order.
-    async fn commit_batch(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError>;
+    /// Writes `batch` in one transaction and answers each change that answers something
+    /// ([`Outcomes`]), by kind and in the batch's order.
+    async fn commit(&self, batch: &Batch) -> Result<Outcomes, StoreError>;
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
@@ -322,7 +183,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<HistoryItem>, StoreError>;
     /// The scheduled deposits whose next check is due at `now`, soonest due first. Settled ones
-    /// among them are for [`WriteOp::ForgetPending`].
+    /// among them are for [`ForgetPending`].
     async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError>;
     /// How many deposits wait for the bank, how many of them are due at `now`, and when the
     /// oldest was created.

@@ -38,10 +38,11 @@ impl PgStore {
 /// statement. Settlements whose deposit is still processing change it (their pending rows are
 /// dropped later, by reconciliation), with the user, amount and currency of the deposit's own
 /// row; each credit is an entry from bank clearing to the user and each transfer one from the
-/// sender to the recipient. A missing account leaves a NULL that the entry's NOT NULL refuses.
-/// Each account then changes once by the sum of its entries in the batch (bank clearing too),
-/// and records the last entry it includes; a user's balance below zero fails the statement (the
-/// table's CHECK). It answers the settlements applied (tag 0) and the balances after it of the
+/// sender to the recipient, credits first, each kind in its order in the batch (`rank`, `seq`:
+/// the same order as SQLite's script, so both databases number the entries alike). A missing
+/// account leaves a NULL that the entry's NOT NULL refuses. Each account then changes once by
+/// the sum of its entries in the batch (bank clearing too), and records the last entry it
+/// includes; a user's balance below zero fails the statement (the table's CHECK). It answers the settlements applied (tag 0) and the balances after it of the
 /// user accounts it changed (tag 1).
 const POST: &str = "\
 WITH input AS (
@@ -55,20 +56,20 @@ WITH input AS (
     SELECT * FROM UNNEST($5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::int8[])
         AS t(seq, id, from_user, to_user, amount, currency, now)
 ), moves AS (
-    SELECT s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit, a.id AS credit,
-           s.amount, s.now
+    SELECT 0 AS rank, s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit,
+           a.id AS credit, s.amount, s.now
     FROM settled AS s
     LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
     LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
     WHERE s.status = 'success'
     UNION ALL
-    SELECT t.seq, 'transfer', t.id, f.id, r.id, t.amount, t.now
+    SELECT 1, t.seq, 'transfer', t.id, f.id, r.id, t.amount, t.now
     FROM transfers AS t
     LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency
     LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency
 ), entries AS (
     INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
-    SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY seq
+    SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY rank, seq
     RETURNING id, debit_account, credit_account, amount, created_at
 ), deltas AS (
     SELECT account, SUM(delta) AS delta, MAX(id) AS last, MAX(created_at) AS at
@@ -87,41 +88,139 @@ FROM settled
 UNION ALL
 SELECT 1, 0, user_id, balance, last_entry FROM accounts WHERE user_id IS NOT NULL";
 
-/// Writes every kind of change in `plan` with one set-based statement (accounts and purges one
-/// at a time) and answers what the database decided.
-async fn write(conn: &mut PgConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
-    accounts::write(conn, plan).await?;
-    let inserted = insert_deposits(conn, plan).await?;
-    write_orders(conn, plan).await?;
-    write_sessions(conn, plan).await?;
-    write_schedule(conn, plan).await?;
-    let transferred = insert_transfers(conn, plan).await?;
-    let mut written = post(conn, plan, &transferred).await?;
-    written.inserted = inserted;
-    written.transferred = transferred;
+/// One part of writing a batch, in the order they run. The list for a batch ([`steps`]) is
+/// both what runs and what decides the transaction: a batch whose list is one step of one
+/// statement runs without BEGIN and COMMIT (a statement is a transaction of its own), and every
+/// other batch runs in one transaction. [`Run`] holds the decision to what actually runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Sign-ins, sign-in states and purges, a statement or more each.
+    OneAtATime,
+    Deposits,
+    Orders,
+    Sessions,
+    Schedule,
+    Transfers,
+    /// The ledger: settlements and the transfers just inserted.
+    Post,
+}
+
+impl Step {
+    /// Whether this step runs exactly one statement for `plan`.
+    fn one_statement(self, plan: &Plan<'_>) -> bool {
+        match self {
+            Step::OneAtATime => false,
+            // A key held by an older deposit is given up first.
+            Step::Deposits => !plan.has_deposit_keys(),
+            Step::Orders | Step::Post => true,
+            Step::Sessions => {
+                [
+                    !plan.new_sessions.is_empty(),
+                    !plan.touches.is_empty(),
+                    !plan.ended_sessions.is_empty(),
+                ]
+                .iter()
+                .filter(|k| **k)
+                .count()
+                    == 1
+            }
+            Step::Schedule => plan.checks.is_empty() || plan.forgets.is_empty(),
+            // A key refused may be given up and the insert tried again.
+            Step::Transfers => !plan.has_transfer_keys(),
+        }
+    }
+}
+
+/// The steps `plan` needs, in order.
+fn steps(plan: &Plan<'_>) -> Vec<Step> {
+    let sessions = !plan.new_sessions.is_empty()
+        || !plan.touches.is_empty()
+        || !plan.ended_sessions.is_empty();
+    [
+        (Step::OneAtATime, plan.has_one_at_a_time()),
+        (Step::Deposits, !plan.deposits.is_empty()),
+        (Step::Orders, !plan.orders.is_empty()),
+        (Step::Sessions, sessions),
+        (
+            Step::Schedule,
+            !plan.checks.is_empty() || !plan.forgets.is_empty(),
+        ),
+        (Step::Transfers, !plan.transfers.is_empty()),
+        (
+            Step::Post,
+            !plan.settles.is_empty() || !plan.transfers.is_empty(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(step, needed)| needed.then_some(step))
+    .collect()
+}
+
+/// The statements of one batch on one connection. Outside a transaction it refuses a second
+/// statement before sending it: a batch that [`steps`] judged one statement and that needs
+/// more would otherwise be written halfway.
+struct Run<'c> {
+    conn: &'c mut PgConnection,
+    in_transaction: bool,
+    statements: usize,
+}
+
+impl Run<'_> {
+    /// The connection, for the next statement.
+    fn next(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if !self.in_transaction && self.statements == 1 {
+            return Err(StoreError::Corrupt(
+                "a batch written without a transaction needs a second statement".into(),
+            ));
+        }
+        self.statements += 1;
+        Ok(&mut *self.conn)
+    }
+}
+
+/// Writes `plan` by its `steps` and answers what the database decided.
+async fn write(
+    run: &mut Run<'_>,
+    plan: &mut Plan<'_>,
+    steps: &[Step],
+) -> Result<Written, StoreError> {
+    let mut written = Written::default();
+    for step in steps {
+        match step {
+            Step::OneAtATime => accounts::write(run.next()?, plan).await?,
+            Step::Deposits => written.inserted = insert_deposits(run, plan).await?,
+            Step::Orders => write_orders(run, plan).await?,
+            Step::Sessions => write_sessions(run, plan).await?,
+            Step::Schedule => write_schedule(run, plan).await?,
+            Step::Transfers => written.transferred = insert_transfers(run, plan).await?,
+            Step::Post => {
+                let posted = post(run, plan, &written.transferred).await?;
+                written.settled = posted.settled;
+                written.balances = posted.balances;
+            }
+        }
+    }
     Ok(written)
 }
 
-async fn write_orders(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
-    if !plan.orders.is_empty() {
-        let o = &plan.orders;
-        sqlx::query(
-            "UPDATE deposits AS d SET bank_token = o.token, pay_url = o.pay_url, updated_at = o.now \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS o(id, token, pay_url, now) \
-             WHERE d.id = o.id",
-        )
-        .bind(o.iter().map(|o| o.id).collect::<Vec<_>>())
-        .bind(o.iter().map(|o| o.token).collect::<Vec<_>>())
-        .bind(o.iter().map(|o| o.pay_url).collect::<Vec<_>>())
-        .bind(o.iter().map(|o| o.now).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
+async fn write_orders(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
+    let o = &plan.orders;
+    sqlx::query(
+        "UPDATE deposits AS d SET bank_token = o.token, pay_url = o.pay_url, updated_at = o.now \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS o(id, token, pay_url, now) \
+         WHERE d.id = o.id",
+    )
+    .bind(o.iter().map(|o| o.deposit).collect::<Vec<_>>())
+    .bind(o.iter().map(|o| o.token).collect::<Vec<_>>())
+    .bind(o.iter().map(|o| o.pay_url).collect::<Vec<_>>())
+    .bind(o.iter().map(|o| o.now).collect::<Vec<_>>())
+    .execute(run.next()?)
+    .await?;
     Ok(())
 }
 
 /// New sessions, renewals and logouts.
-async fn write_sessions(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+async fn write_sessions(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
     if !plan.new_sessions.is_empty() {
         let s = &plan.new_sessions;
         sqlx::query(
@@ -130,10 +229,10 @@ async fn write_sessions(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
              FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS s(hash, user_id, created_at, expires_at)",
         )
         .bind(s.iter().map(|s| s.hash).collect::<Vec<_>>())
-        .bind(s.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.user.as_str()).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.created_at).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.expires_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .execute(run.next()?)
         .await?;
     }
     if !plan.touches.is_empty() {
@@ -144,22 +243,23 @@ async fn write_sessions(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
                    GROUP BY hash) AS t \
              WHERE s.token_hash = t.hash AND s.last_seen_at < t.seen",
         )
-        .bind(t.iter().map(|t| t.0).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.1).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(t.iter().map(|t| t.hash).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.seen).collect::<Vec<_>>())
+        .execute(run.next()?)
         .await?;
     }
     if !plan.ended_sessions.is_empty() {
+        let hashes: Vec<&str> = plan.ended_sessions.iter().map(|e| e.hash).collect();
         sqlx::query("DELETE FROM sessions WHERE token_hash = ANY($1)")
-            .bind(&plan.ended_sessions)
-            .execute(&mut *conn)
+            .bind(hashes)
+            .execute(run.next()?)
             .await?;
     }
     Ok(())
 }
 
 /// Reconciliation's next checks, and the rows of settled deposits it drops.
-async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+async fn write_schedule(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
     if !plan.checks.is_empty() {
         let c = &plan.checks;
         sqlx::query(
@@ -167,10 +267,10 @@ async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
              FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, due, next) \
              WHERE p.next_check_at = c.due AND p.deposit_id = c.id",
         )
-        .bind(c.iter().map(|c| c.deposit_id).collect::<Vec<_>>())
-        .bind(c.iter().map(|c| c.due_at).collect::<Vec<_>>())
-        .bind(c.iter().map(|c| c.next_check_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(c.iter().map(|c| c.deposit).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.due).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.next).collect::<Vec<_>>())
+        .execute(run.next()?)
         .await?;
     }
     if !plan.forgets.is_empty() {
@@ -180,27 +280,21 @@ async fn write_schedule(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), 
              USING UNNEST($1::text[], $2::int8[]) AS f(id, due) \
              WHERE p.next_check_at = f.due AND p.deposit_id = f.id",
         )
-        .bind(f.iter().map(|f| f.0).collect::<Vec<_>>())
-        .bind(f.iter().map(|f| f.1).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(f.iter().map(|f| f.deposit).collect::<Vec<_>>())
+        .bind(f.iter().map(|f| f.due).collect::<Vec<_>>())
+        .execute(run.next()?)
         .await?;
     }
     Ok(())
 }
 
-/// Inserts the transfers and answers the batch positions of those inserted: a transfer whose
-/// key is still held by another of the sender's is not. A key held by a transfer older than the
-/// cutoff is given up, and that transfer inserted then; only such a batch pays for the second
-/// look (the common batch has no conflict at all).
-async fn insert_transfers(
-    conn: &mut PgConnection,
-    plan: &Plan<'_>,
-) -> Result<Vec<usize>, StoreError> {
+/// Inserts the transfers and answers the positions of those inserted: a transfer whose key is
+/// still held by another of the sender's is not. A key held by a transfer older than the cutoff
+/// is given up, and that transfer inserted then; only such a batch pays for the second look
+/// (the common batch has no conflict at all).
+async fn insert_transfers(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<Vec<usize>, StoreError> {
     let all: Vec<&TransferItem> = plan.transfers.iter().collect();
-    if all.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut inserted = try_insert_transfers(conn, &all).await?;
+    let mut inserted = try_insert_transfers(run.next()?, &all).await?;
     let refused: Vec<&TransferItem> = all
         .iter()
         .copied()
@@ -215,8 +309,8 @@ async fn insert_transfers(
         )
         .bind(refused.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
         .bind(refused.iter().map(|t| t.key).collect::<Vec<_>>())
-        .bind(refused.iter().map(|t| t.key_cutoff).collect::<Vec<_>>())
-        .fetch_all(&mut *conn)
+        .bind(refused.iter().map(|t| t.cutoff).collect::<Vec<_>>())
+        .fetch_all(run.next()?)
         .await?;
         let retry: Vec<&TransferItem> = refused
             .into_iter()
@@ -227,13 +321,13 @@ async fn insert_transfers(
             })
             .collect();
         if !retry.is_empty() {
-            inserted.extend(try_insert_transfers(conn, &retry).await?);
+            inserted.extend(try_insert_transfers(run.next()?, &retry).await?);
         }
     }
     Ok(all
         .iter()
         .filter(|t| inserted.contains(t.id))
-        .map(|t| t.index)
+        .map(|t| t.pos)
         .collect())
 }
 
@@ -262,48 +356,54 @@ async fn try_insert_transfers(
     .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
     .bind(t.iter().map(|t| t.to_name).collect::<Vec<_>>())
     .bind(t.iter().map(|t| t.to_email).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// The settlements and the `transferred` transfers (batch positions) as ledger entries.
+/// What the ledger statement decided.
+struct Posted {
+    settled: Vec<usize>,
+    balances: std::collections::HashMap<String, Balance>,
+}
+
+/// The settlements and the `transferred` transfers (positions) as ledger entries.
 async fn post(
-    conn: &mut PgConnection,
+    run: &mut Run<'_>,
     plan: &Plan<'_>,
     transferred: &[usize],
-) -> Result<Written, StoreError> {
-    let mut written = Written::default();
+) -> Result<Posted, StoreError> {
+    let mut posted = Posted {
+        settled: Vec::new(),
+        balances: Default::default(),
+    };
     let s = &plan.settles;
     let t: Vec<_> = plan
         .transfers
         .iter()
-        .filter(|t| transferred.contains(&t.index))
+        .filter(|t| transferred.contains(&t.pos))
         .collect();
-    if s.is_empty() && t.is_empty() {
-        return Ok(written);
-    }
     /// `(tag, seq, user_id, balance, last_entry)`: see [`POST`].
     type Row = (i32, i64, Option<String>, Option<i64>, Option<i64>);
     let rows: Vec<Row> = sqlx::query_as(POST)
-        .bind(s.iter().map(|s| s.index as i64).collect::<Vec<_>>())
-        .bind(s.iter().map(|s| s.deposit_id).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.pos as i64).collect::<Vec<_>>())
+        .bind(s.iter().map(|s| s.deposit).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
         .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.index as i64).collect::<Vec<_>>())
+        .bind(t.iter().map(|t| t.pos as i64).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
-        .fetch_all(&mut *conn)
+        .fetch_all(run.next()?)
         .await?;
     for (tag, seq, user, paise, entry) in rows {
         match (tag, user, paise, entry) {
-            (0, ..) => written.settled.push(seq as usize),
+            (0, ..) => posted.settled.push(seq as usize),
             (1, Some(user), Some(paise), Some(entry)) => {
-                written.balances.insert(user, Balance { paise, entry });
+                posted.balances.insert(user, Balance { paise, entry });
             }
             other => {
                 return Err(StoreError::Corrupt(format!(
@@ -312,31 +412,25 @@ async fn post(
             }
         }
     }
-    Ok(written)
+    Ok(posted)
 }
 
 /// Inserts the new deposits, pending (an idempotency key held by a deposit older than the
-/// cutoff is given up first), and answers the batch positions of those inserted: a deposit
-/// whose key is still held is not.
-async fn insert_deposits(
-    conn: &mut PgConnection,
-    plan: &Plan<'_>,
-) -> Result<Vec<usize>, StoreError> {
+/// cutoff is given up first), and answers the positions of those inserted: a deposit whose key
+/// is still held is not.
+async fn insert_deposits(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<Vec<usize>, StoreError> {
     let d = &plan.deposits;
-    if d.is_empty() {
-        return Ok(Vec::new());
-    }
-    if plan.has_keys() {
+    if plan.has_deposit_keys() {
         let keyed: Vec<_> = d.iter().filter(|d| d.key.is_some()).collect();
         sqlx::query(
             "UPDATE deposits AS d SET idempotency_key = NULL \
              FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
              WHERE d.user_id = k.user_id AND d.idempotency_key = k.key AND d.created_at < k.cutoff",
         )
-        .bind(keyed.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
         .bind(keyed.iter().map(|d| d.key).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|d| d.key_cutoff).collect::<Vec<_>>())
-        .execute(&mut *conn)
+        .bind(keyed.iter().map(|d| d.cutoff).collect::<Vec<_>>())
+        .execute(run.next()?)
         .await?;
     }
     let rows: Vec<(String,)> = sqlx::query_as(
@@ -356,36 +450,158 @@ async fn insert_deposits(
          SELECT id FROM inserted",
     )
     .bind(d.iter().map(|d| d.id).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.user_id.as_str()).collect::<Vec<_>>())
+    .bind(d.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.amount).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.key).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.now).collect::<Vec<_>>())
     .bind(d.iter().map(|d| d.currency).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.first_check_at).collect::<Vec<_>>())
-    .fetch_all(&mut *conn)
+    .bind(d.iter().map(|d| d.first_check).collect::<Vec<_>>())
+    .fetch_all(run.next()?)
     .await?;
     let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
     Ok(d.iter()
         .filter(|d| inserted.contains(d.id))
-        .map(|d| d.index)
+        .map(|d| d.pos)
         .collect())
 }
 
 crate::reads::impl_store!(PgStore, postgres);
 
+/// How a batch was written: the statements it ran and whether in a transaction of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub statements: usize,
+    pub in_transaction: bool,
+}
+
 impl PgStore {
-    /// One group commit (the `Store::commit_batch` of this backend).
-    async fn commit(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
-        let mut plan = Plan::new(ops);
-        let written = if plan.statements() == 1 {
-            // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
-            write(&mut *self.pool.acquire().await?, &mut plan).await?
-        } else {
+    /// One group commit (the `Store::commit` of this backend).
+    async fn write_batch(&self, batch: &Batch) -> Result<Outcomes, StoreError> {
+        self.write_shaped(batch).await.map(|(outcomes, _)| outcomes)
+    }
+
+    /// [`PgStore::write_batch`], and how it was written.
+    pub(crate) async fn write_shaped(
+        &self,
+        batch: &Batch,
+    ) -> Result<(Outcomes, Shape), StoreError> {
+        let mut plan = Plan::new(batch);
+        let steps = steps(&plan);
+        if steps.is_empty() {
+            let shape = Shape {
+                statements: 0,
+                in_transaction: false,
+            };
+            return Ok((plan.finish(Written::default())?, shape));
+        }
+        // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+        let in_transaction = !(steps.len() == 1 && steps[0].one_statement(&plan));
+        let (written, statements) = if in_transaction {
             let mut tx = self.pool.begin().await?;
-            let written = write(&mut tx, &mut plan).await?;
+            let mut run = Run {
+                conn: &mut tx,
+                in_transaction,
+                statements: 0,
+            };
+            let written = write(&mut run, &mut plan, &steps).await?;
+            let statements = run.statements;
             tx.commit().await?;
-            written
+            (written, statements)
+        } else {
+            let mut conn = self.pool.acquire().await?;
+            let mut run = Run {
+                conn: &mut conn,
+                in_transaction,
+                statements: 0,
+            };
+            let written = write(&mut run, &mut plan, &steps).await?;
+            (written, run.statements)
         };
-        plan.finish(written)
+        let shape = Shape {
+            statements,
+            in_transaction,
+        };
+        Ok((plan.finish(written)?, shape))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Amount, Currency, DepositId, ProviderSub, SessionToken, Settlement};
+    use crate::{NewAccount, NewDeposit, NewSession, SettleDeposit, TouchSession};
+
+    fn deposit(user: UserId, key: Option<&str>) -> NewDeposit {
+        NewDeposit {
+            id: DepositId::new(),
+            user_id: user,
+            amount: Amount::parse(100, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            idempotency_key: key.map(str::to_owned),
+            key_cutoff: 0,
+            now: 2,
+            first_check_at: 3,
+        }
+    }
+
+    /// Whether a batch runs in a transaction is decided by the steps it runs, and a batch
+    /// written without one ran exactly one statement: every kind alone, and kinds together.
+    #[actix_web::test]
+    async fn a_batch_runs_without_a_transaction_only_when_it_is_one_statement() {
+        let url = onramp_test_support::postgres::cluster()
+            .fresh_database()
+            .await;
+        let store = PgStore::connect(&url, 2).await.unwrap();
+        let sign_in = NewAccount {
+            provider: crate::domain::Provider::Google,
+            sub: ProviderSub::parse("s").unwrap(),
+            email: "a@example.com".into(),
+            email_verified: true,
+            name: "A".into(),
+            picture: String::new(),
+            now: 1,
+        };
+        let (outcomes, shape) = store.write_shaped(&Batch::of(sign_in)).await.unwrap();
+        assert!(shape.in_transaction, "a sign-in is several statements");
+        let user = outcomes.accounts[0];
+        let token = SessionToken::generate();
+        let first = deposit(user, None);
+        let settle = SettleDeposit {
+            deposit_id: first.id.clone(),
+            user_id: user,
+            amount: first.amount,
+            outcome: Settlement::Success,
+            now: 4,
+        };
+        let mut keyed_and_session = Batch::of(deposit(user, Some("k")));
+        keyed_and_session.add(NewSession {
+            hash: token.hash(),
+            user_id: user,
+            created_at: 1,
+            expires_at: 9,
+        });
+        let cases: Vec<(&str, Batch, usize)> = vec![
+            ("a deposit", Batch::of(first), 1),
+            (
+                "a deposit with a key",
+                Batch::of(deposit(user, Some("j"))),
+                2,
+            ),
+            ("a settlement", Batch::of(settle), 1),
+            (
+                "a renewal",
+                Batch::of(TouchSession {
+                    hash: token.hash(),
+                    last_seen_at: 5,
+                }),
+                1,
+            ),
+            ("a keyed deposit and a session", keyed_and_session, 3),
+        ];
+        for (what, batch, statements) in cases {
+            let (_, shape) = store.write_shaped(&batch).await.unwrap();
+            assert_eq!(shape.statements, statements, "{what}");
+            assert_eq!(shape.in_transaction, statements > 1, "{what}");
+        }
     }
 }

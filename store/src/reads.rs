@@ -282,11 +282,11 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn commit_batch(
+            async fn commit(
                 &self,
-                ops: &[crate::WriteOp],
-            ) -> Result<Vec<crate::OpOutcome>, crate::StoreError> {
-                self.commit(ops).await
+                batch: &crate::Batch,
+            ) -> Result<crate::Outcomes, crate::StoreError> {
+                self.write_batch(batch).await
             }
 
             async fn user(
@@ -389,8 +389,8 @@ reads_for!(sqlite, sqlx::SqlitePool);
 reads_for!(postgres, sqlx::PgPool);
 pub(crate) use impl_store;
 
-/// Sign-ins and session purges, written once for both databases like the reads (they are one
-/// at a time, not part of a set-based batch statement).
+/// Sign-ins, sign-in states and purges, written once for both databases like the reads (they
+/// are one at a time, not part of a set-based batch statement: none is a hot path).
 macro_rules! accounts_for {
     ($module:ident, $conn:ty) => {
         pub(crate) mod $module {
@@ -398,25 +398,50 @@ macro_rules! accounts_for {
             use crate::domain::{Currency, UserId};
             use crate::StoreError;
 
-            /// The batch's sign-ins and session purges, one statement each, before its
+            /// The batch's sign-ins, sign-in states and purges, one statement each, before its
             /// set-based statements.
             pub async fn write(conn: &mut $conn, plan: &mut Plan<'_>) -> Result<(), StoreError> {
                 let mut users = Vec::with_capacity(plan.accounts.len());
                 for account in &plan.accounts {
-                    users.push((account.index, upsert(conn, account).await?));
+                    users.push(upsert(conn, account).await?);
                 }
-                for (index, user) in users {
-                    plan.set_user(index, user);
+                for user in users {
+                    plan.push_user(user);
+                }
+                let mut fresh = Vec::new();
+                for state in &plan.states {
+                    let inserted = sqlx::query(
+                        "INSERT INTO sign_in_states (state_hash, expires_at) VALUES ($1, $2) \
+                         ON CONFLICT (state_hash) DO NOTHING",
+                    )
+                    .bind(state.hash)
+                    .bind(state.expires_at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        fresh.push(state.pos);
+                    }
+                }
+                for pos in fresh {
+                    plan.state_fresh(pos);
                 }
                 for (now, idle_ms) in &plan.purges {
-                    sqlx::query(
-                        "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2",
-                    )
+                    purge(conn, *now, *idle_ms).await?;
+                }
+                Ok(())
+            }
+
+            async fn purge(conn: &mut $conn, now: i64, idle_ms: i64) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
                     .bind(now)
                     .bind(now - idle_ms)
                     .execute(&mut *conn)
                     .await?;
-                }
+                sqlx::query("DELETE FROM sign_in_states WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             }
 

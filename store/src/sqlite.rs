@@ -1,7 +1,10 @@
 //! SQLite: the embedded default. WAL mode, `synchronous = FULL` (a commit is on disk before the
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
-use super::batch::{Plan, Written};
+use super::batch::{
+    CheckItem, DepositItem, EndItem, ForgetItem, OrderItem, Plan, SessionItem, SettleItem,
+    TouchItem, TransferItem, Written,
+};
 use super::*;
 use crate::reads::accounts_sqlite as accounts;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -103,7 +106,7 @@ fn batch_statements() -> &'static [(Vec<&'static str>, &'static str)] {
 fn has_kind(plan: &Plan<'_>, kind: &str) -> bool {
     match kind {
         "deposits" => !plan.deposits.is_empty(),
-        "deposit_keys" => plan.has_keys(),
+        "deposit_keys" => plan.has_deposit_keys(),
         "checks" => !plan.checks.is_empty(),
         "forgets" => !plan.forgets.is_empty(),
         "orders" => !plan.orders.is_empty(),
@@ -118,7 +121,8 @@ fn has_kind(plan: &Plan<'_>, kind: &str) -> bool {
 }
 
 /// The script for `plan`: the statements its kinds of change need, then COMMIT, after BEGIN
-/// unless the transaction is already open (after sign-ins and purges). One command either way.
+/// unless the transaction is already open (after sign-ins, sign-in states and purges). One
+/// command either way.
 fn batch_script(plan: &Plan<'_>, begin: bool) -> String {
     let mut script = String::with_capacity(BATCH_SCRIPT.len() + 32);
     if begin {
@@ -137,140 +141,49 @@ fn batch_script(plan: &Plan<'_>, begin: bool) -> String {
 /// Scratch tables and views of the writer's connection, for the batch script.
 const WRITER_SETUP: &str = include_str!("sql/sqlite_writer.sql");
 
-/// `[id, user_id, amount, idempotency_key, key_cutoff, now, batch position, currency,
-/// first_check_at]`
-type NewDepositRow<'a> = (
-    &'a str,
-    &'a str,
-    i64,
-    Option<&'a str>,
-    i64,
-    i64,
-    usize,
-    &'a str,
-    i64,
-);
-/// `[batch position, deposit id, new status, user_id, amount, now]`
-type SettlementRow<'a> = (usize, &'a str, &'a str, &'a str, i64, i64);
-/// `[id, from user, to user, amount, currency, idempotency_key, key_cutoff, now, batch position,
-/// recipient's name, recipient's email]`
-type TransferRow<'a> = (
-    &'a str,
-    &'a str,
-    &'a str,
-    i64,
-    &'a str,
-    Option<&'a str>,
-    i64,
-    i64,
-    usize,
-    &'a str,
-    &'a str,
-);
-
-/// The batch script's input: each kind's rows, as `sql/sqlite_batch.sql` reads them.
+/// The batch script's input: each kind's rows, as `sql/sqlite_batch.sql` reads them (by the
+/// field names of `batch.rs`).
 #[derive(serde::Serialize)]
 struct BatchInput<'a> {
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    deposits: Vec<NewDepositRow<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    orders: Vec<(&'a str, &'a str, &'a str, i64)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    sessions: Vec<(&'a str, &'a str, i64, i64)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    touches: Vec<(&'a str, i64)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    logouts: Vec<(&'a str,)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    settlements: Vec<SettlementRow<'a>>,
-    /// `[deposit id, current next_check_at, new next_check_at]`
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    checks: Vec<(&'a str, i64, i64)>,
-    /// `[deposit id, current next_check_at]`
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    forgets: Vec<(&'a str, i64)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    transfers: Vec<TransferRow<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    deposits: &'a [DepositItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    orders: &'a [OrderItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    sessions: &'a [SessionItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    touches: &'a [TouchItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    logouts: &'a [EndItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    settlements: &'a [SettleItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    checks: &'a [CheckItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    forgets: &'a [ForgetItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    transfers: &'a [TransferItem<'a>],
 }
 
 impl<'a> BatchInput<'a> {
     fn new(plan: &'a Plan<'a>) -> Self {
         BatchInput {
-            deposits: plan
-                .deposits
-                .iter()
-                .map(|d| {
-                    (
-                        d.id,
-                        d.user_id.as_str(),
-                        d.amount,
-                        d.key,
-                        d.key_cutoff,
-                        d.now,
-                        d.index,
-                        d.currency,
-                        d.first_check_at,
-                    )
-                })
-                .collect(),
-            orders: plan
-                .orders
-                .iter()
-                .map(|o| (o.id, o.token, o.pay_url, o.now))
-                .collect(),
-            sessions: plan
-                .new_sessions
-                .iter()
-                .map(|s| (s.hash, s.user_id.as_str(), s.created_at, s.expires_at))
-                .collect(),
-            touches: plan.touches.clone(),
-            logouts: plan.ended_sessions.iter().map(|h| (*h,)).collect(),
-            settlements: plan
-                .settles
-                .iter()
-                .map(|s| {
-                    (
-                        s.index,
-                        s.deposit_id,
-                        s.status,
-                        s.user_id.as_str(),
-                        s.amount,
-                        s.now,
-                    )
-                })
-                .collect(),
-            checks: plan
-                .checks
-                .iter()
-                .map(|c| (c.deposit_id, c.due_at, c.next_check_at))
-                .collect(),
-            forgets: plan.forgets.clone(),
-            transfers: plan
-                .transfers
-                .iter()
-                .map(|t| {
-                    (
-                        t.id,
-                        t.from.as_str(),
-                        t.to.as_str(),
-                        t.amount,
-                        t.currency,
-                        t.key,
-                        t.key_cutoff,
-                        t.now,
-                        t.index,
-                        t.to_name,
-                        t.to_email,
-                    )
-                })
-                .collect(),
+            deposits: &plan.deposits,
+            orders: &plan.orders,
+            sessions: &plan.new_sessions,
+            touches: &plan.touches,
+            logouts: &plan.ended_sessions,
+            settlements: &plan.settles,
+            checks: &plan.checks,
+            forgets: &plan.forgets,
+            transfers: &plan.transfers,
         }
     }
 }
 
 /// Writes `plan` in one transaction and answers what the database decided.
 async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Written, StoreError> {
-    let one_at_a_time = !plan.accounts.is_empty() || !plan.purges.is_empty();
+    let one_at_a_time = plan.has_one_at_a_time();
     if one_at_a_time {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         accounts::write(conn, plan).await?;
@@ -304,9 +217,9 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
 crate::reads::impl_store!(SqliteStore, sqlite);
 
 impl SqliteStore {
-    /// One group commit (the `Store::commit_batch` of this backend).
-    async fn commit(&self, ops: &[WriteOp]) -> Result<Vec<OpOutcome>, StoreError> {
-        let mut plan = Plan::new(ops);
+    /// One group commit (the `Store::commit` of this backend).
+    async fn write_batch(&self, batch: &Batch) -> Result<Outcomes, StoreError> {
+        let mut plan = Plan::new(batch);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {
             Ok(written) => plan.finish(written),
@@ -382,7 +295,8 @@ mod tests {
     /// in `has_kind`), and a batch of one kind leaves the other kinds' statements out.
     #[test]
     fn the_script_for_a_batch_has_only_the_statements_its_kinds_need() {
-        let empty = Plan::new(&[]);
+        let nothing = Batch::default();
+        let empty = Plan::new(&nothing);
         for (kinds, _) in batch_statements() {
             for kind in kinds {
                 assert!(!has_kind(&empty, kind), "{kind}");
@@ -400,14 +314,14 @@ mod tests {
             !script.contains("INSERT INTO transfers") && !script.contains("INSERT INTO deposits")
         );
 
-        let ops = [WriteOp::Settle(crate::SettleDeposit {
+        let batch = Batch::of(crate::SettleDeposit {
             deposit_id: DepositId::new(),
             user_id: crate::domain::UserId::new(),
             amount: Amount::parse(100, i64::MAX).unwrap(),
             outcome: Settlement::Success,
             now: 1,
-        })];
-        let script = batch_script(&Plan::new(&ops), false);
+        });
+        let script = batch_script(&Plan::new(&batch), false);
         assert!(!script.starts_with("BEGIN"));
         assert!(
             script.contains("UPDATE deposits SET status")
@@ -421,8 +335,8 @@ mod tests {
     #[tokio::test]
     async fn settlements_in_one_batch_credit_once_each_and_answer_the_balance_after_it() {
         let (_dir, store) = store().await;
-        let user = match &store
-            .commit_batch(&[WriteOp::UpsertAccount(NewAccount {
+        let user = store
+            .commit(&Batch::of(NewAccount {
                 provider: crate::domain::Provider::Google,
                 sub: crate::domain::ProviderSub::parse("s").unwrap(),
                 email: "a@example.com".into(),
@@ -430,54 +344,43 @@ mod tests {
                 name: "A".into(),
                 picture: String::new(),
                 now: 1,
-            })])
+            }))
             .await
-            .unwrap()[0]
-        {
-            OpOutcome::User(u) => *u,
-            other => panic!("{other:?}"),
-        };
+            .unwrap()
+            .accounts[0];
         let ids: Vec<DepositId> = (0..3).map(|_| DepositId::new()).collect();
-        let inserts: Vec<WriteOp> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| {
-                WriteOp::InsertDeposit(NewDeposit {
-                    id: id.clone(),
-                    user_id: user,
-                    amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
-                    currency: crate::domain::Currency::Inr,
-                    idempotency_key: None,
-                    key_cutoff: 0,
-                    now: 2,
-                    first_check_at: 3,
-                })
-            })
-            .collect();
-        assert_eq!(
-            store.commit_batch(&inserts).await.unwrap(),
-            vec![OpOutcome::Deposit(DepositInsert::Inserted); 3]
-        );
-        let settle = |i: usize, outcome| {
-            WriteOp::Settle(SettleDeposit {
-                deposit_id: ids[i].clone(),
+        let mut inserts = Batch::default();
+        for (i, id) in ids.iter().enumerate() {
+            inserts.add(NewDeposit {
+                id: id.clone(),
                 user_id: user,
                 amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
-                outcome,
-                now: 3,
-            })
+                currency: crate::domain::Currency::Inr,
+                idempotency_key: None,
+                key_cutoff: 0,
+                now: 2,
+                first_check_at: 3,
+            });
+        }
+        assert_eq!(
+            store.commit(&inserts).await.unwrap().deposits,
+            vec![DepositInsert::Inserted; 3]
+        );
+        let settle = |i: usize, outcome| SettleDeposit {
+            deposit_id: ids[i].clone(),
+            user_id: user,
+            amount: Amount::parse(100 * (i as i64 + 1), i64::MAX).unwrap(),
+            outcome,
+            now: 3,
         };
-        let outcomes = store
-            .commit_batch(&[
-                settle(0, Settlement::Success),
-                settle(1, Settlement::Failure),
-                settle(0, Settlement::Success),
-                settle(2, Settlement::Success),
-            ])
-            .await
-            .unwrap();
+        let mut batch = Batch::default();
+        batch.add(settle(0, Settlement::Success));
+        batch.add(settle(1, Settlement::Failure));
+        batch.add(settle(0, Settlement::Success));
+        batch.add(settle(2, Settlement::Success));
+        let outcomes = store.commit(&batch).await.unwrap().settlements;
         use SettleResult::{Applied, NotProcessing};
-        let [OpOutcome::Settle(Applied(Some(first))), OpOutcome::Settle(Applied(None)), OpOutcome::Settle(NotProcessing), OpOutcome::Settle(Applied(Some(third)))] =
+        let [Applied(Some(first)), Applied(None), NotProcessing, Applied(Some(third))] =
             outcomes.as_slice()
         else {
             panic!("{outcomes:?}");

@@ -6,9 +6,7 @@ mod common;
 
 use common::*;
 use onramp_store::domain::{DepositId, EmailKey, Settlement, TransferId, UserId};
-use onramp_store::{
-    self as store, Counterparty, HistoryItem, NewAccount, OpOutcome, Store, TransferResult, WriteOp,
-};
+use onramp_store::{self as store, Counterparty, HistoryItem, NewAccount, Store, TransferResult};
 use onramp_test_support::{on_both_databases, Backend, TestDb};
 use std::sync::Arc;
 
@@ -23,27 +21,28 @@ on_both_databases!(
     the_migration_gives_earlier_transfers_their_recipients_name_and_email_of_now,
 );
 
-fn applied(outcome: &OpOutcome) -> (i64, i64) {
+fn applied(outcome: &TransferResult) -> (i64, i64) {
     match outcome {
-        OpOutcome::Transfer(TransferResult::Applied { from, to }) => (from.paise, to.paise),
+        TransferResult::Applied { from, to } => (from.paise, to.paise),
         other => panic!("expected an applied transfer, got {other:?}"),
     }
 }
 
 /// Two users, the first with `paise` deposited.
 async fn funded(store: &Arc<dyn Store>, paise: i64) -> (UserId, UserId) {
-    let outcomes = store
-        .commit_batch(&[account("asha", "Asha"), account("bilal", "Bilal")])
+    let users = store
+        .commit(&batch![account("asha", "Asha"), account("bilal", "Bilal")])
         .await
-        .unwrap();
-    let (a, b) = (user(&outcomes[0]), user(&outcomes[1]));
+        .unwrap()
+        .accounts;
+    let (a, b) = (users[0], users[1]);
     let id = DepositId::new();
     store
-        .commit_batch(&[deposit(&id, a, paise, None, 2)])
+        .commit(&batch![deposit(&id, a, paise, None, 2)])
         .await
         .unwrap();
     store
-        .commit_batch(&[settle(&id, a, paise, Settlement::Success)])
+        .commit(&batch![settle(&id, a, paise, Settlement::Success)])
         .await
         .unwrap();
     (a, b)
@@ -55,18 +54,21 @@ async fn a_transfer_is_one_entry_that_changes_both_wallets_together(backend: Bac
     // A deposit of Bilal's lands in the same group commit as two transfers of Asha's to him.
     let id = DepositId::new();
     store
-        .commit_batch(&[deposit(&id, b, 50, None, 3)])
+        .commit(&batch![deposit(&id, b, 50, None, 3)])
         .await
         .unwrap();
-    let ops = vec![
-        WriteOp::Transfer(transfer(a, b, 300, None, 5)),
-        settle(&id, b, 50, Settlement::Success),
-        WriteOp::Transfer(transfer(a, b, 200, None, 5)),
-    ];
-    let outcomes = store.commit_batch(&ops).await.unwrap();
+    let outcomes = store
+        .commit(&batch![
+            transfer(a, b, 300, None, 5),
+            settle(&id, b, 50, Settlement::Success),
+            transfer(a, b, 200, None, 5),
+        ])
+        .await
+        .unwrap()
+        .transfers;
     // Both answer the balances after the batch: 1000 − 500 and 500 + 50.
     assert_eq!(applied(&outcomes[0]), (500, 550));
-    assert_eq!(applied(&outcomes[2]), (500, 550));
+    assert_eq!(applied(&outcomes[1]), (500, 550));
     assert_eq!(store.balance(a).await.unwrap().paise, 500);
     assert_eq!(store.balance(b).await.unwrap().paise, 550);
     let entries = db
@@ -77,12 +79,13 @@ async fn a_transfer_is_one_entry_that_changes_both_wallets_together(backend: Bac
              JOIN ledger_accounts AS r ON r.id = e.credit_account ORDER BY e.id",
         )
         .await;
+    // Credits are written before transfers in a batch, each kind in the order queued.
     assert_eq!(
         entries,
         vec![
             format!("deposit bank_clearing -> {a} 1000"),
-            format!("transfer {a} -> {b} 300"),
             format!("deposit bank_clearing -> {b} 50"),
+            format!("transfer {a} -> {b} 300"),
             format!("transfer {a} -> {b} 200"),
         ]
     );
@@ -122,9 +125,9 @@ async fn a_transfer_that_would_overdraw_a_wallet_is_refused_by_the_database(back
     let (a, b) = funded(&store, 1_000).await;
     // The actors never send this; the database is the last line of defence.
     let refused = store
-        .commit_batch(&[
-            WriteOp::Transfer(transfer(a, b, 600, None, 5)),
-            WriteOp::Transfer(transfer(a, b, 600, None, 5)),
+        .commit(&batch![
+            transfer(a, b, 600, None, 5),
+            transfer(a, b, 600, None, 5)
         ])
         .await;
     assert!(refused.is_err(), "{refused:?}");
@@ -134,9 +137,10 @@ async fn a_transfer_that_would_overdraw_a_wallet_is_refused_by_the_database(back
     assert!(store.audit().await.unwrap().is_ok());
     // One of them alone is fine.
     let ok = store
-        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 600, None, 6))])
+        .commit(&batch![transfer(a, b, 600, None, 6)])
         .await
-        .unwrap();
+        .unwrap()
+        .transfers;
     assert_eq!(applied(&ok[0]), (400, 600));
 }
 
@@ -145,29 +149,31 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
     let (a, b) = funded(&store, 1_000).await;
     let first = transfer(a, b, 100, Some("k"), 10);
     let outcomes = store
-        .commit_batch(&[
-            WriteOp::Transfer(first.clone()),
-            WriteOp::Transfer(to_someone_else(transfer(a, b, 100, Some("k"), 10))),
+        .commit(&batch![
+            first.clone(),
+            to_someone_else(transfer(a, b, 100, Some("k"), 10)),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .transfers;
     assert_eq!(applied(&outcomes[0]), (900, 100));
     assert_eq!(
         outcomes[1],
-        OpOutcome::Transfer(TransferResult::KeyTaken),
+        TransferResult::KeyTaken,
         "the same key in the same batch moves money once"
     );
     let later = store
-        .commit_batch(&[WriteOp::Transfer(to_someone_else(transfer(
+        .commit(&batch![to_someone_else(transfer(
             a,
             b,
             100,
             Some("k"),
-            500,
-        )))])
+            500
+        ))])
         .await
-        .unwrap();
-    assert_eq!(later[0], OpOutcome::Transfer(TransferResult::KeyTaken));
+        .unwrap()
+        .transfers;
+    assert_eq!(later[0], TransferResult::KeyTaken);
     let held = store.transfer_by_key(a, "k").await.unwrap().unwrap();
     assert_eq!((held.transfer.id, held.transfer.to), (first.id, b));
     assert_eq!(
@@ -176,9 +182,10 @@ async fn a_transfer_key_answers_once_until_its_cutoff(backend: Backend) {
     );
     // Past the cutoff the key passes to a new transfer.
     let reused = store
-        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 100, Some("k"), 5_000))])
+        .commit(&batch![transfer(a, b, 100, Some("k"), 5_000)])
         .await
-        .unwrap();
+        .unwrap()
+        .transfers;
     assert_eq!(applied(&reused[0]), (800, 200));
 }
 
@@ -191,8 +198,8 @@ fn to_someone_else(mut t: store::NewTransfer) -> store::NewTransfer {
     t
 }
 
-fn sign_in(sub: &str, email: &str, verified: bool, now: i64) -> WriteOp {
-    WriteOp::UpsertAccount(NewAccount {
+fn sign_in(sub: &str, email: &str, verified: bool, now: i64) -> NewAccount {
+    NewAccount {
         provider: onramp_store::domain::Provider::Google,
         sub: onramp_store::domain::ProviderSub::parse(sub).unwrap(),
         email: email.into(),
@@ -200,7 +207,7 @@ fn sign_in(sub: &str, email: &str, verified: bool, now: i64) -> WriteOp {
         name: sub.into(),
         picture: String::new(),
         now,
-    })
+    }
 }
 
 async fn the_latest_verified_sign_in_owns_an_email_in_any_case(backend: Backend) {
@@ -211,24 +218,24 @@ async fn the_latest_verified_sign_in_owns_an_email_in_any_case(backend: Backend)
         async move { store.user_by_email(&key).await.unwrap().map(|u| u.name) }
     };
     store
-        .commit_batch(&[sign_in("old", "Shared@Example.com", true, 1)])
+        .commit(&batch![sign_in("old", "Shared@Example.com", true, 1)])
         .await
         .unwrap();
     assert_eq!(find("shared@example.COM").await.as_deref(), Some("old"));
     store
-        .commit_batch(&[sign_in("new", "shared@example.com", true, 2)])
+        .commit(&batch![sign_in("new", "shared@example.com", true, 2)])
         .await
         .unwrap();
     assert_eq!(find(" SHARED@example.com ").await.as_deref(), Some("new"));
     // An unverified claim on the email takes nothing over.
     store
-        .commit_batch(&[sign_in("claim", "shared@example.com", false, 3)])
+        .commit(&batch![sign_in("claim", "shared@example.com", false, 3)])
         .await
         .unwrap();
     assert_eq!(find("shared@example.com").await.as_deref(), Some("new"));
     // The older account signs in again: it is the most recent now.
     store
-        .commit_batch(&[sign_in("old", "shared@example.com", true, 4)])
+        .commit(&batch![sign_in("old", "shared@example.com", true, 4)])
         .await
         .unwrap();
     assert_eq!(find("shared@example.com").await.as_deref(), Some("old"));
@@ -239,7 +246,7 @@ async fn the_audit_names_what_is_wrong(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
     let (a, b) = funded(&store, 1_000).await;
     store
-        .commit_batch(&[WriteOp::Transfer(transfer(a, b, 300, None, 5))])
+        .commit(&batch![transfer(a, b, 300, None, 5)])
         .await
         .unwrap();
     let clean = store.audit().await.unwrap();
@@ -263,7 +270,7 @@ async fn the_audit_names_what_is_wrong(backend: Backend) {
     // A deposit marked successful without its credit.
     let uncredited = DepositId::new();
     store
-        .commit_batch(&[deposit(&uncredited, a, 70, None, 6)])
+        .commit(&batch![deposit(&uncredited, a, 70, None, 6)])
         .await
         .unwrap();
     db.execute(&format!(
@@ -391,14 +398,15 @@ async fn the_migration_turns_wallets_and_the_credit_ledger_into_double_entries(b
 
     // The books go on from there: the processing deposit lands, then B pays A.
     let landed = store
-        .commit_batch(&[settle(&d4, b, 999, Settlement::Success)])
+        .commit(&batch![settle(&d4, b, 999, Settlement::Success)])
         .await
-        .unwrap();
+        .unwrap()
+        .settlements;
     let after = settled(&landed[0]).unwrap();
     assert_eq!(after.paise, 1_199);
     assert!(after.entry > 4, "new entries follow the migrated ones");
     store
-        .commit_batch(&[WriteOp::Transfer(transfer(b, a, 1_199, None, 9))])
+        .commit(&batch![transfer(b, a, 1_199, None, 9)])
         .await
         .unwrap();
     assert_eq!(store.balance(a).await.unwrap().paise, 1_899);
@@ -462,11 +470,11 @@ async fn a_credit_that_would_overflow_a_balance_is_refused(backend: Backend) {
     .unwrap();
     let id = DepositId::new();
     store
-        .commit_batch(&[deposit(&id, a, 100, None, 3)])
+        .commit(&batch![deposit(&id, a, 100, None, 3)])
         .await
         .unwrap();
     let refused = store
-        .commit_batch(&[settle(&id, a, 100, Settlement::Success)])
+        .commit(&batch![settle(&id, a, 100, Settlement::Success)])
         .await;
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(store.balance(a).await.unwrap().paise, near);

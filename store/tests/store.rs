@@ -4,8 +4,11 @@
 mod common;
 
 use common::*;
-use onramp_store::domain::{BankToken, DepositId, DepositStatus, SessionToken, Settlement, UserId};
-use onramp_store::{self as store, DepositInsert, OpOutcome, SettleResult, WriteOp};
+use onramp_store::domain::{BankToken, DepositId, DepositStatus, SessionToken, Settlement};
+use onramp_store::{
+    self as store, Batch, DepositInsert, EndSession, NewSession, Outcomes, Purge, SettleResult,
+    StateUse, TouchSession, UseSignInState,
+};
 use onramp_test_support::{on_both_databases, Backend, TestDb};
 
 on_both_databases!(
@@ -18,53 +21,51 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
 
     // Two people sign in for the first time; one of them twice in the same batch.
-    let outcomes = store
-        .commit_batch(&[
+    let users = store
+        .commit(&batch![
             account("asha", "Asha"),
             account("ravi", "Ravi"),
             account("asha", "Asha K"),
         ])
         .await
-        .unwrap();
-    let (asha, ravi) = (user(&outcomes[0]), user(&outcomes[1]));
+        .unwrap()
+        .accounts;
+    let (asha, ravi) = (users[0], users[1]);
     assert_ne!(asha, ravi);
-    assert_eq!(user(&outcomes[2]), asha, "the same sub is the same user");
+    assert_eq!(users[2], asha, "the same sub is the same user");
     assert_eq!(store.user(asha).await.unwrap().unwrap().name, "Asha K");
 
     // Sessions and deposits, two of Asha's under one idempotency key.
     let (s1, s2) = (SessionToken::generate(), SessionToken::generate());
     let ids: Vec<DepositId> = (0..4).map(|_| DepositId::new()).collect();
+    let session = |token: &SessionToken, user_id| NewSession {
+        hash: token.hash(),
+        user_id,
+        created_at: 2,
+        expires_at: 1_000,
+    };
     let outcomes = store
-        .commit_batch(&[
-            WriteOp::InsertSession {
-                hash: s1.hash(),
-                user_id: asha,
-                created_at: 2,
-                expires_at: 1_000,
-            },
+        .commit(&batch![
+            session(&s1, asha),
             deposit(&ids[0], asha, 100, Some("key-1"), 2),
             deposit(&ids[1], asha, 250, Some("key-1"), 2),
             deposit(&ids[2], ravi, 700, None, 2),
             deposit(&ids[3], ravi, 900, None, 2),
-            WriteOp::InsertSession {
-                hash: s2.hash(),
-                user_id: ravi,
-                created_at: 2,
-                expires_at: 1_000,
-            },
+            session(&s2, ravi),
         ])
         .await
         .unwrap();
     assert_eq!(
         outcomes,
-        vec![
-            OpOutcome::Done,
-            OpOutcome::Deposit(DepositInsert::Inserted),
-            OpOutcome::Deposit(DepositInsert::KeyTaken),
-            OpOutcome::Deposit(DepositInsert::Inserted),
-            OpOutcome::Deposit(DepositInsert::Inserted),
-            OpOutcome::Done
-        ]
+        Outcomes {
+            deposits: vec![
+                DepositInsert::Inserted,
+                DepositInsert::KeyTaken,
+                DepositInsert::Inserted,
+                DepositInsert::Inserted
+            ],
+            ..Outcomes::default()
+        }
     );
     assert!(store.deposit(&ids[1]).await.unwrap().is_none());
     let mut waiting = vec![ids[0].clone(), ids[2].clone(), ids[3].clone()];
@@ -85,23 +86,21 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
     );
 
     // Bank orders, and a session used twice.
+    let touch = |last_seen_at| TouchSession {
+        hash: s1.hash(),
+        last_seen_at,
+    };
     let outcomes = store
-        .commit_batch(&[
+        .commit(&batch![
             order(&ids[0]),
-            WriteOp::TouchSession {
-                hash: s1.hash(),
-                last_seen_at: 9,
-            },
+            touch(9),
             order(&ids[2]),
-            WriteOp::TouchSession {
-                hash: s1.hash(),
-                last_seen_at: 7,
-            },
+            touch(7),
             order(&ids[3]),
         ])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::Done; 5]);
+    assert_eq!(outcomes, Outcomes::default(), "nothing to answer but done");
     assert_eq!(
         store
             .session(&s1.hash())
@@ -125,20 +124,20 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
 
     // Webhooks: a success each, a decline, a duplicate in the same batch; Ravi logs out.
     let outcomes = store
-        .commit_batch(&[
+        .commit(&batch![
             settle(&ids[0], asha, 100, Settlement::Success),
             settle(&ids[2], ravi, 700, Settlement::Success),
-            WriteOp::DeleteSession { hash: s2.hash() },
+            EndSession { hash: s2.hash() },
             settle(&ids[3], ravi, 900, Settlement::Failure),
             settle(&ids[0], asha, 100, Settlement::Success),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .settlements;
     assert_eq!(settled(&outcomes[0]).unwrap().paise, 100);
     assert_eq!(settled(&outcomes[1]).unwrap().paise, 700);
-    assert_eq!(outcomes[2], OpOutcome::Done);
-    assert_eq!(settled(&outcomes[3]), None, "a failure credits nothing");
-    assert_eq!(outcomes[4], OpOutcome::Settle(SettleResult::NotProcessing));
+    assert_eq!(settled(&outcomes[2]), None, "a failure credits nothing");
+    assert_eq!(outcomes[3], SettleResult::NotProcessing);
     assert_eq!(status(&store, &ids[0]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[2]).await, DepositStatus::Success);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
@@ -156,24 +155,41 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
 
     // A later contradicting or repeated settlement changes nothing.
     let outcomes = store
-        .commit_batch(&[
+        .commit(&batch![
             settle(&ids[3], ravi, 900, Settlement::Success),
             settle(&ids[2], ravi, 700, Settlement::Success),
         ])
         .await
         .unwrap();
-    assert_eq!(
-        outcomes,
-        vec![OpOutcome::Settle(SettleResult::NotProcessing); 2]
-    );
+    assert_eq!(outcomes.settlements, vec![SettleResult::NotProcessing; 2]);
     assert_eq!(store.balance(ravi).await.unwrap().paise, 700);
     assert_eq!(status(&store, &ids[3]).await, DepositStatus::Failure);
     assert_eq!(db.scalar("SELECT COUNT(*) FROM ledger_entries").await, 2);
 
-    // Expired sessions are purged along with other changes.
+    // A sign-in's state is fresh once, also when it comes twice in one batch.
+    let state = |hash: &str, expires_at| UseSignInState {
+        hash: hash.into(),
+        expires_at,
+    };
     let outcomes = store
-        .commit_batch(&[
-            WriteOp::PurgeSessions {
+        .commit(&batch![
+            state("s1", 1_500),
+            state("s1", 1_500),
+            state("s2", 3_000)
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes.sign_in_states,
+        vec![StateUse::Fresh, StateUse::Used, StateUse::Fresh]
+    );
+    let again = store.commit(&batch![state("s2", 3_000)]).await.unwrap();
+    assert_eq!(again.sign_in_states, vec![StateUse::Used]);
+
+    // Expired sessions and sign-in states are purged along with other changes.
+    let outcomes = store
+        .commit(&batch![
+            Purge {
                 now: 2_000,
                 idle_ms: 10_000,
             },
@@ -181,38 +197,42 @@ async fn one_batch_of_every_kind_of_change(backend: Backend) {
         ])
         .await
         .unwrap();
-    assert_eq!(outcomes[0], OpOutcome::Done);
-    user(&outcomes[1]);
+    assert_eq!(outcomes.accounts.len(), 1);
     assert!(store.session(&s1.hash()).await.unwrap().is_none());
+    assert_eq!(
+        db.strings("SELECT state_hash FROM sign_in_states").await,
+        vec!["s2".to_owned()],
+        "the state past its time is gone, the other stays"
+    );
 }
 
 async fn credits_to_one_wallet_in_one_batch_answer_its_balance_after_the_batch(backend: Backend) {
     let Fixture { store, db, _dir } = fixture(backend).await;
-    let users: Vec<UserId> = store
-        .commit_batch(&[account("a", "A"), account("b", "B")])
+    let users = store
+        .commit(&batch![account("a", "A"), account("b", "B")])
         .await
         .unwrap()
-        .iter()
-        .map(user)
-        .collect();
+        .accounts;
     let ids: Vec<DepositId> = (0..6).map(|_| DepositId::new()).collect();
     let amount = |i: usize| 100 * (i as i64 + 1);
     let owner = |i: usize| users[i % 2];
-    let inserts: Vec<WriteOp> = (0..6)
-        .map(|i| deposit(&ids[i], owner(i), amount(i), None, 2))
-        .collect();
-    store.commit_batch(&inserts).await.unwrap();
+    let mut inserts = Batch::default();
+    for (i, id) in ids.iter().enumerate() {
+        inserts.add(deposit(id, owner(i), amount(i), None, 2));
+    }
+    store.commit(&inserts).await.unwrap();
 
     // A earlier had 100 (deposit 0); now deposits 2 and 4 land together, with 1, 3 and 5 of B.
     let first = store
-        .commit_batch(&[settle(&ids[0], users[0], 100, Settlement::Success)])
+        .commit(&batch![settle(&ids[0], users[0], 100, Settlement::Success)])
         .await
-        .unwrap();
-    let batch: Vec<WriteOp> = [4, 1, 2, 5, 3]
-        .iter()
-        .map(|&i| settle(&ids[i], owner(i), amount(i), Settlement::Success))
-        .collect();
-    let outcomes = store.commit_batch(&batch).await.unwrap();
+        .unwrap()
+        .settlements;
+    let mut batch = Batch::default();
+    for i in [4, 1, 2, 5, 3] {
+        batch.add(settle(&ids[i], owner(i), amount(i), Settlement::Success));
+    }
+    let outcomes = store.commit(&batch).await.unwrap().settlements;
     // Each credit answers its wallet's balance after the batch, which includes it, with the
     // last entry of that wallet in the batch: newer than anything before it.
     let after: Vec<i64> = outcomes.iter().map(|o| settled(o).unwrap().paise).collect();
@@ -255,25 +275,29 @@ async fn credits_to_one_wallet_in_one_batch_answer_its_balance_after_the_batch(b
 
 async fn an_idempotency_key_passes_to_a_new_deposit_only_after_the_cutoff(backend: Backend) {
     let Fixture { store, _dir, .. } = fixture(backend).await;
-    let asha = user(&store.commit_batch(&[account("a", "A")]).await.unwrap()[0]);
+    let asha = store
+        .commit(&batch![account("a", "A")])
+        .await
+        .unwrap()
+        .accounts[0];
     let (first, early, late) = (DepositId::new(), DepositId::new(), DepositId::new());
     store
-        .commit_batch(&[deposit(&first, asha, 100, Some("k"), 10_000)])
+        .commit(&batch![deposit(&first, asha, 100, Some("k"), 10_000)])
         .await
         .unwrap();
     // 500 ms later the key is still held (the cutoff is 1000 ms back): nothing is written.
     let outcomes = store
-        .commit_batch(&[deposit(&early, asha, 100, Some("k"), 10_500)])
+        .commit(&batch![deposit(&early, asha, 100, Some("k"), 10_500)])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::Deposit(DepositInsert::KeyTaken)]);
+    assert_eq!(outcomes.deposits, vec![DepositInsert::KeyTaken]);
     assert!(store.deposit(&early).await.unwrap().is_none());
     // Past the cutoff the new deposit takes the key over.
     let outcomes = store
-        .commit_batch(&[deposit(&late, asha, 100, Some("k"), 11_500)])
+        .commit(&batch![deposit(&late, asha, 100, Some("k"), 11_500)])
         .await
         .unwrap();
-    assert_eq!(outcomes, vec![OpOutcome::Deposit(DepositInsert::Inserted)]);
+    assert_eq!(outcomes.deposits, vec![DepositInsert::Inserted]);
     assert_eq!(
         store.deposit_by_key(asha, "k").await.unwrap().unwrap().id,
         late
@@ -310,6 +334,96 @@ async fn the_two_schemas_have_the_same_tables_and_columns() {
     assert!(
         sqlite.contains(&"pending_deposits.next_check_at".to_owned()),
         "{sqlite:?}"
+    );
+    assert_eq!(sqlite, postgres);
+}
+
+/// One mixed group commit (sign-ins, settlements both ways, transfers both ways, a sign-in
+/// state, a session) written on each database after the same history: the two ledgers agree
+/// row by row (entry ids, kinds, refs, accounts by their owners' names, amounts), and so do the
+/// balances and every answer.
+#[actix_web::test]
+async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
+    let deposits: Vec<DepositId> = (0..3).map(|_| DepositId::new()).collect();
+    let transfers = [
+        onramp_store::domain::TransferId::new(),
+        onramp_store::domain::TransferId::new(),
+    ];
+    let mut ledgers = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Fixture { store, db, _dir } = fixture(backend).await;
+        let users = store
+            .commit(&batch![account("asha", "Asha"), account("bilal", "Bilal")])
+            .await
+            .unwrap()
+            .accounts;
+        let (asha, bilal) = (users[0], users[1]);
+        let owners = [asha, asha, bilal];
+        let mut inserts = Batch::default();
+        for (id, owner) in deposits.iter().zip(owners) {
+            inserts.add(deposit(id, owner, 700, None, 2));
+        }
+        store.commit(&inserts).await.unwrap();
+        let mut to_bilal = transfer(asha, bilal, 300, Some("k"), 5);
+        to_bilal.id = transfers[0].clone();
+        let mut to_asha = transfer(bilal, asha, 50, None, 5);
+        to_asha.id = transfers[1].clone();
+        let outcomes = store
+            .commit(&batch![
+                settle(&deposits[0], asha, 700, Settlement::Success),
+                account("chitra", "Chitra"),
+                to_bilal,
+                settle(&deposits[1], asha, 700, Settlement::Failure),
+                UseSignInState {
+                    hash: "state".into(),
+                    expires_at: 9,
+                },
+                to_asha,
+                settle(&deposits[2], bilal, 700, Settlement::Success),
+                NewSession {
+                    hash: SessionToken::generate().hash(),
+                    user_id: bilal,
+                    created_at: 5,
+                    expires_at: 50,
+                },
+            ])
+            .await
+            .unwrap();
+        let ledger = db
+            .strings(
+                "SELECT CAST(e.id AS TEXT) || ' ' || e.kind || ' ' || e.ref || ' ' \
+                 || COALESCE(du.name, d.system) || ' -> ' || COALESCE(cu.name, c.system) || ' ' \
+                 || CAST(e.amount AS TEXT) \
+                 FROM ledger_entries AS e \
+                 JOIN ledger_accounts AS d ON d.id = e.debit_account \
+                 LEFT JOIN users AS du ON du.id = d.user_id \
+                 JOIN ledger_accounts AS c ON c.id = e.credit_account \
+                 LEFT JOIN users AS cu ON cu.id = c.user_id ORDER BY e.id",
+            )
+            .await;
+        let balances = db
+            .strings(
+                "SELECT COALESCE(u.name, a.system) || ' ' || CAST(a.balance AS TEXT) || ' ' \
+                 || CAST(a.last_entry AS TEXT) FROM ledger_accounts AS a \
+                 LEFT JOIN users AS u ON u.id = a.user_id ORDER BY 1",
+            )
+            .await;
+        let audit = store.audit().await.unwrap();
+        assert!(audit.is_ok(), "{backend:?}: {audit}");
+        ledgers.push((
+            ledger,
+            balances,
+            outcomes.settlements,
+            outcomes.transfers,
+            outcomes.sign_in_states,
+        ));
+    }
+    let (sqlite, postgres) = (&ledgers[0], &ledgers[1]);
+    assert_eq!(
+        sqlite.0.len(),
+        4,
+        "two credits and two transfers: {:?}",
+        sqlite.0
     );
     assert_eq!(sqlite, postgres);
 }

@@ -3,7 +3,7 @@
 
 use onramp::reconcile::{Reconciler, CHECKS_PER_SCAN};
 use onramp_store::domain::{now_ms, BankToken, Currency, DepositId, UserId};
-use onramp_store::{NewDeposit, WriteOp};
+use onramp_store::{AttachOrder, NewDeposit};
 use onramp_test_support::{on_both_databases, spawn_app_with, Backend, TestApp};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -253,14 +253,14 @@ async fn stuck_deposits(app: &TestApp, user: UserId, n: usize) {
             now: created,
             first_check_at: 0,
         };
-        writer.insert_deposit(deposit).await.unwrap();
-        let attach = WriteOp::AttachBankOrder {
-            id,
+        writer.commit(deposit).await.unwrap();
+        let attach = AttachOrder {
+            deposit_id: id,
             token: BankToken::parse(&format!("bank_session_never_issued_{i}")).unwrap(),
             pay_url: "http://bank.invalid/pay".into(),
             now: created,
         };
-        writer.write(attach).await.unwrap();
+        writer.commit(attach).await.unwrap();
     }
 }
 
@@ -311,7 +311,7 @@ async fn a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says(backend: Bac
             now: now_ms() - 60_000,
             first_check_at: now_ms() + 3_600_000,
         };
-        app.state.writer.insert_deposit(deposit).await.unwrap();
+        app.state.writer.commit(deposit).await.unwrap();
     }
     // The bank made the paid one's order, and the user paid it; the other it never saw.
     let created: Value = reqwest::Client::new()

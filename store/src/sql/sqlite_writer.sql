@@ -36,7 +36,7 @@ CREATE TEMP VIEW batch_settlements AS
 
 -- The settlements of the batch being applied: those whose deposit was still processing.
 CREATE TEMP TABLE settling (
-    seq         INTEGER PRIMARY KEY,  -- the settlement's position in the batch
+    seq         INTEGER PRIMARY KEY,  -- the settlement's position among the batch's settlements
     deposit_id  TEXT NOT NULL,
     status      TEXT NOT NULL,
     user_id     TEXT NOT NULL,
@@ -45,8 +45,9 @@ CREATE TEMP TABLE settling (
     now         INTEGER NOT NULL
 );
 
--- The ledger entries the batch makes, one per credit or transfer, by batch position. A missing
--- account leaves a NULL, which NOT NULL refuses: the batch fails rather than move money halfway.
+-- The ledger entries the batch makes, one per credit or transfer, in the order they are inserted
+-- (`seq`). A missing account leaves a NULL, which NOT NULL refuses: the batch fails rather than
+-- move money halfway.
 CREATE TEMP TABLE moves (
     seq      INTEGER PRIMARY KEY,
     entry    INTEGER,  -- the id its ledger entry gets

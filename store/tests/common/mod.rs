@@ -6,8 +6,8 @@ use onramp_store::domain::{
     UserId,
 };
 use onramp_store::{
-    self as store, Balance, Counterparty, NewAccount, NewDeposit, NewTransfer, OpOutcome,
-    SettleDeposit, SettleResult, Store, WriteOp,
+    self as store, AttachOrder, Balance, Counterparty, NewAccount, NewDeposit, NewTransfer,
+    SettleDeposit, SettleResult, Store,
 };
 use onramp_test_support::{Backend, TestDb};
 use std::sync::Arc;
@@ -28,8 +28,18 @@ pub async fn fixture(backend: Backend) -> Fixture {
     }
 }
 
-pub fn account(sub: &str, name: &str) -> WriteOp {
-    WriteOp::UpsertAccount(NewAccount {
+/// A batch of the changes given, of any kinds, each at the end of its kind.
+#[macro_export]
+macro_rules! batch {
+    ($($change:expr),* $(,)?) => {{
+        let mut batch = onramp_store::Batch::default();
+        $(batch.add($change);)*
+        batch
+    }};
+}
+
+pub fn account(sub: &str, name: &str) -> NewAccount {
+    NewAccount {
         provider: onramp_store::domain::Provider::Google,
         sub: ProviderSub::parse(sub).unwrap(),
         email: format!("{sub}@example.com"),
@@ -37,21 +47,14 @@ pub fn account(sub: &str, name: &str) -> WriteOp {
         name: name.into(),
         picture: String::new(),
         now: 1,
-    })
-}
-
-pub fn user(outcome: &OpOutcome) -> UserId {
-    match outcome {
-        OpOutcome::User(u) => *u,
-        other => panic!("expected a user, got {other:?}"),
     }
 }
 
 /// The balance a settlement's commit answered: `Some` for a credit, `None` for a failure.
-pub fn settled(outcome: &OpOutcome) -> Option<Balance> {
+pub fn settled(outcome: &SettleResult) -> Option<Balance> {
     match outcome {
-        OpOutcome::Settle(SettleResult::Applied(balance)) => *balance,
-        other => panic!("expected a settlement, got {other:?}"),
+        SettleResult::Applied(balance) => *balance,
+        other => panic!("expected an applied settlement, got {other:?}"),
     }
 }
 
@@ -59,8 +62,14 @@ pub fn paise(p: i64) -> Amount {
     Amount::parse(p, i64::MAX).unwrap()
 }
 
-pub fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now: i64) -> WriteOp {
-    WriteOp::InsertDeposit(NewDeposit {
+pub fn deposit(
+    id: &DepositId,
+    user: UserId,
+    amount: i64,
+    key: Option<&str>,
+    now: i64,
+) -> NewDeposit {
+    NewDeposit {
         id: id.clone(),
         user_id: user,
         amount: paise(amount),
@@ -69,26 +78,26 @@ pub fn deposit(id: &DepositId, user: UserId, amount: i64, key: Option<&str>, now
         key_cutoff: now - 1000,
         now,
         first_check_at: now + 60_000,
-    })
+    }
 }
 
-pub fn order(id: &DepositId) -> WriteOp {
-    WriteOp::AttachBankOrder {
-        id: id.clone(),
+pub fn order(id: &DepositId) -> AttachOrder {
+    AttachOrder {
+        deposit_id: id.clone(),
         token: BankToken::parse(&format!("bank_session_{id}")).unwrap(),
         pay_url: format!("http://bank/pay?token=bank_session_{id}"),
         now: 3,
     }
 }
 
-pub fn settle(id: &DepositId, user: UserId, amount: i64, outcome: Settlement) -> WriteOp {
-    WriteOp::Settle(SettleDeposit {
+pub fn settle(id: &DepositId, user: UserId, amount: i64, outcome: Settlement) -> SettleDeposit {
+    SettleDeposit {
         deposit_id: id.clone(),
         user_id: user,
         amount: paise(amount),
         outcome,
         now: 4,
-    })
+    }
 }
 
 pub fn transfer(from: UserId, to: UserId, paise: i64, key: Option<&str>, now: i64) -> NewTransfer {

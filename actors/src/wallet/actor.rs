@@ -1,0 +1,250 @@
+//! The wallet actor: its memory of the user's money, balance reads, and transfers out.
+
+use super::registry::Shared;
+use super::settle::DepositState;
+use super::TransferError;
+use crate::funds::{Funds, Refusal, Reservation};
+use crate::writer::WriteError;
+use actix::prelude::*;
+use onramp_store::domain::{DepositId, UserId};
+use onramp_store::{Balance, NewTransfer, TransferResult};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Messages a wallet actor's mailbox holds before senders wait.
+const MAILBOX: usize = 1024;
+
+pub struct WalletActor {
+    pub(super) user: UserId,
+    /// The committed balance (`None` until a read loads it or a commit tells it) and the
+    /// debits reserved against it.
+    pub(super) funds: Funds,
+    pub(super) deposits: HashMap<DepositId, DepositState>,
+    /// Changes queued to the writer and not yet answered: the actor does not stop while any is.
+    pub(super) in_flight: usize,
+    /// Idempotency keys of transfers committing now, with the copies of the same request that
+    /// arrived meanwhile: they wait for that commit instead of reserving the money again.
+    keyed: HashMap<String, Vec<oneshot::Sender<TransferAnswer>>>,
+    pub(super) last_used: Instant,
+    pub(super) shared: Arc<Shared>,
+    /// Tells this actor from an earlier one of the same user in the registry.
+    pub(super) generation: u64,
+}
+
+impl WalletActor {
+    pub(super) fn new(user: UserId, shared: Arc<Shared>, generation: u64) -> Self {
+        WalletActor {
+            user,
+            funds: Funds::default(),
+            deposits: HashMap::new(),
+            in_flight: 0,
+            keyed: HashMap::new(),
+            last_used: Instant::now(),
+            shared,
+            generation,
+        }
+    }
+
+    fn unregister(&self) {
+        let generation = self.generation;
+        self.shared
+            .map
+            .remove_if(&self.user, |_, (g, _)| *g == generation);
+    }
+}
+
+impl Actor for WalletActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.shared.alive.fetch_add(1, Ordering::Relaxed);
+        // A hot wallet takes many settlements at once; `send` still waits past this.
+        ctx.set_mailbox_capacity(MAILBOX);
+        let every =
+            (self.shared.idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        ctx.run_interval(every, |act, ctx| {
+            if act.in_flight == 0 && act.last_used.elapsed() >= act.shared.idle {
+                act.unregister();
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.shared.alive.fetch_sub(1, Ordering::Relaxed);
+        self.unregister();
+    }
+}
+
+/// What a wallet knows of its committed balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reading {
+    /// The committed balance, in paise.
+    Known(i64),
+    /// Not known: read it from the database and hand it back with this epoch ([`Loaded`]).
+    Load { epoch: u64 },
+}
+
+impl WalletActor {
+    fn reading(&self) -> Reading {
+        match self.funds.committed() {
+            Some(c) => Reading::Known(c.paise),
+            None => Reading::Load {
+                epoch: self.funds.epoch(),
+            },
+        }
+    }
+}
+
+#[derive(Message, Clone)]
+#[rtype(result = "Reading")]
+pub(super) struct GetBalance;
+
+impl Handler<GetBalance> for WalletActor {
+    type Result = MessageResult<GetBalance>;
+
+    #[tracing::instrument(level = "trace", name = "wallet.balance", skip_all, fields(user = %self.user))]
+    fn handle(&mut self, _: GetBalance, _: &mut Self::Context) -> Self::Result {
+        self.last_used = Instant::now();
+        MessageResult(self.reading())
+    }
+}
+
+/// A balance read from the database by a read that started at `epoch`: kept (or the newer
+/// balance a commit answered meanwhile) unless the actor forgot its balance since, in which
+/// case another read is needed ([`Reading::Load`]).
+#[derive(Message, Clone)]
+#[rtype(result = "Reading")]
+pub(super) struct Loaded {
+    pub balance: Balance,
+    pub epoch: u64,
+}
+
+impl Handler<Loaded> for WalletActor {
+    type Result = MessageResult<Loaded>;
+
+    #[tracing::instrument(level = "trace", name = "wallet.loaded", skip_all, fields(user = %self.user))]
+    fn handle(&mut self, msg: Loaded, _: &mut Self::Context) -> Self::Result {
+        self.funds.load(msg.balance, msg.epoch);
+        MessageResult(self.reading())
+    }
+}
+
+/// Forget the committed balance: a commit of unknown outcome may have changed it (a transfer
+/// to this wallet whose connection broke after COMMIT). The next read loads it afresh.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(super) struct Forget;
+
+impl Handler<Forget> for WalletActor {
+    type Result = ();
+
+    #[tracing::instrument(level = "debug", name = "wallet.forget", skip_all, fields(user = %self.user))]
+    fn handle(&mut self, _: Forget, _: &mut Self::Context) {
+        self.funds.forget();
+    }
+}
+
+/// A balance another wallet's commit answered for this one (a transfer received).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub(super) struct Observe(pub Balance);
+
+impl Handler<Observe> for WalletActor {
+    type Result = ();
+
+    #[tracing::instrument(level = "trace", name = "wallet.observe", skip_all, fields(user = %self.user))]
+    fn handle(&mut self, Observe(balance): Observe, _: &mut Self::Context) {
+        self.last_used = Instant::now();
+        self.funds.observe(balance);
+    }
+}
+
+pub(super) type TransferAnswer = Result<TransferResult, TransferError>;
+pub(super) type TransferTicket = Result<oneshot::Receiver<TransferAnswer>, Refusal>;
+
+/// A transfer out of this wallet: reserved now (or refused), answered once committed.
+#[derive(Message, Clone)]
+#[rtype(result = "TransferTicket")]
+pub(super) struct Debit(pub NewTransfer);
+
+impl Handler<Debit> for WalletActor {
+    type Result = TransferTicket;
+
+    #[tracing::instrument(level = "trace", name = "wallet.debit", skip_all, fields(user = %self.user))]
+    fn handle(&mut self, Debit(transfer): Debit, ctx: &mut Self::Context) -> TransferTicket {
+        self.last_used = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        let key = transfer.idempotency_key.clone();
+        if let Some(copies) = key.as_ref().and_then(|k| self.keyed.get_mut(k)) {
+            // The same request is committing: its key will be taken, and the caller answers
+            // as the first did.
+            copies.push(tx);
+            return Ok(rx);
+        }
+        let reservation = self.funds.reserve(transfer.amount)?;
+        self.in_flight += 1;
+        if let Some(k) = &key {
+            self.keyed.insert(k.clone(), Vec::new());
+        }
+        let writer = self.shared.writer.clone();
+        let recipient = transfer.to;
+        ctx.spawn(
+            async move { writer.commit(transfer).await }
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    act.in_flight -= 1;
+                    let answer = act.settle_debit(reservation, recipient, result);
+                    for copy in key.and_then(|k| act.keyed.remove(&k)).unwrap_or_default() {
+                        let _ = copy.send(match &answer {
+                            Ok(_) => Ok(TransferResult::KeyTaken),
+                            Err(e) => Err(e.clone()),
+                        });
+                    }
+                    let _ = tx.send(answer);
+                }),
+        );
+        Ok(rx)
+    }
+}
+
+impl WalletActor {
+    /// Ends a transfer's reservation as its commit answered.
+    fn settle_debit(
+        &mut self,
+        reservation: Reservation,
+        recipient: UserId,
+        result: Result<TransferResult, WriteError>,
+    ) -> TransferAnswer {
+        match result {
+            Ok(TransferResult::Applied { from, to }) => {
+                metrics::counter!("onramp_transfers_total").increment(1);
+                metrics::counter!("onramp_transferred_paise_total")
+                    .increment(reservation.paise() as u64);
+                self.funds.commit(reservation, from);
+                Ok(TransferResult::Applied { from, to })
+            }
+            // A replay of a transfer committed in an earlier batch: nothing moved now, and the
+            // recipient heard of that transfer when it committed.
+            Ok(TransferResult::KeyTaken) => {
+                self.funds.release(reservation);
+                Ok(TransferResult::KeyTaken)
+            }
+            Err(e) if e.may_have_landed() => {
+                // Whether the money moved is not known: both wallets read their balance afresh
+                // before they answer one again. The recipient is told before the caller hears,
+                // so a read that follows the answer finds it forgotten.
+                self.funds.release_unsure(reservation);
+                self.shared.forget_balance(recipient);
+                Err(TransferError::Storage(e))
+            }
+            Err(e) => {
+                self.funds.release(reservation);
+                Err(TransferError::Storage(e))
+            }
+        }
+    }
+}
