@@ -49,6 +49,9 @@ pub struct ServerSettings {
     /// under an https public URL, where it is not served at all.
     #[serde(default)]
     pub metrics_listen: Option<String>,
+    /// The key that seals short-lived cookies (a sign-in's state, PKCE verifier and nonce): at
+    /// least 32 random bytes, in hex or base64.
+    pub cookie_key: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,6 +245,7 @@ mod tests {
             s.google.client_secret.expose_secret(),
             s.bank.api_key.expose_secret(),
             s.bank.webhook_secret.expose_secret(),
+            s.server.cookie_key.expose_secret(),
         ] {
             assert!(!printed.contains(secret), "a secret is printed");
         }

@@ -35,9 +35,9 @@ impl Limits {
         }
     }
 
-    /// One sign-in start from `client`.
+    /// One sign-in start from `client` (an IPv6 client counts with its whole /64).
     pub fn sign_in(&self, client: IpAddr) -> Result<(), ApiError> {
-        self.check(&self.sign_in, &client)
+        self.check(&self.sign_in, &client_key(client))
     }
 
     /// One deposit of `user`.
@@ -64,6 +64,19 @@ impl Limits {
     }
 }
 
+/// The bucket of a client address: an IPv4 address (also written as IPv4-mapped IPv6) is its
+/// own; an IPv6 address counts with its /64, which one host is usually given whole (so it
+/// cannot take a fresh bucket for each of its 2^64 addresses).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// `429` with `Retry-After` in whole seconds (at least 1).
 fn limited(wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -73,4 +86,47 @@ fn limited(wait: std::time::Duration) -> ApiError {
         "Too many requests. Please wait a moment and try again.",
     )
     .retry_after(secs.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_limited_with_its_whole_slash_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:3::1"))
+        );
+    }
+
+    #[test]
+    fn addresses_of_one_slash_64_share_a_bucket() {
+        let limits = Limits::new(&LimitSettings {
+            sign_in_per_second: 1,
+            sign_in_burst: 2,
+            deposit_per_second: 1,
+            deposit_burst: 1,
+        });
+        let host = |n: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, n, 0, 0, n));
+        assert!(limits.sign_in(host(1)).is_ok());
+        assert!(limits.sign_in(host(2)).is_ok());
+        assert!(
+            limits.sign_in(host(3)).is_err(),
+            "the third from the same /64"
+        );
+        let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert!(limits.sign_in(elsewhere).is_ok());
+    }
 }

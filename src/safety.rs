@@ -31,6 +31,34 @@ pub enum Refusal {
     },
     #[error("bank.previous_webhook_secret {why}: anyone could sign webhooks with it")]
     WeakPreviousSecret { why: &'static str },
+    #[error("{key} must be at least {MIN_KEY_BYTES} random bytes, written in hex or base64")]
+    BadKey { key: &'static str },
+}
+
+/// The fewest bytes a key of ours (`server.cookie_key`) may have.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The bytes of a key written in hex or base64 (standard or URL-safe, padded or not), if it has
+/// at least [`MIN_KEY_BYTES`] of them.
+pub fn key_bytes(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let text = text.trim();
+    let bytes = hex::decode(text).ok().or_else(|| {
+        [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+    })?;
+    (bytes.len() >= MIN_KEY_BYTES).then_some(bytes)
+}
+
+fn key_refusals(settings: &Settings) -> Vec<Refusal> {
+    match key_bytes(settings.server.cookie_key.expose_secret()) {
+        Some(_) => Vec::new(),
+        None => vec![Refusal::BadKey {
+            key: "server.cookie_key",
+        }],
+    }
 }
 
 fn reconcile_refusals(settings: &Settings) -> Vec<Refusal> {
@@ -84,6 +112,7 @@ pub const MAX_RECONCILE_SECS: u64 = 30 * 24 * 3600;
 /// Every refusal that applies, so that an operator fixes them all at once.
 pub fn check(settings: &Settings) -> Vec<Refusal> {
     let mut refusals = amount_refusals(settings);
+    refusals.extend(key_refusals(settings));
     refusals.extend(reconcile_refusals(settings));
     refusals.extend(previous_secret_refusals(settings));
     let https = settings.server.public_url.as_deref().is_some_and(is_https);
@@ -141,7 +170,7 @@ fn dev_part_refusals(settings: &Settings) -> Vec<Refusal> {
 
 fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
     let defaults = default_settings();
-    let secrets: [(&'static str, &'static str, &SecretString, &SecretString); 3] = [
+    let secrets: [(&'static str, &'static str, &SecretString, &SecretString); 4] = [
         (
             "google.client_secret",
             "GOOGLE__CLIENT_SECRET",
@@ -159,6 +188,12 @@ fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
             "BANK__WEBHOOK_SECRET",
             &settings.bank.webhook_secret,
             &defaults.bank.webhook_secret,
+        ),
+        (
+            "server.cookie_key",
+            "SERVER__COOKIE_KEY",
+            &settings.server.cookie_key,
+            &defaults.server.cookie_key,
         ),
     ];
     secrets
@@ -182,6 +217,7 @@ mod tests {
         s.google.client_secret = SecretString::from("a-real-client-secret");
         s.bank.api_key = SecretString::from("a-real-api-key");
         s.bank.webhook_secret = SecretString::from("a-real-webhook-secret");
+        s.server.cookie_key = SecretString::from(hex::encode([42u8; 32]));
         s
     }
 
@@ -241,6 +277,34 @@ mod tests {
             !message.contains("onramp-dev"),
             "no secret is printed: {message}"
         );
+    }
+
+    #[test]
+    fn a_cookie_key_must_be_32_bytes_of_hex_or_base64_and_not_the_default_under_https() {
+        use base64::Engine;
+        let key = [9u8; 32];
+        let engine = base64::engine::general_purpose::STANDARD;
+        for written in [
+            hex::encode(key),
+            engine.encode(key),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
+        ] {
+            assert_eq!(key_bytes(&written), Some(key.to_vec()), "{written}");
+            let mut s = production();
+            s.server.cookie_key = SecretString::from(written);
+            assert_eq!(check(&s), vec![]);
+        }
+        for bad in ["", "short", &hex::encode([9u8; 31]), "not base64 at all!!"] {
+            let mut s = default_settings();
+            s.server.cookie_key = SecretString::from(bad);
+            assert_eq!(keys(&check(&s)), ["server.cookie_key"], "{bad:?}");
+        }
+        let mut s = production();
+        s.server.cookie_key = default_settings().server.cookie_key;
+        assert_eq!(keys(&check(&s)), ["server.cookie_key"]);
+        assert!(check(&s)[0]
+            .to_string()
+            .contains("ONRAMP__SERVER__COOKIE_KEY"));
     }
 
     #[test]

@@ -260,8 +260,12 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         Duration::from_millis(settings.bank.timeout_ms),
         Duration::from_secs(settings.reconcile.max_age_secs),
     )?;
+    let cookies = crate::auth::session::CookieNames::for_public_url(&urls.public_url);
+    let cookie_key = crate::safety::key_bytes(settings.server.cookie_key.expose_secret())
+        .context("server.cookie_key is not a key (refused at start-up already)")?;
     Ok(AppState {
-        cookies: crate::auth::session::CookieNames::for_public_url(&urls.public_url),
+        flows: crate::auth::flow::FlowCookies::new(&cookie_key, cookies.flow, cookies.secure),
+        cookies,
         limits: crate::limits::Limits::new(&settings.limits),
         people: crate::people::People::new(store.clone()),
         webhook_secrets: webhook_secrets(settings),

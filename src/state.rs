@@ -36,6 +36,8 @@ pub struct AppState {
     /// The current webhook secret and, during a rotation, the previous one.
     pub webhook_secrets: Vec<Vec<u8>>,
     pub cookies: crate::auth::session::CookieNames,
+    /// Seals and opens the sign-in cookie.
+    pub flows: crate::auth::flow::FlowCookies,
     pub limits: crate::limits::Limits,
     /// Senders and recipients of transfers, briefly cached.
     pub people: crate::people::People,

@@ -1,8 +1,9 @@
 //! Google's OAuth 2.0 authorization code flow with state, PKCE (S256) and a nonce, through the
-//! `oauth2` crate; userinfo through reqwest. The flow's secrets live server-side, keyed by a
-//! random id in a short-lived HttpOnly cookie, and are taken out (single use) by the callback.
+//! `oauth2` crate; userinfo through reqwest. The flow's secrets travel in a sealed cookie
+//! ([`crate::auth::flow`]); the callback checks them, records the state as used, and only then
+//! exchanges the code.
 
-use dashmap::DashMap;
+use crate::auth::flow::{Flow, FLOW_TTL};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -11,29 +12,20 @@ use oauth2::{
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
-
-/// How long a started sign-in may take.
-pub const FLOW_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins in progress kept at most; past this, expired ones are dropped first.
-const MAX_FLOWS: usize = 100_000;
-
-struct Flow {
-    state: String,
-    verifier: String,
-    started: Instant,
-}
 
 /// Why a callback did not sign anybody in; `code()` is what `/?error=` shows.
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
     #[error("the provider reported {0}")]
     Provider(String),
-    #[error("the state is missing, used or does not match")]
+    #[error("the state is missing, used, expired or does not match")]
     State,
+    #[error("the sign-in could not be recorded")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the callback carries no code")]
     MissingCode,
     #[error("the token exchange failed")]
@@ -50,6 +42,7 @@ impl SignInError {
             SignInError::Provider(e) if e == "access_denied" => "access_denied",
             SignInError::Provider(_) => "provider_error",
             SignInError::State => "invalid_state",
+            SignInError::Unavailable(_) => "temporarily_unavailable",
             SignInError::MissingCode => "missing_code",
             SignInError::Token(_) => "token_exchange_failed",
             SignInError::Userinfo(_) | SignInError::UserinfoStatus(_) => "userinfo_failed",
@@ -92,8 +85,6 @@ pub struct GoogleOAuth {
     client: Client,
     http: oauth2::reqwest::Client,
     userinfo_url: String,
-    flows: DashMap<String, Flow>,
-    max_flows: usize,
 }
 
 pub struct Endpoints<'a> {
@@ -123,13 +114,12 @@ impl GoogleOAuth {
             client,
             http,
             userinfo_url: e.userinfo_url.to_owned(),
-            flows: DashMap::new(),
-            max_flows: MAX_FLOWS,
         })
     }
 
-    /// Starts a sign-in: the provider URL to send the browser to, and the flow id for its cookie.
-    pub fn begin(&self) -> (String, String) {
+    /// Starts a sign-in at `now_ms`: the provider URL to send the browser to, and the flow for
+    /// its sealed cookie.
+    pub fn begin(&self, now_ms: i64) -> (String, Flow) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let nonce = random_token();
         let (url, state) = self
@@ -139,40 +129,45 @@ impl GoogleOAuth {
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
-            .add_extra_param("nonce", nonce)
+            .add_extra_param("nonce", nonce.clone())
             .url();
-        let flow_id = random_token();
-        self.prune();
-        self.flows.insert(
-            flow_id.clone(),
-            Flow {
-                state: state.secret().clone(),
-                verifier: verifier.secret().clone(),
-                started: Instant::now(),
-            },
-        );
-        (url.to_string(), flow_id)
+        let flow = Flow {
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            nonce,
+            expires_at: now_ms + FLOW_TTL.as_millis() as i64,
+        };
+        (url.to_string(), flow)
     }
 
-    /// Finishes a sign-in from the callback's parameters and the flow cookie.
-    pub async fn finish(
-        &self,
-        flow_id: Option<&str>,
+    /// Checks a callback's `state` against the flow its cookie carried (`None`: no cookie, or
+    /// one that did not open) at `now_ms`, in constant time. The flow whose state matched is
+    /// answered: record its state as used before going on.
+    pub fn check_state(
+        flow: Option<Flow>,
         state: Option<&str>,
-        code: Option<&str>,
-        error: Option<&str>,
-    ) -> Result<GoogleUser, SignInError> {
-        // The flow is used up by any callback that names it, whatever happens next.
-        let flow = flow_id.and_then(|id| self.flows.remove(id)).map(|(_, f)| f);
-        if let Some(error) = error {
-            return Err(SignInError::Provider(error.chars().take(64).collect()));
-        }
+        now_ms: i64,
+    ) -> Result<Flow, SignInError> {
         let flow = flow
-            .filter(|f| f.started.elapsed() < FLOW_TTL)
+            .filter(|f| !f.is_expired(now_ms))
             .ok_or(SignInError::State)?;
         let state = state.ok_or(SignInError::State)?;
         if !bool::from(state.as_bytes().ct_eq(flow.state.as_bytes())) {
             return Err(SignInError::State);
+        }
+        Ok(flow)
+    }
+
+    /// Finishes a sign-in whose state was checked and recorded: the provider's `error`, or the
+    /// `code` exchanged (with the flow's PKCE verifier) and the user the provider vouches for.
+    pub async fn finish(
+        &self,
+        flow: Flow,
+        code: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<GoogleUser, SignInError> {
+        if let Some(error) = error {
+            return Err(SignInError::Provider(error.chars().take(64).collect()));
         }
         let code = code
             .filter(|c| !c.is_empty())
@@ -195,36 +190,6 @@ impl GoogleOAuth {
             return Err(SignInError::UserinfoStatus(response.status()));
         }
         response.json().await.map_err(SignInError::Userinfo)
-    }
-
-    /// Keeps the flows in progress under `max_flows`: only when the map is full, drop the
-    /// expired flows and, if that is not enough, the oldest tenth. A flood of unfinished
-    /// sign-ins thus costs one scan per tenth of the bound, and never ends the newest (live)
-    /// sign-ins wholesale.
-    fn prune(&self) {
-        if self.flows.len() < self.max_flows {
-            return;
-        }
-        self.flows.retain(|_, f| f.started.elapsed() < FLOW_TTL);
-        let keep = self.max_flows - self.max_flows / 10;
-        if self.flows.len() <= keep {
-            return;
-        }
-        let mut ages: Vec<(Instant, String)> = self
-            .flows
-            .iter()
-            .map(|e| (e.value().started, e.key().clone()))
-            .collect();
-        let excess = ages.len() - keep;
-        ages.select_nth_unstable(excess - 1);
-        for (_, key) in &ages[..excess] {
-            self.flows.remove(key);
-        }
-    }
-
-    /// Sign-ins begun and not yet finished.
-    pub fn flows_in_progress(&self) -> usize {
-        self.flows.len()
     }
 }
 
@@ -262,40 +227,28 @@ mod tests {
         }
     }
 
-    fn oauth(max_flows: usize) -> GoogleOAuth {
-        let secret = SecretString::from("s");
-        let mut g = GoogleOAuth::new(Endpoints {
-            client_id: "c",
-            client_secret: &secret,
-            auth_url: "http://idp.invalid/authorize",
-            token_url: "http://idp.invalid/token",
-            userinfo_url: "http://idp.invalid/userinfo",
-            redirect_url: "http://app.invalid/api/auth/google/callback",
-            timeout: Duration::from_secs(1),
-        })
-        .unwrap();
-        g.max_flows = max_flows;
-        g
+    fn flow(state: &str, expires_at: i64) -> Flow {
+        Flow {
+            state: state.into(),
+            verifier: "v".into(),
+            nonce: "n".into(),
+            expires_at,
+        }
     }
 
-    /// A flood of sign-in starts keeps the map bounded and drops the oldest first: a sign-in
-    /// begun after the flood can still finish its state check.
+    /// The callback's state must be the flow's own, brought back before the flow expires.
     #[test]
-    fn a_flood_of_sign_in_starts_evicts_the_oldest_and_keeps_the_newest() {
-        let g = oauth(100);
-        let first = g.begin().1;
-        for _ in 0..1_000 {
-            g.begin();
+    fn a_state_is_accepted_only_from_its_own_unexpired_flow() {
+        let check = |f: Option<Flow>, s: Option<&str>| GoogleOAuth::check_state(f, s, 100);
+        assert!(check(Some(flow("s1", 101)), Some("s1")).is_ok());
+        for refused in [
+            check(None, Some("s1")),
+            check(Some(flow("s1", 101)), None),
+            check(Some(flow("s1", 101)), Some("s2")),
+            check(Some(flow("s1", 101)), Some("s1x")),
+            check(Some(flow("s1", 100)), Some("s1")),
+        ] {
+            assert!(matches!(refused, Err(SignInError::State)), "{refused:?}");
         }
-        assert!(g.flows_in_progress() <= 100, "{}", g.flows_in_progress());
-        assert!(g.flows.get(&first).is_none(), "the oldest went first");
-        let (_, newest) = g.begin();
-        for _ in 0..50 {
-            g.begin();
-        }
-        assert!(
-            g.flows.get(&newest).is_some(),
-            "a live, recent sign-in survives"
-        );
     }
 }

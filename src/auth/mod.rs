@@ -1,4 +1,5 @@
 //! Signing in: the OAuth flow with Google (or the development provider) and the session cookie.
 
+pub mod flow;
 pub mod google;
 pub mod session;

@@ -1,25 +1,24 @@
 //! `/api/auth/*` and `/api/user/me`.
 
+use crate::auth::google::{GoogleOAuth, GoogleUser, SignInError};
 use crate::auth::session::{removal_cookie, session_cookie, token_of, CurrentUser};
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_store::domain::{now_ms, Provider, ProviderSub};
-use onramp_store::NewAccount;
+use onramp_store::{NewAccount, StateUse, UseSignInState};
 use serde::Deserialize;
 
-const CALLBACK_PATH: &str = "/api/auth/google/callback";
-
-/// `GET /api/auth/google`: off to the provider, with the flow bound to this browser.
+/// `GET /api/auth/google`: off to the provider, with the flow sealed in a cookie.
 #[utoipa::path(
     get,
     path = "/api/auth/google",
     tag = "sign-in",
     responses(
         (status = 302, description = "To the provider's consent page, with state, an S256 \
-            PKCE challenge and a nonce; sets the short-lived sign-in flow cookie",
+            PKCE challenge and a nonce; sets the short-lived sealed sign-in cookie that carries \
+            them (nothing is stored on the server)",
             headers(("Location" = String, description = "The provider's authorization URL"))),
         (status = 429, description = "Too many sign-ins started from this address (`limits.*`)",
             body = crate::routes::types::ErrorBody,
@@ -33,20 +32,11 @@ pub async fn google_start(
     if let Some(peer) = req.peer_addr() {
         state.limits.sign_in(peer.ip())?;
     }
-    let (url, flow_id) = state.google.begin();
-    let cookie = Cookie::build(state.cookies.flow, flow_id)
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path(CALLBACK_PATH)
-        .secure(state.cookies.secure)
-        .max_age(CookieDuration::seconds(
-            crate::auth::google::FLOW_TTL.as_secs() as i64,
-        ))
-        .finish();
+    let (url, flow) = state.google.begin(now_ms());
     Ok(HttpResponse::Found()
         .insert_header((LOCATION, url))
         .insert_header(("Cache-Control", "no-store"))
-        .cookie(cookie)
+        .cookie(state.flows.seal(&flow))
         .finish())
 }
 
@@ -76,34 +66,57 @@ pub async fn google_callback(
     state: web::Data<AppState>,
     query: Option<web::Query<CallbackQuery>>,
 ) -> HttpResponse {
-    let flow = req.cookie(state.cookies.flow);
     let q = query.map(|q| q.into_inner());
-    let (code, st, error) = match &q {
-        Some(q) => (q.code.as_deref(), q.state.as_deref(), q.error.as_deref()),
-        None => (None, None, Some("invalid_request")),
-    };
-    let result = state
-        .google
-        .finish(flow.as_ref().map(|c| c.value()), st, code, error)
-        .await;
-    let clear_flow = removal_cookie(&state, state.cookies.flow, CALLBACK_PATH);
-    let user = match result {
+    let user = match provider_user(&req, &state, q.as_ref()).await {
         Ok(user) => user,
         Err(e) => {
             tracing::info!(code = e.code(), reason = %crate::error::Chain(&e), "sign-in refused");
-            return redirect_home(Some(e.code())).cookie(clear_flow).finish();
+            return redirect_home(Some(e.code()))
+                .cookie(state.flows.removal())
+                .finish();
         }
     };
     match sign_in(&state, user).await {
         Ok(token) => redirect_home(None)
-            .cookie(clear_flow)
+            .cookie(state.flows.removal())
             .cookie(session_cookie(&state, &token))
             .finish(),
         Err(e) => {
             tracing::error!(error = ?e, "sign-in failed after the provider vouched");
-            redirect_home(Some(e.code())).cookie(clear_flow).finish()
+            redirect_home(Some(e.code()))
+                .cookie(state.flows.removal())
+                .finish()
         }
     }
+}
+
+/// The user the provider vouches for, once the callback's state is the sealed flow's own and is
+/// recorded as used (a state reaches the callback once), and the code is exchanged.
+async fn provider_user(
+    req: &HttpRequest,
+    state: &AppState,
+    q: Option<&CallbackQuery>,
+) -> Result<GoogleUser, SignInError> {
+    let now = now_ms();
+    let flow = GoogleOAuth::check_state(
+        state.flows.open(req),
+        q.and_then(|q| q.state.as_deref()),
+        now,
+    )?;
+    let first_use = UseSignInState {
+        hash: flow.state_hash(),
+        expires_at: flow.expires_at,
+    };
+    match state.writer.commit(first_use).await {
+        Ok(StateUse::Fresh) => {}
+        Ok(StateUse::Used) => return Err(SignInError::State),
+        Err(e) => return Err(SignInError::Unavailable(Box::new(e))),
+    }
+    let (code, error) = match q {
+        Some(q) => (q.code.as_deref(), q.error.as_deref()),
+        None => (None, Some("invalid_request")),
+    };
+    state.google.finish(flow, code, error).await
 }
 
 fn redirect_home(error: Option<&str>) -> actix_web::HttpResponseBuilder {
@@ -120,7 +133,7 @@ fn redirect_home(error: Option<&str>) -> actix_web::HttpResponseBuilder {
 /// Finds or creates the user behind the provider's `sub` and opens a session.
 async fn sign_in(
     state: &AppState,
-    user: crate::auth::google::GoogleUser,
+    user: GoogleUser,
 ) -> Result<onramp_store::domain::SessionToken, ApiError> {
     let sub =
         ProviderSub::parse(&user.sub).map_err(|e| ApiError::bad_request("userinfo_failed", e))?;

@@ -20,6 +20,8 @@ on_both_databases!(
     a_callback_without_state_signs_nobody_in,
     a_forged_state_signs_nobody_in,
     a_reused_state_signs_nobody_in,
+    a_reused_state_signs_nobody_in_even_with_its_sealed_cookie,
+    a_sealed_cookie_that_was_tampered_with_signs_nobody_in,
     a_state_from_another_browser_signs_nobody_in,
     a_user_who_denies_access_is_told_so,
     a_failing_token_endpoint_signs_nobody_in,
@@ -406,6 +408,154 @@ async fn a_reused_state_signs_nobody_in(backend: Backend) {
     let again = browser.client.get(&callback).send().await.unwrap();
     assert_eq!(location(&again), "/?error=invalid_state");
     assert_eq!(sessions_in(&app).await, 1);
+}
+
+/// The sealed cookie that carried a sign-in and the callback URL that finished it, sent again
+/// together (a copy of both, or a browser that sent the callback twice at once): the state was
+/// recorded as used at the first callback, so the second is refused before any code exchange.
+async fn a_reused_state_signs_nobody_in_even_with_its_sealed_cookie(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    let started = browser
+        .client
+        .get(format!("{}/api/auth/google", app.address))
+        .send()
+        .await
+        .unwrap();
+    let sealed = started
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(sealed.starts_with("oauth_flow="), "{sealed}");
+    let submitted = browser
+        .submit_to_provider(
+            &location(&started),
+            &[("email", "twice@example.com"), ("name", "Twice")],
+        )
+        .await;
+    let callback = location(&submitted);
+    let first = browser.client.get(&callback).send().await.unwrap();
+    assert_eq!(location(&first), "/");
+    let copy = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let again = copy
+        .get(&callback)
+        .header("cookie", &sealed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&again), "/?error=invalid_state");
+    assert!(!again
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("session_id=")));
+    assert_eq!(sessions_in(&app).await, 1, "the first sign-in's session alone");
+}
+
+/// A sign-in cookie changed by one character does not open: nobody is signed in.
+async fn a_sealed_cookie_that_was_tampered_with_signs_nobody_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+    let started = browser
+        .client
+        .get(format!("{}/api/auth/google", app.address))
+        .send()
+        .await
+        .unwrap();
+    let sealed = started.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let value = sealed.split(';').next().unwrap();
+    let mut bytes = value.as_bytes().to_vec();
+    let last = bytes.len() - 2;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    let submitted = browser
+        .submit_to_provider(
+            &location(&started),
+            &[("email", "tamper@example.com"), ("name", "T")],
+        )
+        .await;
+    let copy = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = copy
+        .get(location(&submitted))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&app, r, "invalid_state").await;
+}
+
+/// Nobody can evict a person's sign-in: between the moment a person is sent to the provider
+/// and the moment they come back, 120,000 other sign-ins start from five addresses (a flood
+/// that filled and churned the in-memory flows before, which lived on the server). The person's
+/// flow travels in their own sealed cookie, so their return signs them in.
+#[actix_web::test]
+async fn a_flood_of_sign_in_starts_from_five_addresses_evicts_nobodys_sign_in() {
+    use futures_util::StreamExt;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.limits.sign_in_burst = 1_000_000;
+        s.limits.sign_in_per_second = 1_000_000;
+    })
+    .await;
+    let person = app.browser();
+    let authorize = person.start_sign_in().await;
+
+    let port = url::Url::parse(&app.address).unwrap().port().unwrap();
+    let start = format!("http://127.0.0.1:{port}/api/auth/google");
+    let clients: Vec<reqwest::Client> = (2..=6)
+        .map(|last| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let began = std::time::Instant::now();
+    let started = futures_util::stream::iter(0..120_000usize)
+        .map(|i| clients[i % clients.len()].get(&start).send())
+        .buffer_unordered(64)
+        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|r| r.status() == 302)))
+        .count()
+        .await;
+    assert_eq!(
+        started, 120_000,
+        "every start from the five addresses went to the provider"
+    );
+    onramp_test_support::report!(
+        "120,000 sign-in starts from five addresses in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+
+    let submitted = person
+        .submit_to_provider(
+            &authorize,
+            &[("email", "patient@example.com"), ("name", "Patient")],
+        )
+        .await;
+    let back = person
+        .client
+        .get(location(&submitted))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&back),
+        "/",
+        "the person who started first is signed in"
+    );
+    assert_eq!(person.me().await.status(), 200);
 }
 
 async fn a_state_from_another_browser_signs_nobody_in(backend: Backend) {

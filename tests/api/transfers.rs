@@ -14,6 +14,7 @@ on_both_databases!(
     the_same_idempotency_key_moves_money_once,
     copies_of_a_transfer_of_the_whole_balance_all_get_its_answer,
     a_failed_commit_moves_nothing_and_frees_the_money,
+    key_replays_aimed_at_a_recipient_never_keep_them_from_their_money,
 );
 
 async fn status_of(r: reqwest::Response) -> u16 {
@@ -239,6 +240,88 @@ async fn a_failed_commit_moves_nothing_and_frees_the_money(backend: Backend) {
     asha.sends("bilal@example.com", 4_000).await;
     assert_eq!(asha.balance().await, 0);
     assert_eq!(bilal.balance().await, 4_000);
+    app.assert_books_balance().await;
+    app.assert_audit_passes().await;
+}
+
+/// Nobody can keep a person from their own money by replaying a used key at them. Mallory used
+/// a key for a transfer to Omar, then floods copies of it naming Vera (another body: each is
+/// refused `422` and moves nothing), while three people pay Vera and Vera reads her balance
+/// and sends money on. Every one of Vera's reads is `200` and every send `201` (before, each
+/// replay made Vera's wallet forget its balance, and with money arriving its fresh read was
+/// refused again and again: `503`).
+async fn key_replays_aimed_at_a_recipient_never_keep_them_from_their_money(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mallory = app
+        .funded("mallory@example.com", "Mallory", 1_000_000)
+        .await;
+    let vera = app.funded("vera@example.com", "Vera", 100_000).await;
+    let _omar = app.signed_in("omar@example.com", "Omar").await;
+    let mut payers = Vec::new();
+    for i in 0..3 {
+        payers.push(
+            app.funded(&format!("payer{i}@example.com"), "Payer", 100_000)
+                .await,
+        );
+    }
+    let used = mallory
+        .transfer_with_key("omar@example.com", 1, Some("k"))
+        .await;
+    assert_eq!(used.status(), 201);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let running = || !stop.load(std::sync::atomic::Ordering::Relaxed);
+    let replays = join_all((0..6).map(|_| async {
+        let mut refused = 0;
+        while running() {
+            let r = mallory
+                .transfer_with_key("vera@example.com", 1, Some("k"))
+                .await;
+            assert_eq!(code_of(r).await, (422, "idempotency_key_reused".into()));
+            refused += 1;
+        }
+        refused
+    }));
+    let payments = join_all(payers.iter().map(|p| async {
+        let mut paid = 0;
+        while running() {
+            assert_eq!(
+                status_of(p.transfer("vera@example.com", 1).await).await,
+                201
+            );
+            paid += 1;
+        }
+        paid
+    }));
+    let vera_works = async {
+        let answers = join_all((0..4).map(|_| async {
+            let mut answers = Vec::new();
+            for _ in 0..60 {
+                answers.push(("read", status_of(vera.get("/api/balance").await).await));
+                answers.push((
+                    "send",
+                    status_of(vera.transfer("omar@example.com", 1).await).await,
+                ));
+            }
+            answers
+        }))
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        answers.concat()
+    };
+    let (refused, paid, answers) = futures_util::join!(replays, payments, vera_works);
+    let wrong: Vec<_> = answers
+        .iter()
+        .filter(|(what, status)| *status != if *what == "read" { 200 } else { 201 })
+        .collect();
+    assert!(wrong.is_empty(), "Vera got {wrong:?}");
+    let (refused, paid): (i32, i32) = (refused.iter().sum(), paid.iter().sum());
+    assert!(
+        refused > 0 && paid > 0,
+        "{refused} replays, {paid} payments"
+    );
+    let sent = answers.iter().filter(|(what, _)| *what == "send").count() as i64;
+    assert_eq!(vera.balance().await, 100_000 + i64::from(paid) - sent);
     app.assert_books_balance().await;
     app.assert_audit_passes().await;
 }
