@@ -12,7 +12,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<bool> {
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                crate::startup::redact_url(&settings.database.url)
+                onramp_store::redact_url(&settings.database.url)
             )
         })?;
     let report = store.audit().await.context("the audit's queries failed")?;

@@ -1,20 +1,63 @@
 //! The bank API as the app calls it (see `docs/bank.md`): one pooled reqwest client with
 //! timeouts and the API key on every call.
+//!
+//! Only the bank's own word ends anything: an answer in the shape of its API (a success body,
+//! or its JSON error). Anything else (a proxy's HTML page, an empty body, a `5xx`, a call that
+//! timed out) is a fault that says nothing about what the bank did, and [`BankError`] says
+//! whether the bank may have acted on the call all the same.
 
-use onramp_bank_protocol::{CreateOrder, CreatedOrder, Currency, Order};
+use onramp_bank_protocol::{CreateOrder, CreatedOrder, Currency, ErrorBody, Order};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BankError {
-    #[error("the bank could not be reached: {0}")]
-    Unreachable(#[source] reqwest::Error),
-    #[error("the bank refused with {status}: {body}")]
-    Refused { status: u16, body: String },
-    #[error("the bank's answer was not understood")]
-    Unreadable(#[source] reqwest::Error),
-    #[error("the bank's answer was not understood: {0}")]
+    /// No connection to the bank could be made: the call never reached it.
+    #[error("the bank could not be reached")]
+    NotSent(#[source] reqwest::Error),
+    /// The call may have reached the bank, but no answer came (it timed out, or the
+    /// connection broke): the bank may have acted on it.
+    #[error("the bank did not answer")]
+    NoAnswer(#[source] reqwest::Error),
+    /// The bank's own refusal: a `4xx` with its JSON error. It did nothing.
+    #[error("the bank refused with {status} {code}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// An answer that is not the bank's word: a `5xx`, or a body of another shape (an HTML
+    /// page from a proxy, an empty body, a success that does not parse).
+    #[error("the bank's answer was not understood ({status}): {detail}")]
+    Fault { status: u16, detail: String },
+    /// An answer of the right shape that cannot be right (a token that is not a token, an
+    /// order of another deposit).
+    #[error("the bank's answer cannot be right: {0}")]
     Invalid(String),
+}
+
+impl BankError {
+    /// Whether the bank may have done what it was asked (made the order or the payout) in
+    /// spite of this error: every error but a call that never reached it or that it refused.
+    pub fn may_have_acted(&self) -> bool {
+        !matches!(self, BankError::NotSent(_) | BankError::Refused { .. })
+    }
+
+    /// The error's kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BankError::NotSent(_) => "not_sent",
+            BankError::NoAnswer(_) => "no_answer",
+            BankError::Refused { .. } => "refused",
+            BankError::Fault { .. } => "fault",
+            BankError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+/// Counts a bank call that did not give the bank's word, by call and kind.
+fn count_fault(call: &'static str, e: &BankError) {
+    metrics::counter!("onramp_bank_faults_total", "call" => call, "kind" => e.kind()).increment(1);
 }
 
 #[derive(Clone)]
@@ -54,8 +97,8 @@ impl BankClient {
         })
     }
 
-    /// Creates the order for deposit `reference` (idempotent on `reference` at the bank). A
-    /// transport failure is retried once: the bank may have created the order already, and
+    /// Creates the order for deposit `reference` (idempotent on `reference` at the bank). A call
+    /// that got no answer is made once more: the bank may have created the order already, and
     /// asking again returns the same one.
     pub async fn create_order(
         &self,
@@ -70,42 +113,37 @@ impl BankClient {
             return_url: return_url.to_owned(),
             expires_in: Some(self.order_ttl_secs),
         };
-        let mut attempt = 0;
-        let response = loop {
-            attempt += 1;
-            let sent = self
-                .http
-                .post(format!("{}/api/bank/create-order", self.api_url))
-                .bearer_auth(self.api_key.expose_secret())
-                .json(&body)
-                .send()
-                .await;
-            match sent {
-                Ok(r) => break r,
-                Err(e) if attempt < 2 && (e.is_timeout() || e.is_request()) => continue,
-                Err(e) => return Err(BankError::Unreachable(e)),
-            }
-        };
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(BankError::Refused {
-                status: status.as_u16(),
-                body: truncate(body),
-            });
+        let url = format!("{}/api/bank/create-order", self.api_url);
+        let mut answer = self.post_json(&url, &body).await;
+        if matches!(answer, Err(BankError::NotSent(_) | BankError::NoAnswer(_))) {
+            answer = self.post_json(&url, &body).await;
         }
-        response.json().await.map_err(BankError::Unreadable)
+        answer.inspect_err(|e| count_fault("create_order", e))
     }
 
-    /// The order behind `token`; `None` when the bank does not know it.
+    async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &B,
+    ) -> Result<T, BankError> {
+        let request = self.http.post(url).json(body);
+        let response = send(request.bearer_auth(self.api_key.expose_secret())).await?;
+        success(response).await
+    }
+
+    /// The order behind `token`; `None` when the bank says it does not know it (its own JSON
+    /// `404`: any other `404` is a fault).
     pub async fn order(&self, token: &str) -> Result<Option<Order>, BankError> {
         let url = format!("{}/api/bank/orders/{}", self.api_url, urlencode(token));
         let request = self.http.get(url);
-        Self::order_answer(request.bearer_auth(self.api_key.expose_secret())).await
+        let request = request.bearer_auth(self.api_key.expose_secret());
+        order_answer(request)
+            .await
+            .inspect_err(|e| count_fault("order", e))
     }
 
     /// Ends the order behind `token` if it can still be paid, and answers its final state:
-    /// `CANCELLED`, or how it had already ended. `None` when the bank does not know it.
+    /// `CANCELLED`, or how it had already ended. `None` when the bank says it does not know it.
     pub async fn cancel(&self, token: &str) -> Result<Option<Order>, BankError> {
         let url = format!(
             "{}/api/bank/orders/{}/cancel",
@@ -113,23 +151,61 @@ impl BankClient {
             urlencode(token)
         );
         let request = self.http.post(url);
-        Self::order_answer(request.bearer_auth(self.api_key.expose_secret())).await
+        let request = request.bearer_auth(self.api_key.expose_secret());
+        order_answer(request)
+            .await
+            .inspect_err(|e| count_fault("cancel", e))
     }
+}
 
-    async fn order_answer(request: reqwest::RequestBuilder) -> Result<Option<Order>, BankError> {
-        let response = request.send().await.map_err(BankError::Unreachable)?;
-        match response.status().as_u16() {
-            404 => Ok(None),
-            200 => response
-                .json()
-                .await
-                .map(Some)
-                .map_err(BankError::Unreadable),
-            status => Err(BankError::Refused {
-                status,
-                body: truncate(response.text().await.unwrap_or_default()),
-            }),
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, BankError> {
+    request.send().await.map_err(|e| {
+        if e.is_connect() {
+            BankError::NotSent(e)
+        } else {
+            BankError::NoAnswer(e)
         }
+    })
+}
+
+/// A `2xx` answer's body, or the error the answer is.
+async fn success<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, BankError> {
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(BankError::NoAnswer)?;
+    if (200..300).contains(&status) {
+        serde_json::from_slice(&body).map_err(|e| BankError::Fault {
+            status,
+            detail: format!("the body does not parse: {e}"),
+        })
+    } else {
+        Err(refusal_or_fault(status, &body))
+    }
+}
+
+/// A non-`2xx` answer: the bank's refusal when it is a `4xx` with its JSON error, otherwise a
+/// fault.
+fn refusal_or_fault(status: u16, body: &[u8]) -> BankError {
+    match ErrorBody::parse(body) {
+        Some(e) if (400..500).contains(&status) => BankError::Refused {
+            status,
+            code: e.error.code,
+            message: truncate(e.error.message),
+        },
+        _ => BankError::Fault {
+            status,
+            detail: truncate(String::from_utf8_lossy(body).into_owned()),
+        },
+    }
+}
+
+/// An order look-up's answer: the order, `None` for the bank's own "unknown order", or an error.
+async fn order_answer(request: reqwest::RequestBuilder) -> Result<Option<Order>, BankError> {
+    match success(send(request).await?).await {
+        Ok(order) => Ok(Some(order)),
+        Err(BankError::Refused { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -146,4 +222,34 @@ fn truncate(mut s: String) -> String {
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_4xx_with_the_banks_json_error_is_a_refusal() {
+        let json = br#"{"error":{"code":"not_found","message":"No order has this token."}}"#;
+        assert!(matches!(
+            refusal_or_fault(404, json),
+            BankError::Refused { status: 404, ref code, .. } if code == "not_found"
+        ));
+        for (status, body) in [
+            (404, &b"<html><h1>404 Not Found</h1></html>"[..]),
+            (404, b""),
+            (502, b"<html>Bad Gateway</html>"),
+            (500, json),
+            (409, br#"{"message":"conflict"}"#),
+        ] {
+            let e = refusal_or_fault(status, body);
+            assert!(matches!(e, BankError::Fault { .. }), "{status}: {e:?}");
+            assert!(
+                e.may_have_acted(),
+                "{status}: a fault says nothing of what the bank did"
+            );
+        }
+        let refused = refusal_or_fault(400, br#"{"error":{"code":"bad","message":"no"}}"#);
+        assert!(!refused.may_have_acted(), "a refusal did nothing");
+    }
 }

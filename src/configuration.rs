@@ -166,6 +166,10 @@ pub struct DevSettings {
     /// Fault mode: create-order answers after this delay (the order exists at once).
     #[serde(default)]
     pub create_order_delay_ms: u64,
+    /// Fault mode: order status and cancel calls are answered by a misrouting gateway's HTML
+    /// `404` page instead of the bank.
+    #[serde(default)]
+    pub bank_misroute_orders: bool,
 }
 
 impl DevSettings {

@@ -205,6 +205,7 @@ mod parties {
                 drop_deliveries: d.webhook_drop,
                 reorder: d.webhook_reorder,
                 create_order_delay: Duration::from_millis(d.create_order_delay_ms),
+                misroute_orders: d.bank_misroute_orders,
             },
         }
     }

@@ -105,18 +105,21 @@ impl PendingDeposits {
                 status: DepositStatus::Processing,
             }));
         }
-        Ok(store
-            .deposit_by_token(token)
-            .await?
-            .map(|d: Deposit| Known {
-                status: d.status,
-                deposit: PendingDeposit {
-                    id: d.id,
-                    user_id: d.user_id,
-                    amount: d.amount,
-                    currency: d.currency,
-                },
-            }))
+        Ok(store.deposit_by_token(token).await?.map(Known::from))
+    }
+}
+
+impl From<Deposit> for Known {
+    fn from(d: Deposit) -> Self {
+        Known {
+            status: d.status,
+            deposit: PendingDeposit {
+                id: d.id,
+                user_id: d.user_id,
+                amount: d.amount,
+                currency: d.currency,
+            },
+        }
     }
 }
 

@@ -228,18 +228,16 @@ impl Reconciler {
         } else {
             self.bank.order(&token).await
         };
-        let order = order.map_err(anyhow::Error::from)?;
-        if let Some(o) = &order {
-            check_matches(o, deposit)?;
-            if old && o.status == OrderStatus::Pending {
-                anyhow::bail!(
-                    "the bank answered the cancel of order {} with PENDING",
-                    o.token
-                );
-            }
+        let order = known(order?, &token)?;
+        check_matches(&order, deposit)?;
+        if old && order.status == OrderStatus::Pending {
+            anyhow::bail!(
+                "the bank answered the cancel of order {} with PENDING",
+                order.token
+            );
         }
         let next = (now + ms(self.settings.every_secs)).min(deposit.created_at + max_age);
-        Ok(decision(order.map(|o| o.status), old, next))
+        Ok(decision(order.status, next))
     }
 
     /// A deposit the app never heard back about from create-order: the bank may hold its order
@@ -254,13 +252,7 @@ impl Reconciler {
                 &self.return_url,
             )
             .await?;
-        let order = self.bank.cancel(&created.token).await?;
-        let order = order.ok_or_else(|| {
-            anyhow::anyhow!(
-                "the bank does not know the order {} it just answered",
-                created.token
-            )
-        })?;
+        let order = known(self.bank.cancel(&created.token).await?, &created.token)?;
         check_matches(&order, deposit)?;
         if order.status == OrderStatus::Pending {
             anyhow::bail!(
@@ -268,7 +260,7 @@ impl Reconciler {
                 order.token
             );
         }
-        Ok(match decision(Some(order.status), true, 0) {
+        Ok(match decision(order.status, 0) {
             Decision::Settle { outcome, why } if outcome == Settlement::Failure => {
                 Decision::Settle {
                     outcome,
@@ -369,19 +361,28 @@ fn check_matches(order: &Order, deposit: &Deposit) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The decision for an order in `status` (`None`: the bank does not know it). `old`: the
-/// deposit is at its maximum age and the bank was asked to cancel; `next`: when to look again.
-pub fn decision(status: Option<OrderStatus>, old: bool, next: i64) -> Decision {
+/// The order the bank answered for `token`. The bank never forgets an order it answered with
+/// a token (`docs/bank.md`), so its "unknown order" is a fault like any other: the deposit
+/// stays as it is and is asked about again later, and the fault is counted.
+fn known(order: Option<Order>, token: &str) -> anyhow::Result<Order> {
+    order.ok_or_else(|| {
+        metrics::counter!("onramp_bank_faults_total", "call" => "order", "kind" => "unknown_order")
+            .increment(1);
+        anyhow::anyhow!("the bank says it does not know order {token}, which it answered itself")
+    })
+}
+
+/// The decision for an order in `status`; `next`: when to look again at a pending one.
+pub fn decision(status: OrderStatus, next: i64) -> Decision {
     let settle = |outcome, why| Decision::Settle { outcome, why };
     match status {
-        Some(OrderStatus::Success) => settle(Settlement::Success, "success"),
-        Some(OrderStatus::Failure) => settle(Settlement::Failure, "failure"),
-        Some(OrderStatus::Expired) => settle(Settlement::Failure, "expired"),
-        Some(OrderStatus::Cancelled) => settle(Settlement::Failure, "cancelled"),
-        // Nobody can pay an order the bank never had.
-        None if old => settle(Settlement::Failure, "unknown_at_bank"),
-        // Still payable (a cancel that answers PENDING breaks the contract: ask again).
-        Some(OrderStatus::Pending) | None => Decision::CheckAt(next),
+        OrderStatus::Success => settle(Settlement::Success, "success"),
+        OrderStatus::Failure => settle(Settlement::Failure, "failure"),
+        OrderStatus::Expired => settle(Settlement::Failure, "expired"),
+        OrderStatus::Cancelled => settle(Settlement::Failure, "cancelled"),
+        // Still payable (a cancel that answers PENDING breaks the contract: the caller asks
+        // again).
+        OrderStatus::Pending => Decision::CheckAt(next),
     }
 }
 
@@ -450,34 +451,21 @@ mod tests {
             outcome: Settlement::Failure,
             why,
         };
+        assert_eq!(decision(OrderStatus::Pending, 7), Decision::CheckAt(7));
+        assert_eq!(decision(OrderStatus::Expired, 7), fails("expired"));
+        assert_eq!(decision(OrderStatus::Cancelled, 7), fails("cancelled"));
+        assert_eq!(decision(OrderStatus::Failure, 7), fails("failure"));
         assert_eq!(
-            decision(Some(OrderStatus::Pending), false, 7),
-            Decision::CheckAt(7)
-        );
-        assert_eq!(
-            decision(Some(OrderStatus::Pending), true, 7),
-            Decision::CheckAt(7)
-        );
-        assert_eq!(decision(None, false, 7), Decision::CheckAt(7));
-        assert_eq!(
-            decision(Some(OrderStatus::Expired), true, 7),
-            fails("expired")
-        );
-        assert_eq!(
-            decision(Some(OrderStatus::Cancelled), true, 7),
-            fails("cancelled")
-        );
-        assert_eq!(
-            decision(Some(OrderStatus::Failure), false, 7),
-            fails("failure")
-        );
-        assert_eq!(
-            decision(Some(OrderStatus::Success), true, 7),
+            decision(OrderStatus::Success, 7),
             Decision::Settle {
                 outcome: Settlement::Success,
                 why: "success"
             },
             "paid just before the cancel: credited"
+        );
+        assert!(
+            known(None, "tok").is_err(),
+            "an order we hold a token for is never unknown: a fault, not a failure"
         );
     }
 }

@@ -68,7 +68,7 @@ impl Application {
         let dev_listeners = dev::bind(&settings)?;
         let urls = resolve_urls(&settings, port, &dev_listeners)?;
         crate::metrics::handle();
-        tracing::info!(?urls, database = %redact_url(&settings.database.url), "starting");
+        tracing::info!(?urls, database = %onramp_store::redact_url(&settings.database.url), "starting");
 
         let state = web::Data::new(app_state(&settings, urls).await?);
         let dev = dev::start(&settings, &state.urls, dev_listeners).await?;
@@ -373,17 +373,6 @@ fn serve(
         server = server.workers(n);
     }
     Ok(server.listen(listener)?.run())
-}
-
-/// The database URL without its password, for logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ fn a_public_https_site_on_development_parts_and_secrets_refuses_to_start_naming_
         "google.client_secret",
         "bank.api_key",
         "bank.webhook_secret",
+        "server.cookie_key",
     ] {
         assert!(log.contains(key), "{key} is not named:\n{log}");
     }
@@ -273,5 +274,34 @@ async fn onramp_audit_exits_1_naming_what_is_wrong() {
         "the accounts do not add up to zero",
     ] {
         assert!(log.contains(wanted), "{wanted:?} not in:\n{log}");
+    }
+}
+
+/// A password in the database URL's query (`?password=`, which sqlx accepts) or its user
+/// information is never printed: not by `onramp audit` when the database cannot be opened, nor
+/// in the app's start-up log, nor in its refusal when another process holds the database.
+#[test]
+fn a_database_password_is_never_printed_in_any_form() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://onramp@127.0.0.1:9/onramp?password=hunter2",
+        "postgres://onramp@127.0.0.1:9/onramp?sslmode=disable&sslpassword=hunter2",
+        "postgres://onramp:hunter2@127.0.0.1:9/onramp",
+    ] {
+        for command in [&["audit"][..], &["serve"][..]] {
+            let mut c = onramp(dir.path(), &[("ONRAMP__DATABASE__URL", url)]);
+            c.args(command);
+            let out = run_to_exit(c);
+            let printed = text(&out);
+            assert!(!out.status.success(), "{command:?} {url}: {printed}");
+            assert!(
+                printed.contains("127.0.0.1:9"),
+                "{command:?} names the database: {printed}"
+            );
+            assert!(
+                !printed.contains("hunter2"),
+                "{command:?} {url}:\n{printed}"
+            );
+        }
     }
 }

@@ -439,6 +439,9 @@ async fn get_order(
     token: web::Path<String>,
     state: web::Data<State>,
 ) -> ApiResult {
+    if state.faults.misroute_orders {
+        return Ok(misrouted());
+    }
     authorize(&req, &state)?;
     let order = state.order(&token).await?.ok_or_else(ApiError::not_found)?;
     Ok(HttpResponse::Ok()
@@ -448,6 +451,9 @@ async fn get_order(
 
 /// Ends a `PENDING` order as `CANCELLED`; always the order's body with its final status.
 async fn cancel(req: HttpRequest, token: web::Path<String>, state: web::Data<State>) -> ApiResult {
+    if state.faults.misroute_orders {
+        return Ok(misrouted());
+    }
     authorize(&req, &state)?;
     let order = state
         .cancel(&token)
@@ -502,6 +508,13 @@ async fn deliveries(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(list))
+}
+
+/// What a misrouting gateway answers (the `misroute_orders` fault): an HTML `404` page.
+fn misrouted() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/html; charset=utf-8")
+        .body("<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>")
 }
 
 /// Anything unrouted: a JSON 404.

@@ -51,6 +51,9 @@ pub struct Faults {
     pub reorder: bool,
     /// Sleep this long before answering create-order (the order is created first).
     pub create_order_delay: Duration,
+    /// A gateway in front of the bank answers order status and cancel calls with an HTML `404`
+    /// page (a route broken by a deploy): not the bank's word.
+    pub misroute_orders: bool,
 }
 
 /// The simulator's configuration. `Debug` never shows the API key or the webhook secrets.

@@ -9,4 +9,4 @@ pub mod wire;
 
 pub use money::{format_inr, Currency};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};
-pub use wire::{CreateOrder, CreatedOrder, EventStatus, Order, OrderEvent, OrderStatus};
+pub use wire::{CreateOrder, CreatedOrder, ErrorBody, EventStatus, Order, OrderEvent, OrderStatus};

@@ -138,6 +138,26 @@ pub struct OrderEvent {
     pub status: EventStatus,
 }
 
+/// Every error the bank API answers, `404` included: `{"error": {"code", "message"}}`. An
+/// answer of another shape (a proxy's HTML page, an empty body) is not the bank's word.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The bank's error in `body`, if that is what it is.
+    pub fn parse(body: &[u8]) -> Option<ErrorBody> {
+        serde_json::from_slice(body).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +267,26 @@ mod tests {
         let again: OrderEvent =
             serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(again, event);
+    }
+
+    #[test]
+    fn only_the_banks_json_error_is_the_banks_error() {
+        let ours = br#"{"error":{"code":"not_found","message":"No order has this token."}}"#;
+        assert_eq!(ErrorBody::parse(ours).unwrap().error.code, "not_found");
+        for other in [
+            &b"<html><body>404 Not Found</body></html>"[..],
+            b"",
+            br#"{"error":"not found"}"#,
+            br#"{"message":"Not Found"}"#,
+            br#"{"error":{"message":"no code"}}"#,
+        ] {
+            assert_eq!(
+                ErrorBody::parse(other),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

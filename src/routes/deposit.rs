@@ -1,6 +1,7 @@
 //! `POST /api/deposit`: record a processing deposit, create the bank order, answer its pay URL.
 
 use crate::auth::session::{CurrentUser, SignedIn};
+use crate::bank_client::BankError;
 use crate::error::ApiError;
 use crate::pending::PendingDeposit;
 use crate::state::AppState;
@@ -114,6 +115,16 @@ fn bank_failed() -> ApiError {
         StatusCode::BAD_GATEWAY,
         "bank_unavailable",
         "The bank could not take the payment right now. Nothing was charged; please try again.",
+    )
+}
+
+/// The bank did not answer create-order in time (or answered unreadably): it may hold the
+/// order, which the app cancels unless it was paid.
+fn bank_unanswered() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "bank_unavailable",
+        "The bank did not answer in time. Nothing was charged; please try again in a moment.",
     )
 }
 
@@ -236,8 +247,12 @@ async fn record(
     Ok(outcome == DepositInsert::Inserted)
 }
 
-/// Creates the bank order and answers its pay URL; a bank that cannot take it fails the
-/// deposit (`502`), so that nothing stays processing that the bank does not know about.
+/// Creates the bank order and answers its pay URL. A bank that refused, or that the call never
+/// reached, fails the deposit (`502`): nothing stays processing that the bank does not know
+/// about. A call that may have made the order all the same (it timed out, or the answer was not
+/// the bank's word) also answers `502` at once, but leaves the deposit processing without a
+/// token: reconciliation asks the bank again with the same ref, and the deposit ends as the
+/// bank says (a webhook for it is taken by its ref meanwhile).
 async fn send_to_bank(
     state: &AppState,
     user: &CurrentUser,
@@ -252,10 +267,14 @@ async fn send_to_bank(
         .and_then(|o| {
             BankToken::parse(&o.token)
                 .map(|t| (t, o.pay_url))
-                .map_err(crate::bank_client::BankError::Invalid)
+                .map_err(BankError::Invalid)
         });
     match order {
         Ok((token, pay_url)) => attach_order(state, user, id, amount, token, pay_url).await,
+        Err(e) if e.may_have_acted() => {
+            crate::metrics::deposit("bank_unanswered");
+            Err(bank_unanswered().with_cause(e))
+        }
         Err(e) => {
             // Logged once, with its cause, where the 502 is answered (`ApiError`).
             let fail = SettleRequest {

@@ -2,13 +2,14 @@
 //! through its owner's wallet actor. `200` only once the outcome is durable (or was already).
 
 use crate::error::ApiError;
+use crate::pending::Known;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
 use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
 use onramp_bank_protocol::{EventStatus, OrderEvent};
-use onramp_store::domain::{BankToken, Settlement};
+use onramp_store::domain::{BankToken, DepositId, Settlement};
 
 fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
     let mut values = req.headers().get_all(SIGNATURE_HEADER);
@@ -55,6 +56,25 @@ pub async fn bank(
     }))
 }
 
+/// The deposit an event is for: the one holding its token, or, when none does, the deposit its
+/// ref names if that one has no token yet: its create-order went unanswered (the app answered
+/// `502` and kept it processing), yet the bank made the order and it was paid. The signature
+/// says the bank sent the event; the user and amount still come from our own row.
+async fn deposit_of(
+    state: &AppState,
+    token: &BankToken,
+    event: &OrderEvent,
+) -> Result<Option<Known>, onramp_store::StoreError> {
+    if let Some(known) = state.pending.find(&*state.store, token).await? {
+        return Ok(Some(known));
+    }
+    let Ok(id) = DepositId::parse(&event.reference) else {
+        return Ok(None);
+    };
+    let unsent = state.store.deposit(&id).await?;
+    Ok(unsent.filter(|d| d.bank_token.is_none()).map(Known::from))
+}
+
 async fn settle_event(
     req: &HttpRequest,
     state: &AppState,
@@ -78,9 +98,7 @@ async fn settle_event(
     })?;
     let token = BankToken::parse(&event.token)
         .map_err(|_| ApiError::not_found("unknown_token", "No deposit has this token."))?;
-    let known = state
-        .pending
-        .find(&*state.store, &token)
+    let known = deposit_of(state, &token, &event)
         .await
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| ApiError::not_found("unknown_token", "No deposit has this token."))?;

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod lock;
 mod postgres;
 mod reads;
+mod redact;
 mod sqlite;
 
 use crate::domain::{
@@ -27,6 +28,7 @@ pub use changes::{
     TouchSession, TransferResult, UseSignInState,
 };
 pub use postgres::PgStore;
+pub use redact::redact_url;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

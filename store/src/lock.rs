@@ -24,8 +24,13 @@ pub enum ProcessLock {
 pub enum LockError {
     #[error("another onramp process is using this database ({0}); stop it first (until several processes are supported, one app process serves a database)")]
     Taken(String),
-    #[error("cannot take the database's process lock")]
-    Failed(#[source] StoreError),
+    #[error("cannot take the process lock of the database {url}")]
+    Failed {
+        /// The database, its password masked.
+        url: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// Takes the database's process lock, waiting a few seconds for a process that just died.
@@ -37,13 +42,16 @@ pub async fn claim(url: &str) -> Result<ProcessLock, LockError> {
             None if started.elapsed() < WAIT => {
                 tokio::time::sleep(Duration::from_millis(200)).await
             }
-            None => return Err(LockError::Taken(redacted(url))),
+            None => return Err(LockError::Taken(crate::redact_url(url))),
         }
     }
 }
 
 async fn try_claim(url: &str) -> Result<Option<ProcessLock>, LockError> {
-    let failed = |e: StoreError| LockError::Failed(e);
+    let failed = |source: StoreError| LockError::Failed {
+        url: crate::redact_url(url),
+        source,
+    };
     if url.starts_with("sqlite:") {
         let path = lock_path(url).map_err(failed)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -61,7 +69,7 @@ async fn try_claim(url: &str) -> Result<Option<ProcessLock>, LockError> {
             Err(std::fs::TryLockError::Error(e)) => Err(failed(StoreError::Database(e.into()))),
         };
     }
-    let mut conn = sqlx::PgConnection::connect(url)
+    let mut conn = sqlx::PgConnection::connect(&crate::redact::pg_url_for_sqlx(url))
         .await
         .map_err(|e| failed(e.into()))?;
     let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
@@ -81,17 +89,6 @@ fn lock_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
     Ok(path.into())
 }
 
-/// The URL without a password, for the message.
-fn redacted(url: &str) -> String {
-    match url.split_once('@') {
-        Some((head, tail)) if head.contains("://") => {
-            let scheme = head.split("://").next().unwrap_or_default();
-            format!("{scheme}://…@{tail}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,13 +101,5 @@ mod tests {
         assert!(try_claim(&url).await.unwrap().is_none(), "taken");
         drop(first);
         assert!(try_claim(&url).await.unwrap().is_some(), "released");
-    }
-
-    #[test]
-    fn the_message_never_shows_a_password() {
-        assert_eq!(
-            redacted("postgres://onramp:hunter2@db.example:5432/onramp"),
-            "postgres://…@db.example:5432/onramp"
-        );
     }
 }

@@ -19,7 +19,7 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        let options = PgConnectOptions::from_str(&crate::redact::pg_url_for_sqlx(url))?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(5))

@@ -18,6 +18,8 @@ on_both_databases!(
     a_deposit_whose_bank_answer_was_lost_ends_as_the_bank_says,
     a_deposit_checked_while_its_bank_order_is_on_its_way_is_checked_again_soon,
     a_webhook_that_arrives_after_reconciliation_is_a_duplicate,
+    a_misrouted_html_404_never_fails_a_paid_deposit,
+    a_create_order_answered_after_the_timeout_is_credited_when_paid,
 );
 
 /// An app whose bank drops every webhook, with a fast reconciliation schedule.
@@ -368,4 +370,106 @@ async fn a_deposit_checked_while_its_bank_order_is_on_its_way_is_checked_again_s
         started.elapsed()
     );
     assert_eq!(person.balance().await, 5_100);
+}
+
+/// The bank's status and cancel calls reach a gateway that answers `404` with an HTML page (a
+/// route broken by a deploy). That is not the bank saying it does not know the order: the app
+/// holds the order's token, the user paid, and the deposit stays processing past its maximum
+/// age while the fault is counted. The bank's webhook, when it finally comes, credits it (it
+/// got `409` before: the deposit had been failed as "unknown at the bank").
+async fn a_misrouted_html_404_never_fails_a_paid_deposit(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.dev.webhook_drop = true;
+        s.dev.bank_misroute_orders = true;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 1;
+        s.reconcile.max_age_secs = 2;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let person = app.signed_in("misrouted@example.com", "Misrouted").await;
+    let deposit = person.deposit(2_000).await;
+    let id = deposit["id"].as_str().unwrap();
+    assert_eq!(
+        app.pay(deposit["url"].as_str().unwrap(), true)
+            .await
+            .status(),
+        303
+    );
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        person.transactions().await[0]["status"],
+        "processing",
+        "past its maximum age, and kept: the bank never said it does not know the order"
+    );
+    let counted = metric(
+        &app,
+        "onramp_bank_faults_total{call=\"cancel\",kind=\"fault\"}",
+    )
+    .await;
+    assert!(counted >= 1.0, "the faults are counted: {counted}");
+
+    let webhook = app
+        .post_webhook(&app.event_for(id, "SUCCESS").await, None)
+        .await;
+    assert_eq!(webhook.status(), 200, "the bank's own word credits it");
+    assert_eq!(person.wait_final(id).await, "success");
+    assert_eq!(person.balance().await, 2_000);
+    app.assert_books_balance().await;
+    app.assert_audit_passes().await;
+}
+
+/// The bank makes the order but answers create-order after the app's timeout, twice. The user
+/// gets `502` at once, and the deposit stays processing without a token (it was failed before,
+/// with nothing to cancel the order). The order is paid: the bank's webhook, which names the
+/// deposit by its ref, credits it (before, no deposit had the token and the money was lost).
+async fn a_create_order_answered_after_the_timeout_is_credited_when_paid(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.bank.timeout_ms = 300;
+        s.dev.create_order_delay_ms = 1_000;
+    })
+    .await;
+    let person = app.signed_in("slow-order@example.com", "Slow Order").await;
+    let started = Instant::now();
+    let r = person
+        .post_json("/api/deposit", &serde_json::json!({"amount": 4_400}))
+        .await;
+    assert_eq!(r.status(), 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered at once: {:?}",
+        started.elapsed()
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bank_unavailable");
+    let items = person.transactions().await;
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0]["status"], "processing",
+        "the bank may hold the order"
+    );
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    // The bank did make the order (asked again with the same ref, it answers the same), and the
+    // user pays it.
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/api/bank/create-order", app.bank_url))
+        .bearer_auth(app.bank_api_key())
+        .json(&serde_json::json!({
+            "ref": id, "amount": 4_400, "currency": "INR",
+            "return_url": format!("{}/dashboard", app.address),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.bank()
+        .settle(created["token"].as_str().unwrap(), true)
+        .await;
+    assert_eq!(person.wait_final(&id).await, "success");
+    assert_eq!(person.balance().await, 4_400);
+    app.assert_books_balance().await;
+    app.assert_audit_passes().await;
 }

@@ -458,7 +458,11 @@ async fn a_reused_state_signs_nobody_in_even_with_its_sealed_cookie(backend: Bac
         .get_all("set-cookie")
         .iter()
         .any(|c| c.to_str().unwrap().starts_with("session_id=")));
-    assert_eq!(sessions_in(&app).await, 1, "the first sign-in's session alone");
+    assert_eq!(
+        sessions_in(&app).await,
+        1,
+        "the first sign-in's session alone"
+    );
 }
 
 /// A sign-in cookie changed by one character does not open: nobody is signed in.
