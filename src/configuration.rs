@@ -172,6 +172,24 @@ pub struct DevSettings {
     pub bank_misroute_orders: bool,
 }
 
+impl Settings {
+    /// The largest single transfer: the rules of deposits (app-api.md), so their maximum.
+    pub fn transfer_max_amount(&self) -> i64 {
+        self.deposit.max_amount
+    }
+}
+
+impl BankSettings {
+    /// The current webhook secret and, during a rotation, the previous one.
+    pub fn webhook_secrets(&self) -> Vec<Vec<u8>> {
+        use secrecy::ExposeSecret;
+        std::iter::once(&self.webhook_secret)
+            .chain(self.previous_webhook_secret.as_ref())
+            .map(|s| s.expose_secret().as_bytes().to_vec())
+            .collect()
+    }
+}
+
 impl DevSettings {
     pub fn bank_enabled(&self) -> bool {
         self.bank_enabled.unwrap_or(self.enabled)

@@ -177,7 +177,7 @@ mod parties {
             .unwrap_or_else(|| format!("{}/api/webhooks/bank", public.trim_end_matches('/')));
         let bank = BankSim::start(listener, bank_sim_config(&settings, &webhook_url)).await?;
         tracing::info!(url = %bank.url(), %webhook_url, "bank simulator is listening");
-        let signal = crate::startup::shutdown_signals().await;
+        let signal = crate::signals::shutdown_signals().await;
         tracing::info!(
             signal,
             "bank simulator stopping; pending deliveries stay stored"

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use onramp_api::ErrorCode;
 use serde_json::json;
 use std::fmt;
 
@@ -23,7 +24,7 @@ impl fmt::Display for Chain<'_> {
 
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     cause: Option<anyhow::Error>,
     /// Seconds for a `Retry-After` header (rate limits).
@@ -31,7 +32,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -40,26 +41,30 @@ impl ApiError {
             retry_after: None,
         }
     }
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Sign in first.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "Sign in first.",
+        )
     }
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
     /// A failure of ours; `cause` is logged, the client sees a generic message.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal_error",
+            code: ErrorCode::InternalError,
             message: "Something went wrong on our side. Please try again.".into(),
             cause: Some(cause.into()),
             retry_after: None,
@@ -69,7 +74,7 @@ impl ApiError {
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "unavailable",
+            code: ErrorCode::Unavailable,
             message: "The service is temporarily unavailable. Please try again.".into(),
             cause: Some(cause.into()),
             retry_after: None,
@@ -83,7 +88,7 @@ impl ApiError {
         self.cause = Some(cause.into());
         self
     }
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 }
@@ -117,9 +122,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         if self.status.is_server_error() {
-            tracing::error!(code = self.code, error = ?self, "request failed");
+            tracing::error!(code = self.code.as_str(), error = ?self, "request failed");
         } else if let Some(cause) = &self.cause {
-            tracing::info!(code = self.code, cause = %format!("{cause:#}"), "request refused");
+            tracing::info!(code = self.code.as_str(), cause = %format!("{cause:#}"), "request refused");
         }
         let mut response = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
@@ -136,19 +141,20 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
     match err {
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Send the body as application/json.",
         ),
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "The body is too large.",
         ),
-        E::Deserialize(e) => {
-            ApiError::bad_request("invalid_body", format!("The body is not valid: {e}."))
-        }
+        E::Deserialize(e) => ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            format!("The body is not valid: {e}."),
+        ),
         other => ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             format!("The body could not be read: {other}."),
         ),
     }
@@ -156,7 +162,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::bad_request(
-        "invalid_query",
+        ErrorCode::InvalidQuery,
         format!("The query string is not valid: {err}."),
     )
 }
@@ -178,20 +184,21 @@ pub fn json_error_body<B: actix_web::body::MessageBody + 'static>(
     }
     let status = res.status();
     let (code, message) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "The body is too large."),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "The body is too large."),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Send the body as application/json.",
         ),
-        StatusCode::NOT_FOUND => ("not_found", "There is nothing here."),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("method_not_allowed", "This method is not allowed here.")
-        }
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "There is nothing here."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::MethodNotAllowed,
+            "This method is not allowed here.",
+        ),
         s if s.is_server_error() => (
-            "internal_error",
+            ErrorCode::InternalError,
             "Something went wrong on our side. Please try again.",
         ),
-        _ => ("bad_request", "The request could not be read."),
+        _ => (ErrorCode::BadRequest, "The request could not be read."),
     };
     let (req, _) = res.into_parts();
     let json = ApiError::new(status, code, message).error_response();

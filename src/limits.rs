@@ -7,6 +7,7 @@ use crate::configuration::LimitSettings;
 use crate::error::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use onramp_api::ErrorCode;
 use onramp_store::domain::UserId;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -82,7 +83,7 @@ fn limited(wait: std::time::Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "Too many requests. Please wait a moment and try again.",
     )
     .retry_after(secs.max(1))

@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, ORIGIN};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
+use onramp_api::ErrorCode;
 
 /// The app's own origin (`scheme://host[:port]`), handed to [`origin_check`] as app data.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ pub async fn origin_check(
         if foreign {
             let refusal = ApiError::new(
                 StatusCode::FORBIDDEN,
-                "cross_origin",
+                ErrorCode::CrossOrigin,
                 "Requests from other sites are not allowed.",
             );
             return Ok(req.error_response(refusal).map_into_right_body());

@@ -1,9 +1,9 @@
-//! `GET /api/openapi.json`: the OpenAPI 3.1 document of every `/api` route, generated from the
-//! handlers' annotations and the body types of `routes::types`.
+//! The OpenAPI 3.1 document of every `/api` route, generated from the handlers' annotations and
+//! the body types of `routes::types`, with every error code of [`ErrorCode`]. Rendered once at
+//! start-up into the app's state, which `GET /api/openapi.json` serves.
 
-use crate::routes::{auth, deposit, transfer, types, wallet, webhook};
-use actix_web::HttpResponse;
-use std::sync::LazyLock;
+use crate::routes::{auth, deposit, meta, transfer, types, wallet, webhook};
+use onramp_api::ErrorCode;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -30,7 +30,7 @@ pub const BANK_SIGNATURE: &str = "bank_signature";
         wallet::settings,
         wallet::transactions,
         webhook::bank,
-        openapi_json,
+        meta::openapi_json,
     ),
     components(schemas(types::ErrorBody)),
     modifiers(&SecuritySchemes),
@@ -48,10 +48,13 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert("ErrorCode".into(), error_code_schema().into());
         components.add_security_scheme(
             SESSION,
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::auth::session::SESSION_COOKIE,
+                crate::auth::cookies::SESSION_COOKIE,
                 "The session cookie set by the sign-in callback (HttpOnly; SameSite=Lax).",
             ))),
         );
@@ -66,24 +69,25 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document, rendered once.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+/// Every code an error may carry, from [`ErrorCode`] (the one list the server, this document
+/// and the load tool share).
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "What went wrong, for a program to act on (`message` is for a person). A refused \
+             sign-in comes back to `/?error=<code>` with one of these.",
+        ))
+        .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+        .build()
+}
+
+/// The document, as JSON.
+pub fn document() -> String {
     ApiDoc::openapi()
         .to_json()
         .expect("the OpenAPI document serializes")
-});
-
-/// `GET /api/openapi.json`.
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "meta",
-    responses((status = 200, description = "This document", content_type = "application/json"))
-)]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(DOCUMENT.as_str())
 }
 
 #[cfg(test)]
@@ -91,13 +95,13 @@ mod tests {
     use super::*;
     use crate::routes::API_ROUTES;
 
-    fn document() -> serde_json::Value {
-        serde_json::from_str(&DOCUMENT).unwrap()
+    fn parsed() -> serde_json::Value {
+        serde_json::from_str(&document()).unwrap()
     }
 
     #[test]
     fn every_api_route_served_has_an_entry_and_every_entry_is_served() {
-        let doc = document();
+        let doc = parsed();
         let paths = doc["paths"].as_object().unwrap();
         for (method, path) in API_ROUTES {
             assert!(
@@ -115,7 +119,7 @@ mod tests {
 
     #[test]
     fn every_operation_documents_its_error_object_and_security() {
-        let doc = document();
+        let doc = parsed();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
@@ -148,12 +152,27 @@ mod tests {
     /// Validated by `openapi-spec-validator` (PyPI; `.ci/run` installs it), the reference
     /// validator of OpenAPI 3.1 documents.
     #[test]
+    fn every_error_code_is_listed_and_the_error_body_refers_to_them() {
+        let doc = parsed();
+        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all);
+        let code = &doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"];
+        assert_eq!(code["$ref"], "#/components/schemas/ErrorCode", "{code}");
+    }
+
+    #[test]
     fn the_document_is_valid_openapi_3_1() {
-        let doc = document();
+        let doc = parsed();
         assert_eq!(doc["openapi"], "3.1.0");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("openapi.json");
-        std::fs::write(&file, DOCUMENT.as_bytes()).unwrap();
+        std::fs::write(&file, document()).unwrap();
         let out = std::process::Command::new("python3")
             .args(["-m", "openapi_spec_validator"])
             .arg(&file)

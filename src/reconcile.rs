@@ -92,7 +92,7 @@ impl Reconciler {
             writer: state.writer.clone(),
             bank: state.bank.clone(),
             pending: state.pending.clone(),
-            return_url: crate::startup::deposit_return_url(&state.urls),
+            return_url: state.urls.deposit_return_url(),
             create_grace_ms,
             backlog_at: std::sync::atomic::AtomicI64::new(0),
         }

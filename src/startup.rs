@@ -127,7 +127,7 @@ impl Application {
     /// gracefully: no new connections, the requests in flight are answered (for at most the
     /// shutdown timeout), and only then does this return.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let signals = shutdown_signals();
+        let signals = crate::signals::shutdown_signals();
         let handle = self.server.handle();
         let on_signal = actix_web::rt::spawn(async move {
             let signal = signals.await;
@@ -149,31 +149,6 @@ impl Application {
         tracing::info!("stopped");
         Ok(result?)
     }
-}
-
-/// Resolves with the name of the first SIGTERM or SIGINT. The handlers are installed before this
-/// returns, so a signal that arrives before the future is polled is not missed.
-pub fn shutdown_signals() -> impl std::future::Future<Output = &'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM and SIGINT");
-                std::future::pending().await
-            }
-        }
-    }
-}
-
-/// Where the bank sends the browser back after a payment.
-pub fn deposit_return_url(urls: &Urls) -> String {
-    format!("{}/dashboard", urls.public_url)
 }
 
 /// The start-up refusals of `docs/configuration.md` ("Safety"), all of them in one error.
@@ -260,7 +235,7 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         Duration::from_millis(settings.bank.timeout_ms),
         Duration::from_secs(settings.reconcile.max_age_secs),
     )?;
-    let cookies = crate::auth::session::CookieNames::for_public_url(&urls.public_url);
+    let cookies = crate::auth::cookies::CookieNames::for_public_url(&urls.public_url);
     let cookie_key = crate::safety::key_bytes(settings.server.cookie_key.expose_secret())
         .context("server.cookie_key is not a key (refused at start-up already)")?;
     Ok(AppState {
@@ -268,7 +243,8 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         cookies,
         limits: crate::limits::Limits::new(&settings.limits),
         people: crate::people::People::new(store.clone()),
-        webhook_secrets: webhook_secrets(settings),
+        openapi: crate::openapi::document(),
+        webhook_secrets: settings.bank.webhook_secrets(),
         settings: settings.clone(),
         urls,
         store,
@@ -281,15 +257,6 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
             settings.reconcile.max_age_secs,
         ))),
     })
-}
-
-/// The current webhook secret and, during a rotation, the previous one.
-fn webhook_secrets(settings: &Settings) -> Vec<Vec<u8>> {
-    let b = &settings.bank;
-    std::iter::once(&b.webhook_secret)
-        .chain(b.previous_webhook_secret.as_ref())
-        .map(|s| s.expose_secret().as_bytes().to_vec())
-        .collect()
 }
 
 /// Whether `/metrics` is served on the public listener: only when no operator address is set,

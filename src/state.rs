@@ -22,6 +22,13 @@ pub struct Urls {
     pub webhook_url: String,
 }
 
+impl Urls {
+    /// Where the bank sends the browser back after a payment.
+    pub fn deposit_return_url(&self) -> String {
+        format!("{}/dashboard", self.public_url)
+    }
+}
+
 pub struct AppState {
     pub settings: Settings,
     pub urls: Urls,
@@ -35,10 +42,12 @@ pub struct AppState {
     pub pending: Arc<crate::pending::PendingDeposits>,
     /// The current webhook secret and, during a rotation, the previous one.
     pub webhook_secrets: Vec<Vec<u8>>,
-    pub cookies: crate::auth::session::CookieNames,
+    pub cookies: crate::auth::cookies::CookieNames,
     /// Seals and opens the sign-in cookie.
     pub flows: crate::auth::flow::FlowCookies,
     pub limits: crate::limits::Limits,
+    /// The OpenAPI document, rendered once (`GET /api/openapi.json`).
+    pub openapi: String,
     /// Senders and recipients of transfers, briefly cached.
     pub people: crate::people::People,
 }

@@ -9,6 +9,7 @@ use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
+use onramp_api::ErrorCode;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -37,15 +38,15 @@ pub enum SignInError {
 }
 
 impl SignInError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            SignInError::Provider(e) if e == "access_denied" => "access_denied",
-            SignInError::Provider(_) => "provider_error",
-            SignInError::State => "invalid_state",
-            SignInError::Unavailable(_) => "temporarily_unavailable",
-            SignInError::MissingCode => "missing_code",
-            SignInError::Token(_) => "token_exchange_failed",
-            SignInError::Userinfo(_) | SignInError::UserinfoStatus(_) => "userinfo_failed",
+            SignInError::Provider(e) if e == "access_denied" => ErrorCode::AccessDenied,
+            SignInError::Provider(_) => ErrorCode::ProviderError,
+            SignInError::State => ErrorCode::InvalidState,
+            SignInError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+            SignInError::MissingCode => ErrorCode::MissingCode,
+            SignInError::Token(_) => ErrorCode::TokenExchangeFailed,
+            SignInError::Userinfo(_) | SignInError::UserinfoStatus(_) => ErrorCode::UserinfoFailed,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The session cookie and the extractor that turns it into the signed-in user.
 
+use crate::auth::cookies::CookieNames;
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
@@ -8,38 +9,6 @@ use actix_web::{web, FromRequest, HttpRequest};
 use onramp_store::domain::{SessionToken, UserId};
 use std::future::Future;
 use std::pin::Pin;
-
-pub const SESSION_COOKIE: &str = "session_id";
-pub const FLOW_COOKIE: &str = "oauth_flow";
-
-/// The cookies' names. Under https they carry the browser-enforced prefixes: `__Host-` (only
-/// ever set by this host over https, for `/`, so a sibling subdomain or a plain-http page
-/// cannot plant or overwrite the session) and `__Secure-` for the sign-in flow, whose path is
-/// the callback's and so cannot be a `__Host-` cookie.
-#[derive(Debug, Clone, Copy)]
-pub struct CookieNames {
-    pub session: &'static str,
-    pub flow: &'static str,
-    pub secure: bool,
-}
-
-impl CookieNames {
-    pub fn for_public_url(public_url: &str) -> Self {
-        if crate::safety::is_https(public_url) {
-            CookieNames {
-                session: "__Host-session_id",
-                flow: "__Secure-oauth_flow",
-                secure: true,
-            }
-        } else {
-            CookieNames {
-                session: SESSION_COOKIE,
-                flow: FLOW_COOKIE,
-                secure: false,
-            }
-        }
-    }
-}
 
 /// The session cookie carrying `token`.
 pub fn session_cookie(state: &AppState, token: &SessionToken) -> Cookie<'static> {
@@ -119,25 +88,5 @@ where
                 .map_err(Into::into)?;
             Ok(SignedIn(user, body))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn under_https_the_cookies_carry_the_browser_enforced_prefixes() {
-        let https = CookieNames::for_public_url("https://wallet.example.com");
-        assert_eq!(https.session, "__Host-session_id");
-        assert_eq!(https.flow, "__Secure-oauth_flow");
-        assert!(https.secure);
-        let capitals = CookieNames::for_public_url("HTTPS://Wallet.Example.com");
-        assert!(capitals.secure, "the scheme is read, not matched as text");
-        let http = CookieNames::for_public_url("http://localhost:8080");
-        assert_eq!(
-            (http.session, http.flow, http.secure),
-            (SESSION_COOKIE, FLOW_COOKIE, false)
-        );
     }
 }

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
+use onramp_api::ErrorCode;
 use onramp_store::domain::{now_ms, Provider, ProviderSub};
 use onramp_store::{NewAccount, StateUse, UseSignInState};
 use serde::Deserialize;
@@ -70,8 +71,8 @@ pub async fn google_callback(
     let user = match provider_user(&req, &state, q.as_ref()).await {
         Ok(user) => user,
         Err(e) => {
-            tracing::info!(code = e.code(), reason = %crate::error::Chain(&e), "sign-in refused");
-            return redirect_home(Some(e.code()))
+            tracing::info!(code = e.code().as_str(), reason = %crate::error::Chain(&e), "sign-in refused");
+            return redirect_home(Some(e.code().as_str()))
                 .cookie(state.flows.removal())
                 .finish();
         }
@@ -83,7 +84,7 @@ pub async fn google_callback(
             .finish(),
         Err(e) => {
             tracing::error!(error = ?e, "sign-in failed after the provider vouched");
-            redirect_home(Some(e.code()))
+            redirect_home(Some(e.code().as_str()))
                 .cookie(state.flows.removal())
                 .finish()
         }
@@ -135,8 +136,8 @@ async fn sign_in(
     state: &AppState,
     user: GoogleUser,
 ) -> Result<onramp_store::domain::SessionToken, ApiError> {
-    let sub =
-        ProviderSub::parse(&user.sub).map_err(|e| ApiError::bad_request("userinfo_failed", e))?;
+    let sub = ProviderSub::parse(&user.sub)
+        .map_err(|e| ApiError::bad_request(ErrorCode::UserinfoFailed, e))?;
     let email = clip(&user.email, 320);
     let name = match user
         .name

@@ -4,107 +4,16 @@ use crate::auth::session::{CurrentUser, SignedIn};
 use crate::bank_client::BankError;
 use crate::error::ApiError;
 use crate::pending::PendingDeposit;
+use crate::request::{idempotency_key, StrictObject, KEY_TTL_MS};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::SettleRequest;
+use onramp_api::ErrorCode;
 use onramp_store::domain::{
     now_ms, Amount, BankToken, Currency, DepositId, DepositStatus, Settlement,
 };
 use onramp_store::{AttachOrder, Deposit, DepositInsert, NewDeposit};
-
-/// How long an `Idempotency-Key` is remembered.
-pub(crate) const KEY_TTL_MS: i64 = 24 * 3600 * 1000;
-
-/// A JSON object body whose fields are checked by hand: for a deposit exactly one field,
-/// `amount`; for a transfer `to` and `amount`. (A struct would also accept the
-/// array `[100]`, which serde reads as a sequence of fields; a plain map would silently keep the
-/// last of `{"amount": 100, "amount": 200}`, so a repeated field is refused.)
-pub struct StrictObject(serde_json::Map<String, serde_json::Value>);
-
-impl std::ops::Deref for StrictObject {
-    type Target = serde_json::Map<String, serde_json::Value>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for StrictObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = StrictObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<StrictObject, A::Error> {
-                let mut fields = serde_json::Map::new();
-                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
-                    if fields.contains_key(&key) {
-                        return Err(serde::de::Error::custom(format_args!(
-                            "duplicate field {key:?}"
-                        )));
-                    }
-                    fields.insert(key, value);
-                }
-                Ok(StrictObject(fields))
-            }
-        }
-        d.deserialize_map(Fields)
-    }
-}
-
-fn amount_field(body: &StrictObject) -> Result<&serde_json::Value, ApiError> {
-    if let Some(unknown) = body.keys().find(|k| *k != "amount") {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("Unknown field {unknown:?}: send only {{\"amount\": <paise>}}."),
-        ));
-    }
-    body.get("amount")
-        .ok_or_else(|| ApiError::bad_request("invalid_amount", "The amount is missing."))
-}
-
-/// The amount as the spec wants it: a JSON integer from 1 to the maximum.
-pub(crate) fn parse_amount(v: &serde_json::Value, max: i64) -> Result<Amount, ApiError> {
-    let paise = match v {
-        serde_json::Value::Number(n) => n.as_i64().filter(|_| !n.is_f64()),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_amount",
-            "The amount must be a whole number of paise.",
-        )
-    })?;
-    Amount::parse(paise, max).map_err(|e| ApiError::bad_request("invalid_amount", format!("{e}.")))
-}
-
-pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let mut values = req.headers().get_all("Idempotency-Key");
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            "Send one Idempotency-Key.",
-        ));
-    }
-    let key = first
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()));
-    key.map(|k| Some(k.to_owned())).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_idempotency_key",
-            "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
-        )
-    })
-}
 
 fn created(d: &Deposit) -> HttpResponse {
     HttpResponse::Created().json(crate::routes::types::DepositCreated::now(d))
@@ -113,7 +22,7 @@ fn created(d: &Deposit) -> HttpResponse {
 fn bank_failed() -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
-        "bank_unavailable",
+        ErrorCode::BankUnavailable,
         "The bank could not take the payment right now. Nothing was charged; please try again.",
     )
 }
@@ -123,7 +32,7 @@ fn bank_failed() -> ApiError {
 fn bank_unanswered() -> ApiError {
     ApiError::new(
         StatusCode::BAD_GATEWAY,
-        "bank_unavailable",
+        ErrorCode::BankUnavailable,
         "The bank did not answer in time. Nothing was charged; please try again in a moment.",
     )
 }
@@ -133,7 +42,7 @@ fn bank_unanswered() -> ApiError {
 fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
     if d.amount != amount {
         return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "This Idempotency-Key was used for a different request.",
         ));
     }
@@ -142,7 +51,7 @@ fn replay(d: &Deposit, amount: Amount) -> Result<HttpResponse, ApiError> {
         // the bank took the payment.
         (_, Some(_)) | (DepositStatus::Success, None) => Ok(created(d)),
         (DepositStatus::Processing, None) => Err(ApiError::conflict(
-            "request_in_progress",
+            ErrorCode::RequestInProgress,
             "A request with this Idempotency-Key is still being processed.",
         )),
         (DepositStatus::Failure, None) => Err(bank_failed()),
@@ -178,7 +87,8 @@ pub async fn create(
     state: web::Data<AppState>,
     SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
-    let amount = parse_amount(amount_field(&body)?, state.settings.deposit.max_amount)?;
+    body.only(&["amount"], r#"{"amount": <paise>}"#)?;
+    let amount = body.amount(state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;
     state.limits.deposit(user.0)?;
     let now = now_ms();
@@ -194,7 +104,7 @@ pub async fn create(
         return match recent_with_key(&state, &user, key, now).await? {
             Some(earlier) => replay(&earlier, amount),
             None => Err(ApiError::conflict(
-                "request_in_progress",
+                ErrorCode::RequestInProgress,
                 "Please try again.",
             )),
         };
@@ -259,7 +169,7 @@ async fn send_to_bank(
     id: DepositId,
     amount: Amount,
 ) -> Result<HttpResponse, ApiError> {
-    let return_url = crate::startup::deposit_return_url(&state.urls);
+    let return_url = state.urls.deposit_return_url();
     let order = state
         .bank
         .create_order(id.as_str(), amount.paise(), &return_url)

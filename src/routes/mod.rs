@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod deposit;
 pub mod health;
+pub mod meta;
 pub mod metrics;
 pub mod pages;
 pub mod transfer;
@@ -36,7 +37,7 @@ api_routes! {
     get "/api/settings" => wallet::settings;
     get "/api/transactions" => wallet::transactions;
     post "/api/webhooks/bank" => webhook::bank;
-    get "/api/openapi.json" => crate::openapi::openapi_json;
+    get "/api/openapi.json" => meta::openapi_json;
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

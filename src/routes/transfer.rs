@@ -3,60 +3,48 @@
 //! comes after the debit and the credit are committed together (`onramp_actors::wallet`).
 
 use crate::auth::session::{CurrentUser, SignedIn};
-use crate::configuration::Settings;
 use crate::error::ApiError;
-use crate::routes::deposit::{idempotency_key, parse_amount, StrictObject, KEY_TTL_MS};
+use crate::request::{idempotency_key, StrictObject, KEY_TTL_MS};
 use crate::routes::types::{Party, TransferCreated};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::TransferError;
+use onramp_api::ErrorCode;
 use onramp_store::domain::{now_ms, Amount, Currency, EmailKey, TransferId};
 use onramp_store::{Counterparty, KeyedTransfer, NewTransfer, TransferResult, User};
 use std::sync::Arc;
-
-/// The largest single transfer: the rules of deposits (app-api.md), so their maximum.
-pub fn max_amount(settings: &Settings) -> i64 {
-    settings.deposit.max_amount
-}
 
 /// The longest `to` we look up: the longest email address there can be.
 const MAX_EMAIL: usize = 254;
 
 /// `{"to": "<email>", "amount": <paise>}` and nothing else.
 fn parse_body(body: &StrictObject, max: i64) -> Result<(EmailKey, Amount), ApiError> {
-    if let Some(unknown) = body.keys().find(|k| *k != "amount" && *k != "to") {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!(
-                "Unknown field {unknown:?}: send only {{\"to\": \"<email>\", \"amount\": <paise>}}."
-            ),
-        ));
-    }
+    body.only(&["to", "amount"], r#"{"to": "<email>", "amount": <paise>}"#)?;
     let to = match body.get("to") {
         Some(serde_json::Value::String(to)) if !to.trim().is_empty() && to.len() <= MAX_EMAIL => {
             EmailKey::of(to)
         }
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_recipient",
+                ErrorCode::InvalidRecipient,
                 "The recipient must be an email address.",
             ))
         }
         None => {
             return Err(ApiError::bad_request(
-                "invalid_recipient",
+                ErrorCode::InvalidRecipient,
                 "The recipient's email is missing.",
             ))
         }
     };
-    let amount = body
-        .get("amount")
-        .ok_or_else(|| ApiError::bad_request("invalid_amount", "The amount is missing."))?;
-    Ok((to, parse_amount(amount, max)?))
+    Ok((to, body.amount(max)?))
 }
 
 fn self_transfer() -> ApiError {
-    ApiError::bad_request("self_transfer", "You cannot send money to yourself.")
+    ApiError::bad_request(
+        ErrorCode::SelfTransfer,
+        "You cannot send money to yourself.",
+    )
 }
 
 #[utoipa::path(
@@ -87,7 +75,7 @@ pub async fn create(
     state: web::Data<AppState>,
     SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (to, amount) = parse_body(&body, max_amount(&state.settings))?;
+    let (to, amount) = parse_body(&body, state.settings.transfer_max_amount())?;
     let key = idempotency_key(&req)?;
     let sender = read_user(&state, &user).await?;
     let now = now_ms();
@@ -128,7 +116,7 @@ pub async fn create(
             match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {
                 Some(answer) => Ok(answer),
                 None => Err(ApiError::conflict(
-                    "request_in_progress",
+                    ErrorCode::RequestInProgress,
                     "Please try again.",
                 )),
             }
@@ -147,7 +135,7 @@ pub async fn create(
 
 fn insufficient(available: i64) -> ApiError {
     ApiError::conflict(
-        "insufficient_funds",
+        ErrorCode::InsufficientFunds,
         format!(
             "Your balance does not cover this transfer: you can send up to {}.",
             onramp_bank_protocol::format_inr(available)
@@ -202,7 +190,7 @@ async fn recipient(state: &AppState, sender: &User, to: &EmailKey) -> Result<Arc
         .map_err(ApiError::unavailable)?
         .ok_or_else(|| {
             ApiError::not_found(
-                "unknown_recipient",
+                ErrorCode::UnknownRecipient,
                 "Nobody with that email has an account here.",
             )
         })?;
@@ -223,7 +211,7 @@ fn replay(earlier: KeyedTransfer, to: &EmailKey, amount: Amount) -> Result<HttpR
     } = earlier;
     if transfer.amount != amount || EmailKey::of(&recipient.email) != *to {
         return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "This Idempotency-Key was used for a different request.",
         ));
     }

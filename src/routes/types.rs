@@ -15,11 +15,17 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable snake_case code, for programs.
-    #[schema(example = "invalid_amount")]
+    /// A stable snake_case code, for programs: one of `ErrorCode`.
+    #[schema(schema_with = error_code_ref)]
     pub code: String,
     /// What went wrong, for a person.
     pub message: String,
+}
+
+/// `ErrorDetail.code`'s schema: the list of codes, which the document adds from
+/// `onramp_api::ErrorCode` (`crate::openapi`).
+fn error_code_ref() -> utoipa::openapi::Ref {
+    utoipa::openapi::Ref::from_schema_name("ErrorCode")
 }
 
 /// `GET /api/user/me`.

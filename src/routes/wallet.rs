@@ -7,6 +7,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use onramp_api::ErrorCode;
 use onramp_store::domain::Currency;
 use onramp_store::{Counterparty, HistoryItem};
 use serde::Deserialize;
@@ -55,7 +56,7 @@ pub async fn settings(state: web::Data<AppState>) -> HttpResponse {
         },
         transfer: types::Limits {
             min_amount: 1,
-            max_amount: crate::routes::transfer::max_amount(&state.settings),
+            max_amount: state.settings.transfer_max_amount(),
         },
     })
 }
@@ -153,18 +154,17 @@ pub async fn transactions(
             .filter(|l| (1..=100).contains(l))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_limit",
+                    ErrorCode::InvalidLimit,
                     "The limit must be a whole number from 1 to 100.",
                 )
             })?,
     };
-    let before =
-        match page.cursor.as_deref() {
-            None => None,
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "The cursor is not valid.")
-            })?),
-        };
+    let before = match page.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ApiError::bad_request(ErrorCode::InvalidCursor, "The cursor is not valid.")
+        })?),
+    };
     let mut rows = state
         .store
         .history_page(user.0, before, limit + 1)

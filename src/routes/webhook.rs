@@ -7,6 +7,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+use onramp_api::ErrorCode;
 use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
 use onramp_bank_protocol::{EventStatus, OrderEvent};
 use onramp_store::domain::{BankToken, DepositId, Settlement};
@@ -48,7 +49,7 @@ pub async fn bank(
     crate::metrics::webhook(match &result {
         Ok(SettleOutcome::Applied) => "applied",
         Ok(SettleOutcome::Duplicate) => "duplicate",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     });
     let applied = result? == SettleOutcome::Applied;
     Ok(HttpResponse::Ok().json(crate::routes::types::WebhookAck {
@@ -87,28 +88,33 @@ async fn settle_event(
         .map_err(|e| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_signature",
+                ErrorCode::InvalidSignature,
                 "The signature is not valid.",
             )
             .with_cause(e)
         })?;
 
     let event: OrderEvent = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_body", format!("The event is not valid: {e}."))
+        ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            format!("The event is not valid: {e}."),
+        )
     })?;
     let token = BankToken::parse(&event.token)
-        .map_err(|_| ApiError::not_found("unknown_token", "No deposit has this token."))?;
+        .map_err(|_| ApiError::not_found(ErrorCode::UnknownToken, "No deposit has this token."))?;
     let known = deposit_of(state, &token, &event)
         .await
         .map_err(ApiError::unavailable)?
-        .ok_or_else(|| ApiError::not_found("unknown_token", "No deposit has this token."))?;
+        .ok_or_else(|| {
+            ApiError::not_found(ErrorCode::UnknownToken, "No deposit has this token.")
+        })?;
     let deposit = &known.deposit;
     if event.reference != deposit.id.as_str()
         || event.amount != deposit.amount.paise()
         || event.currency != deposit.currency.code()
     {
         return Err(ApiError::unprocessable(
-            "deposit_mismatch",
+            ErrorCode::DepositMismatch,
             "The event's ref, amount or currency differs from the deposit.",
         ));
     }
@@ -135,7 +141,7 @@ async fn settle_event(
             Ok(result)
         }
         Err(SettleError::Contradicts(status)) => Err(ApiError::conflict(
-            "status_conflict",
+            ErrorCode::StatusConflict,
             format!("The deposit is already {status}."),
         )),
         Err(e) => Err(ApiError::unavailable(e)),
