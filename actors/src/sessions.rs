@@ -211,6 +211,7 @@ struct Create {
 impl Handler<Create> for SessionManager {
     type Result = ResponseFuture<Result<SessionToken, SessionError>>;
 
+    #[tracing::instrument(level = "debug", name = "sessions.create", skip_all, fields(user = %msg.user))]
     fn handle(&mut self, msg: Create, _: &mut Self::Context) -> Self::Result {
         let token = SessionToken::generate();
         let hash = token.hash();
@@ -247,6 +248,7 @@ struct Revoke {
 impl Handler<Revoke> for SessionManager {
     type Result = ResponseFuture<Result<(), SessionError>>;
 
+    #[tracing::instrument(level = "debug", name = "sessions.revoke", skip_all)]
     fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
         let revoked = Cached::Revoked {
             at: now_ms(),
@@ -296,6 +298,7 @@ struct Touch {
 impl Handler<Touch> for SessionManager {
     type Result = ResponseFuture<()>;
 
+    #[tracing::instrument(level = "trace", name = "sessions.touch", skip_all)]
     fn handle(&mut self, msg: Touch, _: &mut Self::Context) -> Self::Result {
         let writer = self.writer.clone();
         Box::pin(async move {
