@@ -16,6 +16,7 @@ pub struct Settings {
     pub bank: BankSettings,
     pub session: SessionSettings,
     pub deposit: DepositSettings,
+    pub withdrawal: WithdrawalSettings,
     pub wallet: WalletSettings,
     pub writer: WriterSettings,
     pub log: LogSettings,
@@ -101,6 +102,12 @@ pub struct DepositSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct WithdrawalSettings {
+    /// Largest single withdrawal in paise.
+    pub max_amount: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct WalletSettings {
     /// A wallet actor with no traffic for this long is stopped (and reloaded on demand).
     pub idle_secs: u64,
@@ -148,6 +155,8 @@ pub struct DevSettings {
     pub webhook_max_attempts: u32,
     pub webhook_base_delay_ms: u64,
     pub webhook_max_delay_ms: u64,
+    /// How long the simulator takes to settle a payout.
+    pub payout_delay_ms: u64,
     /// A delivery not answered `2xx` within this is retried.
     pub webhook_timeout_ms: u64,
     pub idp_code_ttl_secs: u64,
@@ -170,6 +179,9 @@ pub struct DevSettings {
     /// `404` page instead of the bank.
     #[serde(default)]
     pub bank_misroute_orders: bool,
+    /// Fault mode: create-payout answers after this delay (the payout exists at once).
+    #[serde(default)]
+    pub create_payout_delay_ms: u64,
 }
 
 impl Settings {
@@ -254,6 +266,8 @@ mod tests {
         assert_eq!(s.session.ttl_secs, 30 * 24 * 3600);
         assert_eq!(s.session.idle_secs, 7 * 24 * 3600);
         assert_eq!(s.deposit.max_amount, 10_000_000);
+        assert_eq!(s.withdrawal.max_amount, 10_000_000);
+        assert_eq!(s.dev.payout_delay_ms, 500);
         assert!(s.dev.enabled && s.dev.bank_enabled() && s.dev.idp_enabled());
         assert_eq!(s.dev.bank_listen, "127.0.0.1:8081");
         assert_eq!(s.dev.idp_listen, "127.0.0.1:8082");

@@ -198,6 +198,7 @@ mod parties {
             max_attempts: d.webhook_max_attempts,
             base_delay: Duration::from_millis(d.webhook_base_delay_ms),
             max_delay: Duration::from_millis(d.webhook_max_delay_ms),
+            payout_delay: Duration::from_millis(d.payout_delay_ms),
             attempt_timeout: Duration::from_millis(d.webhook_timeout_ms),
             faults: onramp_bank_sim::Faults {
                 delivery_delay: Duration::from_millis(d.webhook_delay_ms),
@@ -206,6 +207,7 @@ mod parties {
                 reorder: d.webhook_reorder,
                 create_order_delay: Duration::from_millis(d.create_order_delay_ms),
                 misroute_orders: d.bank_misroute_orders,
+                create_payout_delay: Duration::from_millis(d.create_payout_delay_ms),
             },
         }
     }

@@ -124,15 +124,14 @@ pub fn check(settings: &Settings) -> Vec<Refusal> {
 }
 
 fn amount_refusals(settings: &Settings) -> Vec<Refusal> {
-    let value = settings.deposit.max_amount;
-    if (1..=MAX_CONFIGURED_AMOUNT).contains(&value) {
-        Vec::new()
-    } else {
-        vec![Refusal::AmountOutOfRange {
-            key: "deposit.max_amount",
-            value,
-        }]
-    }
+    [
+        ("deposit.max_amount", settings.deposit.max_amount),
+        ("withdrawal.max_amount", settings.withdrawal.max_amount),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !(1..=MAX_CONFIGURED_AMOUNT).contains(value))
+    .map(|(key, value)| Refusal::AmountOutOfRange { key, value })
+    .collect()
 }
 
 fn dev_part_refusals(settings: &Settings) -> Vec<Refusal> {
@@ -356,5 +355,7 @@ mod tests {
         let mut s = default_settings();
         s.deposit.max_amount = MAX_CONFIGURED_AMOUNT;
         assert_eq!(check(&s), vec![]);
+        s.withdrawal.max_amount = 0;
+        assert_eq!(keys(&check(&s)), ["withdrawal.max_amount"]);
     }
 }

@@ -14,8 +14,7 @@ use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::db::{self, CreateOutcome, QueueOptions, SettleOutcome};
-use crate::delivery::REORDER_HOLD;
+use crate::db::{self, CreateOutcome, CreatePayoutOutcome, SettleOutcome};
 use crate::{rfc3339, Faults};
 use onramp_bank_protocol::EventStatus;
 
@@ -37,6 +36,8 @@ pub(crate) struct State {
     /// Wakes the delivery worker.
     pub notify: Arc<Notify>,
     pub faults: Faults,
+    /// How long after its creation a payout settles.
+    pub payout_delay: std::time::Duration,
 }
 
 impl State {
@@ -49,14 +50,7 @@ impl State {
         if token.len() > MAX_TOKEN_CHARS {
             return Ok(SettleOutcome::NotFound);
         }
-        let mut delay = self.faults.delivery_delay;
-        if self.faults.reorder {
-            delay += REORDER_HOLD;
-        }
-        let queue = QueueOptions {
-            delay,
-            drop: self.faults.drop_deliveries,
-        };
+        let queue = self.faults.queue_options();
         let outcome = db::settle(&self.pool, token, outcome, &queue).await?;
         if let SettleOutcome::Settled { order, event_id } = &outcome {
             tracing::info!(token = %order.token, %event_id, status = order.status.as_str(), "bank simulator: order settled");
@@ -87,7 +81,9 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
         .service(web::resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
         .service(web::resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)))
-        .service(web::resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)));
+        .service(web::resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)))
+        .service(web::resource("/api/bank/payouts").route(web::post().to(create_payout)))
+        .service(web::resource("/api/bank/payouts/{payout_id}").route(web::get().to(get_payout)));
 }
 
 /// An error answered as `{"error": {"code": …, "message": …}}`.
@@ -113,6 +109,10 @@ impl ApiError {
 
     fn not_found() -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such order")
+    }
+
+    fn no_payout() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such payout")
     }
 }
 
@@ -368,35 +368,36 @@ fn is_json(req: &HttpRequest) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-async fn create_order(
-    req: HttpRequest,
-    payload: web::Payload,
-    state: web::Data<State>,
-) -> ApiResult {
-    authorize(&req, &state)?;
-    if !is_json(&req) {
+/// A JSON request body of at most [`MAX_BODY_BYTES`].
+async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    if !is_json(req) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "the body must be application/json",
         ));
     }
-    let body = match payload.to_bytes_limited(MAX_BODY_BYTES).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "the body could not be read",
-            ))
-        }
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "the body is too large",
-            ))
-        }
-    };
+    match payload.to_bytes_limited(MAX_BODY_BYTES).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "invalid_body",
+            "the body could not be read",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the body is too large",
+        )),
+    }
+}
+
+async fn create_order(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    let body = json_body(&req, payload).await?;
     let new = validate_new_order(&body)?;
     let outcome = db::create_order(
         &state.pool,
@@ -491,6 +492,112 @@ async fn settle_json(
         )),
         SettleOutcome::NotFound => Err(ApiError::not_found()),
     }
+}
+
+/// A create-payout request that passed validation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct NewPayout {
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewPayout {
+    #[serde(rename = "ref")]
+    reference: Option<Value>,
+    amount: Option<Value>,
+    currency: Option<Value>,
+}
+
+/// Strict validation of a create-payout body, as of a create-order body: a JSON object with
+/// only `ref`, `amount` and `currency`, each as create-order's.
+pub(crate) fn validate_new_payout(body: &[u8]) -> Result<NewPayout, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "the body must be a JSON object",
+        ));
+    }
+    let raw: RawNewPayout = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid JSON body: {e}")))?;
+    Ok(NewPayout {
+        reference: parse_ref(raw.reference)?,
+        amount: parse_amount(raw.amount)?,
+        currency: parse_currency(raw.currency)?,
+    })
+}
+
+fn payout_json(payout: &db::Payout) -> Value {
+    json!({
+        "payout_id": payout.payout_id,
+        "ref": payout.reference,
+        "amount": payout.amount,
+        "currency": payout.currency,
+        "status": payout.status,
+    })
+}
+
+/// `POST /api/bank/payouts`: `201` a new payout, `200` the payout already made for this `ref`,
+/// `409` the same `ref` with another amount.
+async fn create_payout(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    let body = json_body(&req, payload).await?;
+    let new = validate_new_payout(&body)?;
+    let settle_at = crate::now_ms().saturating_add(state.payout_delay.as_millis() as i64);
+    let outcome = db::create_payout(
+        &state.pool,
+        &new.reference,
+        new.amount,
+        &new.currency,
+        settle_at,
+    )
+    .await?;
+    // Wake the worker: it settles the payout when its time comes.
+    state.notify.notify_one();
+    if !state.faults.create_payout_delay.is_zero() {
+        tokio::time::sleep(state.faults.create_payout_delay).await;
+    }
+    let (status, payout) = match outcome {
+        CreatePayoutOutcome::Created(payout) => {
+            tracing::info!(payout_id = %payout.payout_id, r#ref = %payout.reference, amount = payout.amount, "bank simulator: payout created");
+            (StatusCode::CREATED, payout)
+        }
+        CreatePayoutOutcome::Existing(payout) => (StatusCode::OK, payout),
+        CreatePayoutOutcome::Conflict => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ref_conflict",
+                "a payout with this ref exists with a different amount",
+            ))
+        }
+    };
+    Ok(HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"payout_id": payout.payout_id, "status": payout.status})))
+}
+
+/// `GET /api/bank/payouts/{payout_id}`.
+async fn get_payout(
+    req: HttpRequest,
+    payout_id: web::Path<String>,
+    state: web::Data<State>,
+) -> ApiResult {
+    authorize(&req, &state)?;
+    if payout_id.len() > MAX_TOKEN_CHARS {
+        return Err(ApiError::no_payout());
+    }
+    let payout = db::get_payout(&state.pool, &payout_id)
+        .await?
+        .ok_or_else(ApiError::no_payout)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(payout_json(&payout)))
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use onramp_bank_protocol::{EventStatus, OrderEvent, OrderStatus};
+use onramp_bank_protocol::{
+    EventStatus, OrderEvent, OrderStatus, PayoutEvent, PayoutKind, PayoutStatus,
+};
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -234,6 +236,34 @@ pub(crate) async fn settle(
         status: outcome,
     })
     .expect("a webhook body serializes");
+    insert_delivery(
+        &mut tx,
+        Subject::Order(&order.token),
+        &event_id,
+        &body,
+        queue,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(SettleOutcome::Settled { order, event_id })
+}
+
+/// What a delivery is the webhook of.
+enum Subject<'a> {
+    Order(&'a str),
+    Payout(&'a str),
+}
+
+/// Queues the webhook `body` of `subject`, in the transaction that settled it.
+async fn insert_delivery(
+    tx: &mut sqlx::SqliteConnection,
+    subject: Subject<'_>,
+    event_id: &str,
+    body: &str,
+    queue: &QueueOptions,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     let (failed_at, last_error) = if queue.drop {
         (
             Some(now),
@@ -242,21 +272,153 @@ pub(crate) async fn settle(
     } else {
         (None, None)
     };
+    let (token, payout_id) = match subject {
+        Subject::Order(token) => (Some(token), None),
+        Subject::Payout(id) => (None, Some(id)),
+    };
     sqlx::query(
-        "INSERT INTO deliveries (event_id, token, body, attempts, next_attempt_at, failed_at, last_error, created_at) \
-         VALUES (?, ?, ?, 0, ?, ?, ?, ?)",
+        "INSERT INTO deliveries (event_id, token, payout_id, body, attempts, next_attempt_at, \
+                                 failed_at, last_error, created_at) \
+         VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
     )
-    .bind(&event_id)
-    .bind(&order.token)
-    .bind(&body)
+    .bind(event_id)
+    .bind(token)
+    .bind(payout_id)
+    .bind(body)
     .bind(now.saturating_add(queue.delay.as_millis() as i64))
     .bind(failed_at)
     .bind(last_error)
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Payout {
+    pub payout_id: String,
+    #[sqlx(rename = "ref")]
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    #[sqlx(try_from = "String")]
+    pub status: PayoutStatus,
+}
+
+const PAYOUT_COLUMNS: &str = "payout_id, ref, amount, currency, status";
+
+/// Payout ids carry 16 random bytes.
+const PAYOUT_ID_BYTES: usize = 16;
+
+pub(crate) enum CreatePayoutOutcome {
+    Created(Payout),
+    /// The same ref with the same amount: the earlier payout.
+    Existing(Payout),
+    /// The same ref with another amount.
+    Conflict,
+}
+
+/// Creates a `PENDING` payout that settles at `settle_at`, or finds the earlier payout with
+/// this `ref`.
+pub(crate) async fn create_payout(
+    pool: &SqlitePool,
+    reference: &str,
+    amount: i64,
+    currency: &str,
+    settle_at: i64,
+) -> Result<CreatePayoutOutcome, sqlx::Error> {
+    let now = now_ms();
+    let payout_id = random_id("po_", PAYOUT_ID_BYTES);
+    let created: Option<Payout> = sqlx::query_as(&format!(
+        "INSERT INTO payouts (payout_id, ref, amount, currency, status, settle_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, 'PENDING', ?, ?, ?) ON CONFLICT (ref) DO NOTHING \
+         RETURNING {PAYOUT_COLUMNS}"
+    ))
+    .bind(&payout_id)
+    .bind(reference)
+    .bind(amount)
+    .bind(currency)
+    .bind(settle_at)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(payout) = created {
+        return Ok(CreatePayoutOutcome::Created(payout));
+    }
+    let existing: Payout = sqlx::query_as(&format!(
+        "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE ref = ?"
+    ))
+    .bind(reference)
+    .fetch_one(pool)
+    .await?;
+    Ok(if existing.amount == amount {
+        CreatePayoutOutcome::Existing(existing)
+    } else {
+        CreatePayoutOutcome::Conflict
+    })
+}
+
+pub(crate) async fn get_payout(
+    pool: &SqlitePool,
+    payout_id: &str,
+) -> Result<Option<Payout>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE payout_id = ?"
+    ))
+    .bind(payout_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Settles every `PENDING` payout whose time has come and queues its webhook, in one
+/// transaction. The outcome is the sandbox convention of `docs/bank.md`: `FAILURE` when the
+/// amount's last two digits are 13 (1013 paise fails, 1000 succeeds), `SUCCESS` otherwise.
+/// Answers how many were settled.
+pub(crate) async fn settle_due_payouts(
+    pool: &SqlitePool,
+    now: i64,
+    queue: &QueueOptions,
+) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let settled: Vec<Payout> = sqlx::query_as(&format!(
+        "UPDATE payouts SET status = CASE WHEN amount % 100 = 13 THEN 'FAILURE' ELSE 'SUCCESS' END, \
+                            updated_at = ? \
+         WHERE status = 'PENDING' AND settle_at <= ? RETURNING {PAYOUT_COLUMNS}"
+    ))
+    .bind(now)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    for payout in &settled {
+        let event_id = random_id("evt_", EVENT_ID_BYTES);
+        let outcome = payout
+            .status
+            .outcome()
+            .expect("a settled payout has an outcome");
+        let body = serde_json::to_string(&PayoutEvent {
+            event_id: event_id.clone(),
+            kind: PayoutKind::Payout,
+            payout_id: payout.payout_id.clone(),
+            reference: payout.reference.clone(),
+            amount: payout.amount,
+            currency: payout.currency.clone(),
+            status: outcome,
+        })
+        .expect("a webhook body serializes");
+        let subject = Subject::Payout(&payout.payout_id);
+        insert_delivery(&mut tx, subject, &event_id, &body, queue, now).await?;
+        tracing::info!(payout_id = %payout.payout_id, status = payout.status.as_str(), "bank simulator: payout settled");
+    }
     tx.commit().await?;
-    Ok(SettleOutcome::Settled { order, event_id })
+    Ok(settled.len())
+}
+
+/// When the next pending payout settles.
+pub(crate) async fn next_payout_due(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MIN(settle_at) FROM payouts WHERE status = 'PENDING'")
+        .fetch_one(pool)
+        .await
 }
 
 /// A delivery claimed for one attempt.
@@ -346,7 +508,10 @@ pub(crate) async fn mark_attempt_failed(
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub(crate) struct DeliveryInfo {
     pub event_id: String,
-    pub token: String,
+    /// The order's token, for an order's webhook.
+    pub token: Option<String>,
+    /// The payout's id, for a payout's webhook.
+    pub payout_id: Option<String>,
     /// The event's status (`SUCCESS` or `FAILURE`).
     pub status: String,
     pub attempts: i64,
@@ -362,15 +527,17 @@ pub(crate) async fn list_deliveries(
     token: Option<&str>,
 ) -> Result<Vec<DeliveryInfo>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT d.event_id, d.token, o.status, d.attempts, \
-                d.delivered_at IS NOT NULL AS delivered, \
+        "SELECT d.event_id, d.token, d.payout_id, COALESCE(o.status, p.status) AS status, \
+                d.attempts, d.delivered_at IS NOT NULL AS delivered, \
                 CASE WHEN d.delivered_at IS NOT NULL THEN 'delivered' \
                      WHEN d.failed_at IS NOT NULL THEN 'failed' ELSE 'pending' END AS state, \
                 d.last_status_code, d.last_error \
-         FROM deliveries d JOIN orders o ON o.token = d.token \
-         WHERE ? IS NULL OR d.token = ? \
+         FROM deliveries d LEFT JOIN orders o ON o.token = d.token \
+         LEFT JOIN payouts p ON p.payout_id = d.payout_id \
+         WHERE ? IS NULL OR d.token = ? OR d.payout_id = ? \
          ORDER BY d.created_at, d.rowid",
     )
+    .bind(token)
     .bind(token)
     .bind(token)
     .fetch_all(pool)

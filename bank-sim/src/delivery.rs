@@ -95,7 +95,7 @@ impl Worker {
         let lease = self.sender.config.attempt_timeout + REORDER_HOLD + Duration::from_secs(5);
         loop {
             while tasks.try_join_next().is_some() {}
-            let mut wait = POLL_INTERVAL;
+            let mut wait = self.settle_payouts().await.min(POLL_INTERVAL);
             let capacity = permits.available_permits();
             if capacity > 0 {
                 let now = now_ms();
@@ -140,6 +140,25 @@ impl Worker {
             }
         }
         tasks.shutdown().await;
+    }
+}
+
+impl Worker {
+    /// Settles the payouts whose time has come (their webhooks are queued with them), and
+    /// answers how long until the next one's.
+    async fn settle_payouts(&self) -> Duration {
+        let queue = self.sender.config.faults.queue_options();
+        if let Err(e) = db::settle_due_payouts(&self.pool, now_ms(), &queue).await {
+            tracing::warn!(error = %e, "bank simulator: settling payouts failed");
+        }
+        match db::next_payout_due(&self.pool).await {
+            Ok(Some(next)) => Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0)),
+            Ok(None) => POLL_INTERVAL,
+            Err(e) => {
+                tracing::warn!(error = %e, "bank simulator: reading payouts failed");
+                POLL_INTERVAL
+            }
+        }
     }
 }
 

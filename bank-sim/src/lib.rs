@@ -51,9 +51,25 @@ pub struct Faults {
     pub reorder: bool,
     /// Sleep this long before answering create-order (the order is created first).
     pub create_order_delay: Duration,
+    /// Sleep this long before answering create-payout (the payout is created first).
+    pub create_payout_delay: Duration,
     /// A gateway in front of the bank answers order status and cancel calls with an HTML `404`
     /// page (a route broken by a deploy): not the bank's word.
     pub misroute_orders: bool,
+}
+
+impl Faults {
+    /// How a settlement queues its webhook under these faults.
+    pub(crate) fn queue_options(&self) -> db::QueueOptions {
+        let mut delay = self.delivery_delay;
+        if self.reorder {
+            delay += delivery::REORDER_HOLD;
+        }
+        db::QueueOptions {
+            delay,
+            drop: self.drop_deliveries,
+        }
+    }
 }
 
 /// The simulator's configuration. `Debug` never shows the API key or the webhook secrets.
@@ -76,6 +92,9 @@ pub struct BankSimConfig {
     pub base_delay: Duration,
     /// The largest delay between two attempts.
     pub max_delay: Duration,
+    /// How long after its creation a payout settles (`SUCCESS`, or `FAILURE` for amounts whose
+    /// last two digits are 13).
+    pub payout_delay: Duration,
     /// Timeout of one delivery attempt.
     pub attempt_timeout: Duration,
     pub faults: Faults,
@@ -99,6 +118,7 @@ impl BankSimConfig {
             max_attempts: 12,
             base_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(60),
+            payout_delay: Duration::from_millis(500),
             attempt_timeout: Duration::from_secs(10),
             faults: Faults::default(),
         }
@@ -144,6 +164,7 @@ impl fmt::Debug for BankSimConfig {
             .field("max_attempts", &self.max_attempts)
             .field("base_delay", &self.base_delay)
             .field("max_delay", &self.max_delay)
+            .field("payout_delay", &self.payout_delay)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("faults", &self.faults)
             .finish()
@@ -306,6 +327,7 @@ impl BankSimConfig {
             public_url: public_url.to_owned(),
             notify: notify.clone(),
             faults: self.faults.clone(),
+            payout_delay: self.payout_delay,
         })
     }
 

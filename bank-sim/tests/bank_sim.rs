@@ -182,6 +182,7 @@ fn config(db: &Db, webhook_url: &str) -> BankSimConfig {
         max_attempts: 5,
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(400),
+        payout_delay: Duration::from_millis(300),
         attempt_timeout: Duration::from_secs(2),
         faults: Faults::default(),
     }
@@ -1484,6 +1485,240 @@ async fn reordered_and_concurrent_deliveries_all_arrive() {
     seen.sort();
     tokens.sort();
     assert_eq!(seen, tokens);
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payouts.
+
+async fn create_payout_raw(sim: &BankSim, body: &str, key: Option<&str>) -> (StatusCode, Value) {
+    let mut request = client()
+        .post(format!("{}/api/bank/payouts", sim.url()))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn create_payout(sim: &BankSim, reference: &str, amount: i64) -> (StatusCode, Value) {
+    let body = json!({"ref": reference, "amount": amount, "currency": "INR"});
+    create_payout_raw(sim, &body.to_string(), Some(API_KEY)).await
+}
+
+async fn get_payout(sim: &BankSim, payout_id: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("{}/api/bank/payouts/{payout_id}", sim.url()))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+/// Checks a payout's webhook against the contract: headers, signature, body.
+fn assert_payout_webhook(
+    r: &Received,
+    payout_id: &str,
+    reference: &str,
+    amount: i64,
+    status: &str,
+) {
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    assert_eq!(r.verify(&[SECRET.as_bytes()]), Ok(()), "{:?}", r.signature);
+    let event_id = r.event_id.clone().expect("X-Bank-Event-Id");
+    assert_eq!(
+        r.json(),
+        json!({"event_id": event_id, "type": "payout", "payout_id": payout_id, "ref": reference,
+            "amount": amount, "currency": "INR", "status": status})
+    );
+}
+
+#[actix_web::test]
+async fn create_payout_is_idempotent_on_ref_and_refuses_bad_bodies() {
+    let db = temp_db();
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+    let (status, first) = create_payout(&sim, "wd_1", 700).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "PENDING");
+    let id = first["payout_id"].as_str().unwrap();
+    assert!(id.starts_with("po_") && id.len() > 20, "{id}");
+    let (status, again) = create_payout(&sim, "wd_1", 700).await;
+    assert_eq!(
+        (status, &again),
+        (StatusCode::OK, &first),
+        "the same payout"
+    );
+    let (status, body) = create_payout(&sim, "wd_1", 800).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "ref_conflict");
+
+    for (body, code) in [
+        (r#"{"amount": 5, "currency": "INR"}"#, "invalid_ref"),
+        (
+            r#"{"ref": "wd 2", "amount": 5, "currency": "INR"}"#,
+            "invalid_ref",
+        ),
+        (
+            r#"{"ref": "wd_2", "amount": 0, "currency": "INR"}"#,
+            "invalid_amount",
+        ),
+        (
+            r#"{"ref": "wd_2", "amount": "5", "currency": "INR"}"#,
+            "invalid_amount",
+        ),
+        (
+            r#"{"ref": "wd_2", "amount": 5.5, "currency": "INR"}"#,
+            "invalid_amount",
+        ),
+        (
+            r#"{"ref": "wd_2", "amount": 5, "currency": "USD"}"#,
+            "invalid_currency",
+        ),
+        (
+            r#"{"ref": "wd_2", "amount": 5, "currency": "INR", "to": "x"}"#,
+            "invalid_body",
+        ),
+        (r#"["wd_2", 5, "INR"]"#, "invalid_body"),
+        (r#"not json"#, "invalid_body"),
+    ] {
+        let (status, answer) = create_payout_raw(&sim, body, Some(API_KEY)).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST, code);
+    }
+    let good = r#"{"ref": "wd_3", "amount": 5, "currency": "INR"}"#;
+    let (status, _) = create_payout_raw(&sim, good, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = create_payout_raw(&sim, good, Some("wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = get_payout(&sim, "po_unknown").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let pool = open_db(&db).await;
+    let made: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payouts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(made, 1, "refusals made nothing");
+    sim.stop().await;
+}
+
+/// A payout settles `payout_delay` after it was made: `FAILURE` when the amount's last two
+/// digits are 13, `SUCCESS` otherwise; each sends its signed webhook, and never changes again.
+#[actix_web::test]
+async fn a_payout_settles_after_its_delay_and_sends_a_signed_webhook() {
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+    let paid = create_payout(&sim, "wd_paid", 1_000).await.1;
+    let failed = create_payout(&sim, "wd_failed", 1_013).await.1;
+    let (paid_id, failed_id) = (
+        paid["payout_id"].as_str().unwrap(),
+        failed["payout_id"].as_str().unwrap(),
+    );
+    let (status, now) = get_payout(&sim, paid_id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        now,
+        json!({"payout_id": paid_id, "ref": "wd_paid", "amount": 1_000, "currency": "INR",
+            "status": "PENDING"})
+    );
+
+    let got = receiver.wait_for(2).await;
+    for r in &got {
+        match r.json()["payout_id"].as_str().unwrap() {
+            id if id == paid_id => assert_payout_webhook(r, paid_id, "wd_paid", 1_000, "SUCCESS"),
+            id => assert_payout_webhook(r, id, "wd_failed", 1_013, "FAILURE"),
+        }
+    }
+    assert_eq!(get_payout(&sim, paid_id).await.1["status"], "SUCCESS");
+    assert_eq!(get_payout(&sim, failed_id).await.1["status"], "FAILURE");
+    let again = create_payout(&sim, "wd_failed", 1_013).await;
+    assert_eq!(
+        again.1["status"], "FAILURE",
+        "a repeated create answers it as it is"
+    );
+    let d = wait_delivery_of_payout(&sim, paid_id, |d| d["delivered"] == true).await;
+    assert_eq!(
+        (d["status"].as_str(), d["token"].is_null()),
+        (Some("SUCCESS"), true)
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 2, "one webhook each");
+    sim.stop().await;
+    receiver.stop().await;
+}
+
+async fn wait_delivery_of_payout(
+    sim: &BankSim,
+    payout_id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = deliveries(sim).await;
+        if let Some(d) = all.iter().find(|d| d["payout_id"] == payout_id) {
+            if done(d) {
+                return d.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery never got there: {all:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Payout webhooks are retried until a `2xx` and follow the fault modes as order webhooks do:
+/// extra copies, drops.
+#[actix_web::test]
+async fn payout_webhooks_are_retried_and_follow_the_fault_modes() {
+    let receiver = Receiver::start(0).await;
+    receiver.script(&[(500, Duration::ZERO), (503, Duration::ZERO)]);
+    let db = temp_db();
+    let sim = start(config(&db, &receiver.url())).await;
+    let id = create_payout(&sim, "wd_retry", 400).await.1["payout_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = receiver.wait_for(3).await;
+    assert!(got.iter().all(|r| r.event_id == got[0].event_id));
+    let d = wait_delivery_of_payout(&sim, &id, |d| d["delivered"] == true).await;
+    assert_eq!(d["attempts"], 3);
+    sim.stop().await;
+    receiver.stop().await;
+
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let mut cfg = config(&db, &receiver.url());
+    cfg.faults.duplicate_deliveries = 2;
+    let sim = start(cfg).await;
+    create_payout(&sim, "wd_dup", 400).await;
+    let got = receiver.wait_for(3).await;
+    assert!(
+        got.iter().all(|r| r.event_id == got[0].event_id),
+        "copies of one event"
+    );
+    sim.stop().await;
+    receiver.stop().await;
+
+    let receiver = Receiver::start(0).await;
+    let db = temp_db();
+    let mut cfg = config(&db, &receiver.url());
+    cfg.faults.drop_deliveries = true;
+    let sim = start(cfg).await;
+    let id = create_payout(&sim, "wd_drop", 400).await.1["payout_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = wait_delivery_of_payout(&sim, &id, |_| true).await;
+    assert_eq!(d["state"], "failed");
+    assert_eq!(
+        get_payout(&sim, &id).await.1["status"],
+        "SUCCESS",
+        "settled all the same"
+    );
+    assert!(receiver.received().is_empty());
     sim.stop().await;
     receiver.stop().await;
 }

@@ -9,4 +9,7 @@ pub mod wire;
 
 pub use money::{format_inr, Currency};
 pub use signature::{EVENT_ID_HEADER, SIGNATURE_HEADER};
-pub use wire::{CreateOrder, CreatedOrder, ErrorBody, EventStatus, Order, OrderEvent, OrderStatus};
+pub use wire::{
+    BankEvent, CreateOrder, CreatePayout, CreatedOrder, ErrorBody, EventStatus, Order, OrderEvent,
+    OrderStatus, Payout, PayoutEvent, PayoutKind, PayoutStatus,
+};

@@ -138,6 +138,125 @@ pub struct OrderEvent {
     pub status: EventStatus,
 }
 
+/// A payout's state at the bank. `Pending` until the bank settles it, then `Success` or
+/// `Failure`, never to change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PayoutStatus {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl PayoutStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PayoutStatus::Pending => "PENDING",
+            PayoutStatus::Success => "SUCCESS",
+            PayoutStatus::Failure => "FAILURE",
+        }
+    }
+
+    /// The status behind its wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "PENDING" => Some(PayoutStatus::Pending),
+            "SUCCESS" => Some(PayoutStatus::Success),
+            "FAILURE" => Some(PayoutStatus::Failure),
+            _ => None,
+        }
+    }
+
+    /// The final outcome, once there is one.
+    pub const fn outcome(self) -> Option<EventStatus> {
+        match self {
+            PayoutStatus::Pending => None,
+            PayoutStatus::Success => Some(EventStatus::Success),
+            PayoutStatus::Failure => Some(EventStatus::Failure),
+        }
+    }
+}
+
+impl TryFrom<String> for PayoutStatus {
+    type Error = String;
+    /// For rows that store the status as text (the bank simulator's payouts).
+    fn try_from(s: String) -> Result<Self, String> {
+        PayoutStatus::parse(&s).ok_or_else(|| format!("{s:?} is not a payout status"))
+    }
+}
+
+/// `POST /api/bank/payouts`'s body: money back to the user's bank account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePayout {
+    /// The app's own id for the withdrawal (`wd_…`): payouts are idempotent on it.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// `POST /api/bank/payouts`'s answer (`201`, or `200` for a repeated `ref`), and
+/// `GET /api/bank/payouts/{payout_id}`'s (with `ref`, `amount` and `currency` too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub payout_id: String,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    pub status: PayoutStatus,
+}
+
+/// A payout's webhook body. `type` is always `"payout"`; unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutEvent {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: PayoutKind,
+    pub payout_id: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: EventStatus,
+}
+
+/// The `type` of a payout event: `"payout"` and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutKind {
+    Payout,
+}
+
+/// A webhook body: an order's event (no `type`, or `"type": "order"`) or a payout's
+/// (`"type": "payout"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BankEvent {
+    Order(OrderEvent),
+    Payout(PayoutEvent),
+}
+
+impl BankEvent {
+    /// Parses a webhook body by its `type`.
+    pub fn parse(body: &[u8]) -> Result<BankEvent, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(rename = "type", default)]
+            kind: Option<String>,
+        }
+        let kind: Kind = serde_json::from_slice(body)?;
+        match kind.kind.as_deref() {
+            Some("payout") => serde_json::from_slice(body).map(BankEvent::Payout),
+            None | Some("order") => serde_json::from_slice(body).map(BankEvent::Order),
+            Some(other) => Err(serde::de::Error::custom(format_args!(
+                "unknown event type {other:?}"
+            ))),
+        }
+    }
+}
+
 /// Every error the bank API answers, `404` included: `{"error": {"code", "message"}}`. An
 /// answer of another shape (a proxy's HTML page, an empty body) is not the bank's word.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +405,34 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(other)
             );
+        }
+    }
+
+    #[test]
+    fn a_webhook_body_is_an_order_event_or_a_payout_event_by_its_type() {
+        let order = br#"{"event_id":"e","token":"t","ref":"txn_1","amount":5,"currency":"INR","status":"SUCCESS"}"#;
+        assert!(matches!(BankEvent::parse(order), Ok(BankEvent::Order(_))));
+        let typed = br#"{"type":"order","event_id":"e","token":"t","ref":"txn_1","amount":5,"currency":"INR","status":"FAILURE"}"#;
+        assert!(matches!(BankEvent::parse(typed), Ok(BankEvent::Order(_))));
+        let payout = br#"{"event_id":"e","type":"payout","payout_id":"po_1","ref":"wd_1","amount":1013,"currency":"INR","status":"FAILURE"}"#;
+        match BankEvent::parse(payout) {
+            Ok(BankEvent::Payout(p)) => {
+                assert_eq!((p.payout_id.as_str(), p.amount), ("po_1", 1013));
+                assert_eq!(p.status, EventStatus::Failure);
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = br#"{"type":"refund","event_id":"e"}"#;
+        assert!(BankEvent::parse(unknown).is_err());
+        let payout_without_id = br#"{"event_id":"e","type":"payout","ref":"wd_1","amount":1,"currency":"INR","status":"SUCCESS"}"#;
+        assert!(BankEvent::parse(payout_without_id).is_err());
+        for (s, wire) in [
+            (PayoutStatus::Pending, "PENDING"),
+            (PayoutStatus::Success, "SUCCESS"),
+            (PayoutStatus::Failure, "FAILURE"),
+        ] {
+            assert_eq!(PayoutStatus::parse(wire), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{wire}\""));
         }
     }
 
