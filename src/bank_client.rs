@@ -6,7 +6,9 @@
 //! timed out) is a fault that says nothing about what the bank did, and [`BankError`] says
 //! whether the bank may have acted on the call all the same.
 
-use onramp_bank_protocol::{CreateOrder, CreatedOrder, Currency, ErrorBody, Order};
+use onramp_bank_protocol::{
+    CreateOrder, CreatePayout, CreatedOrder, Currency, ErrorBody, Order, Payout,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -38,9 +40,14 @@ pub enum BankError {
 
 impl BankError {
     /// Whether the bank may have done what it was asked (made the order or the payout) in
-    /// spite of this error: every error but a call that never reached it or that it refused.
+    /// spite of this error: every error but a call that never reached it or that it refused. A
+    /// `409` is no refusal of that kind: it says the ref is taken, by what the bank holds.
     pub fn may_have_acted(&self) -> bool {
-        !matches!(self, BankError::NotSent(_) | BankError::Refused { .. })
+        match self {
+            BankError::NotSent(_) => false,
+            BankError::Refused { status, .. } => *status == 409,
+            _ => true,
+        }
     }
 
     /// The error's kind, for metrics.
@@ -55,7 +62,7 @@ impl BankError {
     }
 }
 
-/// Counts a bank call that did not give the bank's word, by call and kind.
+/// Counts a bank call that did not give the bank's word (or refused), by call and kind.
 fn count_fault(call: &'static str, e: &BankError) {
     metrics::counter!("onramp_bank_faults_total", "call" => call, "kind" => e.kind()).increment(1);
 }
@@ -114,11 +121,54 @@ impl BankClient {
             expires_in: Some(self.order_ttl_secs),
         };
         let url = format!("{}/api/bank/create-order", self.api_url);
-        let mut answer = self.post_json(&url, &body).await;
-        if matches!(answer, Err(BankError::NotSent(_) | BankError::NoAnswer(_))) {
-            answer = self.post_json(&url, &body).await;
+        self.post_twice(&url, &body)
+            .await
+            .inspect_err(|e| count_fault("create_order", e))
+    }
+
+    /// Asks the bank to pay `amount` out for withdrawal `reference` (idempotent on `reference`
+    /// at the bank: asking again answers the same payout). A call that got no answer is made
+    /// once more.
+    pub async fn create_payout(&self, reference: &str, amount: i64) -> Result<Payout, BankError> {
+        let body = CreatePayout {
+            reference: reference.to_owned(),
+            amount,
+            currency: Currency::Inr.code().to_owned(),
+        };
+        let url = format!("{}/api/bank/payouts", self.api_url);
+        self.post_twice(&url, &body)
+            .await
+            .inspect_err(|e| count_fault("create_payout", e))
+    }
+
+    /// The payout behind `payout_id`; `None` when the bank says it does not know it (its own
+    /// JSON `404`).
+    pub async fn payout(&self, payout_id: &str) -> Result<Option<Payout>, BankError> {
+        let url = format!("{}/api/bank/payouts/{}", self.api_url, urlencode(payout_id));
+        let request = self.http.get(url);
+        let request = request.bearer_auth(self.api_key.expose_secret());
+        found(request)
+            .await
+            .inspect_err(|e| count_fault("payout", e))
+    }
+
+    /// Posts `body` to `url`, and once more when no answer came. When the first call may have
+    /// reached the bank, a refusal of the second does not say that the bank did nothing: the
+    /// first error is answered then.
+    async fn post_twice<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &B,
+    ) -> Result<T, BankError> {
+        match self.post_json(url, body).await {
+            Err(first @ (BankError::NotSent(_) | BankError::NoAnswer(_))) => {
+                match self.post_json(url, body).await {
+                    Err(BankError::Refused { .. }) if first.may_have_acted() => Err(first),
+                    second => second,
+                }
+            }
+            answer => answer,
         }
-        answer.inspect_err(|e| count_fault("create_order", e))
     }
 
     async fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
@@ -137,7 +187,7 @@ impl BankClient {
         let url = format!("{}/api/bank/orders/{}", self.api_url, urlencode(token));
         let request = self.http.get(url);
         let request = request.bearer_auth(self.api_key.expose_secret());
-        order_answer(request)
+        found(request)
             .await
             .inspect_err(|e| count_fault("order", e))
     }
@@ -152,7 +202,7 @@ impl BankClient {
         );
         let request = self.http.post(url);
         let request = request.bearer_auth(self.api_key.expose_secret());
-        order_answer(request)
+        found(request)
             .await
             .inspect_err(|e| count_fault("cancel", e))
     }
@@ -200,10 +250,13 @@ fn refusal_or_fault(status: u16, body: &[u8]) -> BankError {
     }
 }
 
-/// An order look-up's answer: the order, `None` for the bank's own "unknown order", or an error.
-async fn order_answer(request: reqwest::RequestBuilder) -> Result<Option<Order>, BankError> {
+/// A look-up's answer (an order's or a payout's): what the bank holds, `None` for the bank's own
+/// "not found", or an error.
+async fn found<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<Option<T>, BankError> {
     match success(send(request).await?).await {
-        Ok(order) => Ok(Some(order)),
+        Ok(found) => Ok(Some(found)),
         Err(BankError::Refused { status: 404, .. }) => Ok(None),
         Err(e) => Err(e),
     }
@@ -251,5 +304,10 @@ mod tests {
         }
         let refused = refusal_or_fault(400, br#"{"error":{"code":"bad","message":"no"}}"#);
         assert!(!refused.may_have_acted(), "a refusal did nothing");
+        let taken = refusal_or_fault(409, br#"{"error":{"code":"ref_conflict","message":"no"}}"#);
+        assert!(
+            taken.may_have_acted(),
+            "the ref is taken by what the bank holds"
+        );
     }
 }

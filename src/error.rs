@@ -29,6 +29,9 @@ pub struct ApiError {
     cause: Option<anyhow::Error>,
     /// Seconds for a `Retry-After` header (rate limits).
     retry_after: Option<u64>,
+    /// The id of what the error is about, when it exists all the same (a withdrawal the bank
+    /// did not answer for): the body's top-level `id`.
+    id: Option<String>,
 }
 
 impl ApiError {
@@ -39,6 +42,7 @@ impl ApiError {
             message: message.into(),
             cause: None,
             retry_after: None,
+            id: None,
         }
     }
     pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -68,6 +72,7 @@ impl ApiError {
             message: "Something went wrong on our side. Please try again.".into(),
             cause: Some(cause.into()),
             retry_after: None,
+            id: None,
         }
     }
     /// Temporarily unable (the database or an actor); safe to retry.
@@ -78,10 +83,15 @@ impl ApiError {
             message: "The service is temporarily unavailable. Please try again.".into(),
             cause: Some(cause.into()),
             retry_after: None,
+            id: None,
         }
     }
     pub fn retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+    pub fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
         self
     }
     pub fn with_cause(mut self, cause: impl Into<anyhow::Error>) -> Self {
@@ -130,7 +140,11 @@ impl ResponseError for ApiError {
         if let Some(secs) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
         }
-        response.json(json!({"error": {"code": self.code, "message": self.message}}))
+        let error = json!({"code": self.code, "message": self.message});
+        match &self.id {
+            Some(id) => response.json(json!({"error": error, "id": id})),
+            None => response.json(json!({ "error": error })),
+        }
     }
 }
 

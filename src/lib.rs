@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod paying;
 pub mod pending;
 pub mod people;
 pub mod reconcile;

@@ -58,6 +58,18 @@ fn describe() {
         "onramp_reconciliation_total",
         "Reconciliation checks by outcome"
     );
+    metrics::describe_counter!(
+        "onramp_withdrawal_requests_total",
+        "Withdrawals by outcome of their creation"
+    );
+    metrics::describe_counter!(
+        "onramp_payout_checks_total",
+        "Payout reconciliation checks by outcome"
+    );
+    metrics::describe_counter!(
+        "onramp_bank_faults_total",
+        "Bank calls that did not give the bank's word, by call and kind"
+    );
     metrics::describe_gauge!("onramp_wallet_actors", "Wallet actors alive");
     metrics::describe_gauge!("onramp_sessions_cached", "Sessions held in memory");
 }
@@ -70,6 +82,16 @@ pub fn webhook(outcome: &'static str) {
 /// Counts a deposit creation by its outcome.
 pub fn deposit(outcome: &'static str) {
     metrics::counter!("onramp_deposits_total", "outcome" => outcome).increment(1);
+}
+
+/// Counts a withdrawal's creation by its outcome.
+pub fn withdrawal(outcome: &'static str) {
+    metrics::counter!("onramp_withdrawal_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// Counts a payout reconciliation check by its outcome.
+pub fn payout_check(outcome: &'static str) {
+    metrics::counter!("onramp_payout_checks_total", "outcome" => outcome).increment(1);
 }
 
 /// Counts a reconciliation check by its outcome.

@@ -2,7 +2,7 @@
 //! the body types of `routes::types`, with every error code of [`ErrorCode`]. Rendered once at
 //! start-up into the app's state, which `GET /api/openapi.json` serves.
 
-use crate::routes::{auth, deposit, meta, transfer, types, wallet, webhook};
+use crate::routes::{auth, deposit, meta, transfer, types, wallet, webhook, withdrawal};
 use onramp_api::ErrorCode;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -26,6 +26,7 @@ pub const BANK_SIGNATURE: &str = "bank_signature";
         auth::me,
         deposit::create,
         transfer::create,
+        withdrawal::create,
         wallet::balance,
         wallet::settings,
         wallet::transactions,

@@ -8,7 +8,7 @@
 //! (an empty database). `DEPOSITS=n`, `USERS=n`, `CONCURRENCY=n`, `BATCH=n` change the shape.
 
 use futures_util::stream::{self, StreamExt};
-use onramp_actors::wallet::{SettleRequest, Wallets};
+use onramp_actors::wallet::{SettleRequest, Settling, Wallets};
 use onramp_actors::writer::DbWriter;
 use onramp_store::domain::{
     now_ms, Amount, DepositId, DepositStatus, ProviderSub, Settlement, UserId,
@@ -67,7 +67,7 @@ async fn create_deposits(
             first_check_at: now_ms() + 60_000,
         });
         requests.push(SettleRequest {
-            deposit_id: id,
+            target: Settling::Deposit(id.clone()),
             user_id: user,
             amount,
             stored_status: DepositStatus::Processing,
@@ -108,7 +108,10 @@ fn main() {
             let ops: Vec<store::SettleDeposit> = requests
                 .iter()
                 .map(|r| store::SettleDeposit {
-                    deposit_id: r.deposit_id.clone(),
+                    deposit_id: match &r.target {
+                        Settling::Deposit(id) => id.clone(),
+                        Settling::Payout(_) => unreachable!("the bench settles deposits"),
+                    },
                     user_id: r.user_id,
                     amount: r.amount,
                     outcome: r.outcome,

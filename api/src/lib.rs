@@ -84,8 +84,11 @@ error_codes! {
     IdempotencyKeyReused => "idempotency_key_reused",
     /// A request with this `Idempotency-Key` has not been answered yet.
     RequestInProgress => "request_in_progress",
-    /// The bank refused, could not be reached, or did not answer in time.
+    /// The bank could not be reached or did not answer in time (a deposit: nothing was charged;
+    /// a withdrawal: its amount stays set aside until the bank's answer for it).
     BankUnavailable => "bank_unavailable",
+    /// The bank refused a payout: the withdrawal failed and its amount is back in the balance.
+    BankRefused => "bank_refused",
 
     // The bank's webhook.
     /// A missing, bad or stale signature.
@@ -94,8 +97,12 @@ error_codes! {
     UnknownToken => "unknown_token",
     /// The event's ref, amount or currency differs from the deposit's.
     DepositMismatch => "deposit_mismatch",
-    /// The event's status contradicts the deposit's final one.
+    /// The event's status contradicts the deposit's or withdrawal's final one.
     StatusConflict => "status_conflict",
+    /// No withdrawal has the event's payout.
+    UnknownPayout => "unknown_payout",
+    /// The payout event's ref, amount or currency differs from the withdrawal's.
+    PayoutMismatch => "payout_mismatch",
 
     // The service.
     /// The database cannot commit or answer right now: retry (`Retry-After`).

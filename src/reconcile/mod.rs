@@ -1,4 +1,5 @@
-//! Reconciliation: deposits whose webhook never arrived are settled by asking the bank.
+//! Reconciliation: deposits and payouts whose webhook never arrived are settled by asking the
+//! bank (payouts: [`payouts`]).
 //!
 //! Every deposit waiting for the bank has a next check time (`pending_deposits.next_check_at`,
 //! indexed), first `first_after_secs` after its creation. Each scan takes the deposits that are
@@ -20,12 +21,14 @@
 //! idempotent, so it answers the order the bank holds, or makes one), that order is cancelled,
 //! and the deposit ends as the bank's answer says, like any other at its maximum age.
 
+mod payouts;
+
 use crate::bank_client::{BankClient, BankError};
 use crate::configuration::ReconcileSettings;
 use crate::pending::PendingDeposits;
 use crate::state::AppState;
 use futures_util::StreamExt;
-use onramp_actors::wallet::{SettleError, SettleRequest, Wallets};
+use onramp_actors::wallet::{SettleError, SettleRequest, Settling, Wallets};
 use onramp_actors::writer::DbWriter;
 use onramp_bank_protocol::{Order, OrderStatus};
 use onramp_store::domain::{now_ms, DepositStatus, Settlement};
@@ -107,6 +110,12 @@ impl Reconciler {
             if let Err(e) = self.scan().await {
                 tracing::warn!(error = format!("{e:#}"), "reconciliation scan failed");
             }
+            if let Err(e) = self.scan_payouts().await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "payout reconciliation scan failed"
+                );
+            }
         }
     }
 
@@ -133,7 +142,7 @@ impl Reconciler {
                 break;
             }
         }
-        let waiting = take_checks(waiting, CHECKS_PER_SCAN);
+        let waiting = take_checks(waiting, CHECKS_PER_SCAN, |d| d.deposit.created_at);
         let checked = waiting.len();
         futures_util::stream::iter(waiting)
             .for_each_concurrent(
@@ -300,7 +309,7 @@ impl Reconciler {
 
     async fn settle(&self, deposit: &Deposit, outcome: Settlement) -> anyhow::Result<()> {
         let request = SettleRequest {
-            deposit_id: deposit.id.clone(),
+            target: Settling::Deposit(deposit.id.clone()),
             user_id: deposit.user_id,
             amount: deposit.amount,
             stored_status: deposit.status,
@@ -335,12 +344,12 @@ impl Reconciler {
 /// cannot answer for) does not stand between a new deposit and its first check for several
 /// scans. The rest are the first [`SCAN_LIMIT`] due, so past that many a new deposit waits its
 /// turn as before.
-fn take_checks(mut due: Vec<Due>, n: usize) -> Vec<Due> {
+fn take_checks<T>(mut due: Vec<T>, n: usize, created_at: impl Fn(&T) -> i64) -> Vec<T> {
     if due.len() <= n {
         return due;
     }
     let mut rest = due.split_off(n - n / 2);
-    rest.sort_unstable_by_key(|d| std::cmp::Reverse(d.deposit.created_at));
+    rest.sort_unstable_by_key(|d| std::cmp::Reverse(created_at(d)));
     rest.truncate(n / 2);
     due.append(&mut rest);
     due
@@ -419,11 +428,12 @@ mod tests {
             .collect();
         let created =
             |taken: Vec<Due>| -> Vec<i64> { taken.iter().map(|d| d.deposit.created_at).collect() };
-        assert_eq!(created(take_checks(due.clone(), 4)), [10, 11, 19, 18]);
-        assert_eq!(created(take_checks(due.clone(), 5)), [10, 11, 12, 19, 18]);
-        assert_eq!(created(take_checks(due.clone(), 1)), [10]);
-        assert_eq!(take_checks(due.clone(), 10).len(), 10);
-        assert_eq!(take_checks(due, 20).len(), 10);
+        let take = |due: Vec<Due>, n| take_checks(due, n, |d| d.deposit.created_at);
+        assert_eq!(created(take(due.clone(), 4)), [10, 11, 19, 18]);
+        assert_eq!(created(take(due.clone(), 5)), [10, 11, 12, 19, 18]);
+        assert_eq!(created(take(due.clone(), 1)), [10]);
+        assert_eq!(take(due.clone(), 10).len(), 10);
+        assert_eq!(take(due, 20).len(), 10);
     }
 
     /// The bank's word settles a deposit only when its order is that deposit's: the same ref,

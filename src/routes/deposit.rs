@@ -8,7 +8,7 @@ use crate::request::{idempotency_key, StrictObject, KEY_TTL_MS};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::wallet::SettleRequest;
+use onramp_actors::wallet::{SettleRequest, Settling};
 use onramp_api::ErrorCode;
 use onramp_store::domain::{
     now_ms, Amount, BankToken, Currency, DepositId, DepositStatus, Settlement,
@@ -188,7 +188,7 @@ async fn send_to_bank(
         Err(e) => {
             // Logged once, with its cause, where the 502 is answered (`ApiError`).
             let fail = SettleRequest {
-                deposit_id: id,
+                target: Settling::Deposit(id),
                 user_id: user.0,
                 amount,
                 stored_status: DepositStatus::Processing,

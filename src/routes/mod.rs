@@ -10,6 +10,7 @@ pub mod transfer;
 pub mod types;
 pub mod wallet;
 pub mod webhook;
+pub mod withdrawal;
 
 use actix_web::web;
 
@@ -33,6 +34,7 @@ api_routes! {
     get "/api/user/me" => auth::me;
     post "/api/deposit" => deposit::create;
     post "/api/transfers" => transfer::create;
+    post "/api/withdrawals" => withdrawal::create;
     get "/api/balance" => wallet::balance;
     get "/api/settings" => wallet::settings;
     get "/api/transactions" => wallet::transactions;

@@ -30,6 +30,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     static_file!("js/settings.js", JS),
     static_file!("js/state.js", JS),
     static_file!("js/transactions.js", JS),
+    static_file!("js/withdraw.js", JS),
 ];
 
 pub async fn index() -> HttpResponse {

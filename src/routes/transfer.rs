@@ -8,7 +8,7 @@ use crate::request::{idempotency_key, StrictObject, KEY_TTL_MS};
 use crate::routes::types::{Party, TransferCreated};
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::wallet::TransferError;
+use onramp_actors::wallet::DebitError;
 use onramp_api::ErrorCode;
 use onramp_store::domain::{now_ms, Amount, Currency, EmailKey, TransferId};
 use onramp_store::{Counterparty, KeyedTransfer, NewTransfer, TransferResult, User};
@@ -121,7 +121,7 @@ pub async fn create(
                 )),
             }
         }
-        Err(TransferError::InsufficientFunds { available }) => {
+        Err(DebitError::InsufficientFunds { available }) => {
             // A copy of a request that committed after this one looked its key up: the money is
             // gone because the first took it. Answer as the first did.
             match answered_before(&state, &user, key.as_deref(), &to, amount, now).await? {

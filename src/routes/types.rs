@@ -11,6 +11,10 @@ use utoipa::ToSchema;
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// What the error is about when it exists all the same: the withdrawal of a
+    /// `502 bank_unavailable`, which stays processing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -85,6 +89,29 @@ impl DepositCreated {
     }
 }
 
+/// `POST /api/withdrawals`'s body. Exactly this one field; integers only.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; `withdrawal::create` parses it strictly
+pub struct WithdrawalRequest {
+    /// Paise, from 1 to `withdrawal.max_amount` (see `GET /api/settings`).
+    #[schema(minimum = 1, example = 10000)]
+    pub amount: i64,
+}
+
+/// A withdrawal as `POST /api/withdrawals` answers it: the amount left the balance, and the
+/// bank is paying it out.
+#[derive(Serialize, ToSchema)]
+pub struct WithdrawalCreated {
+    pub id: String,
+    /// `processing` until the bank settles the payout (then `success`, or `failure` with the
+    /// amount back in the balance: see `GET /api/transactions`).
+    #[schema(example = "processing")]
+    pub status: &'static str,
+    pub amount: i64,
+    #[schema(value_type = String, example = "INR")]
+    pub currency: Currency,
+}
+
 /// `POST /api/transfers`'s body. Exactly these two fields; integers only.
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the body; `transfer::create` parses it strictly
@@ -132,6 +159,7 @@ pub struct Settings {
     pub currency: Currency,
     pub deposit: Limits,
     pub transfer: Limits,
+    pub withdrawal: Limits,
 }
 
 /// The amounts an action accepts, in paise.
@@ -153,7 +181,7 @@ pub struct TransactionPage {
 #[derive(Serialize, ToSchema)]
 pub struct TransactionItem {
     pub id: String,
-    /// `deposit`, `transfer_in` or `transfer_out` (withdrawals are not built yet).
+    /// `deposit`, `withdrawal`, `transfer_in` or `transfer_out`.
     #[schema(example = "deposit")]
     pub kind: &'static str,
     /// Always positive; the kind gives the direction.

@@ -58,6 +58,10 @@ pub async fn settings(state: web::Data<AppState>) -> HttpResponse {
             min_amount: 1,
             max_amount: state.settings.transfer_max_amount(),
         },
+        withdrawal: types::Limits {
+            min_amount: 1,
+            max_amount: state.settings.withdrawal.max_amount,
+        },
     })
 }
 
@@ -94,6 +98,16 @@ fn item(h: &HistoryItem) -> types::TransactionItem {
             status: d.status.as_str(),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
+            counterparty: None,
+        },
+        HistoryItem::Withdrawal(w) => types::TransactionItem {
+            id: w.id.as_str().to_owned(),
+            kind: "withdrawal",
+            amount: w.amount.paise(),
+            currency: w.currency,
+            status: w.status.as_str(),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
             counterparty: None,
         },
         HistoryItem::TransferOut(t, c) | HistoryItem::TransferIn(t, c) => types::TransactionItem {

@@ -1,16 +1,18 @@
 //! `POST /api/webhooks/bank`: verify the signature over the raw bytes, then settle the deposit
-//! through its owner's wallet actor. `200` only once the outcome is durable (or was already).
+//! (an order's event) or the withdrawal (a payout's event) through its owner's wallet actor.
+//! `200` only once the outcome is durable (or was already).
 
 use crate::error::ApiError;
 use crate::pending::Known;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest, Settling};
 use onramp_api::ErrorCode;
 use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
-use onramp_bank_protocol::{EventStatus, OrderEvent};
-use onramp_store::domain::{BankToken, DepositId, Settlement};
+use onramp_bank_protocol::{BankEvent, EventStatus, OrderEvent, PayoutEvent};
+use onramp_store::domain::{BankToken, DepositId, PayoutId, Settlement, WithdrawalId};
+use onramp_store::Withdrawal;
 
 fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
     let mut values = req.headers().get_all(SIGNATURE_HEADER);
@@ -34,9 +36,9 @@ fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
         (status = 200, description = "Applied, durably, or already applied", body = crate::routes::types::WebhookAck),
         (status = 400, description = "A malformed body", body = crate::routes::types::ErrorBody),
         (status = 401, description = "A missing, bad or stale signature", body = crate::routes::types::ErrorBody),
-        (status = 404, description = "No deposit has this token", body = crate::routes::types::ErrorBody),
-        (status = 409, description = "The status contradicts the deposit's final one", body = crate::routes::types::ErrorBody),
-        (status = 422, description = "The ref, amount or currency differs from the deposit", body = crate::routes::types::ErrorBody),
+        (status = 404, description = "No deposit has this token (`unknown_token`), or no withdrawal this payout (`unknown_payout`)", body = crate::routes::types::ErrorBody),
+        (status = 409, description = "The status contradicts the deposit's or withdrawal's final one", body = crate::routes::types::ErrorBody),
+        (status = 422, description = "The ref, amount or currency differs from the deposit (`deposit_mismatch`) or withdrawal (`payout_mismatch`)", body = crate::routes::types::ErrorBody),
         (status = 503, description = "Not committed; the bank retries", body = crate::routes::types::ErrorBody),
     )
 )]
@@ -94,12 +96,20 @@ async fn settle_event(
             .with_cause(e)
         })?;
 
-    let event: OrderEvent = serde_json::from_slice(body).map_err(|e| {
+    let event = BankEvent::parse(body).map_err(|e| {
         ApiError::bad_request(
             ErrorCode::InvalidBody,
             format!("The event is not valid: {e}."),
         )
     })?;
+    match event {
+        BankEvent::Order(event) => settle_order(state, event).await,
+        BankEvent::Payout(event) => settle_payout(state, event).await,
+    }
+}
+
+/// An order's event: settles its deposit.
+async fn settle_order(state: &AppState, event: OrderEvent) -> Result<SettleOutcome, ApiError> {
     let token = BankToken::parse(&event.token)
         .map_err(|_| ApiError::not_found(ErrorCode::UnknownToken, "No deposit has this token."))?;
     let known = deposit_of(state, &token, &event)
@@ -118,16 +128,12 @@ async fn settle_event(
             "The event's ref, amount or currency differs from the deposit.",
         ));
     }
-    let outcome = match event.status {
-        EventStatus::Success => Settlement::Success,
-        EventStatus::Failure => Settlement::Failure,
-    };
     let request = SettleRequest {
-        deposit_id: deposit.id.clone(),
+        target: Settling::Deposit(deposit.id.clone()),
         user_id: deposit.user_id,
         amount: deposit.amount,
         stored_status: known.status,
-        outcome,
+        outcome: settlement(event.status),
     };
     let result = state.wallets.settle(request).await;
     if matches!(result, Ok(_) | Err(SettleError::Contradicts(_))) {
@@ -140,10 +146,71 @@ async fn settle_event(
             tracing::debug!(event = %event.event_id, deposit = %deposit.id, applied, "webhook settled");
             Ok(result)
         }
-        Err(SettleError::Contradicts(status)) => Err(ApiError::conflict(
-            ErrorCode::StatusConflict,
-            format!("The deposit is already {status}."),
-        )),
-        Err(e) => Err(ApiError::unavailable(e)),
+        Err(e) => Err(settle_error(e, "deposit")),
     }
+}
+
+fn settlement(status: EventStatus) -> Settlement {
+    match status {
+        EventStatus::Success => Settlement::Success,
+        EventStatus::Failure => Settlement::Failure,
+    }
+}
+
+fn settle_error(e: SettleError, what: &str) -> ApiError {
+    match e {
+        SettleError::Contradicts(status) => ApiError::conflict(
+            ErrorCode::StatusConflict,
+            format!("The {what} is already {status}."),
+        ),
+        e => ApiError::unavailable(e),
+    }
+}
+
+/// A payout's event: settles its withdrawal (a failure returns the money to the wallet).
+async fn settle_payout(state: &AppState, event: PayoutEvent) -> Result<SettleOutcome, ApiError> {
+    let unknown =
+        || ApiError::not_found(ErrorCode::UnknownPayout, "No withdrawal has this payout.");
+    let payout = PayoutId::parse(&event.payout_id).map_err(|_| unknown())?;
+    let withdrawal = withdrawal_of(state, &payout, &event)
+        .await
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(unknown)?;
+    if event.reference != withdrawal.id.as_str()
+        || event.amount != withdrawal.amount.paise()
+        || event.currency != withdrawal.currency.code()
+    {
+        return Err(ApiError::unprocessable(
+            ErrorCode::PayoutMismatch,
+            "The event's ref, amount or currency differs from the withdrawal.",
+        ));
+    }
+    let request = SettleRequest {
+        target: Settling::Payout(withdrawal.id.clone()),
+        user_id: withdrawal.user_id,
+        amount: withdrawal.amount,
+        stored_status: withdrawal.status,
+        outcome: settlement(event.status),
+    };
+    let result = state.wallets.settle(request).await;
+    tracing::debug!(event = %event.event_id, withdrawal = %withdrawal.id, ?result, "payout webhook");
+    result.map_err(|e| settle_error(e, "withdrawal"))
+}
+
+/// The withdrawal a payout's event is for: the one holding its payout id, or, when none does,
+/// the withdrawal its ref names if that one has no payout id yet (its create-payout went
+/// unanswered, yet the bank made the payout). Its user and amount come from our own row.
+async fn withdrawal_of(
+    state: &AppState,
+    payout: &PayoutId,
+    event: &PayoutEvent,
+) -> Result<Option<Withdrawal>, onramp_store::StoreError> {
+    if let Some(w) = state.store.withdrawal_by_payout(payout).await? {
+        return Ok(Some(w));
+    }
+    let Ok(id) = WithdrawalId::parse(&event.reference) else {
+        return Ok(None);
+    };
+    let unanswered = state.store.withdrawal(&id).await?;
+    Ok(unanswered.filter(|w| w.payout_id.is_none()))
 }

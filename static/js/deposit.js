@@ -16,7 +16,7 @@ const HINT_END = 'You will approve the payment at your bank.';
  * "In rupees, up to ₹… `hintEnd`". `load()` fetches them on first use and again after a failed
  * fetch (null if unavailable); `get()` answers them once known.
  */
-function amountLimits(hintEl, fetchLimits, hintEnd) {
+export function amountLimits(hintEl, fetchLimits, hintEnd) {
   let limits = null; // { min, max, currency } once /api/settings has answered
   let loading = null; // the request for them while it runs
 

@@ -26,6 +26,11 @@ export function findElements() {
     transferSubmit: byId('transfer-submit'),
     transferHint: byId('transfer-hint'),
     transferDone: byId('transfer-done'),
+    withdrawForm: byId('withdraw-form'),
+    withdrawAmount: byId('withdraw-amount'),
+    withdrawSubmit: byId('withdraw-submit'),
+    withdrawHint: byId('withdraw-hint'),
+    withdrawDone: byId('withdraw-done'),
     error: byId('error'), // a refused money-out action's message
     txList: byId('transactions'),
     txEmpty: byId('tx-empty'),

@@ -10,6 +10,7 @@
 //   transactions.js  balance and transaction list, polling while a deposit is pending and
 //                    watching the balance (money received) while the page is visible
 //   deposit.js       the "Add money" and "Send money" forms
+//   withdraw.js      the "Withdraw to your bank" form
 //   session.js       sign-in, sign-out, which view shows
 import { findElements } from './dom.js';
 import { createDepositForm, createTransferForm } from './deposit.js';
@@ -17,6 +18,7 @@ import { formatMoney, parseRupees } from './money.js';
 import { createSession } from './session.js';
 import { state } from './state.js';
 import { createWallet } from './transactions.js';
+import { createWithdrawForm } from './withdraw.js';
 
 const els = findElements();
 
@@ -25,7 +27,8 @@ const onUnauthorized = () => session.showSignedOut();
 const wallet = createWallet(els, { onUnauthorized });
 const deposit = createDepositForm(els, { refresh: wallet.refresh, onUnauthorized });
 const transfer = createTransferForm(els, { refresh: wallet.refresh, onUnauthorized });
-session = createSession(els, { wallet, forms: [deposit, transfer] });
+const withdraw = createWithdrawForm(els, { refresh: wallet.refresh, onUnauthorized });
+session = createSession(els, { wallet, forms: [deposit, transfer, withdraw] });
 
 // Catch up when the tab comes back (and on back/forward-cache restores); the refresh also
 // resumes watching the balance, which pauses while the page is hidden.
@@ -39,6 +42,7 @@ window.addEventListener('pageshow', (ev) => {
   if (ev.persisted) {
     deposit.setSubmitting(false);
     transfer.setSubmitting(false);
+    withdraw.setSubmitting(false);
     session.load();
   }
 });
@@ -53,4 +57,5 @@ session.readLoginError();
 session.showView('loading');
 deposit.loadLimits();
 transfer.loadLimits();
+withdraw.loadLimits();
 session.load();

@@ -1,4 +1,4 @@
-// The server's public settings (GET /api/settings): the limits the deposit and transfer forms
+// The server's public settings (GET /api/settings): the limits the deposit, transfer and withdraw forms
 // check before sending anything. The server checks again; these only spare a round trip and
 // say the limit.
 import { api } from './api.js';
@@ -28,6 +28,15 @@ export async function fetchDepositLimits() {
 export async function fetchTransferLimits() {
   try {
     return transferLimits(await fetchSettings());
+  } catch {
+    return null;
+  }
+}
+
+/** The withdrawal limits `{ min, max, currency }` in paise, or null if they cannot be had. */
+export async function fetchWithdrawalLimits() {
+  try {
+    return limitsOf(await fetchSettings(), 'withdrawal');
   } catch {
     return null;
   }

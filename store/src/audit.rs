@@ -12,6 +12,14 @@ pub struct Report {
     pub successful_deposits: i64,
     /// The sum of successful deposits, in paise.
     pub deposited: i64,
+    pub withdrawals: i64,
+    /// The sum of the withdrawals not failed (paid out, or still processing), in paise.
+    pub withdrawn: i64,
+    /// The sum of the withdrawals still processing, in paise.
+    pub withdrawing: i64,
+    /// The balance of `payouts_in_flight`, in paise: what left the users for payouts the bank
+    /// has not settled yet.
+    pub in_flight: i64,
     /// The sum of the users' balances, in paise.
     pub users_total: i64,
     /// The sum of every account's balance, system accounts included: 0 in balanced books.
@@ -21,6 +29,32 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of the figures [`FIGURES`] reads, in its order.
+    pub(crate) fn from_figures(f: &[i64]) -> Result<Report, crate::StoreError> {
+        let &[accounts, entries, transfers, successful_deposits, deposited, withdrawals, withdrawn, withdrawing, in_flight, users_total, all_accounts] =
+            f
+        else {
+            return Err(crate::StoreError::Corrupt(format!(
+                "the audit read {} figures",
+                f.len()
+            )));
+        };
+        Ok(Report {
+            accounts,
+            entries,
+            transfers,
+            successful_deposits,
+            deposited,
+            withdrawals,
+            withdrawn,
+            withdrawing,
+            in_flight,
+            users_total,
+            all_accounts,
+            problems: Vec::new(),
+        })
+    }
+
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -33,11 +67,19 @@ impl Report {
                 self.all_accounts
             ));
         }
-        // No withdrawals exist yet: the users hold exactly what came in.
-        if self.users_total != self.deposited {
+        // The users hold what came in less what went out (or is on its way out).
+        if self.users_total != self.deposited - self.withdrawn {
             self.problems.push(format!(
-                "the users hold {} paise but successful deposits total {} paise",
-                self.users_total, self.deposited
+                "the users hold {} paise but successful deposits total {} paise and withdrawals \
+                 not failed {} paise",
+                self.users_total, self.deposited, self.withdrawn
+            ));
+        }
+        if self.in_flight != self.withdrawing {
+            self.problems.push(format!(
+                "payouts in flight hold {} paise but the withdrawals still processing total {} \
+                 paise",
+                self.in_flight, self.withdrawing
             ));
         }
     }
@@ -53,6 +95,12 @@ impl fmt::Display for Report {
             "successful deposits: {} ({} paise)",
             self.successful_deposits, self.deposited
         )?;
+        writeln!(
+            f,
+            "withdrawals:         {} ({} paise not failed, {} paise processing)",
+            self.withdrawals, self.withdrawn, self.withdrawing
+        )?;
+        writeln!(f, "payouts in flight:   {} paise", self.in_flight)?;
         writeln!(f, "users hold:          {} paise", self.users_total)?;
         writeln!(f, "all accounts sum to: {} paise", self.all_accounts)?;
         if self.is_ok() {
@@ -139,6 +187,40 @@ pub(crate) const CHECKS: &[(&str, &str)] = &[
         "SELECT e.ref FROM ledger_entries AS e LEFT JOIN transfers AS t ON t.id = e.ref \
          WHERE e.kind = 'transfer' AND t.id IS NULL",
     ),
+    (
+        "a withdrawal without its entry, or with an entry of another amount or not from its \
+         user's wallet to payouts in flight",
+        "SELECT w.id FROM withdrawals AS w \
+         LEFT JOIN ledger_entries AS e ON e.kind = 'withdrawal' AND e.ref = w.id \
+         LEFT JOIN ledger_accounts AS a ON a.id = e.debit_account \
+         LEFT JOIN ledger_accounts AS p ON p.id = e.credit_account \
+         WHERE e.id IS NULL OR e.amount <> w.amount OR a.user_id IS DISTINCT FROM w.user_id \
+            OR p.system IS DISTINCT FROM 'payouts_in_flight'",
+    ),
+    (
+        "a withdrawal whose payout's end does not match its status (paid: one entry from \
+         payouts in flight to bank clearing; failed: one back to its user; processing: neither)",
+        "SELECT w.id FROM withdrawals AS w \
+         LEFT JOIN ledger_entries AS s ON s.kind = 'payout' AND s.ref = w.id \
+         LEFT JOIN ledger_entries AS r ON r.kind = 'payout_return' AND r.ref = w.id \
+         LEFT JOIN ledger_accounts AS sd ON sd.id = s.debit_account \
+         LEFT JOIN ledger_accounts AS sc ON sc.id = s.credit_account \
+         LEFT JOIN ledger_accounts AS rd ON rd.id = r.debit_account \
+         LEFT JOIN ledger_accounts AS rc ON rc.id = r.credit_account \
+         WHERE (w.status = 'success') <> (s.id IS NOT NULL) \
+            OR (w.status = 'failure') <> (r.id IS NOT NULL) \
+            OR (s.id IS NOT NULL AND (s.amount <> w.amount \
+                OR sd.system IS DISTINCT FROM 'payouts_in_flight' \
+                OR sc.system IS DISTINCT FROM 'bank_clearing')) \
+            OR (r.id IS NOT NULL AND (r.amount <> w.amount \
+                OR rd.system IS DISTINCT FROM 'payouts_in_flight' \
+                OR rc.user_id IS DISTINCT FROM w.user_id))",
+    ),
+    (
+        "a withdrawal or payout entry for no withdrawal",
+        "SELECT e.ref FROM ledger_entries AS e LEFT JOIN withdrawals AS w ON w.id = e.ref \
+         WHERE e.kind IN ('withdrawal', 'payout', 'payout_return') AND w.id IS NULL",
+    ),
 ];
 
 /// The figures, in [`Report`]'s order.
@@ -148,6 +230,11 @@ pub(crate) const FIGURES: &str = "SELECT \
      (SELECT COUNT(*) FROM transfers), \
      (SELECT COUNT(*) FROM deposits WHERE status = 'success'), \
      (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM deposits WHERE status = 'success'), \
+     (SELECT COUNT(*) FROM withdrawals), \
+     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status <> 'failure'), \
+     (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM withdrawals WHERE status = 'processing'), \
+     (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts \
+      WHERE system = 'payouts_in_flight'), \
      (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts WHERE user_id IS NOT NULL), \
      (SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts)";
 
@@ -165,26 +252,14 @@ macro_rules! audit_for {
             if let Some(sql) = $snapshot {
                 sqlx::query(sql).execute(&mut *tx).await?;
             }
-            let (
-                accounts,
-                entries,
-                transfers,
-                successful_deposits,
-                deposited,
-                users_total,
-                all_accounts,
-            ): (i64, i64, i64, i64, i64, i64, i64) =
-                sqlx::query_as(FIGURES).fetch_one(&mut *tx).await?;
-            let mut report = Report {
-                accounts,
-                entries,
-                transfers,
-                successful_deposits,
-                deposited,
-                users_total,
-                all_accounts,
-                problems: Vec::new(),
+            let figures: Vec<i64> = {
+                use sqlx::Row;
+                let row = sqlx::query(FIGURES).fetch_one(&mut *tx).await?;
+                (0..row.len())
+                    .map(|i| row.try_get::<i64, _>(i))
+                    .collect::<Result<_, _>>()?
             };
+            let mut report = Report::from_figures(&figures)?;
             for (what, sql) in CHECKS {
                 let found: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut *tx).await?;
                 if !found.is_empty() {

@@ -8,6 +8,7 @@
 
 use super::{
     Balance, Batch, DepositInsert, Outcomes, SettleResult, StateUse, StoreError, TransferResult,
+    WithdrawalResult,
 };
 use crate::domain::{DepositId, EmailKey, ProviderSub, UserId};
 use serde::Serialize;
@@ -65,18 +66,51 @@ pub(super) struct EndItem<'a> {
     pub hash: &'a str,
 }
 
-/// The schedule's row is `(due, deposit)`: a check moves it to `next`.
+/// A schedule's row is `(due, id)` (a deposit's or a withdrawal's): a check moves it to `next`.
 #[derive(Serialize)]
 pub(super) struct CheckItem<'a> {
-    pub deposit: &'a str,
+    pub id: &'a str,
     pub due: i64,
     pub next: i64,
 }
 
 #[derive(Serialize)]
 pub(super) struct ForgetItem<'a> {
-    pub deposit: &'a str,
+    pub id: &'a str,
     pub due: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct WithdrawalItem<'a> {
+    pub pos: usize,
+    pub id: &'a str,
+    pub user: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    pub key: Option<&'a str>,
+    pub cutoff: i64,
+    pub now: i64,
+    pub first_check: i64,
+}
+
+#[derive(Serialize)]
+pub(super) struct PayoutItem<'a> {
+    pub withdrawal: &'a str,
+    pub payout_id: &'a str,
+    pub now: i64,
+}
+
+/// A payout's settlement: the user and amount moved are the withdrawal row's own, never these
+/// (they only find the balance to answer).
+#[derive(Serialize)]
+pub(super) struct PayoutSettleItem<'a> {
+    pub pos: usize,
+    pub withdrawal: &'a str,
+    /// `success` or `failure`: the withdrawal's new status.
+    pub status: &'static str,
+    pub now: i64,
+    #[serde(skip)]
+    pub user: String,
 }
 
 /// A settlement: the user and amount credited are the deposit's own row's, never these (they
@@ -122,6 +156,10 @@ pub(super) struct Written {
     pub settled: Vec<usize>,
     /// The positions of the transfers written (not those whose key was taken).
     pub transferred: Vec<usize>,
+    /// The positions of the withdrawals written (not those whose key was taken).
+    pub withdrawn: Vec<usize>,
+    /// The positions of the payout settlements applied (the withdrawal was still processing).
+    pub paid: Vec<usize>,
     /// The balance after the batch of every user account it changed (one wallet per user:
     /// the app keeps one currency), with the last entry that balance includes.
     pub balances: HashMap<String, Balance>,
@@ -145,6 +183,12 @@ pub(super) struct Plan<'a> {
     pub forgets: Vec<ForgetItem<'a>>,
     /// The first use of each state; a later one in the same batch finds it used.
     pub states: Vec<StateItem<'a>>,
+    pub withdrawals: Vec<WithdrawalItem<'a>>,
+    pub payouts: Vec<PayoutItem<'a>>,
+    /// The first settlement of each withdrawal's payout.
+    pub payout_settles: Vec<PayoutSettleItem<'a>>,
+    pub withdrawal_checks: Vec<CheckItem<'a>>,
+    pub withdrawal_forgets: Vec<ForgetItem<'a>>,
     outcomes: Outcomes,
 }
 
@@ -181,24 +225,53 @@ impl<'a> Plan<'a> {
                 .collect(),
             checks: (batch.checks.iter())
                 .map(|c| CheckItem {
-                    deposit: c.deposit_id.as_str(),
+                    id: c.deposit_id.as_str(),
                     due: c.due_at,
                     next: c.next_check_at,
                 })
                 .collect(),
             forgets: (batch.forgets.iter())
                 .map(|f| ForgetItem {
-                    deposit: f.deposit_id.as_str(),
+                    id: f.deposit_id.as_str(),
                     due: f.due_at,
                 })
                 .collect(),
             states: first_states(batch),
+            withdrawals: (batch.withdrawals.iter().enumerate())
+                .map(WithdrawalItem::of)
+                .collect(),
+            payouts: (batch.payouts.iter())
+                .map(|p| PayoutItem {
+                    withdrawal: p.withdrawal_id.as_str(),
+                    payout_id: p.payout_id.as_str(),
+                    now: p.now,
+                })
+                .collect(),
+            payout_settles: first_payout_settlements(batch),
+            withdrawal_checks: (batch.withdrawal_checks.iter())
+                .map(|c| CheckItem {
+                    id: c.withdrawal_id.as_str(),
+                    due: c.due_at,
+                    next: c.next_check_at,
+                })
+                .collect(),
+            withdrawal_forgets: (batch.withdrawal_forgets.iter())
+                .map(|f| ForgetItem {
+                    id: f.withdrawal_id.as_str(),
+                    due: f.due_at,
+                })
+                .collect(),
             outcomes: Outcomes {
                 accounts: Vec::with_capacity(batch.accounts.len()),
                 deposits: vec![DepositInsert::KeyTaken; batch.deposits.len()],
                 settlements: vec![SettleResult::NotProcessing; batch.settlements.len()],
                 transfers: vec![TransferResult::KeyTaken; batch.transfers.len()],
                 sign_in_states: vec![StateUse::Used; batch.sign_in_states.len()],
+                withdrawals: vec![WithdrawalResult::KeyTaken; batch.withdrawals.len()],
+                payout_settlements: vec![
+                    SettleResult::NotProcessing;
+                    batch.payout_settlements.len()
+                ],
             },
         }
     }
@@ -211,6 +284,19 @@ impl<'a> Plan<'a> {
     /// Whether any transfer gives its idempotency key a chance to be taken over.
     pub fn has_transfer_keys(&self) -> bool {
         self.transfers.iter().any(|t| t.key.is_some())
+    }
+
+    /// Whether any withdrawal gives its idempotency key a chance to be taken over.
+    pub fn has_withdrawal_keys(&self) -> bool {
+        self.withdrawals.iter().any(|w| w.key.is_some())
+    }
+
+    /// Whether the batch moves money: settlements, transfers, withdrawals or payouts' ends.
+    pub fn moves_money(&self) -> bool {
+        !self.settles.is_empty()
+            || !self.transfers.is_empty()
+            || !self.withdrawals.is_empty()
+            || !self.payout_settles.is_empty()
     }
 
     /// Whether the batch has changes that backends write one statement each, in their own
@@ -262,6 +348,27 @@ impl<'a> Plan<'a> {
             };
             *slot(&mut self.outcomes.transfers, i)? = applied;
         }
+        for &i in &written.withdrawn {
+            let w = self
+                .withdrawals
+                .get(i)
+                .ok_or_else(|| unplanned("withdrew", i))?;
+            let applied = WithdrawalResult::Applied(balance(&w.user)?);
+            *slot(&mut self.outcomes.withdrawals, i)? = applied;
+        }
+        let payouts: HashMap<usize, &PayoutSettleItem> =
+            self.payout_settles.iter().map(|p| (p.pos, p)).collect();
+        for &i in &written.paid {
+            let p = payouts
+                .get(&i)
+                .ok_or_else(|| unplanned("settled payout", i))?;
+            // A failed payout returns the money: the wallet's balance after it.
+            let returned = match p.status {
+                "failure" => Some(balance(&p.user)?),
+                _ => None,
+            };
+            *slot(&mut self.outcomes.payout_settlements, i)? = SettleResult::Applied(returned);
+        }
         Ok(self.outcomes)
     }
 }
@@ -287,6 +394,21 @@ fn first_settlements(batch: &Batch) -> Vec<SettleItem<'_>> {
         .map(|(pos, s)| SettleItem {
             pos,
             deposit: s.deposit_id.as_str(),
+            status: s.outcome.status().as_str(),
+            now: s.now,
+            user: s.user_id.to_string(),
+        })
+        .collect()
+}
+
+/// The first settlement of each withdrawal's payout in the batch.
+fn first_payout_settlements(batch: &Batch) -> Vec<PayoutSettleItem<'_>> {
+    let mut seen: HashSet<&crate::domain::WithdrawalId> = HashSet::new();
+    (batch.payout_settlements.iter().enumerate())
+        .filter(|(_, s)| seen.insert(&s.withdrawal_id))
+        .map(|(pos, s)| PayoutSettleItem {
+            pos,
+            withdrawal: s.withdrawal_id.as_str(),
             status: s.outcome.status().as_str(),
             now: s.now,
             user: s.user_id.to_string(),
@@ -355,6 +477,22 @@ impl<'a> SessionItem<'a> {
             user: s.user_id.to_string(),
             created_at: s.created_at,
             expires_at: s.expires_at,
+        }
+    }
+}
+
+impl<'a> WithdrawalItem<'a> {
+    fn of((pos, w): (usize, &'a crate::NewWithdrawal)) -> Self {
+        WithdrawalItem {
+            pos,
+            id: w.id.as_str(),
+            user: w.user_id.to_string(),
+            amount: w.amount.paise(),
+            currency: w.currency.code(),
+            key: w.idempotency_key.as_deref(),
+            cutoff: w.key_cutoff,
+            now: w.now,
+            first_check: w.first_check_at,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! own kind's answer and nothing else can come back.
 
 use crate::domain::{
-    Amount, BankToken, Currency, DepositId, ProviderSub, SessionHash, Settlement, TransferId,
-    UserId,
+    Amount, BankToken, Currency, DepositId, PayoutId, ProviderSub, SessionHash, Settlement,
+    TransferId, UserId, WithdrawalId,
 };
 use crate::{Balance, Counterparty};
 use std::fmt::Debug;
@@ -107,6 +107,71 @@ pub enum TransferResult {
     KeyTaken,
 }
 
+/// Takes `amount` out of a user's wallet for a payout to their bank: the withdrawal row
+/// (`processing`), its row in reconciliation's schedule, and its ledger entry from the wallet to
+/// `payouts_in_flight`. The user's wallet actor reserved the amount, so the database's refusal
+/// of a negative balance is only the last line of defence. An idempotency key held by another
+/// withdrawal of the user created after `key_cutoff` writes nothing
+/// ([`WithdrawalResult::KeyTaken`]).
+#[derive(Debug, Clone)]
+pub struct NewWithdrawal {
+    pub id: WithdrawalId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub idempotency_key: Option<String>,
+    pub key_cutoff: i64,
+    pub now: i64,
+    /// When reconciliation first asks the bank about its payout, unless its webhook came first.
+    pub first_check_at: i64,
+}
+
+/// What [`NewWithdrawal`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawalResult {
+    /// Committed: the wallet's balance after the batch that carried it.
+    Applied(Balance),
+    /// Another withdrawal of the user holds the key: nothing was written.
+    KeyTaken,
+}
+
+/// Stores the bank's payout id with its withdrawal.
+#[derive(Debug, Clone)]
+pub struct AttachPayout {
+    pub withdrawal_id: WithdrawalId,
+    pub payout_id: PayoutId,
+    pub now: i64,
+}
+
+/// Moves a processing withdrawal to its final state as its payout ended: a success moves the
+/// amount on from `payouts_in_flight` to `bank_clearing` (entry `payout`); a failure returns it
+/// to the wallet (entry `payout_return`) and answers the wallet's balance after it. The user and
+/// amount are the withdrawal row's own. A withdrawal no longer processing is left alone
+/// ([`SettleResult::NotProcessing`]).
+#[derive(Debug, Clone)]
+pub struct SettlePayout {
+    pub withdrawal_id: WithdrawalId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub outcome: Settlement,
+    pub now: i64,
+}
+
+/// Moves a withdrawal's next check from `due_at` to `next_check_at`, counting one more check.
+#[derive(Debug, Clone)]
+pub struct ScheduleWithdrawalCheck {
+    pub withdrawal_id: WithdrawalId,
+    pub due_at: i64,
+    pub next_check_at: i64,
+}
+
+/// Drops the schedule of a withdrawal that is settled (read with `due_at`).
+#[derive(Debug, Clone)]
+pub struct ForgetPendingWithdrawal {
+    pub withdrawal_id: WithdrawalId,
+    pub due_at: i64,
+}
+
 /// A new session, keyed by the hash of its token.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -172,9 +237,9 @@ pub enum StateUse {
 }
 
 /// The changes of one group commit, by kind. The kinds are written in a fixed order (accounts,
-/// deposits, bank orders, sessions, schedule, transfers, settlements), not in the order they were
-/// queued: that is the same thing, since every change in one batch was queued before any of them
-/// committed, so none was made in answer to another.
+/// deposits, bank orders, sessions, schedules, transfers, withdrawals, settlements), not in the
+/// order they were queued: that is the same thing, since every change in one batch was queued
+/// before any of them committed, so none was made in answer to another.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub accounts: Vec<NewAccount>,
@@ -189,6 +254,11 @@ pub struct Batch {
     pub checks: Vec<ScheduleCheck>,
     pub forgets: Vec<ForgetPending>,
     pub sign_in_states: Vec<UseSignInState>,
+    pub withdrawals: Vec<NewWithdrawal>,
+    pub payouts: Vec<AttachPayout>,
+    pub payout_settlements: Vec<SettlePayout>,
+    pub withdrawal_checks: Vec<ScheduleWithdrawalCheck>,
+    pub withdrawal_forgets: Vec<ForgetPendingWithdrawal>,
 }
 
 /// What a batch answered, by kind: one answer per change of that kind, in the batch's order.
@@ -200,6 +270,8 @@ pub struct Outcomes {
     pub settlements: Vec<SettleResult>,
     pub transfers: Vec<TransferResult>,
     pub sign_in_states: Vec<StateUse>,
+    pub withdrawals: Vec<WithdrawalResult>,
+    pub payout_settlements: Vec<SettleResult>,
 }
 
 impl Outcomes {
@@ -210,6 +282,8 @@ impl Outcomes {
             && self.settlements.len() == batch.settlements.len()
             && self.transfers.len() == batch.transfers.len()
             && self.sign_in_states.len() == batch.sign_in_states.len()
+            && self.withdrawals.len() == batch.withdrawals.len()
+            && self.payout_settlements.len() == batch.payout_settlements.len()
     }
 }
 
@@ -263,6 +337,11 @@ impl Batch {
             + self.checks.len()
             + self.forgets.len()
             + self.sign_in_states.len()
+            + self.withdrawals.len()
+            + self.payouts.len()
+            + self.payout_settlements.len()
+            + self.withdrawal_checks.len()
+            + self.withdrawal_forgets.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -321,6 +400,13 @@ change!(ScheduleCheck, checks);
 change!(ForgetPending, forgets);
 // Its own record may be the one found.
 change!(UseSignInState, sign_in_states => StateUse, unsure: StateUse::Used);
+// Its own row may hold the key.
+change!(NewWithdrawal, withdrawals => WithdrawalResult, unsure: WithdrawalResult::KeyTaken);
+change!(AttachPayout, payouts);
+// Its own settlement may have landed in the failed batch.
+change!(SettlePayout, payout_settlements => SettleResult, unsure: SettleResult::NotProcessing);
+change!(ScheduleWithdrawalCheck, withdrawal_checks);
+change!(ForgetPendingWithdrawal, withdrawal_forgets);
 
 #[cfg(test)]
 mod tests {

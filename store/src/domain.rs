@@ -151,6 +151,58 @@ impl fmt::Display for TransferId {
     }
 }
 
+/// A withdrawal's id, `wd_` and 32 hex digits (UUIDv7, for the reason deposit ids are); it is
+/// also the `ref` the bank sees for its payout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WithdrawalId(String);
+
+impl WithdrawalId {
+    pub fn new() -> Self {
+        WithdrawalId(format!("wd_{}", uuid::Uuid::now_v7().simple()))
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok =
+            s.len() == 35 && s.starts_with("wd_") && s[3..].bytes().all(|b| b.is_ascii_hexdigit());
+        if ok {
+            Ok(WithdrawalId(s.to_owned()))
+        } else {
+            Err(format!("{s:?} is not a withdrawal id"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for WithdrawalId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for WithdrawalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The bank's id for a payout: printable ASCII without spaces, 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PayoutId(String);
+
+impl PayoutId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(PayoutId(s.to_owned()))
+        } else {
+            Err("not a payout id".into())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// How an email is looked up: trimmed and lower-cased, so `Bob@Example.com` finds
 /// `bob@example.com`. (Strictly the local part may be case-sensitive; no provider we accept
 /// makes two accounts that differ only in case, and people type addresses in any case.)
@@ -183,33 +235,39 @@ impl BankToken {
     }
 }
 
-/// A deposit's state. `Processing` turns into one of the final two exactly once.
+/// A deposit's or a withdrawal's state. `Processing` turns into one of the final two exactly
+/// once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DepositStatus {
+pub enum Status {
     Processing,
     Success,
     Failure,
 }
 
-impl DepositStatus {
+/// A deposit's state.
+pub type DepositStatus = Status;
+/// A withdrawal's state: `Processing` until the bank pays it out or fails it.
+pub type WithdrawalStatus = Status;
+
+impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
-            DepositStatus::Processing => "processing",
-            DepositStatus::Success => "success",
-            DepositStatus::Failure => "failure",
+            Status::Processing => "processing",
+            Status::Success => "success",
+            Status::Failure => "failure",
         }
     }
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
-            "processing" => Ok(DepositStatus::Processing),
-            "success" => Ok(DepositStatus::Success),
-            "failure" => Ok(DepositStatus::Failure),
-            _ => Err(format!("{s:?} is not a deposit status")),
+            "processing" => Ok(Status::Processing),
+            "success" => Ok(Status::Success),
+            "failure" => Ok(Status::Failure),
+            _ => Err(format!("{s:?} is not a status")),
         }
     }
 }
 
-/// The final outcome the bank reports for an order.
+/// The final outcome the bank reports for an order or a payout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Settlement {
     Success,
@@ -336,6 +394,16 @@ mod tests {
         assert!(SessionToken::parse("short").is_err());
         assert!(SessionToken::parse(&"a".repeat(42).replace('a', "!")).is_err());
         assert_ne!(SessionToken::generate().expose(), t.expose());
+    }
+
+    #[test]
+    fn withdrawal_ids_parse_only_their_own_shape() {
+        let id = WithdrawalId::new();
+        assert_eq!(WithdrawalId::parse(id.as_str()).unwrap(), id);
+        assert!(WithdrawalId::parse(DepositId::new().as_str()).is_err());
+        assert!(WithdrawalId::parse("wd_123").is_err());
+        assert!(PayoutId::parse("po 1").is_err());
+        assert!(PayoutId::parse("po_1").is_ok());
     }
 
     #[test]

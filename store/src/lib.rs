@@ -16,16 +16,17 @@ mod redact;
 mod sqlite;
 
 use crate::domain::{
-    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, SessionHash, TransferId,
-    UserId,
+    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, PayoutId, SessionHash,
+    TransferId, UserId, WithdrawalId, WithdrawalStatus,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use changes::{
-    AttachOrder, Batch, Change, DepositInsert, EndSession, ForgetPending, NewAccount, NewDeposit,
-    NewSession, NewTransfer, Outcomes, Purge, ScheduleCheck, SettleDeposit, SettleResult, StateUse,
-    TouchSession, TransferResult, UseSignInState,
+    AttachOrder, AttachPayout, Batch, Change, DepositInsert, EndSession, ForgetPending,
+    ForgetPendingWithdrawal, NewAccount, NewDeposit, NewSession, NewTransfer, NewWithdrawal,
+    Outcomes, Purge, ScheduleCheck, ScheduleWithdrawalCheck, SettleDeposit, SettlePayout,
+    SettleResult, StateUse, TouchSession, TransferResult, UseSignInState, WithdrawalResult,
 };
 pub use postgres::PgStore;
 pub use redact::redact_url;
@@ -100,10 +101,35 @@ pub struct KeyedTransfer {
     pub recipient: Counterparty,
 }
 
-/// One line of a user's history, newest first: their deposits and their transfers both ways.
+/// A withdrawal as stored: `processing` until its payout ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub id: WithdrawalId,
+    pub user_id: UserId,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub status: WithdrawalStatus,
+    /// The bank's id for its payout, once the bank answered.
+    pub payout_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A withdrawal whose payout check is due: the withdrawal as stored, the checks made so far, and
+/// the time it was due (the schedule row's key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWithdrawal {
+    pub withdrawal: Withdrawal,
+    pub checks: u32,
+    pub due_at: i64,
+}
+
+/// One line of a user's history, newest first: their deposits, withdrawals, and transfers both
+/// ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryItem {
     Deposit(Deposit),
+    Withdrawal(Withdrawal),
     TransferOut(Transfer, Counterparty),
     TransferIn(Transfer, Counterparty),
 }
@@ -113,6 +139,7 @@ impl HistoryItem {
     pub fn key(&self) -> (i64, &str) {
         match self {
             HistoryItem::Deposit(d) => (d.created_at, d.id.as_str()),
+            HistoryItem::Withdrawal(w) => (w.created_at, w.id.as_str()),
             HistoryItem::TransferOut(t, _) | HistoryItem::TransferIn(t, _) => {
                 (t.created_at, t.id.as_str())
             }
@@ -187,6 +214,20 @@ pub trait Store: Send + Sync + 'static {
     /// The scheduled deposits whose next check is due at `now`, soonest due first. Settled ones
     /// among them are for [`ForgetPending`].
     async fn due_deposits(&self, now: i64, limit: u32) -> Result<Vec<Due>, StoreError>;
+    async fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StoreError>;
+    async fn withdrawal_by_payout(
+        &self,
+        payout: &PayoutId,
+    ) -> Result<Option<Withdrawal>, StoreError>;
+    async fn withdrawal_by_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<Withdrawal>, StoreError>;
+    /// The scheduled withdrawals whose payout check is due at `now`, soonest due first.
+    /// Settled ones among them are for [`ForgetPendingWithdrawal`].
+    async fn due_withdrawals(&self, now: i64, limit: u32)
+        -> Result<Vec<DueWithdrawal>, StoreError>;
     /// How many deposits wait for the bank, how many of them are due at `now`, and when the
     /// oldest was created.
     async fn pending_summary(&self, now: i64) -> Result<PendingSummary, StoreError>;
@@ -234,6 +275,36 @@ impl TryFrom<DepositRow> for Deposit {
             status: DepositStatus::parse(&r.status).map_err(StoreError::Corrupt)?,
             bank_token: r.bank_token,
             pay_url: r.pay_url,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The raw row both backends read withdrawals into.
+#[derive(sqlx::FromRow)]
+struct WithdrawalRow {
+    id: String,
+    user_id: String,
+    amount: i64,
+    currency: String,
+    status: String,
+    payout_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<WithdrawalRow> for Withdrawal {
+    type Error = StoreError;
+    fn try_from(r: WithdrawalRow) -> Result<Self, StoreError> {
+        Ok(Withdrawal {
+            id: WithdrawalId::parse(&r.id).map_err(StoreError::Corrupt)?,
+            user_id: UserId::parse(&r.user_id).map_err(StoreError::Corrupt)?,
+            amount: Amount::from_stored(r.amount),
+            currency: Currency::parse(&r.currency)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            status: WithdrawalStatus::parse(&r.status).map_err(StoreError::Corrupt)?,
+            payout_id: r.payout_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -366,6 +437,18 @@ impl HistoryRow {
             .try_into()
         };
         match self.kind.as_str() {
+            "withdrawal" => Ok(HistoryItem::Withdrawal(Withdrawal::try_from(
+                WithdrawalRow {
+                    id: self.id,
+                    user_id: self.other,
+                    amount: self.amount,
+                    currency: self.currency,
+                    status: self.status,
+                    payout_id: self.bank_token,
+                    created_at: self.created_at,
+                    updated_at: self.updated_at,
+                },
+            )?)),
             "deposit" => Ok(HistoryItem::Deposit(Deposit::try_from(DepositRow {
                 id: self.id,
                 user_id: self.other,

@@ -55,6 +55,16 @@ WITH input AS (
 ), transfers AS (
     SELECT * FROM UNNEST($5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::int8[])
         AS t(seq, id, from_user, to_user, amount, currency, now)
+), withdrawn AS (
+    SELECT * FROM UNNEST($12::int8[], $13::text[], $14::text[], $15::int8[], $16::text[], $17::int8[])
+        AS w(seq, id, user_id, amount, currency, now)
+), payout_input AS (
+    SELECT * FROM UNNEST($18::int8[], $19::text[], $20::text[], $21::int8[])
+        AS u(seq, withdrawal_id, status, now)
+), paid AS (
+    UPDATE withdrawals AS w SET status = i.status, updated_at = i.now FROM payout_input AS i
+    WHERE w.id = i.withdrawal_id AND w.status = 'processing'
+    RETURNING i.seq, w.id, i.status, w.user_id, w.amount, w.currency, i.now
 ), moves AS (
     SELECT 0 AS rank, s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit,
            a.id AS credit, s.amount, s.now
@@ -67,6 +77,18 @@ WITH input AS (
     FROM transfers AS t
     LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency
     LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency
+    UNION ALL
+    SELECT 2, w.seq, 'withdrawal', w.id, a.id, p.id, w.amount, w.now
+    FROM withdrawn AS w
+    LEFT JOIN ledger_accounts AS a ON a.user_id = w.user_id AND a.currency = w.currency
+    LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' AND p.currency = w.currency
+    UNION ALL
+    SELECT 3, s.seq, CASE WHEN s.status = 'success' THEN 'payout' ELSE 'payout_return' END,
+           s.id, p.id, CASE WHEN s.status = 'success' THEN c.id ELSE a.id END, s.amount, s.now
+    FROM paid AS s
+    LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' AND p.currency = s.currency
+    LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
+    LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
 ), entries AS (
     INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
     SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY rank, seq
@@ -86,6 +108,8 @@ WITH input AS (
 SELECT 0 AS tag, seq, NULL::text AS user_id, NULL::int8 AS balance, NULL::int8 AS last_entry
 FROM settled
 UNION ALL
+SELECT 2, seq, NULL, NULL, NULL FROM paid
+UNION ALL
 SELECT 1, 0, user_id, balance, last_entry FROM accounts WHERE user_id IS NOT NULL";
 
 /// One part of writing a batch, in the order they run. The list for a batch ([`steps`]) is
@@ -101,7 +125,9 @@ enum Step {
     Sessions,
     Schedule,
     Transfers,
-    /// The ledger: settlements and the transfers just inserted.
+    Withdrawals,
+    Payouts,
+    /// The ledger: settlements, payouts' ends and the transfers and withdrawals just inserted.
     Post,
 }
 
@@ -124,7 +150,21 @@ impl Step {
                 .count()
                     == 1
             }
-            Step::Schedule => plan.checks.is_empty() || plan.forgets.is_empty(),
+            Step::Schedule => {
+                [
+                    !plan.checks.is_empty(),
+                    !plan.forgets.is_empty(),
+                    !plan.withdrawal_checks.is_empty(),
+                    !plan.withdrawal_forgets.is_empty(),
+                ]
+                .iter()
+                .filter(|k| **k)
+                .count()
+                    == 1
+            }
+            // A key held by an older withdrawal is given up first.
+            Step::Withdrawals => !plan.has_withdrawal_keys(),
+            Step::Payouts => true,
             // A key refused may be given up and the insert tried again.
             Step::Transfers => !plan.has_transfer_keys(),
         }
@@ -136,20 +176,20 @@ fn steps(plan: &Plan<'_>) -> Vec<Step> {
     let sessions = !plan.new_sessions.is_empty()
         || !plan.touches.is_empty()
         || !plan.ended_sessions.is_empty();
+    let schedules = !plan.checks.is_empty()
+        || !plan.forgets.is_empty()
+        || !plan.withdrawal_checks.is_empty()
+        || !plan.withdrawal_forgets.is_empty();
     [
         (Step::OneAtATime, plan.has_one_at_a_time()),
         (Step::Deposits, !plan.deposits.is_empty()),
         (Step::Orders, !plan.orders.is_empty()),
         (Step::Sessions, sessions),
-        (
-            Step::Schedule,
-            !plan.checks.is_empty() || !plan.forgets.is_empty(),
-        ),
+        (Step::Schedule, schedules),
         (Step::Transfers, !plan.transfers.is_empty()),
-        (
-            Step::Post,
-            !plan.settles.is_empty() || !plan.transfers.is_empty(),
-        ),
+        (Step::Withdrawals, !plan.withdrawals.is_empty()),
+        (Step::Payouts, !plan.payouts.is_empty()),
+        (Step::Post, plan.moves_money()),
     ]
     .into_iter()
     .filter_map(|(step, needed)| needed.then_some(step))
@@ -193,9 +233,12 @@ async fn write(
             Step::Sessions => write_sessions(run, plan).await?,
             Step::Schedule => write_schedule(run, plan).await?,
             Step::Transfers => written.transferred = insert_transfers(run, plan).await?,
+            Step::Withdrawals => written.withdrawn = insert_withdrawals(run, plan).await?,
+            Step::Payouts => write_payouts(run, plan).await?,
             Step::Post => {
-                let posted = post(run, plan, &written.transferred).await?;
+                let posted = post(run, plan, &written).await?;
                 written.settled = posted.settled;
+                written.paid = posted.paid;
                 written.balances = posted.balances;
             }
         }
@@ -267,7 +310,7 @@ async fn write_schedule(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreE
              FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, due, next) \
              WHERE p.next_check_at = c.due AND p.deposit_id = c.id",
         )
-        .bind(c.iter().map(|c| c.deposit).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.id).collect::<Vec<_>>())
         .bind(c.iter().map(|c| c.due).collect::<Vec<_>>())
         .bind(c.iter().map(|c| c.next).collect::<Vec<_>>())
         .execute(run.next()?)
@@ -280,12 +323,109 @@ async fn write_schedule(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreE
              USING UNNEST($1::text[], $2::int8[]) AS f(id, due) \
              WHERE p.next_check_at = f.due AND p.deposit_id = f.id",
         )
-        .bind(f.iter().map(|f| f.deposit).collect::<Vec<_>>())
+        .bind(f.iter().map(|f| f.id).collect::<Vec<_>>())
+        .bind(f.iter().map(|f| f.due).collect::<Vec<_>>())
+        .execute(run.next()?)
+        .await?;
+    }
+    write_withdrawal_schedule(run, plan).await
+}
+
+/// Reconciliation's next checks of withdrawals, and the rows of settled ones it drops.
+async fn write_withdrawal_schedule(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
+    if !plan.withdrawal_checks.is_empty() {
+        let c = &plan.withdrawal_checks;
+        sqlx::query(
+            "UPDATE pending_withdrawals AS p SET next_check_at = c.next, checks = p.checks + 1 \
+             FROM UNNEST($1::text[], $2::int8[], $3::int8[]) AS c(id, due, next) \
+             WHERE p.next_check_at = c.due AND p.withdrawal_id = c.id",
+        )
+        .bind(c.iter().map(|c| c.id).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.due).collect::<Vec<_>>())
+        .bind(c.iter().map(|c| c.next).collect::<Vec<_>>())
+        .execute(run.next()?)
+        .await?;
+    }
+    if !plan.withdrawal_forgets.is_empty() {
+        let f = &plan.withdrawal_forgets;
+        sqlx::query(
+            "DELETE FROM pending_withdrawals AS p \
+             USING UNNEST($1::text[], $2::int8[]) AS f(id, due) \
+             WHERE p.next_check_at = f.due AND p.withdrawal_id = f.id",
+        )
+        .bind(f.iter().map(|f| f.id).collect::<Vec<_>>())
         .bind(f.iter().map(|f| f.due).collect::<Vec<_>>())
         .execute(run.next()?)
         .await?;
     }
     Ok(())
+}
+
+/// The bank's payout ids, stored with their withdrawals.
+async fn write_payouts(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
+    let p = &plan.payouts;
+    sqlx::query(
+        "UPDATE withdrawals AS w SET payout_id = p.payout_id, updated_at = p.now \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS p(id, payout_id, now) \
+         WHERE w.id = p.id",
+    )
+    .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
+    .bind(p.iter().map(|p| p.payout_id).collect::<Vec<_>>())
+    .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
+    .execute(run.next()?)
+    .await?;
+    Ok(())
+}
+
+/// Inserts the new withdrawals, pending (an idempotency key held by a withdrawal older than the
+/// cutoff is given up first), and answers the positions of those inserted: a withdrawal whose key
+/// is still held is not.
+async fn insert_withdrawals(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<Vec<usize>, StoreError> {
+    let w = &plan.withdrawals;
+    if plan.has_withdrawal_keys() {
+        let keyed: Vec<_> = w.iter().filter(|w| w.key.is_some()).collect();
+        sqlx::query(
+            "UPDATE withdrawals AS w SET idempotency_key = NULL \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
+             WHERE w.user_id = k.user_id AND w.idempotency_key = k.key AND w.created_at < k.cutoff",
+        )
+        .bind(keyed.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|w| w.key).collect::<Vec<_>>())
+        .bind(keyed.iter().map(|w| w.cutoff).collect::<Vec<_>>())
+        .execute(run.next()?)
+        .await?;
+    }
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "WITH inserted AS ( \
+             INSERT INTO withdrawals (id, user_id, amount, currency, status, idempotency_key, \
+                                      created_at, updated_at) \
+             SELECT id, user_id, amount, currency, 'processing', key, now, now \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
+                 WITH ORDINALITY AS u(id, user_id, amount, key, now, currency, ord) \
+             ORDER BY ord \
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id, created_at \
+         ), pending AS ( \
+             INSERT INTO pending_withdrawals (next_check_at, withdrawal_id, created_at) \
+             SELECT c.first_check, i.id, i.created_at FROM inserted AS i \
+             JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
+         ) \
+         SELECT id FROM inserted",
+    )
+    .bind(w.iter().map(|w| w.id).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.amount).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.key).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.now).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.currency).collect::<Vec<_>>())
+    .bind(w.iter().map(|w| w.first_check).collect::<Vec<_>>())
+    .fetch_all(run.next()?)
+    .await?;
+    let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
+    Ok(w.iter()
+        .filter(|w| inserted.contains(w.id))
+        .map(|w| w.pos)
+        .collect())
 }
 
 /// Inserts the transfers and answers the positions of those inserted: a transfer whose key is
@@ -364,25 +504,26 @@ async fn try_insert_transfers(
 /// What the ledger statement decided.
 struct Posted {
     settled: Vec<usize>,
+    paid: Vec<usize>,
     balances: std::collections::HashMap<String, Balance>,
 }
 
-/// The settlements and the `transferred` transfers (positions) as ledger entries.
-async fn post(
-    run: &mut Run<'_>,
-    plan: &Plan<'_>,
-    transferred: &[usize],
-) -> Result<Posted, StoreError> {
+/// The settlements, the payouts' ends and the transfers and withdrawals `written` (positions)
+/// as ledger entries.
+async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<Posted, StoreError> {
     let mut posted = Posted {
         settled: Vec::new(),
+        paid: Vec::new(),
         balances: Default::default(),
     };
     let s = &plan.settles;
-    let t: Vec<_> = plan
-        .transfers
-        .iter()
-        .filter(|t| transferred.contains(&t.pos))
+    let t: Vec<_> = (plan.transfers.iter())
+        .filter(|t| written.transferred.contains(&t.pos))
         .collect();
+    let w: Vec<_> = (plan.withdrawals.iter())
+        .filter(|w| written.withdrawn.contains(&w.pos))
+        .collect();
+    let p = &plan.payout_settles;
     /// `(tag, seq, user_id, balance, last_entry)`: see [`POST`].
     type Row = (i32, i64, Option<String>, Option<i64>, Option<i64>);
     let rows: Vec<Row> = sqlx::query_as(POST)
@@ -397,11 +538,22 @@ async fn post(
         .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
         .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.pos as i64).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.id).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.amount).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.currency).collect::<Vec<_>>())
+        .bind(w.iter().map(|w| w.now).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.pos as i64).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.status).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
         .fetch_all(run.next()?)
         .await?;
     for (tag, seq, user, paise, entry) in rows {
         match (tag, user, paise, entry) {
             (0, ..) => posted.settled.push(seq as usize),
+            (2, ..) => posted.paid.push(seq as usize),
             (1, Some(user), Some(paise), Some(entry)) => {
                 posted.balances.insert(user, Balance { paise, entry });
             }

@@ -25,19 +25,47 @@ pub(crate) const TRANSFER_BY_KEY: &str =
     "SELECT id, from_user, to_user, amount, currency, created_at, to_name, to_email \
      FROM transfers WHERE from_user = $1 AND idempotency_key = $2";
 pub(crate) const DEPOSIT: &str = select_deposits!("WHERE id = $1");
+
+macro_rules! select_withdrawals {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, user_id, amount, currency, status, payout_id, created_at, updated_at \
+             FROM withdrawals ",
+            $rest
+        )
+    };
+}
+
+pub(crate) const WITHDRAWAL: &str = select_withdrawals!("WHERE id = $1");
+pub(crate) const WITHDRAWAL_BY_PAYOUT: &str = select_withdrawals!("WHERE payout_id = $1");
+pub(crate) const WITHDRAWAL_BY_KEY: &str =
+    select_withdrawals!("WHERE user_id = $1 AND idempotency_key = $2");
+
+/// The withdrawals waiting for the bank whose payout check is due, soonest first.
+pub(crate) const DUE_WITHDRAWALS: &str =
+    "SELECT w.id, w.user_id, w.amount, w.currency, w.status, w.payout_id, w.created_at, \
+     w.updated_at, p.checks, p.next_check_at \
+     FROM pending_withdrawals AS p JOIN withdrawals AS w ON w.id = p.withdrawal_id \
+     WHERE p.next_check_at <= $1 ORDER BY p.next_check_at LIMIT $2";
 pub(crate) const DEPOSIT_BY_TOKEN: &str = select_deposits!("WHERE bank_token = $1");
 pub(crate) const DEPOSIT_BY_KEY: &str =
     select_deposits!("WHERE user_id = $1 AND idempotency_key = $2");
 
 /// A page of a user's history: the newest `$4` items before `($2, $3)` (`(created_at, id)` is
-/// the order's key; the first page passes a key after everything) of each of deposits, transfers
-/// out and transfers in, each read from its own index, then merged.
+/// the order's key; the first page passes a key after everything) of each of deposits,
+/// withdrawals, transfers out and transfers in, each read from its own index, then merged. A
+/// withdrawal's payout id rides in `bank_token`.
 pub(crate) const HISTORY_PAGE: &str =
     "SELECT * FROM (SELECT 'deposit' AS kind, id, user_id AS other, amount, currency, \
                  status, bank_token, pay_url, created_at, updated_at, '' AS name, '' AS email \
              FROM deposits \
              WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
              ORDER BY created_at DESC, id DESC LIMIT $4) AS d \
+             UNION ALL SELECT * FROM (SELECT 'withdrawal', id, user_id, amount, currency, status, \
+                 payout_id, NULL, created_at, updated_at, '', '' \
+             FROM withdrawals \
+             WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4) AS w \
              UNION ALL SELECT * FROM (SELECT 'transfer_out', t.id, t.to_user, t.amount, \
                  t.currency, 'success', NULL, NULL, t.created_at, t.created_at, u.name, u.email \
              FROM transfers AS t JOIN users AS u ON u.id = t.to_user \
@@ -79,12 +107,15 @@ pub(crate) const LEDGER_TOTALS: &str = "SELECT \
 macro_rules! reads_for {
     ($module:ident, $pool:ty) => {
         pub(crate) mod $module {
-            use crate::domain::{BankToken, Currency, DepositId, EmailKey, SessionHash, UserId};
+            use crate::domain::{
+                BankToken, Currency, DepositId, EmailKey, PayoutId, SessionHash, UserId,
+                WithdrawalId,
+            };
             use crate::reads::*;
             use crate::{
-                Balance, Deposit, DepositRow, Due, HistoryItem, HistoryRow, KeyedTransfer,
-                KeyedTransferRow, LedgerTotals, PendingSummary, SessionDbRow, SessionRow,
-                StoreError, User, UserRow,
+                Balance, Deposit, DepositRow, Due, DueWithdrawal, HistoryItem, HistoryRow,
+                KeyedTransfer, KeyedTransferRow, LedgerTotals, PendingSummary, SessionDbRow,
+                SessionRow, StoreError, User, UserRow, Withdrawal, WithdrawalRow,
             };
 
             pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
@@ -158,6 +189,75 @@ macro_rules! reads_for {
                     .await?
                     .map(Deposit::try_from)
                     .transpose()
+            }
+
+            async fn one_withdrawal(
+                pool: &$pool,
+                sql: &'static str,
+                key: &str,
+            ) -> Result<Option<Withdrawal>, StoreError> {
+                sqlx::query_as::<_, WithdrawalRow>(sql)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(Withdrawal::try_from)
+                    .transpose()
+            }
+
+            pub async fn withdrawal(
+                pool: &$pool,
+                id: &WithdrawalId,
+            ) -> Result<Option<Withdrawal>, StoreError> {
+                one_withdrawal(pool, WITHDRAWAL, id.as_str()).await
+            }
+
+            pub async fn withdrawal_by_payout(
+                pool: &$pool,
+                payout: &PayoutId,
+            ) -> Result<Option<Withdrawal>, StoreError> {
+                one_withdrawal(pool, WITHDRAWAL_BY_PAYOUT, payout.as_str()).await
+            }
+
+            pub async fn withdrawal_by_key(
+                pool: &$pool,
+                user: UserId,
+                key: &str,
+            ) -> Result<Option<Withdrawal>, StoreError> {
+                sqlx::query_as::<_, WithdrawalRow>(WITHDRAWAL_BY_KEY)
+                    .bind(user.to_string())
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(Withdrawal::try_from)
+                    .transpose()
+            }
+
+            pub async fn due_withdrawals(
+                pool: &$pool,
+                now: i64,
+                limit: u32,
+            ) -> Result<Vec<DueWithdrawal>, StoreError> {
+                #[derive(sqlx::FromRow)]
+                struct DueRow {
+                    #[sqlx(flatten)]
+                    withdrawal: WithdrawalRow,
+                    checks: i32,
+                    next_check_at: i64,
+                }
+                let rows: Vec<DueRow> = sqlx::query_as(DUE_WITHDRAWALS)
+                    .bind(now)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?;
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(DueWithdrawal {
+                            withdrawal: Withdrawal::try_from(r.withdrawal)?,
+                            checks: r.checks.max(0) as u32,
+                            due_at: r.next_check_at,
+                        })
+                    })
+                    .collect()
             }
 
             pub async fn transfer_by_key(
@@ -338,6 +438,36 @@ macro_rules! impl_store {
                 key: &str,
             ) -> Result<Option<crate::KeyedTransfer>, crate::StoreError> {
                 crate::reads::$reads::transfer_by_key(&self.pool, user, key).await
+            }
+
+            async fn withdrawal(
+                &self,
+                id: &crate::domain::WithdrawalId,
+            ) -> Result<Option<crate::Withdrawal>, crate::StoreError> {
+                crate::reads::$reads::withdrawal(&self.pool, id).await
+            }
+
+            async fn withdrawal_by_payout(
+                &self,
+                payout: &crate::domain::PayoutId,
+            ) -> Result<Option<crate::Withdrawal>, crate::StoreError> {
+                crate::reads::$reads::withdrawal_by_payout(&self.pool, payout).await
+            }
+
+            async fn withdrawal_by_key(
+                &self,
+                user: crate::domain::UserId,
+                key: &str,
+            ) -> Result<Option<crate::Withdrawal>, crate::StoreError> {
+                crate::reads::$reads::withdrawal_by_key(&self.pool, user, key).await
+            }
+
+            async fn due_withdrawals(
+                &self,
+                now: i64,
+                limit: u32,
+            ) -> Result<Vec<crate::DueWithdrawal>, crate::StoreError> {
+                crate::reads::$reads::due_withdrawals(&self.pool, now, limit).await
             }
 
             async fn user_by_email(

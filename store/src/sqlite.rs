@@ -2,8 +2,8 @@
 //! writer reports it), foreign keys on. One writer (the DB writer actor); reads run in parallel.
 
 use super::batch::{
-    CheckItem, DepositItem, EndItem, ForgetItem, OrderItem, Plan, SessionItem, SettleItem,
-    TouchItem, TransferItem, Written,
+    CheckItem, DepositItem, EndItem, ForgetItem, OrderItem, PayoutItem, PayoutSettleItem, Plan,
+    SessionItem, SettleItem, TouchItem, TransferItem, WithdrawalItem, Written,
 };
 use super::*;
 use crate::reads::accounts_sqlite as accounts;
@@ -116,6 +116,12 @@ fn has_kind(plan: &Plan<'_>, kind: &str) -> bool {
         "transfers" => !plan.transfers.is_empty(),
         "transfer_keys" => plan.has_transfer_keys(),
         "settlements" => !plan.settles.is_empty(),
+        "withdrawals" => !plan.withdrawals.is_empty(),
+        "withdrawal_keys" => plan.has_withdrawal_keys(),
+        "payouts" => !plan.payouts.is_empty(),
+        "payout_settlements" => !plan.payout_settles.is_empty(),
+        "withdrawal_checks" => !plan.withdrawal_checks.is_empty(),
+        "withdrawal_forgets" => !plan.withdrawal_forgets.is_empty(),
         other => unreachable!("sqlite_batch.sql names an unknown kind of change: {other}"),
     }
 }
@@ -163,6 +169,16 @@ struct BatchInput<'a> {
     forgets: &'a [ForgetItem<'a>],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     transfers: &'a [TransferItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    withdrawals: &'a [WithdrawalItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    payouts: &'a [PayoutItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    payout_settlements: &'a [PayoutSettleItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    withdrawal_checks: &'a [CheckItem<'a>],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    withdrawal_forgets: &'a [ForgetItem<'a>],
 }
 
 impl<'a> BatchInput<'a> {
@@ -177,6 +193,11 @@ impl<'a> BatchInput<'a> {
             checks: &plan.checks,
             forgets: &plan.forgets,
             transfers: &plan.transfers,
+            withdrawals: &plan.withdrawals,
+            payouts: &plan.payouts,
+            payout_settlements: &plan.payout_settles,
+            withdrawal_checks: &plan.withdrawal_checks,
+            withdrawal_forgets: &plan.withdrawal_forgets,
         }
     }
 }
@@ -192,12 +213,14 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
     // The same few scripts come back batch after batch, so each stays prepared in the
     // connection's statement cache.
     let script = batch_script(plan, !one_at_a_time);
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(&script)
+    /// `(settled, inserted, transferred, withdrawn, paid, balances)`: see the script's end.
+    type Answer = (String, String, String, String, String, String);
+    let rows: Vec<Answer> = sqlx::query_as(&script)
         .bind(input)
         // All of it: `fetch_one` would stop the script at its first row, before the COMMIT.
         .fetch_all(&mut *conn)
         .await?;
-    let (settled, inserted, transferred, balances) = rows
+    let (settled, inserted, transferred, withdrawn, paid, balances) = rows
         .into_iter()
         .next()
         .ok_or_else(|| StoreError::Corrupt("the batch answered no row".into()))?;
@@ -207,6 +230,8 @@ async fn write(conn: &mut SqliteConnection, plan: &mut Plan<'_>) -> Result<Writt
         inserted: serde_json::from_str(&inserted).map_err(corrupt)?,
         settled: serde_json::from_str(&settled).map_err(corrupt)?,
         transferred: serde_json::from_str(&transferred).map_err(corrupt)?,
+        withdrawn: serde_json::from_str(&withdrawn).map_err(corrupt)?,
+        paid: serde_json::from_str(&paid).map_err(corrupt)?,
         balances: balances
             .into_iter()
             .map(|(user, paise, entry)| (user, Balance { paise, entry }))
@@ -251,7 +276,7 @@ mod tests {
         let (_dir, store) = store().await;
         let mut conn = store.writer.lock().await;
         let statements = batch_statements();
-        assert_eq!(statements.len(), 23, "the script's statements");
+        assert_eq!(statements.len(), 34, "the script's statements");
         for (_, statement) in statements {
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(Box::leak(
                 format!("EXPLAIN QUERY PLAN {statement}").into_boxed_str(),
@@ -259,7 +284,7 @@ mod tests {
             query = query.bind("{}");
             let plan = query.fetch_all(&mut *conn).await.unwrap();
             // Tables are named by their alias where they have one: d (deposits), tr
-            // (transfers), e (ledger entries), a, c, f, r (ledger accounts).
+            // (transfers), w (withdrawals), e (ledger entries), a, c, f, p, r (ledger accounts).
             let scanned: Vec<&str> = plan
                 .iter()
                 .filter_map(|(_, _, _, step)| step.strip_prefix("SCAN "))
@@ -276,6 +301,10 @@ mod tests {
                         "transfers",
                         "deposits",
                         "pending_deposits",
+                        "withdrawals",
+                        "pending_withdrawals",
+                        "w",
+                        "p",
                         "d",
                         "tr",
                         "e",
@@ -306,7 +335,7 @@ mod tests {
             .iter()
             .filter(|(k, _)| k.is_empty())
             .count();
-        assert_eq!(always, 5, "the statements every batch runs");
+        assert_eq!(always, 6, "the statements every batch runs");
         let script = batch_script(&empty, true);
         assert_eq!(script.matches(";\n").count(), 1 + always);
         assert!(script.starts_with("BEGIN IMMEDIATE;\n") && script.ends_with("COMMIT"));

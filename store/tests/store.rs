@@ -4,10 +4,12 @@
 mod common;
 
 use common::*;
-use onramp_store::domain::{BankToken, DepositId, DepositStatus, SessionToken, Settlement};
+use onramp_store::domain::{
+    BankToken, DepositId, DepositStatus, SessionToken, Settlement, WithdrawalId,
+};
 use onramp_store::{
-    self as store, Batch, DepositInsert, EndSession, NewSession, Outcomes, Purge, SettleResult,
-    StateUse, TouchSession, UseSignInState,
+    self as store, Batch, DepositInsert, EndSession, NewSession, NewWithdrawal, Outcomes, Purge,
+    SettlePayout, SettleResult, StateUse, TouchSession, UseSignInState,
 };
 use onramp_test_support::{on_both_databases, Backend, TestDb};
 
@@ -344,7 +346,8 @@ async fn the_two_schemas_have_the_same_tables_and_columns() {
 /// balances and every answer.
 #[actix_web::test]
 async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
-    let deposits: Vec<DepositId> = (0..3).map(|_| DepositId::new()).collect();
+    let deposits: Vec<DepositId> = (0..4).map(|_| DepositId::new()).collect();
+    let withdrawals: Vec<WithdrawalId> = (0..3).map(|_| WithdrawalId::new()).collect();
     let transfers = [
         onramp_store::domain::TransferId::new(),
         onramp_store::domain::TransferId::new(),
@@ -364,6 +367,37 @@ async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
             inserts.add(deposit(id, owner, 700, None, 2));
         }
         store.commit(&inserts).await.unwrap();
+        // Bilal has two withdrawals waiting for the bank, paid from a deposit of before.
+        let before = &deposits[3];
+        store
+            .commit(&batch![deposit(before, bilal, 900, None, 2)])
+            .await
+            .unwrap();
+        store
+            .commit(&batch![settle(before, bilal, 900, Settlement::Success)])
+            .await
+            .unwrap();
+        let withdraw = |i: usize, user, paise| NewWithdrawal {
+            id: withdrawals[i].clone(),
+            user_id: user,
+            amount: common::paise(paise),
+            currency: onramp_store::domain::Currency::Inr,
+            idempotency_key: None,
+            key_cutoff: 0,
+            now: 3,
+            first_check_at: 60_000,
+        };
+        let ends = |i: usize, paise, outcome| SettlePayout {
+            withdrawal_id: withdrawals[i].clone(),
+            user_id: bilal,
+            amount: common::paise(paise),
+            outcome,
+            now: 6,
+        };
+        store
+            .commit(&batch![withdraw(0, bilal, 200), withdraw(1, bilal, 100)])
+            .await
+            .unwrap();
         let mut to_bilal = transfer(asha, bilal, 300, Some("k"), 5);
         to_bilal.id = transfers[0].clone();
         let mut to_asha = transfer(bilal, asha, 50, None, 5);
@@ -379,7 +413,10 @@ async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
                     expires_at: 9,
                 },
                 to_asha,
+                ends(1, 100, Settlement::Failure),
+                withdraw(2, asha, 150),
                 settle(&deposits[2], bilal, 700, Settlement::Success),
+                ends(0, 200, Settlement::Success),
                 NewSession {
                     hash: SessionToken::generate().hash(),
                     user_id: bilal,
@@ -416,13 +453,16 @@ async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
             outcomes.settlements,
             outcomes.transfers,
             outcomes.sign_in_states,
+            outcomes.withdrawals,
+            outcomes.payout_settlements,
         ));
     }
     let (sqlite, postgres) = (&ledgers[0], &ledgers[1]);
     assert_eq!(
         sqlite.0.len(),
-        4,
-        "two credits and two transfers: {:?}",
+        3 + 7,
+        "a credit and two withdrawals before; then two credits, two transfers, a withdrawal \
+         and two payouts' ends: {:?}",
         sqlite.0
     );
     assert_eq!(sqlite, postgres);

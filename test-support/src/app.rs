@@ -146,6 +146,32 @@ impl TestApp {
         webhook::event(&self.token_of(deposit_id).await, deposit_id, amount, status)
     }
 
+    /// The payout id the app stored for a withdrawal, once the bank answered.
+    pub async fn payout_of(&self, withdrawal_id: &str) -> Option<String> {
+        self.db
+            .strings(&format!(
+                "SELECT COALESCE(payout_id, '') FROM withdrawals WHERE id = '{withdrawal_id}'"
+            ))
+            .await
+            .pop()
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The webhook body the bank would send for a withdrawal's payout.
+    pub async fn payout_event_for(&self, withdrawal_id: &str, status: &str) -> Value {
+        let amount = self
+            .db
+            .scalar(&format!(
+                "SELECT amount FROM withdrawals WHERE id = '{withdrawal_id}'"
+            ))
+            .await;
+        let payout = self
+            .payout_of(withdrawal_id)
+            .await
+            .expect("the withdrawal has a payout id");
+        webhook::payout_event(&payout, withdrawal_id, amount, status)
+    }
+
     /// A person signed in with `paise` already in the wallet: a deposit the bank confirmed.
     pub async fn funded(&self, email: &str, name: &str, paise: i64) -> Browser {
         let person = self.signed_in(email, name).await;
@@ -155,13 +181,14 @@ impl TestApp {
         person
     }
 
-    /// Adds `paise` to a signed-in person's empty wallet: a deposit the bank confirmed.
+    /// Adds `paise` to a signed-in person's wallet: a deposit the bank confirmed.
     pub async fn fund(&self, person: &Browser, paise: i64) {
+        let before = person.balance().await;
         let deposit = person.deposit(paise).await;
         let id = deposit["id"].as_str().unwrap();
         let event = self.event_for(id, "SUCCESS").await;
         assert_eq!(self.post_webhook(&event, None).await.status(), 200);
-        assert_eq!(person.balance().await, paise);
+        assert_eq!(person.balance().await, before + paise);
     }
 
     /// The books checked by the store's audit (`onramp audit`'s checks), which must pass.

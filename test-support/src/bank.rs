@@ -27,13 +27,23 @@ pub struct Bank {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Delivery {
     pub event_id: String,
+    /// The order's token; empty for a payout's webhook.
+    #[serde(deserialize_with = "empty_when_null")]
     pub token: String,
+    /// The payout's id, for a payout's webhook.
+    #[serde(default)]
+    pub payout_id: Option<String>,
     pub status: String,
     pub state: String,
     pub attempts: i64,
     pub delivered: bool,
     pub last_status_code: Option<i64>,
     pub last_error: Option<String>,
+}
+
+fn empty_when_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let value: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(value.unwrap_or_default())
 }
 
 impl Bank {

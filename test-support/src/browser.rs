@@ -207,7 +207,36 @@ impl Browser {
         v["items"].as_array().unwrap().clone()
     }
 
-    /// Waits until the deposit is no longer processing; answers its final status.
+    /// `POST /api/withdrawals` with an optional `Idempotency-Key`; the answer as it came.
+    pub async fn withdraw_with_key(&self, amount: i64, key: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/api/withdrawals", self.app))
+            .json(&json!({ "amount": amount }));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn withdraw(&self, amount: i64) -> reqwest::Response {
+        self.withdraw_with_key(amount, None).await
+    }
+
+    /// A withdrawal that must be accepted; answers the app's JSON.
+    pub async fn withdraws(&self, amount: i64) -> Value {
+        let r = self.withdraw(amount).await;
+        assert_eq!(
+            r.status(),
+            201,
+            "withdrawal refused: {}",
+            r.text().await.unwrap()
+        );
+        r.json().await.unwrap()
+    }
+
+    /// Waits until the deposit or withdrawal `id` is no longer processing; answers its final
+    /// status.
     pub async fn wait_final(&self, deposit_id: &str) -> String {
         let started = Instant::now();
         loop {
@@ -215,13 +244,13 @@ impl Browser {
             let item = items
                 .iter()
                 .find(|i| i["id"] == deposit_id)
-                .expect("the deposit is listed");
+                .expect("it is listed");
             if item["status"] != "processing" {
                 return item["status"].as_str().unwrap().to_owned();
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),
-                "deposit {deposit_id} stayed processing"
+                "{deposit_id} stayed processing"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -41,6 +41,21 @@ pub struct TransferRow {
     pub entry_amount: Option<i64>,
 }
 
+/// A withdrawal with how many entries of each kind it has.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WithdrawalRow {
+    pub id: String,
+    pub user_id: String,
+    pub amount: i64,
+    pub status: String,
+    /// Its `withdrawal` entries (the wallet to payouts in flight): one.
+    pub taken: i64,
+    /// Its `payout` entries (paid out): one when `success`, else none.
+    pub paid: i64,
+    /// Its `payout_return` entries (back to the wallet): one when `failure`, else none.
+    pub returned: i64,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WalletRow {
     pub user_id: String,
@@ -57,6 +72,14 @@ const TRANSFERS: &str = "SELECT t.id, t.from_user, t.to_user, t.amount, \
      FROM transfers AS t LEFT JOIN ledger_entries AS e ON e.kind = 'transfer' AND e.ref = t.id \
      LEFT JOIN ledger_accounts AS f ON f.id = e.debit_account \
      LEFT JOIN ledger_accounts AS r ON r.id = e.credit_account ORDER BY t.id";
+const WITHDRAWALS: &str = "SELECT w.id, w.user_id, w.amount, w.status, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries AS e \
+      WHERE e.kind = 'withdrawal' AND e.ref = w.id) AS taken, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries AS e \
+      WHERE e.kind = 'payout' AND e.ref = w.id) AS paid, \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries AS e \
+      WHERE e.kind = 'payout_return' AND e.ref = w.id) AS returned \
+     FROM withdrawals AS w ORDER BY w.id";
 const WALLETS: &str = "SELECT user_id, balance FROM ledger_accounts \
      WHERE user_id IS NOT NULL ORDER BY user_id";
 /// Every account's balance, system accounts too: they sum to zero in double-entry books.
@@ -124,6 +147,7 @@ impl TestDb {
             deposits: on_pool!(self, p => sqlx::query_as(DEPOSITS).fetch_all(p).await.unwrap()),
             ledger: on_pool!(self, p => sqlx::query_as(LEDGER).fetch_all(p).await.unwrap()),
             transfers: on_pool!(self, p => sqlx::query_as(TRANSFERS).fetch_all(p).await.unwrap()),
+            withdrawals: on_pool!(self, p => sqlx::query_as(WITHDRAWALS).fetch_all(p).await.unwrap()),
             wallets: on_pool!(self, p => sqlx::query_as(WALLETS).fetch_all(p).await.unwrap()),
             all_accounts: self.scalar(ALL_ACCOUNTS).await,
         }
@@ -144,6 +168,7 @@ pub struct Books {
     pub deposits: Vec<DepositRow>,
     pub ledger: Vec<LedgerRow>,
     pub transfers: Vec<TransferRow>,
+    pub withdrawals: Vec<WithdrawalRow>,
     pub wallets: Vec<WalletRow>,
     pub all_accounts: i64,
 }
@@ -162,6 +187,14 @@ impl Books {
             m.entry(l.deposit_id.as_str()).or_default().push(l);
         }
         m
+    }
+
+    /// The withdrawals not failed (paid out, or still on their way), in paise.
+    pub fn withdrawn(&self) -> i64 {
+        (self.withdrawals.iter())
+            .filter(|w| w.status != "failure")
+            .map(|w| w.amount)
+            .sum()
     }
 
     pub fn balance_of(&self, user_id: &str) -> i64 {
@@ -230,6 +263,23 @@ impl Books {
             *expected.entry(t.from_user.as_str()).or_insert(0) -= t.amount;
             *expected.entry(t.to_user.as_str()).or_insert(0) += t.amount;
         }
+        for w in &self.withdrawals {
+            let ends = match w.status.as_str() {
+                "success" => (1, 0),
+                "failure" => (0, 1),
+                _ => (0, 0),
+            };
+            assert_eq!(
+                (w.taken, w.paid, w.returned),
+                (1, ends.0, ends.1),
+                "withdrawal {} ({}): its entries (taken, paid, returned)",
+                w.id,
+                w.status
+            );
+            if w.status != "failure" {
+                *expected.entry(w.user_id.as_str()).or_insert(0) -= w.amount;
+            }
+        }
         for w in &self.wallets {
             assert!(
                 w.balance >= 0,
@@ -260,8 +310,8 @@ impl Books {
             .sum();
         assert_eq!(
             self.total_balance(),
-            success,
-            "wallets and successful deposits disagree"
+            success - self.withdrawn(),
+            "wallets disagree with successful deposits less withdrawals not failed"
         );
     }
 
@@ -300,10 +350,14 @@ impl Books {
                 *expected.entry(d.user_id.as_str()).or_insert(0) += d.amount;
             }
         }
-        // Money moved between users since: each transfer once.
+        // Money moved between users since: each transfer once; and out, each withdrawal not
+        // failed once.
         for t in &self.transfers {
             *expected.entry(t.from_user.as_str()).or_insert(0) -= t.amount;
             *expected.entry(t.to_user.as_str()).or_insert(0) += t.amount;
+        }
+        for w in self.withdrawals.iter().filter(|w| w.status != "failure") {
+            *expected.entry(w.user_id.as_str()).or_insert(0) -= w.amount;
         }
         assert!(
             processing_settled.is_empty(),

@@ -23,7 +23,7 @@ pub mod webhook;
 pub use app::{spawn_app, spawn_app_with, test_settings, TestApp};
 pub use bank::{delivery_figures, pay_token, Bank, Delivery, DeliveryFigures};
 pub use browser::{location, Browser};
-pub use db::{Books, DepositRow, LedgerRow, TestDb, TransferRow, WalletRow};
+pub use db::{Books, DepositRow, LedgerRow, TestDb, TransferRow, WalletRow, WithdrawalRow};
 pub use process::{sign_in_and_deposit, Binary, Made, Proc, Storm, World};
 
 /// The app's database in a test.

@@ -22,6 +22,20 @@ pub fn event(token: &str, reference: &str, amount: i64, status: &str) -> Value {
     })
 }
 
+/// The body the bank sends when payout `payout_id` (for the app's withdrawal `reference`) ends
+/// with `status` (`SUCCESS` or `FAILURE`), under a new event id.
+pub fn payout_event(payout_id: &str, reference: &str, amount: i64, status: &str) -> Value {
+    json!({
+        "event_id": event_id(),
+        "type": "payout",
+        "payout_id": payout_id,
+        "ref": reference,
+        "amount": amount,
+        "currency": "INR",
+        "status": status,
+    })
+}
+
 /// The signature header for `raw`, signed with `secret` now.
 pub fn signature(secret: &[u8], raw: &[u8]) -> String {
     sign_header(&[secret], chrono::Utc::now().timestamp(), raw)

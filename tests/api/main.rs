@@ -11,3 +11,4 @@ mod sessions;
 mod sign_in;
 mod transfers;
 mod webhooks;
+mod withdrawals;

@@ -479,7 +479,7 @@ async fn a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance(ba
 }
 
 async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: Backend) {
-    use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest};
+    use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest, Settling};
     use onramp_store::domain::{DepositId, DepositStatus, Settlement};
     let app = spawn_app_with(backend, |s| s.wallet.idle_secs = 0).await;
     let (person, ids) = person_with_deposits(&app, "stale-read@example.com", 1, 800).await;
@@ -504,7 +504,7 @@ async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: B
         .unwrap();
     // A caller that read the row before the credit committed still believes it is processing.
     let stale = |outcome| SettleRequest {
-        deposit_id: deposit.id.clone(),
+        target: Settling::Deposit(deposit.id.clone()),
         user_id: deposit.user_id,
         amount: deposit.amount,
         stored_status: DepositStatus::Processing,

@@ -1,18 +1,16 @@
-//! The wallet actor: its memory of the user's money, balance reads, and transfers out.
+//! The wallet actor: its memory of the user's money, and balance reads.
 
+use super::debit::Keyed;
 use super::registry::Shared;
-use super::settle::DepositState;
-use super::TransferError;
-use crate::funds::{Funds, Refusal, Reservation};
-use crate::writer::WriteError;
+use super::settle::{Settling, SettlingState};
+use crate::funds::Funds;
 use actix::prelude::*;
-use onramp_store::domain::{DepositId, UserId};
-use onramp_store::{Balance, NewTransfer, TransferResult};
+use onramp_store::domain::UserId;
+use onramp_store::Balance;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// Messages a wallet actor's mailbox holds before senders wait.
 const MAILBOX: usize = 1024;
@@ -22,12 +20,14 @@ pub struct WalletActor {
     /// The committed balance (`None` until a read loads it or a commit tells it) and the
     /// debits reserved against it.
     pub(super) funds: Funds,
-    pub(super) deposits: HashMap<DepositId, DepositState>,
+    /// Deposits and payouts this wallet settled or is settling.
+    pub(super) settling: HashMap<Settling, SettlingState>,
     /// Changes queued to the writer and not yet answered: the actor does not stop while any is.
     pub(super) in_flight: usize,
-    /// Idempotency keys of transfers committing now, with the copies of the same request that
-    /// arrived meanwhile: they wait for that commit instead of reserving the money again.
-    keyed: HashMap<String, Vec<oneshot::Sender<TransferAnswer>>>,
+    /// Idempotency keys of transfers and withdrawals committing now, with the copies of the
+    /// same request that arrived meanwhile: they wait for that commit instead of reserving the
+    /// money again.
+    pub(super) keyed: Keyed,
     pub(super) last_used: Instant,
     pub(super) shared: Arc<Shared>,
     /// Tells this actor from an earlier one of the same user in the registry.
@@ -39,9 +39,9 @@ impl WalletActor {
         WalletActor {
             user,
             funds: Funds::default(),
-            deposits: HashMap::new(),
+            settling: HashMap::new(),
             in_flight: 0,
-            keyed: HashMap::new(),
+            keyed: Keyed::default(),
             last_used: Instant::now(),
             shared,
             generation,
@@ -160,91 +160,5 @@ impl Handler<Observe> for WalletActor {
     fn handle(&mut self, Observe(balance): Observe, _: &mut Self::Context) {
         self.last_used = Instant::now();
         self.funds.observe(balance);
-    }
-}
-
-pub(super) type TransferAnswer = Result<TransferResult, TransferError>;
-pub(super) type TransferTicket = Result<oneshot::Receiver<TransferAnswer>, Refusal>;
-
-/// A transfer out of this wallet: reserved now (or refused), answered once committed.
-#[derive(Message, Clone)]
-#[rtype(result = "TransferTicket")]
-pub(super) struct Debit(pub NewTransfer);
-
-impl Handler<Debit> for WalletActor {
-    type Result = TransferTicket;
-
-    #[tracing::instrument(level = "trace", name = "wallet.debit", skip_all, fields(user = %self.user))]
-    fn handle(&mut self, Debit(transfer): Debit, ctx: &mut Self::Context) -> TransferTicket {
-        self.last_used = Instant::now();
-        let (tx, rx) = oneshot::channel();
-        let key = transfer.idempotency_key.clone();
-        if let Some(copies) = key.as_ref().and_then(|k| self.keyed.get_mut(k)) {
-            // The same request is committing: its key will be taken, and the caller answers
-            // as the first did.
-            copies.push(tx);
-            return Ok(rx);
-        }
-        let reservation = self.funds.reserve(transfer.amount)?;
-        self.in_flight += 1;
-        if let Some(k) = &key {
-            self.keyed.insert(k.clone(), Vec::new());
-        }
-        let writer = self.shared.writer.clone();
-        let recipient = transfer.to;
-        ctx.spawn(
-            async move { writer.commit(transfer).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    act.in_flight -= 1;
-                    let answer = act.settle_debit(reservation, recipient, result);
-                    for copy in key.and_then(|k| act.keyed.remove(&k)).unwrap_or_default() {
-                        let _ = copy.send(match &answer {
-                            Ok(_) => Ok(TransferResult::KeyTaken),
-                            Err(e) => Err(e.clone()),
-                        });
-                    }
-                    let _ = tx.send(answer);
-                }),
-        );
-        Ok(rx)
-    }
-}
-
-impl WalletActor {
-    /// Ends a transfer's reservation as its commit answered.
-    fn settle_debit(
-        &mut self,
-        reservation: Reservation,
-        recipient: UserId,
-        result: Result<TransferResult, WriteError>,
-    ) -> TransferAnswer {
-        match result {
-            Ok(TransferResult::Applied { from, to }) => {
-                metrics::counter!("onramp_transfers_total").increment(1);
-                metrics::counter!("onramp_transferred_paise_total")
-                    .increment(reservation.paise() as u64);
-                self.funds.commit(reservation, from);
-                Ok(TransferResult::Applied { from, to })
-            }
-            // A replay of a transfer committed in an earlier batch: nothing moved now, and the
-            // recipient heard of that transfer when it committed.
-            Ok(TransferResult::KeyTaken) => {
-                self.funds.release(reservation);
-                Ok(TransferResult::KeyTaken)
-            }
-            Err(e) if e.may_have_landed() => {
-                // Whether the money moved is not known: both wallets read their balance afresh
-                // before they answer one again. The recipient is told before the caller hears,
-                // so a read that follows the answer finds it forgotten.
-                self.funds.release_unsure(reservation);
-                self.shared.forget_balance(recipient);
-                Err(TransferError::Storage(e))
-            }
-            Err(e) => {
-                self.funds.release(reservation);
-                Err(TransferError::Storage(e))
-            }
-        }
     }
 }

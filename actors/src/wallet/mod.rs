@@ -8,9 +8,11 @@
 //! its ledger entry's id), and of two balances the one with the later entry wins. An actor
 //! starts without reading the database; the first balance read loads the committed balance.
 //!
-//! A transfer is decided by the sender's actor: it reserves the amount against its available
-//! balance ([`crate::funds`]) or refuses at once, then hands the transfer to the DB writer,
-//! which commits the debit and the credit in one ledger entry, many transfers per group commit.
+//! A transfer or a withdrawal is decided by the sender's actor ([`debit`]): it reserves the
+//! amount against its available balance ([`crate::funds`]) or refuses at once, then hands the
+//! change to the DB writer, which commits the debit (and a transfer's credit) in one ledger
+//! entry, many per group commit. A payout's end is settled like a deposit ([`settle`]): its
+//! failure returns the amount to the wallet.
 //! The commit's answer turns the reservation into the committed balance, and the recipient's
 //! actor is told its new balance before the caller hears of success. No database row is locked
 //! for it and no two actors wait on each other.
@@ -24,12 +26,13 @@
 //! idle, and are reloaded from the database when needed.
 
 mod actor;
+mod debit;
 mod registry;
 mod settle;
 
 pub use actor::WalletActor;
 pub use registry::Wallets;
-pub use settle::{SettleOutcome, SettleRequest};
+pub use settle::{SettleOutcome, SettleRequest, Settling};
 
 use crate::writer::WriteError;
 use onramp_store::StoreError;
@@ -55,11 +58,12 @@ pub enum WalletError {
     Unavailable,
 }
 
+/// Why money could not be taken out of a wallet (a transfer or a withdrawal).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum TransferError {
+pub enum DebitError {
     #[error("the balance ({available} paise available) does not cover the amount")]
     InsufficientFunds { available: i64 },
-    #[error("the transfer could not be committed")]
+    #[error("the debit could not be committed")]
     Storage(#[source] WriteError),
     #[error("the wallet could not be loaded")]
     Load(#[source] Arc<StoreError>),
@@ -73,11 +77,11 @@ impl From<StoreError> for WalletError {
     }
 }
 
-impl From<WalletError> for TransferError {
+impl From<WalletError> for DebitError {
     fn from(e: WalletError) -> Self {
         match e {
-            WalletError::Load(e) => TransferError::Load(e),
-            WalletError::Unavailable => TransferError::Unavailable,
+            WalletError::Load(e) => DebitError::Load(e),
+            WalletError::Unavailable => DebitError::Unavailable,
         }
     }
 }

@@ -1,15 +1,16 @@
 //! [`Wallets`]: the registry of wallet actors, and the calls the app makes on a user's wallet.
 
-use super::actor::{Debit, Forget, GetBalance, Loaded, Observe, Reading, WalletActor};
+use super::actor::{Forget, GetBalance, Loaded, Observe, Reading, WalletActor};
+use super::debit::{Debit, Debiting};
 use super::settle::Settle;
-use super::{SettleError, SettleOutcome, SettleRequest, TransferError, WalletError};
+use super::{DebitError, SettleError, SettleOutcome, SettleRequest, WalletError};
 use crate::funds::Refusal;
 use crate::writer::DbWriter;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::UserId;
-use onramp_store::{Balance, NewTransfer, Store, TransferResult};
+use onramp_store::{Balance, NewTransfer, NewWithdrawal, Store, TransferResult, WithdrawalResult};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -140,26 +141,41 @@ impl Wallets {
     /// Moves money from `transfer.from` to `transfer.to`: the sender's actor reserves it (or
     /// refuses at once), the DB writer commits it, and the recipient's actor learns its new
     /// balance, all before this answers. A failed commit releases the reservation.
-    pub async fn transfer(&self, transfer: NewTransfer) -> Result<TransferResult, TransferError> {
-        let (from, to) = (transfer.from, transfer.to);
+    pub async fn transfer(&self, transfer: NewTransfer) -> Result<TransferResult, DebitError> {
+        let to = transfer.to;
+        let answer = self.debit(transfer.from, transfer).await?;
+        if let TransferResult::Applied { to: received, .. } = answer {
+            self.tell(to, received).await;
+        }
+        Ok(answer)
+    }
+
+    /// Takes a withdrawal's amount out of its user's wallet for the bank's payout: the actor
+    /// reserves it (or refuses at once) and the DB writer commits the debit to payouts in flight
+    /// before this answers.
+    pub async fn withdraw(
+        &self,
+        withdrawal: NewWithdrawal,
+    ) -> Result<WithdrawalResult, DebitError> {
+        self.debit(withdrawal.user_id, withdrawal).await
+    }
+
+    /// Money out of `from`'s wallet, reserved by its actor (loaded first when it must be).
+    async fn debit<C: Debiting>(&self, from: UserId, change: C) -> Result<C::Answer, DebitError> {
         for _ in 0..ATTEMPTS {
-            let ticket = match self.ask(from, Debit(transfer.clone())).await? {
+            let ticket = match self.ask(from, Debit(change.clone())).await? {
                 Ok(ticket) => ticket,
                 Err(Refusal::Insufficient { available }) => {
-                    return Err(TransferError::InsufficientFunds { available })
+                    return Err(DebitError::InsufficientFunds { available })
                 }
                 Err(Refusal::NotLoaded) => {
                     self.balance(from).await?;
                     continue;
                 }
             };
-            let answer = ticket.await.map_err(|_| TransferError::Unavailable)??;
-            if let TransferResult::Applied { to: received, .. } = answer {
-                self.tell(to, received).await;
-            }
-            return Ok(answer);
+            return ticket.await.map_err(|_| DebitError::Unavailable)?;
         }
-        Err(TransferError::Unavailable)
+        Err(DebitError::Unavailable)
     }
 
     /// Tells `user`'s actor a committed balance. If the actor is gone, the next one loads the

@@ -1,15 +1,77 @@
-//! Deposits settled through their owner's wallet actor: exactly once, however many copies of
-//! the bank's answer arrive, and each answered only once its outcome is durable.
+//! Deposits and payouts settled through their owner's wallet actor: exactly once, however many
+//! copies of the bank's answer arrive, and each answered only once its outcome is durable. A
+//! deposit's success credits the wallet; a payout's failure returns its amount to the wallet.
 
 use super::actor::WalletActor;
 use super::SettleError;
 use crate::writer::WriteError;
 use actix::prelude::*;
-use onramp_store::domain::{now_ms, Amount, DepositId, DepositStatus, Settlement, UserId};
-use onramp_store::{SettleDeposit, SettleResult, StoreError};
+use onramp_store::domain::{now_ms, Amount, DepositId, Settlement, Status, UserId, WithdrawalId};
+use onramp_store::{SettleDeposit, SettlePayout, SettleResult, Store, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
+
+/// What the bank's answer ends: a deposit (its order) or a withdrawal's payout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Settling {
+    Deposit(DepositId),
+    Payout(WithdrawalId),
+}
+
+impl Settling {
+    /// The change that settles it.
+    async fn commit(
+        self,
+        writer: &crate::writer::DbWriter,
+        user_id: UserId,
+        amount: Amount,
+        outcome: Settlement,
+    ) -> Result<SettleResult, WriteError> {
+        let now = now_ms();
+        match self {
+            Settling::Deposit(deposit_id) => {
+                let change = SettleDeposit {
+                    deposit_id,
+                    user_id,
+                    amount,
+                    outcome,
+                    now,
+                };
+                writer.commit(change).await
+            }
+            Settling::Payout(withdrawal_id) => {
+                let change = SettlePayout {
+                    withdrawal_id,
+                    user_id,
+                    amount,
+                    outcome,
+                    now,
+                };
+                writer.commit(change).await
+            }
+        }
+    }
+
+    /// Its status as stored now.
+    async fn stored(&self, store: &dyn Store) -> Result<Status, StoreError> {
+        let status = match self {
+            Settling::Deposit(id) => store.deposit(id).await?.map(|d| d.status),
+            Settling::Payout(id) => store.withdrawal(id).await?.map(|w| w.status),
+        };
+        status.ok_or_else(|| StoreError::Corrupt(format!("{self:?} vanished")))
+    }
+
+    /// Counts what an applied settlement moved back into the wallet.
+    fn count(&self, amount: Amount) {
+        let (count, paise) = match self {
+            Settling::Deposit(_) => ("onramp_credits_total", "onramp_credited_paise_total"),
+            Settling::Payout(_) => ("onramp_payout_returns_total", "onramp_returned_paise_total"),
+        };
+        metrics::counter!(count).increment(1);
+        metrics::counter!(paise).increment(amount.paise() as u64);
+    }
+}
 
 /// What a settlement did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,30 +82,30 @@ pub enum SettleOutcome {
     Duplicate,
 }
 
-/// A settlement request: the deposit as stored (user, amount and status come from our own
-/// database, never from the bank's message) and the outcome the bank reported.
+/// A settlement request: the deposit or withdrawal as stored (user, amount and status come from
+/// our own database, never from the bank's message) and the outcome the bank reported.
 #[derive(Debug, Clone)]
 pub struct SettleRequest {
-    pub deposit_id: DepositId,
+    pub target: Settling,
     pub user_id: UserId,
     pub amount: Amount,
-    /// The deposit's status when the caller read it.
-    pub stored_status: DepositStatus,
+    /// Its status when the caller read it.
+    pub stored_status: Status,
     pub outcome: Settlement,
 }
 
 type Waiter = oneshot::Sender<Result<SettleOutcome, SettleError>>;
 
-pub(super) enum DepositState {
+pub(super) enum SettlingState {
     /// A settlement is committing; later duplicates wait here.
     Committing {
         outcome: Settlement,
         waiters: Vec<Waiter>,
     },
-    Final(DepositStatus),
+    Final(Status),
 }
 
-/// How many settled deposits an actor remembers beyond its in-flight ones.
+/// How many settled deposits and payouts an actor remembers beyond its in-flight ones.
 const REMEMBER_FINAL: usize = 4096;
 
 pub(super) type Ticket = Result<oneshot::Receiver<Result<SettleOutcome, SettleError>>, SettleError>;
@@ -65,32 +127,21 @@ impl Handler<Settle> for WalletActor {
         self.in_flight += 1;
         let writer = self.shared.writer.clone();
         let store = self.shared.store.clone();
-        let op = SettleDeposit {
-            deposit_id: req.deposit_id.clone(),
-            user_id: self.user,
-            amount: req.amount,
-            outcome: req.outcome,
-            now: now_ms(),
-        };
-        let id = req.deposit_id.clone();
+        let (target, user, amount, outcome) =
+            (req.target.clone(), self.user, req.amount, req.outcome);
         ctx.spawn(
             async move {
-                let result = writer.commit(op).await;
-                // The deposit was final already: answer from what is stored now.
+                let result = target.clone().commit(&writer, user, amount, outcome).await;
+                // It was final already: answer from what is stored now.
                 let now_stored = match result {
-                    Ok(SettleResult::NotProcessing) => {
-                        Some(store.deposit(&id).await.and_then(|d| {
-                            d.map(|d| d.status)
-                                .ok_or_else(|| StoreError::Corrupt("the deposit vanished".into()))
-                        }))
-                    }
+                    Ok(SettleResult::NotProcessing) => Some(target.stored(&*store).await),
                     _ => None,
                 };
                 (result, now_stored)
             }
             .into_actor(self)
             .map(move |(result, now_stored), act, _| {
-                act.finish(req.deposit_id, req.amount, result, now_stored)
+                act.finish(req.target, req.amount, result, now_stored)
             }),
         );
         Ok(rx)
@@ -98,33 +149,35 @@ impl Handler<Settle> for WalletActor {
 }
 
 impl WalletActor {
-    /// Answers `tx` at once when the deposit's state is known here or was final when the caller
+    /// Answers `tx` at once when the state is known here or was final when the caller
     /// read it (`Some(Ok)`: answered or waiting on the commit under way; `Some(Err)`: refused).
     /// `None`: the settlement must be committed, and `tx` is its first waiter.
     fn known_answer(&mut self, req: &SettleRequest, tx: Waiter) -> Option<Result<(), SettleError>> {
         let wanted = req.outcome.status();
-        match self.deposits.get_mut(&req.deposit_id) {
-            Some(DepositState::Final(s)) if *s == wanted => {
+        match self.settling.get_mut(&req.target) {
+            Some(SettlingState::Final(s)) if *s == wanted => {
                 let _ = tx.send(Ok(SettleOutcome::Duplicate));
                 return Some(Ok(()));
             }
-            Some(DepositState::Final(s)) => return Some(Err(SettleError::Contradicts(s.as_str()))),
-            Some(DepositState::Committing { outcome, waiters }) if *outcome == req.outcome => {
+            Some(SettlingState::Final(s)) => {
+                return Some(Err(SettleError::Contradicts(s.as_str())))
+            }
+            Some(SettlingState::Committing { outcome, waiters }) if *outcome == req.outcome => {
                 waiters.push(tx);
                 return Some(Ok(()));
             }
-            Some(DepositState::Committing { outcome, .. }) => {
+            Some(SettlingState::Committing { outcome, .. }) => {
                 return Some(Err(SettleError::Contradicts(outcome.status().as_str())))
             }
             None => {}
         }
         match req.stored_status {
-            DepositStatus::Processing => {
-                let committing = DepositState::Committing {
+            Status::Processing => {
+                let committing = SettlingState::Committing {
                     outcome: req.outcome,
                     waiters: vec![tx],
                 };
-                self.deposits.insert(req.deposit_id.clone(), committing);
+                self.settling.insert(req.target.clone(), committing);
                 None
             }
             s if s == wanted => {
@@ -136,27 +189,27 @@ impl WalletActor {
     }
 
     fn forget_some_finals(&mut self) {
-        if self.deposits.len() > REMEMBER_FINAL + self.in_flight {
-            self.deposits
-                .retain(|_, s| matches!(s, DepositState::Committing { .. }));
+        if self.settling.len() > REMEMBER_FINAL + self.in_flight {
+            self.settling
+                .retain(|_, s| matches!(s, SettlingState::Committing { .. }));
         }
     }
 
-    /// Answers everybody waiting on `deposit`'s commit. `now_stored` is the deposit's status
-    /// re-read from the database when the commit found it no longer processing.
+    /// Answers everybody waiting on `target`'s commit. `now_stored` is its status re-read from
+    /// the database when the commit found it no longer processing.
     fn finish(
         &mut self,
-        deposit: DepositId,
+        target: Settling,
         amount: Amount,
         result: Result<SettleResult, WriteError>,
-        now_stored: Option<Result<DepositStatus, StoreError>>,
+        now_stored: Option<Result<Status, StoreError>>,
     ) {
         self.in_flight -= 1;
-        let Some(DepositState::Committing { outcome, waiters }) = self.deposits.remove(&deposit)
+        let Some(SettlingState::Committing { outcome, waiters }) = self.settling.remove(&target)
         else {
-            unreachable!("a committing deposit stays committing until its commit answers");
+            unreachable!("a committing settlement stays committing until its commit answers");
         };
-        let answer = self.decide(&deposit, amount, outcome, result, now_stored);
+        let answer = self.decide(&target, amount, outcome, result, now_stored);
         // The first waiter hears `Applied`; the copies that waited with it are duplicates.
         let mut first = true;
         for w in waiters {
@@ -169,32 +222,30 @@ impl WalletActor {
         self.forget_some_finals();
     }
 
-    /// What a settlement's commit means, remembering the deposit's final state.
+    /// What a settlement's commit means, remembering the final state.
     fn decide(
         &mut self,
-        deposit: &DepositId,
+        target: &Settling,
         amount: Amount,
         outcome: Settlement,
         result: Result<SettleResult, WriteError>,
-        now_stored: Option<Result<DepositStatus, StoreError>>,
+        now_stored: Option<Result<Status, StoreError>>,
     ) -> Result<SettleOutcome, SettleError> {
         match (result, now_stored) {
             (Ok(SettleResult::Applied(balance)), _) => {
                 if let Some(balance) = balance {
                     self.funds.observe(balance);
-                    metrics::counter!("onramp_credits_total").increment(1);
-                    metrics::counter!("onramp_credited_paise_total")
-                        .increment(amount.paise() as u64);
+                    target.count(amount);
                 }
-                self.deposits
-                    .insert(deposit.clone(), DepositState::Final(outcome.status()));
+                let done = SettlingState::Final(outcome.status());
+                self.settling.insert(target.clone(), done);
                 Ok(SettleOutcome::Applied)
             }
             // The database had it final already (our caller read the row before an earlier
             // settlement committed): answer from what is stored now.
-            (Ok(_), Some(Ok(stored))) if stored != DepositStatus::Processing => {
-                self.deposits
-                    .insert(deposit.clone(), DepositState::Final(stored));
+            (Ok(_), Some(Ok(stored))) if stored != Status::Processing => {
+                self.settling
+                    .insert(target.clone(), SettlingState::Final(stored));
                 if stored == outcome.status() {
                     Ok(SettleOutcome::Duplicate)
                 } else {
@@ -204,11 +255,12 @@ impl WalletActor {
             (Ok(_), Some(Err(e))) => Err(SettleError::Reread(Arc::new(e))),
             // Not processing, and the row read back says processing: it changed under us.
             (Ok(_), _) => Err(SettleError::Reread(Arc::new(StoreError::Corrupt(
-                "a settlement found the deposit not processing, then processing".into(),
+                "a settlement found it not processing, then processing".into(),
             )))),
             (Err(e), _) => {
                 if e.may_have_landed() {
-                    // The credit may have landed: read the balance afresh before answering it.
+                    // The credit (or return) may have landed: read the balance afresh before
+                    // answering it.
                     self.funds.forget();
                 }
                 Err(SettleError::Storage(e))

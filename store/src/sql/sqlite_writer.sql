@@ -33,6 +33,19 @@ CREATE TEMP VIEW batch_transfers AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'transfers'));
 CREATE TEMP VIEW batch_settlements AS
     SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'settlements'));
+CREATE TEMP VIEW batch_withdrawals AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'withdrawals'));
+CREATE TEMP VIEW batch_payouts AS
+    SELECT key, value AS r FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'payouts'));
+CREATE TEMP VIEW batch_payout_settlements AS
+    SELECT key, value AS r
+    FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'payout_settlements'));
+CREATE TEMP VIEW batch_withdrawal_checks AS
+    SELECT key, value AS r
+    FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'withdrawal_checks'));
+CREATE TEMP VIEW batch_withdrawal_forgets AS
+    SELECT key, value AS r
+    FROM json_each((SELECT rows FROM temp.batch WHERE kind = 'withdrawal_forgets'));
 
 -- The settlements of the batch being applied: those whose deposit was still processing.
 CREATE TEMP TABLE settling (
@@ -45,7 +58,18 @@ CREATE TEMP TABLE settling (
     now         INTEGER NOT NULL
 );
 
--- The ledger entries the batch makes, one per credit or transfer, in the order they are inserted
+-- The payouts' ends of the batch being applied: those whose withdrawal was still processing.
+CREATE TEMP TABLE paying (
+    seq            INTEGER PRIMARY KEY,  -- its position among the batch's payouts' ends
+    withdrawal_id  TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    user_id        TEXT NOT NULL,
+    amount         INTEGER NOT NULL,
+    currency       TEXT NOT NULL,
+    now            INTEGER NOT NULL
+);
+
+-- The ledger entries the batch makes, one per movement, in the order they are inserted
 -- (`seq`). A missing account leaves a NULL, which NOT NULL refuses: the batch fails rather than
 -- move money halfway.
 CREATE TEMP TABLE moves (
