@@ -1,7 +1,8 @@
 //! Crash safety: the real binary is killed with SIGKILL again and again while a webhook storm
-//! lands, and restarted on the same port; the bank simulator runs as its own process and keeps
-//! retrying. Afterwards every acknowledged or retried webhook has been applied exactly once:
-//! each wallet equals the user's deposits the bank marked SUCCESS, and the ledger agrees.
+//! lands (or people send each other money, or withdraw it to the bank), and restarted on the
+//! same port; the bank simulator runs as its own process and keeps retrying. Afterwards every
+//! acknowledged or retried webhook has been applied exactly once: each wallet equals the user's
+//! deposits the bank marked SUCCESS (less what they paid out), and the ledger agrees.
 //!
 //! `cargo test --test crash -- --nocapture` shows the figures.
 
@@ -25,6 +26,7 @@ const STORM_PACE: Duration = Duration::from_millis(8);
 
 on_both_databases_as!(crash_storm => sqlite, postgres);
 on_both_databases_as!(transfer_storm => transfers_sqlite, transfers_postgres);
+on_both_databases_as!(withdrawal_storm => withdrawals_sqlite, withdrawals_postgres);
 
 /// What the test does with deposit number `i`: approve, decline, or leave pending.
 fn plan(i: usize) -> Option<bool> {
@@ -277,4 +279,224 @@ async fn transfer_storm(backend: Backend) {
         deposited
     );
     report!("  onramp audit: {}", audit.lines().last().unwrap_or(""));
+}
+
+/// What a withdrawal storm's requests came to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Withdrew {
+    made: usize,
+    refused: usize,
+    unanswered_by_bank: usize,
+    failed: usize,
+}
+
+/// People withdrawing to the bank while the app is SIGKILLed and restarted; the bank simulator
+/// runs as its own process, settles each payout half a second after making it (`FAILURE` when
+/// the amount ends in 13) and keeps delivering the payout webhooks, twice each, out of order.
+/// A kill between a withdrawal's commit and the bank's answer leaves it for reconciliation,
+/// which asks the bank again with the same ref. Afterwards nothing is processing, every
+/// withdrawal the app acknowledged is in the books, each ended as the bank says (a failed one
+/// returned once), every balance is the person's deposits less their paid withdrawals, and
+/// `onramp audit` exits 0.
+async fn withdrawal_storm(backend: Backend) {
+    const PEOPLE: usize = 10;
+    const WITHDRAWERS: usize = 12;
+    let world = World::new(onramp_binary!(), backend)
+        .await
+        .with_app_settings(&[
+            ("RECONCILE__FIRST_AFTER_SECS", "1"),
+            ("RECONCILE__EVERY_SECS", "1"),
+            ("RECONCILE__SCAN_MS", "200"),
+        ]);
+    let _bank_sim = world.start_stubborn_bank(1).await;
+    let mut app = world.start_app().await;
+    let bank = world.bank();
+    let (browsers, made) = sign_in_and_deposit(&world, PEOPLE, PEOPLE * 2).await;
+    for m in &made {
+        bank.settle(&m.token, true).await;
+    }
+    bank.wait_all_delivered(made.len(), Duration::from_secs(60))
+        .await;
+
+    // The storm: random people withdrawing random amounts, some beyond their means.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let browsers = Arc::new(browsers);
+    let withdrawers: Vec<_> = (0..WITHDRAWERS)
+        .map(|_| {
+            let (acknowledged, stop, browsers) =
+                (acknowledged.clone(), stop.clone(), browsers.clone());
+            tokio::spawn(async move {
+                let mut w = Withdrew::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let (who, amount) = {
+                        let mut rng = rand::thread_rng();
+                        let fails = rng.gen_bool(0.3);
+                        let amount = rng.gen_range(1..=150) * 100 + if fails { 13 } else { 0 };
+                        (rng.gen_range(0..PEOPLE), amount)
+                    };
+                    match browsers[who].try_withdraw(amount).await {
+                        Ok(r) if r.status() == 201 => {
+                            let body: serde_json::Value = r.json().await.unwrap();
+                            let id = body["id"].as_str().unwrap().to_owned();
+                            acknowledged.lock().unwrap().push(id);
+                            w.made += 1;
+                        }
+                        Ok(r) if r.status() == 409 => w.refused += 1,
+                        Ok(r) if r.status() == 502 => w.unanswered_by_bank += 1,
+                        // Killed mid-request, or not up yet.
+                        _ => {
+                            w.failed += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                w
+            })
+        })
+        .collect();
+
+    let mut kill_log = Vec::new();
+    for k in 1..=3 {
+        let pause = rand::thread_rng().gen_range(300..=800);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let before = acknowledged.lock().unwrap().len();
+        assert!(!app.kill9().success());
+        kill_log.push(format!(
+            "kill {k} after {pause} ms, {before} withdrawals acknowledged"
+        ));
+        app = world.spawn_app();
+        world.wait_app(&mut app).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Withdrew::default();
+    for t in withdrawers {
+        let w = t.await.unwrap();
+        total.made += w.made;
+        total.refused += w.refused;
+        total.unanswered_by_bank += w.unanswered_by_bank;
+        total.failed += w.failed;
+    }
+
+    // Every payout ends: by its webhook, or by reconciliation asking the bank.
+    let settled_in = Instant::now();
+    let db = world.db().await;
+    let books = loop {
+        let books = db.snapshot().await;
+        let processing = books
+            .withdrawals
+            .iter()
+            .filter(|w| w.status == "processing")
+            .count();
+        if processing == 0 {
+            break books;
+        }
+        assert!(
+            settled_in.elapsed() < Duration::from_secs(90),
+            "{processing} withdrawals still processing"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let settled_in = settled_in.elapsed();
+    db.close().await;
+    books.assert_consistent();
+
+    let stored: HashSet<&str> = books.withdrawals.iter().map(|w| w.id.as_str()).collect();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged withdrawals lost: {lost:?}");
+    assert!(
+        total.made > 0 && total.refused > 0,
+        "the storm withdrew and was refused: {total:?}"
+    );
+    assert_each_withdrawal_ended_as_the_bank_says(&books, &bank).await;
+
+    // Every balance: the person's deposits less their paid withdrawals.
+    for wallet in &books.wallets {
+        let deposited: i64 = (books.deposits.iter())
+            .filter(|d| d.user_id == wallet.user_id && d.status == "success")
+            .map(|d| d.amount)
+            .sum();
+        let paid: i64 = (books.withdrawals.iter())
+            .filter(|w| w.user_id == wallet.user_id && w.status == "success")
+            .map(|w| w.amount)
+            .sum();
+        assert_eq!(
+            wallet.balance,
+            deposited - paid,
+            "the balance of {}",
+            wallet.user_id
+        );
+    }
+    let (ok, audit) = world.audit();
+    assert!(ok, "onramp audit failed:\n{audit}");
+    // The restarted app serves the balances the books hold.
+    for (i, b) in browsers.iter().enumerate().take(3) {
+        let first = made.iter().find(|m| m.user == i).unwrap();
+        let user = &books
+            .deposits
+            .iter()
+            .find(|d| d.id == first.id)
+            .unwrap()
+            .user_id;
+        assert_eq!(b.balance().await, books.balance_of(user));
+    }
+    // What the last app's reconciliation did (since its start).
+    let metrics = reqwest::get(format!("{}/metrics", world.app_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let checks: Vec<&str> = (metrics.lines())
+        .filter(|l| l.starts_with("onramp_payout_checks_total"))
+        .collect();
+    drop(app);
+    let by_status = |s: &str| books.withdrawals.iter().filter(|w| w.status == s).count();
+    report!("withdrawal crash test on {backend:?}:");
+    for line in &kill_log {
+        report!("  {line}");
+    }
+    report!(
+        "  {} withdrawals acknowledged ({} stored: {} paid, {} failed and returned), {} refused for funds, {} answered 502 by the bank, {} requests failed while the app was down; all ended {settled_in:.1?} after the storm",
+        total.made,
+        books.withdrawals.len(),
+        by_status("success"),
+        by_status("failure"),
+        total.refused,
+        total.unanswered_by_bank,
+        total.failed
+    );
+    report!("  payout checks by the last app's reconciliation: {checks:?}");
+    report!("  onramp audit: {}", audit.lines().last().unwrap_or(""));
+}
+
+/// Each withdrawal ended as the simulator settles it (its amount ending in 13 fails), and the
+/// bank holds its payout with that same status.
+async fn assert_each_withdrawal_ended_as_the_bank_says(
+    books: &onramp_test_support::Books,
+    bank: &onramp_test_support::Bank,
+) {
+    for w in &books.withdrawals {
+        let (want, bank_word) = if w.amount % 100 == 13 {
+            ("failure", "FAILURE")
+        } else {
+            ("success", "SUCCESS")
+        };
+        assert_eq!(w.status, want, "withdrawal {} of {}", w.id, w.amount);
+        let payout = w
+            .payout_id
+            .as_deref()
+            .expect("a settled withdrawal has its payout id");
+        assert_eq!(
+            bank.payout_status(payout).await,
+            bank_word,
+            "payout of {}",
+            w.id
+        );
+    }
 }

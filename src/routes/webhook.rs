@@ -11,8 +11,8 @@ use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest, Settling}
 use onramp_api::ErrorCode;
 use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
 use onramp_bank_protocol::{BankEvent, EventStatus, OrderEvent, PayoutEvent};
-use onramp_store::domain::{BankToken, DepositId, PayoutId, Settlement, WithdrawalId};
-use onramp_store::Withdrawal;
+use onramp_store::domain::{now_ms, BankToken, DepositId, PayoutId, Settlement, WithdrawalId};
+use onramp_store::{AttachPayout, Withdrawal};
 
 fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
     let mut values = req.headers().get_all(SIGNATURE_HEADER);
@@ -184,6 +184,20 @@ async fn settle_payout(state: &AppState, event: PayoutEvent) -> Result<SettleOut
             ErrorCode::PayoutMismatch,
             "The event's ref, amount or currency differs from the withdrawal.",
         ));
+    }
+    if withdrawal.payout_id.is_none() {
+        // Found by its ref: its create-payout was never answered here (a timeout, or a crash
+        // before the answer was stored). The bank's id is kept with it first.
+        let attach = AttachPayout {
+            withdrawal_id: withdrawal.id.clone(),
+            payout_id: payout.clone(),
+            now: now_ms(),
+        };
+        state
+            .writer
+            .commit(attach)
+            .await
+            .map_err(ApiError::unavailable)?;
     }
     let request = SettleRequest {
         target: Settling::Payout(withdrawal.id.clone()),

@@ -130,6 +130,16 @@ impl Bank {
             .await
     }
 
+    /// The bank's status of a payout: PENDING, SUCCESS or FAILURE.
+    pub async fn payout_status(&self, payout_id: &str) -> String {
+        let r = self
+            .api(reqwest::Method::GET, &format!("/payouts/{payout_id}"))
+            .await;
+        assert_eq!(r.status(), 200, "payout {payout_id}");
+        let v: Value = r.json().await.unwrap();
+        v["status"].as_str().unwrap().to_owned()
+    }
+
     pub async fn deliveries(&self) -> Vec<Delivery> {
         let r = self.api(reqwest::Method::GET, "/deliveries").await;
         assert_eq!(r.status(), 200);

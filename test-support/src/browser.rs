@@ -219,6 +219,15 @@ impl Browser {
         request.send().await.unwrap()
     }
 
+    /// A withdrawal whose connection may fail (the app is being killed).
+    pub async fn try_withdraw(&self, amount: i64) -> reqwest::Result<reqwest::Response> {
+        self.client
+            .post(format!("{}/api/withdrawals", self.app))
+            .json(&json!({ "amount": amount }))
+            .send()
+            .await
+    }
+
     pub async fn withdraw(&self, amount: i64) -> reqwest::Response {
         self.withdraw_with_key(amount, None).await
     }

@@ -48,6 +48,8 @@ pub struct WithdrawalRow {
     pub user_id: String,
     pub amount: i64,
     pub status: String,
+    /// The bank's id of its payout, once the bank answered.
+    pub payout_id: Option<String>,
     /// Its `withdrawal` entries (the wallet to payouts in flight): one.
     pub taken: i64,
     /// Its `payout` entries (paid out): one when `success`, else none.
@@ -72,7 +74,7 @@ const TRANSFERS: &str = "SELECT t.id, t.from_user, t.to_user, t.amount, \
      FROM transfers AS t LEFT JOIN ledger_entries AS e ON e.kind = 'transfer' AND e.ref = t.id \
      LEFT JOIN ledger_accounts AS f ON f.id = e.debit_account \
      LEFT JOIN ledger_accounts AS r ON r.id = e.credit_account ORDER BY t.id";
-const WITHDRAWALS: &str = "SELECT w.id, w.user_id, w.amount, w.status, \
+const WITHDRAWALS: &str = "SELECT w.id, w.user_id, w.amount, w.status, w.payout_id, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries AS e \
       WHERE e.kind = 'withdrawal' AND e.ref = w.id) AS taken, \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_entries AS e \

@@ -30,6 +30,8 @@ pub struct World {
     pub app_port: u16,
     pub bank_port: u16,
     pub idp_port: u16,
+    /// Settings of the app's beyond the world's own (`with_app_settings`).
+    pub app_settings: Vec<(String, String)>,
 }
 
 impl World {
@@ -44,7 +46,19 @@ impl World {
             app_port: free_port(),
             bank_port: free_port(),
             idp_port: free_port(),
+            app_settings: Vec::new(),
         }
+    }
+
+    /// The app runs with these settings too (keys as `RECONCILE__EVERY_SECS`, prefixed with
+    /// `ONRAMP__`), every time it is started.
+    pub fn with_app_settings(mut self, settings: &[(&str, &str)]) -> World {
+        (self.app_settings).extend(
+            settings
+                .iter()
+                .map(|(k, v)| (format!("ONRAMP__{k}"), (*v).into())),
+        );
+        self
     }
 
     /// The app as browsers see it (the OAuth callback and the cookie are on `localhost`).
@@ -169,6 +183,7 @@ impl World {
             ("ONRAMP__SERVER__WORKERS".into(), "2".into()),
             ("ONRAMP__DATABASE__MAX_CONNECTIONS".into(), "8".into()),
         ]);
+        env.extend(self.app_settings.iter().cloned());
         Proc::spawn(self.binary, "app", &[], env, self.log("app"))
     }
 
