@@ -208,6 +208,22 @@ impl BankClient {
     }
 }
 
+/// `payout` when it is the one asked for: the same ref, amount and currency wherever the bank's
+/// answer says them; otherwise the answer is not the bank's word on this payout.
+pub fn payout_for(payout: Payout, reference: &str, amount: i64) -> Result<Payout, BankError> {
+    let same = payout.reference.as_deref().is_none_or(|r| r == reference)
+        && payout.amount.is_none_or(|a| a == amount)
+        && (payout.currency.as_deref()).is_none_or(|c| c == Currency::Inr.code());
+    if same {
+        Ok(payout)
+    } else {
+        Err(BankError::Invalid(format!(
+            "the bank's payout {} disagrees with withdrawal {reference} (ref, amount or currency)",
+            payout.payout_id
+        )))
+    }
+}
+
 async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, BankError> {
     request.send().await.map_err(|e| {
         if e.is_connect() {

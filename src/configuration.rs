@@ -182,6 +182,13 @@ pub struct DevSettings {
     /// Fault mode: create-payout answers after this delay (the payout exists at once).
     #[serde(default)]
     pub create_payout_delay_ms: u64,
+    /// Fault mode: the bank refuses every create-payout (`422 payout_refused`: it makes none).
+    #[serde(default)]
+    pub bank_refuse_payouts: bool,
+    /// Fault mode: the bank refuses the first create-payout call of each ref (`429`, none made)
+    /// and takes the later ones.
+    #[serde(default)]
+    pub bank_refuse_first_payout_call: bool,
 }
 
 impl Settings {

@@ -208,6 +208,8 @@ mod parties {
                 create_order_delay: Duration::from_millis(d.create_order_delay_ms),
                 misroute_orders: d.bank_misroute_orders,
                 create_payout_delay: Duration::from_millis(d.create_payout_delay_ms),
+                refuse_payouts: d.bank_refuse_payouts,
+                refuse_first_payout_call: d.bank_refuse_first_payout_call,
             },
         }
     }

@@ -1,7 +1,9 @@
-//! Withdrawals whose create-payout call is under way in this process. A copy of the request (the
-//! same `Idempotency-Key`) that finds the withdrawal while its first request is still waiting for
-//! the bank waits for that answer and gives it too: the row alone cannot tell "the bank has not
-//! answered yet" from "the bank did not answer".
+//! Withdrawals whose create-payout call is under way in this process, one call per withdrawal at
+//! a time. A copy of the request (the same `Idempotency-Key`) that finds the withdrawal while its
+//! first request is still waiting for the bank waits for that answer and gives it too: the row
+//! alone cannot tell "the bank has not answered yet" from "the bank did not answer". And
+//! reconciliation never asks the bank for a payout while the request is asking: the request
+//! returns the money when the bank refuses, and a second call racing it could make the payout.
 
 use dashmap::DashMap;
 use onramp_store::domain::WithdrawalId;
@@ -23,8 +25,9 @@ pub struct Paying {
     calls: DashMap<WithdrawalId, watch::Receiver<Option<Answered>>>,
 }
 
-/// One create-payout call under way. Registered before the withdrawal is committed, so that no
-/// copy can find the row without finding the call; dropping it (answered or not) ends it.
+/// One create-payout call under way. The request registers its call before the withdrawal is
+/// committed, so that no copy can find the row without finding the call; dropping it (answered
+/// or not) ends it.
 pub struct Call<'a> {
     paying: &'a Paying,
     id: WithdrawalId,
@@ -32,14 +35,18 @@ pub struct Call<'a> {
 }
 
 impl Paying {
-    pub fn start(&self, id: &WithdrawalId) -> Call<'_> {
+    /// The call for `id`, unless one is under way already (reconciliation's, or the request's).
+    pub fn start(&self, id: &WithdrawalId) -> Option<Call<'_>> {
+        let dashmap::Entry::Vacant(slot) = self.calls.entry(id.clone()) else {
+            return None;
+        };
         let (tx, rx) = watch::channel(None);
-        self.calls.insert(id.clone(), rx);
-        Call {
+        slot.insert(rx);
+        Some(Call {
             paying: self,
             id: id.clone(),
             tx,
-        }
+        })
     }
 
     /// The first call's answer, waiting for it while it is under way. `None` when no call is
@@ -74,7 +81,8 @@ mod tests {
         let id = WithdrawalId::new();
         assert_eq!(paying.answer_of(&id).await, None, "nothing under way");
 
-        let call = paying.start(&id);
+        let call = paying.start(&id).unwrap();
+        assert!(paying.start(&id).is_none(), "one call at a time");
         let copy = paying.answer_of(&id);
         let first = async {
             tokio::task::yield_now().await;
@@ -88,9 +96,10 @@ mod tests {
             "ended calls are forgotten"
         );
 
-        let call = paying.start(&id);
+        let call = paying.start(&id).unwrap();
         let copy = paying.answer_of(&id);
         let (answer, ()) = tokio::join!(copy, async move { drop(call) });
+        assert!(paying.start(&id).is_some(), "free again");
         assert_eq!(answer, None, "a call dropped unanswered answers nothing");
     }
 }

@@ -253,7 +253,7 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         wallets,
         google,
         bank,
-        paying: crate::paying::Paying::default(),
+        paying: Default::default(),
         pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(Duration::from_secs(
             settings.reconcile.max_age_secs,
         ))),

@@ -39,7 +39,7 @@ pub struct AppState {
     pub google: GoogleOAuth,
     pub bank: BankClient,
     /// Withdrawals whose create-payout call is under way here.
-    pub paying: crate::paying::Paying,
+    pub paying: Arc<crate::paying::Paying>,
     /// Deposits waiting for the bank's webhook.
     pub pending: Arc<crate::pending::PendingDeposits>,
     /// The current webhook secret and, during a rotation, the previous one.

@@ -110,7 +110,7 @@ fn main() {
                 .map(|r| store::SettleDeposit {
                     deposit_id: match &r.target {
                         Settling::Deposit(id) => id.clone(),
-                        Settling::Payout(_) => unreachable!("the bench settles deposits"),
+                        _ => unreachable!("the bench settles deposits"),
                     },
                     user_id: r.user_id,
                     amount: r.amount,

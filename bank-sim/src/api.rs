@@ -38,9 +38,31 @@ pub(crate) struct State {
     pub faults: Faults,
     /// How long after its creation a payout settles.
     pub payout_delay: std::time::Duration,
+    /// The refs whose first create-payout call was refused ([`Faults::refuse_first_payout_call`]).
+    pub refused_payout_refs: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl State {
+    /// The refusal of a create-payout call under the fault modes, if any: nothing is made.
+    fn payout_refusal(&self, reference: &str) -> Option<ApiError> {
+        if self.faults.refuse_payouts {
+            return Some(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "payout_refused",
+                "the beneficiary's account cannot receive payouts",
+            ));
+        }
+        let first = self.faults.refuse_first_payout_call
+            && (self.refused_payout_refs.lock().unwrap()).insert(reference.to_owned());
+        first.then(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many payout requests; try again",
+            )
+        })
+    }
+
     /// Settles `token` and wakes the delivery worker when a webhook was queued.
     pub(crate) async fn settle(
         &self,
@@ -549,6 +571,12 @@ async fn create_payout(
     authorize(&req, &state)?;
     let body = json_body(&req, payload).await?;
     let new = validate_new_payout(&body)?;
+    if let Some(refusal) = state.payout_refusal(&new.reference) {
+        if !state.faults.create_payout_delay.is_zero() {
+            tokio::time::sleep(state.faults.create_payout_delay).await;
+        }
+        return Err(refusal);
+    }
     let settle_at = crate::now_ms().saturating_add(state.payout_delay.as_millis() as i64);
     let outcome = db::create_payout(
         &state.pool,

@@ -53,6 +53,12 @@ pub struct Faults {
     pub create_order_delay: Duration,
     /// Sleep this long before answering create-payout (the payout is created first).
     pub create_payout_delay: Duration,
+    /// Refuse every create-payout with `422 payout_refused` (the beneficiary's account is
+    /// closed, say): no payout is made.
+    pub refuse_payouts: bool,
+    /// Refuse the first create-payout call of each ref with `429 rate_limited` (a refusal that
+    /// does not last: no payout is made, and a later call with the ref makes it).
+    pub refuse_first_payout_call: bool,
     /// A gateway in front of the bank answers order status and cancel calls with an HTML `404`
     /// page (a route broken by a deploy): not the bank's word.
     pub misroute_orders: bool,
@@ -328,6 +334,7 @@ impl BankSimConfig {
             notify: notify.clone(),
             faults: self.faults.clone(),
             payout_delay: self.payout_delay,
+            refused_payout_refs: Default::default(),
         })
     }
 

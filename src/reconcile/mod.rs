@@ -77,6 +77,8 @@ pub struct Reconciler {
     create_grace_ms: i64,
     /// When the backlog's gauges were last read (unix ms).
     backlog_at: std::sync::atomic::AtomicI64,
+    /// The create-payout calls under way in this process: one per withdrawal at a time.
+    paying: Arc<crate::paying::Paying>,
 }
 
 fn ms(secs: u64) -> i64 {
@@ -98,6 +100,7 @@ impl Reconciler {
             return_url: state.urls.deposit_return_url(),
             create_grace_ms,
             backlog_at: std::sync::atomic::AtomicI64::new(0),
+            paying: state.paying.clone(),
         }
     }
 

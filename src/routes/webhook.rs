@@ -191,6 +191,7 @@ async fn settle_payout(state: &AppState, event: PayoutEvent) -> Result<SettleOut
         let attach = AttachPayout {
             withdrawal_id: withdrawal.id.clone(),
             payout_id: payout.clone(),
+            answers_request: false,
             now: now_ms(),
         };
         state

@@ -6,7 +6,7 @@
 //! bank may still pay out is never returned.
 
 use crate::auth::session::{CurrentUser, SignedIn};
-use crate::bank_client::BankError;
+use crate::bank_client::{payout_for, BankError};
 use crate::error::ApiError;
 use crate::paying::{Answered, Call};
 use crate::request::{idempotency_key, StrictObject, KEY_TTL_MS};
@@ -16,7 +16,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use onramp_actors::wallet::{DebitError, SettleRequest, Settling};
 use onramp_api::ErrorCode;
-use onramp_store::domain::{now_ms, Amount, Currency, PayoutId, Settlement, Status, WithdrawalId};
+use onramp_store::domain::{
+    now_ms, Amount, Currency, FirstAnswer, PayoutId, Settlement, Status, WithdrawalId,
+};
 use onramp_store::{AttachPayout, NewWithdrawal, Withdrawal, WithdrawalResult};
 
 #[utoipa::path(
@@ -68,8 +70,13 @@ pub async fn create(
         ),
     };
     let id = withdrawal.id.clone();
-    // Before the commit: a copy that finds the row finds the call.
-    let call = state.paying.start(&id);
+    // Before the commit: a copy that finds the row finds the call. The id is new: nobody else
+    // can hold its call.
+    let Some(call) = state.paying.start(&id) else {
+        return Err(ApiError::unavailable(anyhow::anyhow!(
+            "a new withdrawal id in use"
+        )));
+    };
     let refused = match state.wallets.withdraw(withdrawal).await {
         Ok(WithdrawalResult::Applied(_)) => return pay_out(&state, &user, call, id, amount).await,
         Ok(WithdrawalResult::KeyTaken) => ApiError::conflict(
@@ -107,15 +114,24 @@ async fn pay_out(
     id: WithdrawalId,
     amount: Amount,
 ) -> Result<HttpResponse, ApiError> {
-    match state.bank.create_payout(id.as_str(), amount.paise()).await {
+    let asked = (state.bank.create_payout(id.as_str(), amount.paise()).await)
+        .and_then(|payout| payout_for(payout, id.as_str(), amount.paise()));
+    match asked {
         Ok(payout) => {
-            attach(state, &id, &payout.payout_id).await;
+            if let Err(e) = attach(state, &id, &payout.payout_id).await {
+                // The answer is not recorded, so it is not given: a copy reads the row, and it
+                // and this request must say the same. Reconciliation stores the payout later.
+                call.answered(Answered::Unanswered);
+                crate::metrics::withdrawal("bank_unanswered");
+                return Err(bank_unanswered(&id).with_cause(e));
+            }
             call.answered(Answered::Created);
             crate::metrics::withdrawal("created");
             Ok(created(&id, amount))
         }
         Err(e) if !e.may_have_acted() && matches!(e, BankError::Refused { .. }) => {
-            // A return that fails leaves the withdrawal processing: unanswered, for the copies.
+            // A return that fails leaves the withdrawal processing and `call` unanswered;
+            // reconciliation asks the bank again.
             return_money(state, user, id, amount).await?;
             call.answered(Answered::Refused);
             crate::metrics::withdrawal("bank_refused");
@@ -129,24 +145,21 @@ async fn pay_out(
     }
 }
 
-/// Stores the bank's payout id with the withdrawal. A failure is only logged: the payout is
-/// made and the withdrawal durable, and reconciliation finds the payout again by its ref.
-async fn attach(state: &AppState, id: &WithdrawalId, payout_id: &str) {
-    let Ok(payout_id) = PayoutId::parse(payout_id) else {
-        tracing::error!(withdrawal = %id, "the bank answered a payout id that is not one");
-        return;
-    };
+/// Stores the bank's payout id with the withdrawal, as its request's answer.
+async fn attach(state: &AppState, id: &WithdrawalId, payout_id: &str) -> anyhow::Result<()> {
+    let payout_id = PayoutId::parse(payout_id)
+        .map_err(|e| BankError::Invalid(format!("payout id {payout_id:?}: {e}")))?;
     let attach = AttachPayout {
         withdrawal_id: id.clone(),
         payout_id,
+        answers_request: true,
         now: now_ms(),
     };
-    if let Err(e) = state.writer.commit(attach).await {
-        tracing::warn!(withdrawal = %id, error = %e, "cannot store the payout id; reconciliation will");
-    }
+    Ok(state.writer.commit(attach).await?)
 }
 
-/// The bank refused the payout: its amount goes back to the wallet, once.
+/// The bank refused the payout: its amount goes back to the wallet, once, and the withdrawal
+/// records that its request was refused.
 async fn return_money(
     state: &AppState,
     user: &CurrentUser,
@@ -154,7 +167,7 @@ async fn return_money(
     amount: Amount,
 ) -> Result<(), ApiError> {
     let failed = SettleRequest {
-        target: Settling::Payout(id),
+        target: Settling::Refused(id),
         user_id: user.0,
         amount,
         stored_status: Status::Processing,
@@ -213,12 +226,11 @@ async fn answered_before(
     Ok(earlier.filter(|w| w.created_at >= now - KEY_TTL_MS))
 }
 
-/// The answer for a withdrawal made with an idempotency key, given again: the first answer. While
-/// the first request is still waiting for the bank here, that is its answer when it comes;
-/// otherwise it is read from the row, as the bank's word on the payout makes it now: a payout the
-/// bank made (it has a payout id, or settled) answers the `201`; one the bank refused answers
-/// `502 bank_refused` again; one the bank has not answered for yet `502 bank_unavailable` with
-/// its id.
+/// The answer for a withdrawal made with an idempotency key, given again: the first answer,
+/// whole. While the first request is still waiting for the bank here, that is its answer when it
+/// comes; otherwise the one the row recorded (`first_answer`): `201` when the bank made the
+/// payout for the request, `502 bank_refused` when it refused it, and `502 bank_unavailable` with
+/// the id when the request got no answer from the bank, however the payout ended since.
 async fn replay(
     state: &AppState,
     earlier: Withdrawal,
@@ -231,21 +243,23 @@ async fn replay(
         ));
     }
     let mut earlier = earlier;
-    if earlier.payout_id.is_none() && earlier.status == Status::Processing {
-        match state.paying.answer_of(&earlier.id).await {
-            Some(Answered::Created) => return Ok(created(&earlier.id, earlier.amount)),
-            Some(Answered::Refused) => return Err(bank_refused()),
+    if earlier.first_answer.is_none() {
+        let answer = match state.paying.answer_of(&earlier.id).await {
+            Some(Answered::Created) => Some(FirstAnswer::Created),
+            Some(Answered::Refused) => Some(FirstAnswer::Refused),
             Some(Answered::Unanswered) => return Err(bank_unanswered(&earlier.id)),
-            // The call ended before we looked: the row has its outcome now.
+            // No call under way: it ended before the row was read, or long ago.
             None => {
                 let now = state.store.withdrawal(&earlier.id).await;
-                earlier = now.map_err(ApiError::unavailable)?.unwrap_or(earlier);
+                now.map_err(ApiError::unavailable)?
+                    .and_then(|w| w.first_answer)
             }
-        }
+        };
+        earlier.first_answer = answer;
     }
-    match (&earlier.payout_id, earlier.status) {
-        (Some(_), _) | (None, Status::Success) => Ok(created(&earlier.id, earlier.amount)),
-        (None, Status::Failure) => Err(bank_refused()),
-        (None, Status::Processing) => Err(bank_unanswered(&earlier.id)),
+    match earlier.first_answer {
+        Some(FirstAnswer::Created) => Ok(created(&earlier.id, earlier.amount)),
+        Some(FirstAnswer::Refused) => Err(bank_refused()),
+        None => Err(bank_unanswered(&earlier.id)),
     }
 }

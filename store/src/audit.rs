@@ -217,6 +217,13 @@ pub(crate) const CHECKS: &[(&str, &str)] = &[
                 OR rc.user_id IS DISTINCT FROM w.user_id))",
     ),
     (
+        "a withdrawal still processing with no payout check scheduled (nothing would ever end it \
+         but the bank's webhook)",
+        "SELECT w.id FROM withdrawals AS w \
+         LEFT JOIN pending_withdrawals AS p ON p.withdrawal_id = w.id \
+         WHERE w.status = 'processing' AND p.withdrawal_id IS NULL",
+    ),
+    (
         "a withdrawal or payout entry for no withdrawal",
         "SELECT e.ref FROM ledger_entries AS e LEFT JOIN withdrawals AS w ON w.id = e.ref \
          WHERE e.kind IN ('withdrawal', 'payout', 'payout_return') AND w.id IS NULL",

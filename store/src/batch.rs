@@ -10,7 +10,7 @@ use super::{
     Balance, Batch, DepositInsert, Outcomes, SettleResult, StateUse, StoreError, TransferResult,
     WithdrawalResult,
 };
-use crate::domain::{DepositId, EmailKey, ProviderSub, UserId};
+use crate::domain::{DepositId, EmailKey, FirstAnswer, ProviderSub, UserId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -97,6 +97,8 @@ pub(super) struct WithdrawalItem<'a> {
 pub(super) struct PayoutItem<'a> {
     pub withdrawal: &'a str,
     pub payout_id: &'a str,
+    /// `created` when it answers the withdrawal's request, else null (kept as it was).
+    pub answer: Option<&'static str>,
     pub now: i64,
 }
 
@@ -108,6 +110,8 @@ pub(super) struct PayoutSettleItem<'a> {
     pub withdrawal: &'a str,
     /// `success` or `failure`: the withdrawal's new status.
     pub status: &'static str,
+    /// `refused` when the bank refused the withdrawal's request, else null (kept as it was).
+    pub answer: Option<&'static str>,
     pub now: i64,
     #[serde(skip)]
     pub user: String,
@@ -244,6 +248,7 @@ impl<'a> Plan<'a> {
                 .map(|p| PayoutItem {
                     withdrawal: p.withdrawal_id.as_str(),
                     payout_id: p.payout_id.as_str(),
+                    answer: (p.answers_request).then_some(FirstAnswer::Created.as_str()),
                     now: p.now,
                 })
                 .collect(),
@@ -410,6 +415,7 @@ fn first_payout_settlements(batch: &Batch) -> Vec<PayoutSettleItem<'_>> {
             pos,
             withdrawal: s.withdrawal_id.as_str(),
             status: s.outcome.status().as_str(),
+            answer: (s.refused_request).then_some(FirstAnswer::Refused.as_str()),
             now: s.now,
             user: s.user_id.to_string(),
         })

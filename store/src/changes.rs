@@ -140,6 +140,9 @@ pub enum WithdrawalResult {
 pub struct AttachPayout {
     pub withdrawal_id: WithdrawalId,
     pub payout_id: PayoutId,
+    /// The bank's answer to the withdrawal's own request (its first answer is then `201`), not
+    /// to reconciliation or a webhook.
+    pub answers_request: bool,
     pub now: i64,
 }
 
@@ -154,6 +157,9 @@ pub struct SettlePayout {
     pub user_id: UserId,
     pub amount: Amount,
     pub outcome: Settlement,
+    /// The bank refused the withdrawal's own request (its first answer is then
+    /// `502 bank_refused`): recorded with the failure, when it applies.
+    pub refused_request: bool,
     pub now: i64,
 }
 

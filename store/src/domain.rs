@@ -267,6 +267,32 @@ impl Status {
     }
 }
 
+/// What a withdrawal's own request answered, from the bank's answer to its create-payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstAnswer {
+    /// The bank made the payout: `201`.
+    Created,
+    /// The bank refused it and the money went back: `502 bank_refused`.
+    Refused,
+}
+
+impl FirstAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirstAnswer::Created => "created",
+            FirstAnswer::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "created" => Ok(FirstAnswer::Created),
+            "refused" => Ok(FirstAnswer::Refused),
+            other => Err(format!("unknown first answer {other:?}")),
+        }
+    }
+}
+
 /// The final outcome the bank reports for an order or a payout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Settlement {

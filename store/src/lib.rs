@@ -16,8 +16,8 @@ mod redact;
 mod sqlite;
 
 use crate::domain::{
-    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, PayoutId, SessionHash,
-    TransferId, UserId, WithdrawalId, WithdrawalStatus,
+    Amount, BankToken, Currency, DepositId, DepositStatus, EmailKey, FirstAnswer, PayoutId,
+    SessionHash, TransferId, UserId, WithdrawalId, WithdrawalStatus,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -111,6 +111,9 @@ pub struct Withdrawal {
     pub status: WithdrawalStatus,
     /// The bank's id for its payout, once the bank answered.
     pub payout_id: Option<String>,
+    /// What its own request answered, when the bank answered that request (not read by the
+    /// history, where it is `None`).
+    pub first_answer: Option<FirstAnswer>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -290,6 +293,7 @@ struct WithdrawalRow {
     currency: String,
     status: String,
     payout_id: Option<String>,
+    first_answer: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -305,6 +309,10 @@ impl TryFrom<WithdrawalRow> for Withdrawal {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status: WithdrawalStatus::parse(&r.status).map_err(StoreError::Corrupt)?,
             payout_id: r.payout_id,
+            first_answer: (r.first_answer.as_deref())
+                .map(FirstAnswer::parse)
+                .transpose()
+                .map_err(StoreError::Corrupt)?,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -445,6 +453,8 @@ impl HistoryRow {
                     currency: self.currency,
                     status: self.status,
                     payout_id: self.bank_token,
+                    // The history does not say it.
+                    first_answer: None,
                     created_at: self.created_at,
                     updated_at: self.updated_at,
                 },

@@ -59,10 +59,12 @@ WITH input AS (
     SELECT * FROM UNNEST($12::int8[], $13::text[], $14::text[], $15::int8[], $16::text[], $17::int8[])
         AS w(seq, id, user_id, amount, currency, now)
 ), payout_input AS (
-    SELECT * FROM UNNEST($18::int8[], $19::text[], $20::text[], $21::int8[])
-        AS u(seq, withdrawal_id, status, now)
+    SELECT * FROM UNNEST($18::int8[], $19::text[], $20::text[], $21::int8[], $22::text[])
+        AS u(seq, withdrawal_id, status, now, answer)
 ), paid AS (
-    UPDATE withdrawals AS w SET status = i.status, updated_at = i.now FROM payout_input AS i
+    UPDATE withdrawals AS w SET status = i.status,
+        first_answer = COALESCE(i.answer, w.first_answer), updated_at = i.now
+    FROM payout_input AS i
     WHERE w.id = i.withdrawal_id AND w.status = 'processing'
     RETURNING i.seq, w.id, i.status, w.user_id, w.amount, w.currency, i.now
 ), moves AS (
@@ -365,13 +367,15 @@ async fn write_withdrawal_schedule(run: &mut Run<'_>, plan: &Plan<'_>) -> Result
 async fn write_payouts(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreError> {
     let p = &plan.payouts;
     sqlx::query(
-        "UPDATE withdrawals AS w SET payout_id = p.payout_id, updated_at = p.now \
-         FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS p(id, payout_id, now) \
+        "UPDATE withdrawals AS w SET payout_id = p.payout_id, \
+         first_answer = COALESCE(p.answer, w.first_answer), updated_at = p.now \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[]) AS p(id, payout_id, now, answer) \
          WHERE w.id = p.id",
     )
     .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
     .bind(p.iter().map(|p| p.payout_id).collect::<Vec<_>>())
     .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
+    .bind(p.iter().map(|p| p.answer).collect::<Vec<_>>())
     .execute(run.next()?)
     .await?;
     Ok(())
@@ -548,6 +552,7 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
         .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
         .bind(p.iter().map(|p| p.status).collect::<Vec<_>>())
         .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.answer).collect::<Vec<_>>())
         .fetch_all(run.next()?)
         .await?;
     for (tag, seq, user, paise, entry) in rows {

@@ -29,8 +29,8 @@ pub(crate) const DEPOSIT: &str = select_deposits!("WHERE id = $1");
 macro_rules! select_withdrawals {
     ($rest:literal) => {
         concat!(
-            "SELECT id, user_id, amount, currency, status, payout_id, created_at, updated_at \
-             FROM withdrawals ",
+            "SELECT id, user_id, amount, currency, status, payout_id, first_answer, created_at, \
+             updated_at FROM withdrawals ",
             $rest
         )
     };
@@ -43,8 +43,8 @@ pub(crate) const WITHDRAWAL_BY_KEY: &str =
 
 /// The withdrawals waiting for the bank whose payout check is due, soonest first.
 pub(crate) const DUE_WITHDRAWALS: &str =
-    "SELECT w.id, w.user_id, w.amount, w.currency, w.status, w.payout_id, w.created_at, \
-     w.updated_at, p.checks, p.next_check_at \
+    "SELECT w.id, w.user_id, w.amount, w.currency, w.status, w.payout_id, w.first_answer, \
+     w.created_at, w.updated_at, p.checks, p.next_check_at \
      FROM pending_withdrawals AS p JOIN withdrawals AS w ON w.id = p.withdrawal_id \
      WHERE p.next_check_at <= $1 ORDER BY p.next_check_at LIMIT $2";
 pub(crate) const DEPOSIT_BY_TOKEN: &str = select_deposits!("WHERE bank_token = $1");

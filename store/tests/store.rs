@@ -392,6 +392,8 @@ async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
             user_id: bilal,
             amount: common::paise(paise),
             outcome,
+            // The failed one's request was refused: both record it alike.
+            refused_request: i == 1,
             now: 6,
         };
         store
@@ -445,11 +447,18 @@ async fn one_mixed_batch_writes_the_same_ledger_on_both_databases() {
                  LEFT JOIN users AS u ON u.id = a.user_id ORDER BY 1",
             )
             .await;
+        let withdrawn = db
+            .strings(
+                "SELECT id || ' ' || status || ' ' || COALESCE(first_answer, '-') \
+                 FROM withdrawals ORDER BY id",
+            )
+            .await;
         let audit = store.audit().await.unwrap();
         assert!(audit.is_ok(), "{backend:?}: {audit}");
         ledgers.push((
             ledger,
             balances,
+            withdrawn,
             outcomes.settlements,
             outcomes.transfers,
             outcomes.sign_in_states,

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use onramp_store::domain::{
-    Currency, DepositId, PayoutId, Settlement, Status, UserId, WithdrawalId,
+    Currency, DepositId, FirstAnswer, PayoutId, Settlement, Status, UserId, WithdrawalId,
 };
 use onramp_store::{
     AttachPayout, ForgetPendingWithdrawal, NewWithdrawal, ScheduleWithdrawalCheck, SettlePayout,
@@ -42,6 +42,7 @@ fn payout_end(w: &NewWithdrawal, outcome: Settlement) -> SettlePayout {
         user_id: w.user_id,
         amount: w.amount,
         outcome,
+        refused_request: false,
         now: w.now + 10,
     }
 }
@@ -88,6 +89,7 @@ async fn a_withdrawal_leaves_at_once_and_its_payout_ends_it_once(backend: Backen
         .commit(&batch![AttachPayout {
             withdrawal_id: paid.id.clone(),
             payout_id: payout.clone(),
+            answers_request: true,
             now: 7
         }])
         .await
@@ -96,6 +98,11 @@ async fn a_withdrawal_leaves_at_once_and_its_payout_ends_it_once(backend: Backen
     assert_eq!(
         (found.id, found.status),
         (paid.id.clone(), Status::Processing)
+    );
+    assert_eq!(
+        found.first_answer,
+        Some(FirstAnswer::Created),
+        "the request's answer"
     );
 
     // Both ends in one batch, each sent twice: each applies once.
@@ -132,6 +139,27 @@ async fn a_withdrawal_leaves_at_once_and_its_payout_ends_it_once(backend: Backen
     };
     assert_eq!(status(&paid.id).await, Status::Success);
     assert_eq!(status(&failed.id).await, Status::Failure);
+    let failed_row = store.withdrawal(&failed.id).await.unwrap().unwrap();
+    assert_eq!(
+        failed_row.first_answer, None,
+        "its request was never answered"
+    );
+
+    // The bank refused a request: the money is back, and the request's answer is recorded once.
+    let refused = withdrawal(asha, 50, None, 8);
+    assert_eq!(applied(&store, &refused).await, 650);
+    let refusal = SettlePayout {
+        refused_request: true,
+        ..payout_end(&refused, Settlement::Failure)
+    };
+    let ends = store
+        .commit(&batch![refusal.clone(), refusal])
+        .await
+        .unwrap();
+    assert_eq!(settled(&ends.payout_settlements[0]).unwrap().paise, 700);
+    assert_eq!(ends.payout_settlements[1], SettleResult::NotProcessing);
+    let refused_row = store.withdrawal(&refused.id).await.unwrap().unwrap();
+    assert_eq!(refused_row.first_answer, Some(FirstAnswer::Refused));
     let entries = db
         .strings(
             "SELECT e.kind || ' ' || COALESCE(f.system, 'wallet') || ' -> ' \
@@ -149,6 +177,8 @@ async fn a_withdrawal_leaves_at_once_and_its_payout_ends_it_once(backend: Backen
             "withdrawal wallet -> payouts_in_flight 200",
             "payout payouts_in_flight -> bank_clearing 300",
             "payout_return payouts_in_flight -> wallet 200",
+            "withdrawal wallet -> payouts_in_flight 50",
+            "payout_return payouts_in_flight -> wallet 50",
         ]
     );
     let audit = store.audit().await.unwrap();
@@ -160,7 +190,7 @@ async fn a_withdrawal_leaves_at_once_and_its_payout_ends_it_once(backend: Backen
             audit.withdrawing,
             audit.in_flight
         ),
-        (2, 300, 0, 0)
+        (3, 300, 0, 0)
     );
     assert_eq!((audit.deposited, audit.users_total), (1_000, 700));
 }
@@ -252,12 +282,23 @@ async fn the_audit_names_a_withdrawal_whose_money_is_wrong(backend: Backend) {
     ))
     .await
     .unwrap();
+    // Another, still processing, that lost its place in reconciliation's schedule.
+    let unscheduled = withdrawal(asha, 100, None, 6);
+    applied(&store, &unscheduled).await;
+    db.execute(&format!(
+        "DELETE FROM pending_withdrawals WHERE withdrawal_id = '{}'",
+        unscheduled.id
+    ))
+    .await
+    .unwrap();
     let report = store.audit().await.unwrap();
     let text = report.to_string();
     for wanted in [
+        "a withdrawal still processing with no payout check scheduled",
+        unscheduled.id.as_str(),
         "a withdrawal whose payout's end does not match its status",
         w.id.as_str(),
-        "payouts in flight hold 250 paise but the withdrawals still processing total 0 paise",
+        "payouts in flight hold 350 paise but the withdrawals still processing total 100 paise",
     ] {
         assert!(text.contains(wanted), "{wanted:?} not in:\n{text}");
     }

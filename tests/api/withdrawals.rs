@@ -16,6 +16,9 @@ on_both_databases!(
     payout_webhooks_that_name_no_withdrawal_or_disagree_are_refused,
     a_bank_that_is_down_keeps_the_money_held_until_it_answers,
     a_payout_made_but_answered_after_the_timeout_is_paid_once_and_never_returned,
+    a_payout_the_bank_refuses_comes_back_at_once_and_its_key_answers_the_refusal,
+    a_payout_refused_after_the_bank_was_down_comes_back_and_its_key_answers_as_first,
+    a_refusal_that_does_not_last_returns_the_money_and_no_payout_is_made_after,
 );
 
 async fn code_of(r: reqwest::Response) -> (u16, Value) {
@@ -256,44 +259,9 @@ async fn payout_webhooks_that_name_no_withdrawal_or_disagree_are_refused(backend
 /// with the same ref and the withdrawal ends as the bank says: paid for one, failed and returned
 /// for the other (an amount ending in 13).
 async fn a_bank_that_is_down_keeps_the_money_held_until_it_answers(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let bank_db = format!("sqlite://{}/bank.db", dir.path().display());
-    let bank_addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let app = spawn_app_with(backend, |s| {
-        s.dev.bank_enabled = Some(false);
-        s.bank.api_url = Some(format!("http://{bank_addr}"));
-        s.bank.timeout_ms = 500;
-        s.reconcile.first_after_secs = 0;
-        s.reconcile.every_secs = 1;
-        s.reconcile.scan_ms = 100;
-    })
-    .await;
-    let config = {
-        let webhook_url = format!("{}/api/webhooks/bank", app.address);
-        let mut c = onramp::dev::bank_sim_config(&app.settings, &webhook_url);
-        c.database_url = bank_db.clone();
-        c.payout_delay = Duration::from_millis(200);
-        c
-    };
-    let bank = onramp_bank_sim::BankSim::start(
-        std::net::TcpListener::bind(bank_addr).unwrap(),
-        config.clone(),
-    )
-    .await
-    .unwrap();
+    let (app, bank) = app_with_its_own_bank(backend).await;
     let gita = app.signed_in("gita@example.com", "Gita").await;
-    let deposit = gita.deposit(9_000).await;
-    let token = app.token_of(deposit["id"].as_str().unwrap()).await;
-    onramp_test_support::Bank::new(&bank.url(), &app.bank_api_key())
-        .settle(&token, true)
-        .await;
-    assert_eq!(
-        gita.wait_final(deposit["id"].as_str().unwrap()).await,
-        "success"
-    );
+    bank.fund(&app, &gita, 9_000).await;
     bank.stop().await;
 
     let mut held = Vec::new();
@@ -325,10 +293,7 @@ async fn a_bank_that_is_down_keeps_the_money_held_until_it_answers(backend: Back
     }
     assert_eq!(gita.balance().await, 5_987);
 
-    let bank =
-        onramp_bank_sim::BankSim::start(std::net::TcpListener::bind(bank_addr).unwrap(), config)
-            .await
-            .unwrap();
+    bank.start(false).await;
     assert_eq!(gita.wait_final(&held[0]).await, "success");
     assert_eq!(gita.wait_final(&held[1]).await, "failure");
     assert_eq!(
@@ -339,6 +304,182 @@ async fn a_bank_that_is_down_keeps_the_money_held_until_it_answers(backend: Back
     app.assert_books_balance().await;
     app.assert_audit_passes().await;
     bank.stop().await;
+}
+
+/// The bank refuses the payout (`422`, no payout made): the money is back before the answer,
+/// `502 bank_refused`, and the key answers that again and takes nothing.
+async fn a_payout_the_bank_refuses_comes_back_at_once_and_its_key_answers_the_refusal(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| s.dev.bank_refuse_payouts = true).await;
+    let ira = app.funded("ira@example.com", "Ira", 3_000).await;
+    let (status, body) = code_of(ira.withdraw_with_key(1_000, Some("r1")).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("bank_refused"))
+    );
+    assert_eq!(ira.balance().await, 3_000, "back before the answer");
+    let items = ira.transactions().await;
+    let withdrawal = items.iter().find(|i| i["kind"] == "withdrawal").unwrap();
+    assert_eq!(withdrawal["status"], "failure");
+    let id = withdrawal["id"].as_str().unwrap().to_owned();
+    assert_eq!(entries_of(&app, &id).await, ["withdrawal", "payout_return"]);
+
+    let (status, body) = code_of(ira.withdraw_with_key(1_000, Some("r1")).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("bank_refused")),
+        "the first answer again"
+    );
+    assert_eq!(ira.balance().await, 3_000);
+    assert_eq!(entries_of(&app, &id).await, ["withdrawal", "payout_return"]);
+    app.assert_audit_passes().await;
+}
+
+/// The bank is down when a withdrawal is made (`502 bank_unavailable`), and once back it refuses
+/// the payout reconciliation asks for: it made none, so the money comes back, once. The key
+/// still answers what the request was answered: `bank_unavailable`, with the id.
+async fn a_payout_refused_after_the_bank_was_down_comes_back_and_its_key_answers_as_first(
+    backend: Backend,
+) {
+    let (app, bank) = app_with_its_own_bank(backend).await;
+    let jai = app.signed_in("jai@example.com", "Jai").await;
+    bank.fund(&app, &jai, 5_000).await;
+    bank.stop().await;
+    let (status, body) = code_of(jai.withdraw_with_key(4_000, Some("j1")).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("bank_unavailable"))
+    );
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(jai.balance().await, 1_000, "held while the bank may pay it");
+
+    bank.start(true).await;
+    assert_eq!(jai.wait_final(&id).await, "failure");
+    assert_eq!(jai.balance().await, 5_000, "the refused payout came back");
+    let (status, body) = code_of(jai.withdraw_with_key(4_000, Some("j1")).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["id"].as_str()),
+        (502, Some("bank_unavailable"), Some(id.as_str())),
+        "the first answer, whole"
+    );
+    assert_eq!(jai.balance().await, 5_000);
+    assert_eq!(entries_of(&app, &id).await, ["withdrawal", "payout_return"]);
+    app.assert_audit_passes().await;
+    bank.stop().await;
+}
+
+/// The bank refuses the request's create-payout for a moment (`429`: it made none), and answers
+/// it 1.5 s late while reconciliation looks every 100 ms at withdrawals due at once. Nothing asks
+/// the bank for the payout while the request is asking, so the money comes back once, and the
+/// bank makes no payout of money the app gave back.
+async fn a_refusal_that_does_not_last_returns_the_money_and_no_payout_is_made_after(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.dev.bank_refuse_first_payout_call = true;
+        s.dev.create_payout_delay_ms = 1_500;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 1;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let kai = app.funded("kai@example.com", "Kai", 2_000).await;
+    let (status, body) = code_of(kai.withdraw(1_500).await).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("bank_refused"))
+    );
+    assert_eq!(kai.balance().await, 2_000);
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    let items = kai.transactions().await;
+    let withdrawal = items.iter().find(|i| i["kind"] == "withdrawal").unwrap();
+    assert_eq!(withdrawal["status"], "failure");
+    let id = withdrawal["id"].as_str().unwrap().to_owned();
+    let payouts = app
+        .db
+        .scalar("SELECT COUNT(*) FROM withdrawals WHERE payout_id IS NOT NULL")
+        .await;
+    assert_eq!(payouts, 0, "the bank made no payout for it");
+    assert!(
+        (app.bank().deliveries().await.iter()).all(|d| d.payout_id.is_none()),
+        "no payout webhook"
+    );
+    assert_eq!(entries_of(&app, &id).await, ["withdrawal", "payout_return"]);
+    assert_eq!(kai.balance().await, 2_000);
+    app.assert_audit_passes().await;
+}
+
+/// An app whose bank simulator runs on its own in the test, so that the test can stop it and
+/// start it again (refusing payouts, if asked) on the same address and database; reconciliation
+/// looks every 100 ms and the bank's calls time out after 500 ms.
+async fn app_with_its_own_bank(backend: Backend) -> (TestApp, OwnBank) {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = spawn_app_with(backend, |s| {
+        s.dev.bank_enabled = Some(false);
+        s.bank.api_url = Some(format!("http://{addr}"));
+        s.bank.timeout_ms = 500;
+        s.reconcile.first_after_secs = 0;
+        s.reconcile.every_secs = 1;
+        s.reconcile.scan_ms = 100;
+    })
+    .await;
+    let webhook_url = format!("{}/api/webhooks/bank", app.address);
+    let mut config = onramp::dev::bank_sim_config(&app.settings, &webhook_url);
+    config.database_url = format!("sqlite://{}/bank.db", dir.path().display());
+    config.payout_delay = Duration::from_millis(200);
+    let bank = OwnBank {
+        addr,
+        config,
+        api_key: app.bank_api_key(),
+        running: std::sync::Mutex::new(None),
+        _dir: dir,
+    };
+    bank.start(false).await;
+    (app, bank)
+}
+
+struct OwnBank {
+    addr: std::net::SocketAddr,
+    config: onramp_bank_sim::BankSimConfig,
+    api_key: String,
+    running: std::sync::Mutex<Option<onramp_bank_sim::BankSim>>,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnBank {
+    async fn start(&self, refuse_payouts: bool) {
+        let mut config = self.config.clone();
+        config.faults.refuse_payouts = refuse_payouts;
+        let listener = std::net::TcpListener::bind(self.addr).unwrap();
+        let bank = onramp_bank_sim::BankSim::start(listener, config)
+            .await
+            .unwrap();
+        *self.running.lock().unwrap() = Some(bank);
+    }
+
+    async fn stop(&self) {
+        let bank = self.running.lock().unwrap().take();
+        if let Some(bank) = bank {
+            bank.stop().await;
+        }
+    }
+
+    /// A deposit of `paise`, approved at this bank and credited.
+    async fn fund(&self, app: &TestApp, person: &onramp_test_support::Browser, paise: i64) {
+        let deposit = person.deposit(paise).await;
+        let id = deposit["id"].as_str().unwrap();
+        let token = app.token_of(id).await;
+        let url = format!("http://{}", self.addr);
+        onramp_test_support::Bank::new(&url, &self.api_key)
+            .settle(&token, true)
+            .await;
+        assert_eq!(person.wait_final(id).await, "success");
+    }
 }
 
 /// The bank makes the payout but answers create-payout after the app's timeout (twice): `502`

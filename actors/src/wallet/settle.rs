@@ -17,6 +17,9 @@ use tokio::sync::oneshot;
 pub enum Settling {
     Deposit(DepositId),
     Payout(WithdrawalId),
+    /// The bank refused the withdrawal's own create-payout request: its payout fails, and the
+    /// withdrawal records that its request was answered `bank_refused`.
+    Refused(WithdrawalId),
 }
 
 impl Settling {
@@ -29,6 +32,7 @@ impl Settling {
         outcome: Settlement,
     ) -> Result<SettleResult, WriteError> {
         let now = now_ms();
+        let refused_request = matches!(self, Settling::Refused(_));
         match self {
             Settling::Deposit(deposit_id) => {
                 let change = SettleDeposit {
@@ -40,8 +44,9 @@ impl Settling {
                 };
                 writer.commit(change).await
             }
-            Settling::Payout(withdrawal_id) => {
+            Settling::Payout(withdrawal_id) | Settling::Refused(withdrawal_id) => {
                 let change = SettlePayout {
+                    refused_request,
                     withdrawal_id,
                     user_id,
                     amount,
@@ -57,7 +62,9 @@ impl Settling {
     async fn stored(&self, store: &dyn Store) -> Result<Status, StoreError> {
         let status = match self {
             Settling::Deposit(id) => store.deposit(id).await?.map(|d| d.status),
-            Settling::Payout(id) => store.withdrawal(id).await?.map(|w| w.status),
+            Settling::Payout(id) | Settling::Refused(id) => {
+                store.withdrawal(id).await?.map(|w| w.status)
+            }
         };
         status.ok_or_else(|| StoreError::Corrupt(format!("{self:?} vanished")))
     }
@@ -66,7 +73,9 @@ impl Settling {
     fn count(&self, amount: Amount) {
         let (count, paise) = match self {
             Settling::Deposit(_) => ("onramp_credits_total", "onramp_credited_paise_total"),
-            Settling::Payout(_) => ("onramp_payout_returns_total", "onramp_returned_paise_total"),
+            Settling::Payout(_) | Settling::Refused(_) => {
+                ("onramp_payout_returns_total", "onramp_returned_paise_total")
+            }
         };
         metrics::counter!(count).increment(1);
         metrics::counter!(paise).increment(amount.paise() as u64);

@@ -8,6 +8,8 @@ CREATE TABLE withdrawals (
     currency         TEXT COLLATE "C" NOT NULL,
     status           TEXT COLLATE "C" NOT NULL CHECK (status IN ('processing', 'success', 'failure')),
     payout_id        TEXT COLLATE "C" UNIQUE,
+    -- What the bank's answer to the request made it answer (SQLite's migration 7 says more).
+    first_answer     TEXT COLLATE "C" CHECK (first_answer IN ('created', 'refused')),
     idempotency_key  TEXT COLLATE "C",
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL

@@ -5,6 +5,9 @@
 -- its payout: `success` moves the amount on to `bank_clearing` (kind `payout`), `failure` returns
 -- it to the wallet (kind `payout_return`). Each of the three entries exists at most once per
 -- withdrawal (`UNIQUE (kind, ref)`). `payout_id` is the bank's id, once the bank answered.
+-- `first_answer` is what the bank's answer to the withdrawal's own request made it answer
+-- (`created`: 201, `refused`: 502 bank_refused; null: no answer, 502 bank_unavailable), so that a
+-- copy of the request with its Idempotency-Key answers the same.
 -- `pending_withdrawals` is reconciliation's schedule, keyed by the next check time, as
 -- `pending_deposits` is for deposits.
 
@@ -15,6 +18,7 @@ CREATE TABLE withdrawals (
     currency         TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('processing', 'success', 'failure')),
     payout_id        TEXT UNIQUE,
+    first_answer     TEXT CHECK (first_answer IN ('created', 'refused')),
     idempotency_key  TEXT,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL

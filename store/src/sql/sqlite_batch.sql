@@ -124,7 +124,8 @@ SELECT n.r ->> '$.first_check', w.id, w.created_at
 FROM temp.batch_withdrawals AS n CROSS JOIN withdrawals AS w ON w.id = n.r ->> '$.id';
 
 -- when: payouts
-UPDATE withdrawals SET payout_id = p.r ->> '$.payout_id', updated_at = p.r ->> '$.now'
+UPDATE withdrawals SET payout_id = p.r ->> '$.payout_id',
+    first_answer = COALESCE(p.r ->> '$.answer', first_answer), updated_at = p.r ->> '$.now'
 FROM temp.batch_payouts AS p WHERE withdrawals.id = p.r ->> '$.withdrawal';
 
 -- Settlements: those whose deposit is still processing are applied; the rest change nothing.
@@ -146,13 +147,15 @@ FROM temp.settling AS s WHERE deposits.id = s.deposit_id;
 DELETE FROM temp.paying;
 
 -- when: payout_settlements
-INSERT INTO temp.paying (seq, withdrawal_id, status, user_id, amount, currency, now)
-SELECT s.r ->> '$.pos', w.id, s.r ->> '$.status', w.user_id, w.amount, w.currency, s.r ->> '$.now'
+INSERT INTO temp.paying (seq, withdrawal_id, status, answer, user_id, amount, currency, now)
+SELECT s.r ->> '$.pos', w.id, s.r ->> '$.status', s.r ->> '$.answer', w.user_id, w.amount,
+       w.currency, s.r ->> '$.now'
 FROM temp.batch_payout_settlements AS s CROSS JOIN withdrawals AS w ON w.id = s.r ->> '$.withdrawal'
 WHERE w.status = 'processing';
 
 -- when: payout_settlements
-UPDATE withdrawals SET status = s.status, updated_at = s.now
+UPDATE withdrawals SET status = s.status, first_answer = COALESCE(s.answer, first_answer),
+    updated_at = s.now
 FROM temp.paying AS s WHERE withdrawals.id = s.withdrawal_id;
 
 -- The batch's ledger entries, in order: each credit moves money from bank clearing to the user,

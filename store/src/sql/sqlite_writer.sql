@@ -63,6 +63,7 @@ CREATE TEMP TABLE paying (
     seq            INTEGER PRIMARY KEY,  -- its position among the batch's payouts' ends
     withdrawal_id  TEXT NOT NULL,
     status         TEXT NOT NULL,
+    answer         TEXT,                 -- `refused`: the bank refused the request itself
     user_id        TEXT NOT NULL,
     amount         INTEGER NOT NULL,
     currency       TEXT NOT NULL,
