@@ -244,14 +244,7 @@ impl<'a> Plan<'a> {
             withdrawals: (batch.withdrawals.iter().enumerate())
                 .map(WithdrawalItem::of)
                 .collect(),
-            payouts: (batch.payouts.iter())
-                .map(|p| PayoutItem {
-                    withdrawal: p.withdrawal_id.as_str(),
-                    payout_id: p.payout_id.as_str(),
-                    answer: (p.answers_request).then_some(FirstAnswer::Created.as_str()),
-                    now: p.now,
-                })
-                .collect(),
+            payouts: one_payout_each(batch),
             payout_settles: first_payout_settlements(batch),
             withdrawal_checks: (batch.withdrawal_checks.iter())
                 .map(|c| CheckItem {
@@ -404,6 +397,31 @@ fn first_settlements(batch: &Batch) -> Vec<SettleItem<'_>> {
             user: s.user_id.to_string(),
         })
         .collect()
+}
+
+/// One payout id per withdrawal in the batch: an update that joins two rows for one target
+/// applies one of them, which one unsaid (on both databases), so the request's answer must not
+/// ride on a row of its own. The bank holds one payout per ref: the ids agree, and the first is
+/// kept; the answer is `created` when any of them answered the request.
+fn one_payout_each(batch: &Batch) -> Vec<PayoutItem<'_>> {
+    let mut items: Vec<PayoutItem> = Vec::new();
+    let mut at: HashMap<&crate::domain::WithdrawalId, usize> = HashMap::new();
+    for p in &batch.payouts {
+        let answer = (p.answers_request).then_some(FirstAnswer::Created.as_str());
+        match at.get(&p.withdrawal_id) {
+            Some(&i) => items[i].answer = items[i].answer.or(answer),
+            None => {
+                at.insert(&p.withdrawal_id, items.len());
+                items.push(PayoutItem {
+                    withdrawal: p.withdrawal_id.as_str(),
+                    payout_id: p.payout_id.as_str(),
+                    answer,
+                    now: p.now,
+                });
+            }
+        }
+    }
+    items
 }
 
 /// The first settlement of each withdrawal's payout in the batch.

@@ -21,6 +21,7 @@ on_both_databases!(
     a_withdrawal_key_answers_once_and_an_overdraft_is_refused,
     the_schedule_holds_a_withdrawal_until_it_is_forgotten,
     the_audit_names_a_withdrawal_whose_money_is_wrong,
+    two_stores_of_one_payout_id_in_a_batch_keep_the_requests_answer,
 );
 
 fn withdrawal(user: UserId, paise: i64, key: Option<&str>, now: i64) -> NewWithdrawal {
@@ -301,5 +302,34 @@ async fn the_audit_names_a_withdrawal_whose_money_is_wrong(backend: Backend) {
         "payouts in flight hold 350 paise but the withdrawals still processing total 100 paise",
     ] {
         assert!(text.contains(wanted), "{wanted:?} not in:\n{text}");
+    }
+}
+
+/// The request and a webhook that found the withdrawal by its ref both store the payout id, in
+/// the same group commit, in either order: the request's answer is kept.
+async fn two_stores_of_one_payout_id_in_a_batch_keep_the_requests_answer(backend: Backend) {
+    let Fixture { store, _dir, .. } = fixture(backend).await;
+    let asha = funded(&store, 1_000).await;
+    for request_first in [false, true] {
+        let w = withdrawal(asha, 100, None, 5);
+        applied(&store, &w).await;
+        let attach = |answers_request| AttachPayout {
+            withdrawal_id: w.id.clone(),
+            payout_id: PayoutId::parse(&format!("po_{}", w.id)).unwrap(),
+            answers_request,
+            now: 6,
+        };
+        let batch = if request_first {
+            batch![attach(true), attach(false)]
+        } else {
+            batch![attach(false), attach(true)]
+        };
+        store.commit(&batch).await.unwrap();
+        let row = store.withdrawal(&w.id).await.unwrap().unwrap();
+        assert_eq!(
+            row.first_answer,
+            Some(FirstAnswer::Created),
+            "request first: {request_first}"
+        );
     }
 }
