@@ -10,25 +10,40 @@
 # stopped on exit. Reports (table and JSON) go to target/bench/<db>-<scenario>.{txt,json}.
 #
 # The transfer scenarios are transfers-random, transfers-hot-sender and transfers-crossing
-# (`transfers` names all three). After each, `onramp audit` checks the books of the same
-# database (with the app stopped); its output goes to target/bench/<db>-<scenario>.audit.txt,
-# and the run fails when it exits non-zero, as when the load tool's own check fails.
+# (`transfers` names all three). `withdrawals` makes many concurrent withdrawals (the bank's
+# payouts, some failing by the 13 rule, some over the balance) and sets their rate beside the
+# same run's deposit creations; `mixed` runs deposit webhooks, transfers and withdrawals at once
+# on the same wallets. For these two the app's bank simulator sends every payout webhook twice
+# and out of order (ONRAMP__DEV__WEBHOOK_DUPLICATES=1, ONRAMP__DEV__WEBHOOK_REORDER=true, unless
+# set otherwise), and the load tool waits for every payout to settle before its check (failing
+# once 60 s pass without any settling).
+# After each of these scenarios, `onramp audit` checks the books of the same database (with the
+# app stopped); its output goes to target/bench/<db>-<scenario>.audit.txt, and the run fails
+# when it exits non-zero, as when the load tool's own check fails.
 #
 #   LOAD_ARGS="--users 200 --healthz-secs 1" TRANSFER_ARGS="--transfers 2000" \
 #       bench/run.sh sqlite transfers-crossing
+#   LOAD_ARGS="--users 50 --healthz-secs 1" WITHDRAWAL_ARGS="--withdrawals 2000" \
+#       TRANSFER_ARGS="--transfers 2000" bench/run.sh sqlite withdrawals mixed
 #
 # Environment:
 #   LOAD_ARGS="--deposits 5000 …"   extra options for `onramp-load` (see `onramp-load --help`)
 #   TRANSFER_ARGS="--transfers 2000 --with-deposits …"
-#                                   extra options for the transfers-* scenarios only (the load
-#                                   tool refuses --transfers, --with-deposits [N],
-#                                   --over-balance and --read-concurrency elsewhere)
+#                                   extra options for the transfers-* and mixed scenarios only
+#                                   (the load tool refuses --transfers and --with-deposits [N]
+#                                   elsewhere, and --over-balance and --read-concurrency where
+#                                   there are neither transfers nor withdrawals)
+#   WITHDRAWAL_ARGS="--withdrawals 5000 --failing-payouts 0.3 …"
+#                                   extra options for the withdrawals and mixed scenarios only
+#                                   (the load tool refuses --withdrawals and --failing-payouts
+#                                   elsewhere)
 #   BENCH_PORT=18080                the app's port (the bank and the provider take the next two)
 #   BENCH_OUT=target/bench          where the reports go
 #   ONRAMP_BIN=path                 use this onramp binary instead of building target/release/onramp
 #   LOAD_BIN=path                   use this load tool instead of building target/release/onramp-load
 #   BENCH_IDLE_WAIT=300             before each scenario, wait up to this many seconds for the
 #                                   machine to be at least 85% idle (other builds skew the figures)
+#   BENCH_PG_ARGS="-c …"            extra PostgreSQL server settings (e.g. statement logging)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,7 +123,7 @@ if [ "$db" = postgres ]; then
     as_postgres "$pg_bin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 >"$work/initdb.log"
     as_postgres "$pg_bin/postgres" -D "$work/pg" -p "$pg_port" -k "$work/pgsock" \
         -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=512MB \
-        >"$work/postgres.log" 2>&1 &
+        ${BENCH_PG_ARGS:-} >"$work/postgres.log" 2>&1 &
     pg_pid=$!
     for _ in $(seq 1 100); do
         pg_isready -q -h 127.0.0.1 -p "$pg_port" && break
@@ -131,7 +146,14 @@ start_app() { # $1: a name for this run's database
         url="sqlite://$work/$name/onramp.db"
     fi
     db_url=$url
-    ONRAMP__LOG__LEVEL=${ONRAMP__LOG__LEVEL:-warn} \
+    local faults=()
+    case "$name" in
+    withdrawals | mixed) # the simulator's payout webhooks twice each, and out of order
+        faults=(ONRAMP__DEV__WEBHOOK_DUPLICATES="${ONRAMP__DEV__WEBHOOK_DUPLICATES:-1}"
+            ONRAMP__DEV__WEBHOOK_REORDER="${ONRAMP__DEV__WEBHOOK_REORDER:-true}")
+        ;;
+    esac
+    env "${faults[@]}" ONRAMP__LOG__LEVEL="${ONRAMP__LOG__LEVEL:-warn}" \
         ONRAMP__SERVER__LISTEN="127.0.0.1:$port" \
         ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
         ONRAMP__DEV__BANK_LISTEN="127.0.0.1:$((port + 1))" \
@@ -199,6 +221,8 @@ for scenario in "${scenarios[@]}"; do
     extra=${LOAD_ARGS:-}
     case "$scenario" in
     transfers-*) extra="$extra ${TRANSFER_ARGS:-}" ;;
+    withdrawals) extra="$extra ${WITHDRAWAL_ARGS:-}" ;;
+    mixed) extra="$extra ${TRANSFER_ARGS:-} ${WITHDRAWAL_ARGS:-}" ;;
     esac
     # shellcheck disable=SC2086 # LOAD_ARGS and TRANSFER_ARGS are lists of options
     if "$load_bin" --scenario "$scenario" --app "http://localhost:$port" \
@@ -211,7 +235,7 @@ for scenario in "${scenarios[@]}"; do
     fi
     stop_app
     case "$scenario" in
-    transfers-*) audit "$scenario" || status=1 ;;
+    transfers-* | withdrawals | mixed) audit "$scenario" || status=1 ;;
     esac
 done
 exit $status

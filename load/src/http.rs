@@ -1,5 +1,6 @@
 //! The app's public interfaces as a browser and as the bank use them: sign-in through the
-//! identity provider, deposits, balance, transactions, and signed webhooks.
+//! identity provider, deposits, transfers, withdrawals, balance, transactions, and signed
+//! webhooks.
 //!
 //! One pooled client serves every simulated user: each request carries its user's
 //! `session_id` cookie explicitly, which keeps ten thousand users to `concurrency` connections.
@@ -86,6 +87,9 @@ pub async fn send(
         Ok(a) => {
             let ok = expected.contains(&a.status.as_u16());
             rec.request(started, ok);
+            if a.status.is_server_error() {
+                rec.server_error();
+            }
             if !ok {
                 rec.sample(|| format!("{what}: {} {}", a.status, a.snippet()));
             }
@@ -350,21 +354,66 @@ pub async fn transfer(
     send(rec, "POST /api/transfers", req, t.expected).await
 }
 
+/// One `POST /api/withdrawals`: how much, under which `Idempotency-Key`, and the statuses that
+/// are a correct answer to it.
+pub struct WithdrawalRequest<'a> {
+    pub amount: i64,
+    pub key: &'a str,
+    pub expected: &'a [u16],
+}
+
+/// `POST /api/withdrawals {"amount"}` as the signed-in user, with its `Idempotency-Key`.
+pub async fn withdraw(
+    client: &Client,
+    rec: &Rec,
+    app: &str,
+    cookie: &str,
+    w: &WithdrawalRequest<'_>,
+) -> Result<Answer, String> {
+    let req = client
+        .post(format!("{app}/api/withdrawals"))
+        .header(COOKIE, cookie)
+        .header("Idempotency-Key", w.key)
+        .json(&serde_json::json!({ "amount": w.amount }));
+    send(rec, "POST /api/withdrawals", req, w.expected).await
+}
+
+/// The largest amounts `GET /api/settings` allows, where it says.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// A deposit's or a transfer's, whichever is smaller (they are funded and sent alike).
+    pub deposit: Option<i64>,
+    pub withdrawal: Option<i64>,
+}
+
 /// The largest amount `GET /api/settings` allows a transfer (a deposit's, unless it names one
 /// for transfers); `None` when it does not say.
 pub async fn max_amount(client: &Client, app: &str) -> Option<i64> {
-    let r = client
-        .get(format!("{app}/api/settings"))
-        .send()
-        .await
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    let v: serde_json::Value = r.json().await.ok()?;
+    limits(client, app).await.deposit
+}
+
+/// The limits of `GET /api/settings`; none known when it cannot be read.
+pub async fn limits(client: &Client, app: &str) -> Limits {
+    let settings = async {
+        let r = client
+            .get(format!("{app}/api/settings"))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json::<serde_json::Value>().await.ok()
+    };
+    let Some(v) = settings.await else {
+        return Limits::default();
+    };
     let deposit = v["deposit"]["max_amount"].as_i64();
-    match v["transfer"]["max_amount"].as_i64() {
-        Some(t) => Some(deposit.map_or(t, |d| d.min(t))),
-        None => deposit,
+    Limits {
+        deposit: match v["transfer"]["max_amount"].as_i64() {
+            Some(t) => Some(deposit.map_or(t, |d| d.min(t))),
+            None => deposit,
+        },
+        withdrawal: v["withdrawal"]["max_amount"].as_i64(),
     }
 }

@@ -11,9 +11,23 @@
 //! them (random pairs, one hot sender, or crossing pairs; optionally with a webhook storm on the
 //! same wallets) while sampling balances, and check that money was conserved, that no balance
 //! read was below zero, that every transfer answered `201` is listed exactly once on each side
-//! and counted in both balances, and that no refused transfer moved money. Latencies go into
-//! HDR histograms; the DB writer's batch size and commit
-//! latency come from the app's `/metrics` (scraped around each phase; "n/a" without it).
+//! and counted in both balances, and that no refused transfer moved money.
+//!
+//! The withdrawals scenario funds users the same way, then makes many concurrent
+//! `POST /api/withdrawals` (the app calls the bank's create-payout before it answers `201`):
+//! some with an amount ending in 13, whose payouts the bank fails, some over the balance, which
+//! must be refused. It reports the rate of the `201`s beside the same run's deposit creations
+//! (`POST /api/deposit`, which calls the bank's create-order). The mixed scenario runs deposit
+//! webhooks (duplicated and shuffled), transfers and withdrawals at once on the same wallets,
+//! and reports their rate together and each kind's latencies. Both wait until no withdrawal is
+//! `processing` (failing once a minute passes without any payout settling, or after ten), then
+//! check that every balance equals deposits in + transfers in − transfers out − withdrawals not
+//! failed, that every withdrawal answered `201` is listed exactly once, `failure` exactly when
+//! its amount ends in 13, that no refused request moved money, that no answer was a `5xx`, and
+//! that no balance read was below zero.
+//!
+//! Latencies go into HDR histograms; the DB writer's batch size and commit latency come from
+//! the app's `/metrics` (scraped around each phase; "n/a" without it).
 
 mod http;
 mod metrics;
@@ -23,7 +37,8 @@ mod scenario;
 
 pub use metrics::WriterFigures;
 pub use report::{
-    CheckReport, Counts, PhaseReport, Report, RunConfig, TransferConfig, TransferReport,
+    CheckReport, Counts, KindFigures, MixedReport, PhaseReport, Report, RunConfig, TransferConfig,
+    TransferReport, WithdrawalConfig, WithdrawalReport,
 };
 pub use scenario::{run_scenario, LoadConfig, Scenario, DEV_WEBHOOK_SECRET};
 
@@ -54,45 +69,56 @@ pub struct LoadOptions {
     #[arg(long)]
     pub webhook_secret: Option<String>,
     /// Connections (concurrent requests) [default: 64; smoke 16]; transfers-crossing sends half
-    /// as many pairs at once, two requests each.
+    /// as many pairs at once, two requests each; mixed shares them evenly between its transfers,
+    /// withdrawals and deposit webhooks.
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Connections posting webhooks [default: --concurrency; balance-reads 8].
     #[arg(long)]
     pub webhook_concurrency: Option<usize>,
-    /// Deposits to create and settle [default: 20000; smoke 300; transfers-random and
-    /// transfers-crossing one per user; transfers-hot-sender 10, all the sender's].
+    /// Deposits to create and settle [default: 20000; smoke 300; transfers-random,
+    /// transfers-crossing and mixed one per user; transfers-hot-sender 10, all the sender's;
+    /// withdrawals 10 per user, each user's adding up to what its withdrawals take and more].
     #[arg(long)]
     pub deposits: Option<usize>,
     /// Users, each signed in once; deposits go round-robin [default: hot-wallet 1, spread
     /// 10000, deposit-create and balance-reads 100, smoke 5, transfers-random 10000,
     /// transfers-hot-sender 1000 (the sender and 999 recipients), transfers-crossing 2000 (1000
-    /// pairs)].
+    /// pairs), withdrawals 1000, mixed 1000].
     #[arg(long)]
     pub users: Option<usize>,
-    /// Transfers to send in a transfers-* scenario (with the Idempotency-Key of each, retried
-    /// after a 5xx, 429 or transport error) [default: 20000].
+    /// Transfers to send in a transfers-* or the mixed scenario (with the Idempotency-Key of
+    /// each, retried after a 5xx, 429 or transport error) [default: 20000; mixed 10000].
     #[arg(long)]
     pub transfers: Option<usize>,
-    /// Share of the transfers deliberately over anything the sender could hold; each must be
-    /// refused with 409 [default: 0.1; transfers-hot-sender 0 (its sender runs out of money
-    /// instead: it is funded with nine tenths of what it sends)].
+    /// Withdrawals to make in the withdrawals or mixed scenario (with the Idempotency-Key of
+    /// each, retried after a 5xx, 429 or transport error) [default: 20000; mixed 10000].
+    #[arg(long)]
+    pub withdrawals: Option<usize>,
+    /// Share of the withdrawals whose amount ends in 13: the bank fails their payouts, and the
+    /// amount must come back [default: 0.2].
+    #[arg(long)]
+    pub failing_payouts: Option<f64>,
+    /// Share of the transfers and withdrawals deliberately over anything the sender could hold;
+    /// each must be refused with 409 [default: 0.1; transfers-hot-sender 0 (its sender runs out
+    /// of money instead: it is funded with nine tenths of what it sends)].
     #[arg(long)]
     pub over_balance: Option<f64>,
     /// While the transfers run, settle this many more deposits by webhook on the same wallets
-    /// (created beforehand) [default: none; the option alone: half the transfers].
+    /// (created beforehand) [default: none, mixed half the transfers; the option alone: half
+    /// the transfers].
     #[arg(long, num_args = 0..=1)]
     pub with_deposits: Option<Option<usize>>,
-    /// Connections reading the involved users' balances while the transfers run; a read below
-    /// zero fails the run [default: 4].
+    /// Connections reading the involved users' balances while the transfers or withdrawals run;
+    /// a read below zero fails the run; 0 reads none [default: 4].
     #[arg(long)]
     pub read_concurrency: Option<usize>,
     /// Extra deliveries of the same event, per deposit (0.3: three in ten get a second one)
-    /// [default: 0; smoke 0.3].
+    /// [default: 0; smoke and mixed 0.3].
     #[arg(long)]
     pub duplicates: Option<f64>,
     /// Shuffle the deliveries; afterwards re-send some final events and send a contradicting
-    /// status for one deposit in twenty [default: false; smoke true].
+    /// status for one deposit in twenty [default: false; smoke and mixed true].
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub out_of_order: Option<bool>,
     /// Share of deposits settled as FAILURE [default: 0; smoke 0.1].
@@ -151,42 +177,77 @@ impl LoadOptions {
             t.transfers = self.transfers.unwrap_or(t.transfers);
             t.over_balance = self.over_balance.unwrap_or(t.over_balance);
             t.storm_deposits = match self.with_deposits {
+                None if self.scenario == Scenario::Mixed => (t.transfers / 2).max(1),
                 None => t.storm_deposits,
                 Some(None) => (t.transfers / 2).max(1),
                 Some(Some(n)) => n,
             };
             t.read_concurrency = self.read_concurrency.unwrap_or(t.read_concurrency);
-            // "Each user funded by a deposit" follows --users unless --deposits says otherwise.
-            if self.deposits.is_none() && self.scenario != Scenario::TransfersHotSender {
-                r.deposits = r.users;
-            }
+        }
+        if let Some(w) = &mut r.withdrawal {
+            w.withdrawals = self.withdrawals.unwrap_or(w.withdrawals);
+            w.over_balance = self.over_balance.unwrap_or(w.over_balance);
+            w.failing_payouts = self.failing_payouts.unwrap_or(w.failing_payouts);
+            w.read_concurrency = self.read_concurrency.unwrap_or(w.read_concurrency);
+        }
+        // The funding deposits follow --users unless --deposits says otherwise.
+        if let (None, Some(d)) = (self.deposits, self.scenario.funding_deposits(r.users)) {
+            r.deposits = d;
         }
         c.progress = !self.quiet;
         c
     }
 
-    /// A transfer option given to a scenario without transfers.
-    fn misplaced(&self) -> Option<&'static str> {
-        if self.scenario.is_transfers() {
-            return None;
-        }
+    /// An option given to a scenario it does not shape: the option, and the scenarios it is for.
+    fn misplaced(&self) -> Option<(&'static str, &'static str)> {
+        let s = self.scenario;
+        let (transfers, withdrawals) = (s.has_transfers(), s.has_withdrawals());
+        let for_transfers = "the transfers-* and mixed scenarios";
+        let for_withdrawals = "the withdrawals and mixed scenarios";
+        let for_both = "the transfers-*, withdrawals and mixed scenarios";
         [
-            (self.transfers.is_some(), "--transfers"),
-            (self.over_balance.is_some(), "--over-balance"),
-            (self.with_deposits.is_some(), "--with-deposits"),
-            (self.read_concurrency.is_some(), "--read-concurrency"),
+            (
+                self.transfers.is_some() && !transfers,
+                "--transfers",
+                for_transfers,
+            ),
+            (
+                self.with_deposits.is_some() && !transfers,
+                "--with-deposits",
+                for_transfers,
+            ),
+            (
+                self.withdrawals.is_some() && !withdrawals,
+                "--withdrawals",
+                for_withdrawals,
+            ),
+            (
+                self.failing_payouts.is_some() && !withdrawals,
+                "--failing-payouts",
+                for_withdrawals,
+            ),
+            (
+                self.over_balance.is_some() && !transfers && !withdrawals,
+                "--over-balance",
+                for_both,
+            ),
+            (
+                self.read_concurrency.is_some() && !transfers && !withdrawals,
+                "--read-concurrency",
+                for_both,
+            ),
         ]
         .into_iter()
-        .find_map(|(given, name)| given.then_some(name))
+        .find_map(|(wrong, name, scenarios)| wrong.then_some((name, scenarios)))
     }
 }
 
 /// `onramp-load`: runs the scenario on a multi-threaded runtime of its own, prints the table and
 /// the JSON report, and fails when the final check did.
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
-    if let Some(option) = args.options.misplaced() {
+    if let Some((option, scenarios)) = args.options.misplaced() {
         anyhow::bail!(
-            "{option} is for the transfers-* scenarios, not {}",
+            "{option} is for {scenarios}, not {}",
             args.options.scenario.name()
         );
     }
@@ -258,6 +319,7 @@ mod tests {
         );
         assert_eq!(t.over_balance, 0.1);
         assert_eq!(o.misplaced(), None);
+        assert!(c.run.withdrawal.is_none());
 
         let args = [
             "--scenario",
@@ -285,11 +347,96 @@ mod tests {
     #[test]
     fn transfer_options_are_refused_elsewhere() {
         let o = options(&["--scenario", "spread", "--transfers", "5"]);
-        assert_eq!(o.misplaced(), Some("--transfers"));
+        assert_eq!(o.misplaced().unwrap().0, "--transfers");
         let o = options(&["--scenario", "smoke", "--with-deposits"]);
-        assert_eq!(o.misplaced(), Some("--with-deposits"));
+        assert_eq!(o.misplaced().unwrap().0, "--with-deposits");
+        let o = options(&["--scenario", "withdrawals", "--transfers", "5"]);
+        assert_eq!(
+            o.misplaced(),
+            Some(("--transfers", "the transfers-* and mixed scenarios"))
+        );
         let c = options(&["--scenario", "spread"]).config();
         assert!(c.run.transfer.is_none());
         assert_eq!(c.run.deposits, 20_000);
+    }
+
+    #[test]
+    fn the_withdrawal_scenarios_take_their_options() {
+        let o = options(&["--scenario", "withdrawals", "--users", "50"]);
+        assert_eq!(o.misplaced(), None);
+        let c = o.config();
+        assert_eq!(
+            (c.run.users, c.run.deposits),
+            (50, 500),
+            "ten funding deposits per user"
+        );
+        assert!(c.run.transfer.is_none());
+        let w = c.run.withdrawal.unwrap();
+        assert_eq!((w.withdrawals, w.read_concurrency), (20_000, 4));
+        assert_eq!((w.over_balance, w.failing_payouts), (0.1, 0.2));
+        assert_eq!(c.scenario.headline(), "withdrawals");
+
+        let args = [
+            "--scenario",
+            "mixed",
+            "--users",
+            "40",
+            "--transfers",
+            "300",
+            "--withdrawals",
+            "200",
+            "--failing-payouts",
+            "0.5",
+            "--over-balance",
+            "0.2",
+        ];
+        let o = options(&args);
+        assert_eq!(o.misplaced(), None);
+        let c = o.config();
+        assert_eq!(
+            (c.run.users, c.run.deposits),
+            (40, 40),
+            "one deposit per user"
+        );
+        assert_eq!((c.run.duplicates, c.run.out_of_order), (0.3, true));
+        let (t, w) = (c.run.transfer.unwrap(), c.run.withdrawal.unwrap());
+        assert_eq!(
+            (t.transfers, t.storm_deposits, t.over_balance),
+            (300, 150, 0.2),
+            "deposits settled alongside: half the transfers"
+        );
+        assert_eq!(
+            (w.withdrawals, w.failing_payouts, w.over_balance),
+            (200, 0.5, 0.2)
+        );
+        assert_eq!(c.scenario.headline(), "mixed");
+        let args = [
+            "--scenario",
+            "mixed",
+            "--with-deposits",
+            "0",
+            "--deposits",
+            "7",
+        ];
+        let c = options(&args).config();
+        assert_eq!(c.run.transfer.unwrap().storm_deposits, 0);
+        assert_eq!(c.run.deposits, 7);
+    }
+
+    #[test]
+    fn withdrawal_options_are_refused_elsewhere() {
+        let o = options(&["--scenario", "transfers-random", "--withdrawals", "5"]);
+        assert_eq!(
+            o.misplaced(),
+            Some(("--withdrawals", "the withdrawals and mixed scenarios"))
+        );
+        let o = options(&["--scenario", "spread", "--failing-payouts", "0.5"]);
+        assert_eq!(o.misplaced().unwrap().0, "--failing-payouts");
+        let o = options(&["--scenario", "hot-wallet", "--over-balance", "0.5"]);
+        assert_eq!(o.misplaced().unwrap().0, "--over-balance");
+        let o = options(&["--scenario", "withdrawals", "--read-concurrency", "2"]);
+        assert_eq!(o.misplaced(), None);
+        let c = options(&["--scenario", "spread"]).config();
+        assert!(c.run.withdrawal.is_none());
     }
 }

@@ -4,7 +4,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 /// onramp's load generator: signs users in, creates deposits, posts signed webhooks as the bank
-/// would, and checks the books afterwards.
+/// would, sends transfers and withdrawals, and checks the books afterwards.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {

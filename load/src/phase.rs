@@ -20,22 +20,27 @@ pub struct Rec {
     hist: Mutex<Histogram<u64>>,
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Answers with a `5xx` status (also counted in `errors`).
+    server_errors: AtomicU64,
     items: AtomicU64,
     samples: Mutex<Vec<String>>,
 }
 
-impl Rec {
-    fn new() -> Rec {
+impl Default for Rec {
+    fn default() -> Rec {
         Rec {
             // Microseconds, 1 µs to 10 minutes, 3 significant digits.
             hist: Mutex::new(Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds")),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
             items: AtomicU64::new(0),
             samples: Mutex::new(Vec::new()),
         }
     }
+}
 
+impl Rec {
     /// One request that started at `started` got its whole answer now; `ok` when it was the
     /// answer expected.
     pub fn request(&self, started: Instant, ok: bool) {
@@ -45,6 +50,11 @@ impl Rec {
         if !ok {
             self.errors.fetch_add(1, Relaxed);
         }
+    }
+
+    /// One of the answers recorded had a `5xx` status: the app failed, whatever the request.
+    pub fn server_error(&self) {
+        self.server_errors.fetch_add(1, Relaxed);
     }
 
     /// Keeps `message` as an example of what went wrong (the first few only).
@@ -61,6 +71,10 @@ impl Rec {
 
     pub fn errors(&self) -> u64 {
         self.errors.load(Relaxed)
+    }
+
+    pub fn server_errors(&self) -> u64 {
+        self.server_errors.load(Relaxed)
     }
 
     pub fn items(&self) -> u64 {
@@ -117,7 +131,7 @@ pub struct CpuShare {
 }
 
 /// (busy, total) clock ticks of all CPUs, and this process's ticks.
-fn cpu_ticks() -> Option<(u64, u64, u64)> {
+pub fn cpu_ticks() -> Option<(u64, u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let cpu: Vec<u64> = stat
         .lines()
@@ -136,13 +150,50 @@ fn cpu_ticks() -> Option<(u64, u64, u64)> {
     Some((total - idle, total, mine))
 }
 
-fn cpu_share(before: Option<(u64, u64, u64)>, after: Option<(u64, u64, u64)>) -> Option<CpuShare> {
+pub fn cpu_share(
+    before: Option<(u64, u64, u64)>,
+    after: Option<(u64, u64, u64)>,
+) -> Option<CpuShare> {
     let ((b0, t0, m0), (b1, t1, m1)) = (before?, after?);
     let total = t1.checked_sub(t0).filter(|t| *t > 0)? as f64;
     Some(CpuShare {
         machine_pct: 100.0 * b1.saturating_sub(b0) as f64 / total,
         load_tool_pct: 100.0 * m1.saturating_sub(m0) as f64 / total,
     })
+}
+
+impl PhaseResult {
+    /// Phases that ran at the same moment seen as one: every request of each, over the time
+    /// they took together (`elapsed`), so that its rate is what the app served of them all.
+    pub fn combined(
+        name: &str,
+        parts: &[&PhaseResult],
+        elapsed: Duration,
+        cpu: Option<CpuShare>,
+    ) -> PhaseResult {
+        let rec = Rec::default();
+        for part in parts.iter().map(|p| &p.rec) {
+            // The same bounds on every side: adding cannot fail.
+            let _ = lock(&rec.hist).add(&*lock(&part.hist));
+            for (mine, theirs) in [
+                (&rec.requests, &part.requests),
+                (&rec.errors, &part.errors),
+                (&rec.server_errors, &part.server_errors),
+                (&rec.items, &part.items),
+            ] {
+                mine.fetch_add(theirs.load(Relaxed), Relaxed);
+            }
+            for s in part.samples() {
+                rec.sample(|| s);
+            }
+        }
+        PhaseResult {
+            name: name.to_owned(),
+            rec: Arc::new(rec),
+            elapsed,
+            cpu,
+        }
+    }
 }
 
 /// Whether to print a progress line every second, and where to read the app's group-commit
@@ -212,7 +263,7 @@ where
     F: Fn(usize, Arc<Rec>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let rec = Arc::new(Rec::new());
+    let rec = Arc::new(Rec::default());
     let items = Arc::new(Items::new(bound));
     let tasks = items.tasks(concurrency);
     let ticks = cpu_ticks();

@@ -6,6 +6,10 @@ use super::phase::{CpuShare, PhaseResult};
 use serde::Serialize;
 use std::fmt::{self, Write as _};
 
+mod withdrawals;
+
+pub use withdrawals::{KindFigures, MixedReport, WithdrawalConfig, WithdrawalReport};
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseReport {
     pub name: String,
@@ -22,6 +26,8 @@ pub struct PhaseReport {
     pub max_ms: f64,
     /// Requests whose answer was not the expected one (including transport errors).
     pub errors: u64,
+    /// Answers with a `5xx` status (counted in `errors` too).
+    pub server_errors: u64,
     /// Examples of the errors.
     pub error_samples: Vec<String>,
     /// The DB writer's group commits during the phase; `None` when `/metrics` has no figures.
@@ -49,6 +55,7 @@ impl PhaseReport {
             p99_ms: r.rec.quantile_ms(0.99),
             max_ms: r.rec.max_ms(),
             errors: r.rec.errors(),
+            server_errors: r.rec.server_errors(),
             error_samples: r.rec.samples(),
             writer,
             cpu: r.cpu,
@@ -73,9 +80,12 @@ pub struct RunConfig {
     pub failures: f64,
     pub healthz_secs: f64,
     pub seed: u64,
-    /// The transfers-* scenarios' shape; absent in the deposit scenarios.
+    /// The transfers-* and mixed scenarios' transfers; absent elsewhere.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferConfig>,
+    /// The withdrawals and mixed scenarios' withdrawals; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawal: Option<WithdrawalConfig>,
 }
 
 /// What shapes a transfers-* scenario beyond its funding deposits.
@@ -119,6 +129,9 @@ pub struct CheckReport {
     pub deposits_matched: usize,
     pub expected_balance_paise: i64,
     pub observed_balance_paise: i64,
+    /// `5xx` answers the app gave in any phase (a problem in the withdrawals and mixed
+    /// scenarios, whose requests should never meet one).
+    pub server_errors: u64,
     pub problems_total: usize,
     /// The first problems found.
     pub problems: Vec<String>,
@@ -143,6 +156,12 @@ pub struct Report {
     /// What the transfers did; absent in the deposit scenarios.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfers: Option<TransferReport>,
+    /// What the withdrawals did; absent without withdrawals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawals: Option<WithdrawalReport>,
+    /// The mixed scenario's kinds of load; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mixed: Option<MixedReport>,
 }
 
 /// The transfers of a transfers-* scenario: what was sent, how it was answered, and what the
@@ -286,7 +305,8 @@ impl Report {
             phase_row(out, p)?;
         }
         self.write_summary(out)?;
-        self.check.write(out, self.transfers.as_ref())?;
+        self.check
+            .write(out, self.transfers.as_ref(), self.withdrawals.as_ref())?;
         self.write_error_samples(out)
     }
 
@@ -307,32 +327,53 @@ impl Report {
             c.failures,
             c.seed
         )?;
-        match &c.transfer {
-            Some(t) => writeln!(
+        if let Some(t) = &c.transfer {
+            writeln!(
                 out,
                 "transfers: {} planned, over-balance share {}, {} deposits settled alongside, \
                  balances read on {} connections while they run",
                 t.transfers, t.over_balance, t.storm_deposits, t.read_concurrency
+            )?;
+        }
+        match &c.withdrawal {
+            Some(w) => writeln!(
+                out,
+                "withdrawals: {} planned, over-balance share {}, failing-payout share {} (amounts \
+                 ending in 13), balances read on {} connections while they run",
+                w.withdrawals, w.over_balance, w.failing_payouts, w.read_concurrency
             ),
             None => Ok(()),
         }
     }
 
     fn write_summary(&self, out: &mut String) -> fmt::Result {
-        if let Some(t) = &self.transfers {
-            return self.write_transfer_summary(out, t);
+        match (&self.mixed, &self.withdrawals, &self.transfers) {
+            (Some(m), _, _) => m.write_headline(out, self.healthz_rate)?,
+            (None, Some(w), _) => w.write_headline(out, self.healthz_rate)?,
+            (None, None, Some(t)) => return self.write_transfer_summary(out, t),
+            (None, None, None) => writeln!(
+                out,
+                "headline: {} {:.0}/s = {:.0}% of /healthz ({:.0}/s at the same concurrency); \
+                 credited {:.0} deposits/s during the webhooks",
+                self.headline_phase,
+                self.headline_rate,
+                100.0 * self.ratio_to_healthz,
+                self.healthz_rate,
+                self.credited_per_sec
+            )?,
         }
-        writeln!(
-            out,
-            "headline: {} {:.0}/s = {:.0}% of /healthz ({:.0}/s at the same concurrency); \
-             credited {:.0} deposits/s during the webhooks",
-            self.headline_phase,
-            self.headline_rate,
-            100.0 * self.ratio_to_healthz,
-            self.healthz_rate,
-            self.credited_per_sec
-        )?;
-        self.write_sent(out)
+        self.write_sent(out)?;
+        if let Some(t) = &self.transfers {
+            write_transfer_line(out, t)?;
+        }
+        match (&self.mixed, &self.withdrawals) {
+            (Some(_), Some(w)) => {
+                w.write_rates(out)?;
+                w.write_line(out)
+            }
+            (None, Some(w)) => w.write_line(out),
+            _ => Ok(()),
+        }
     }
 
     fn write_sent(&self, out: &mut String) -> fmt::Result {
@@ -366,25 +407,7 @@ impl Report {
             self.credited_per_sec
         )?;
         self.write_sent(out)?;
-        let lowest = t
-            .lowest_balance_read
-            .map_or("-".to_owned(), |v| v.to_string());
-        writeln!(
-            out,
-            "transfers: {} planned ({} over the balance), {} answered 201 ({} paise moved), {} refused \
-             409 insufficient_funds, {} other answers, {} unresolved, {} retries; {} deposits settled \
-             alongside; {} balance reads while they ran, the lowest {lowest} paise",
-            t.planned,
-            t.over_balance,
-            t.succeeded,
-            t.moved_paise,
-            t.insufficient_funds,
-            t.other_answers,
-            t.unresolved,
-            t.retries,
-            t.storm_deposits,
-            t.balance_reads
-        )
+        write_transfer_line(out, t)
     }
 
     fn write_error_samples(&self, out: &mut String) -> fmt::Result {
@@ -398,8 +421,38 @@ impl Report {
     }
 }
 
+fn write_transfer_line(out: &mut String, t: &TransferReport) -> fmt::Result {
+    let lowest = t
+        .lowest_balance_read
+        .map_or("-".to_owned(), |v| v.to_string());
+    writeln!(
+        out,
+        "transfers: {} planned ({} over the balance), {} answered 201 ({} paise moved), {} refused \
+         409 insufficient_funds, {} other answers, {} unresolved, {} retries; {} deposits settled \
+         alongside; {} balance reads while they ran, the lowest {lowest} paise",
+        t.planned,
+        t.over_balance,
+        t.succeeded,
+        t.moved_paise,
+        t.insufficient_funds,
+        t.other_answers,
+        t.unresolved,
+        t.retries,
+        t.storm_deposits,
+        t.balance_reads
+    )
+}
+
 impl CheckReport {
-    fn write(&self, out: &mut String, transfers: Option<&TransferReport>) -> fmt::Result {
+    fn write(
+        &self,
+        out: &mut String,
+        transfers: Option<&TransferReport>,
+        withdrawals: Option<&WithdrawalReport>,
+    ) -> fmt::Result {
+        if let (true, Some(w)) = (self.passed, withdrawals) {
+            return withdrawals::write_passed(self, transfers, w, out);
+        }
         if let (true, Some(t)) = (self.passed, transfers) {
             return writeln!(
                 out,
@@ -458,6 +511,7 @@ mod tests {
             p99_ms: 100.0,
             max_ms: 1234.5,
             errors: 0,
+            server_errors: 0,
             error_samples: Vec::new(),
             writer,
             cpu,
@@ -515,6 +569,7 @@ mod tests {
                 healthz_secs: 2.0,
                 seed: 42,
                 transfer: None,
+                withdrawal: None,
             },
             phases: phases(),
             headline_phase: "webhooks".into(),
@@ -541,10 +596,13 @@ mod tests {
                 deposits_matched: 300,
                 expected_balance_paise: 13_657_501,
                 observed_balance_paise: 13_657_000,
+                server_errors: 0,
                 problems_total: if passed { 0 } else { 7 },
                 problems: if passed { Vec::new() } else { problems },
             },
             transfers: None,
+            withdrawals: None,
+            mixed: None,
         }
     }
 
@@ -644,5 +702,107 @@ errors in a-long-phase-name:
         assert_eq!(json["config"]["transfer"]["storm_deposits"], 500);
         assert_eq!(json["transfers"]["succeeded"], 1700);
         assert_eq!(json["transfers"]["lowest_balance_read"], 0);
+    }
+
+    fn withdrawal_report(passed: bool) -> Report {
+        let mut r = report(passed);
+        r.scenario = "withdrawals".into();
+        r.headline_phase = "withdrawals".into();
+        r.config.withdrawal = Some(WithdrawalConfig {
+            withdrawals: 3000,
+            over_balance: 0.1,
+            failing_payouts: 0.2,
+            read_concurrency: 4,
+        });
+        r.withdrawals = Some(WithdrawalReport {
+            planned: 3000,
+            over_balance: 290,
+            failing: 540,
+            succeeded: 2710,
+            insufficient_funds: 290,
+            withdrawn_paise: 7_000_000,
+            returned_paise: 1_400_000,
+            succeeded_per_sec: 1250.4,
+            p50_ms: 20.0,
+            p99_ms: 80.5,
+            deposits_created_per_sec: 1000.2,
+            deposit_p50_ms: 25.0,
+            deposit_p99_ms: 90.0,
+            ratio_to_deposit_creation: 1.2502,
+            settled_after_secs: Some(1.25),
+            balance_reads: 999,
+            lowest_balance_read: Some(0),
+            matched: 2710,
+            ..WithdrawalReport::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_withdrawal_run_sets_its_rate_beside_the_deposit_creations() {
+        let table = withdrawal_report(true).table();
+        assert!(table.contains(
+            "\nwithdrawals: 3000 planned, over-balance share 0.1, failing-payout share 0.2 \
+             (amounts ending in 13), balances read on 4 connections while they run\n"
+        ));
+        assert!(table.contains(
+            "\nheadline: withdrawals answered 201 at 1250/s (p50 20.00 ms, p99 80.50 ms, the \
+             bank's create-payout included) = 1.25 x the same run's deposit creation, 1000/s \
+             (p50 25.00 ms, p99 90.00 ms, the bank's create-order included); /healthz 2281/s at \
+             the same concurrency\n"
+        ));
+        assert!(table.contains(
+            "\nwithdrawals: 3000 planned (290 over the balance, 540 to fail at the bank), 2710 \
+             answered 201 (7000000 paise, 1400000 returned by failed payouts), 290 refused 409 \
+             insufficient_funds, 0 other answers, 0 unresolved, 0 retries; none processing 1.2 s \
+             after the last answer; 999 balance reads while they ran, the lowest 0 paise\n"
+        ));
+        assert!(table.contains(
+            "\ncheck: PASSED: 5 users' balances equal deposits in - withdrawals not failed"
+        ));
+        assert!(table.contains(
+            "2710 withdrawals answered 201 listed exactly once, failure \
+             exactly when the amount ends in 13"
+        ));
+        assert!(!table.contains("transfers"), "{table}");
+        let failed = withdrawal_report(false).table();
+        assert!(failed.contains("\ncheck: FAILED: 7 problems"), "{failed}");
+        let json = serde_json::to_value(withdrawal_report(true)).unwrap();
+        assert_eq!(json["config"]["withdrawal"]["failing_payouts"], 0.2);
+        assert_eq!(json["withdrawals"]["deposits_created_per_sec"], 1000.2);
+        assert_eq!(json["withdrawals"]["settled_after_secs"], 1.25);
+        assert!(json.get("mixed").is_none() && json.get("transfers").is_none());
+    }
+
+    #[test]
+    fn a_mixed_run_gives_each_kinds_rate_and_p99() {
+        let mut r = withdrawal_report(true);
+        let t = transfer_report(true);
+        (r.scenario, r.headline_phase) = ("mixed".into(), "mixed".into());
+        (r.config.transfer, r.transfers) = (t.config.transfer, t.transfers);
+        let phases = phases();
+        let kinds = [("deposits", &phases[0]), ("transfers", &phases[1])];
+        r.mixed = Some(MixedReport::new(&phases[2], &kinds));
+        let table = r.table();
+        assert!(table.contains(
+            "\nheadline: mixed load 1022 requests/s (p99 100.00 ms) = 45% of /healthz (2281/s at \
+             the same concurrency); deposits 1022/s p99 100.00 ms, transfers 1022/s p99 100.00 \
+             ms\n"
+        ));
+        assert!(table.contains("\nwithdrawals answered 201 at 1250/s (p50 20.00 ms, p99 80.50 ms)"));
+        assert!(table.contains("\ntransfers: 2000 planned (190 over the balance)"));
+        assert!(table.contains("\nwithdrawals: 3000 planned (290 over the balance"));
+        assert!(table.contains(
+            "balances equal deposits in + transfers in - transfers out - withdrawals not failed"
+        ));
+        assert!(table.contains("1700 transfers answered 201 listed exactly once on each side"));
+        assert!(
+            table.contains("no balance read below zero (999 reads)"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["mixed"]["kinds"][1]["kind"], "transfers");
+        assert_eq!(json["mixed"]["kinds"][0]["phase"], "healthz");
+        assert_eq!(json["mixed"]["requests"], 386);
     }
 }

@@ -1,24 +1,30 @@
 //! The scenarios: sign users in, create their deposits, settle them with signed webhooks as the
 //! bank would (duplicates, shuffling, failures and late re-deliveries as asked), measure
-//! `/healthz` at the same concurrency, and check the books through the API at the end.
+//! `/healthz` at the same concurrency, and check the books through the API at the end (`check`).
+//! The transfers-*, withdrawals and mixed scenarios fund their users that way first; `together`
+//! runs their phases side by side.
 
 use super::http::{self, Answer, Created};
 use super::metrics;
 use super::phase::{lock, run_phase, Bound, PhaseResult, Progress, Rec};
 use super::report::{CheckReport, Counts, PhaseReport, Report, RunConfig, TransferReport};
 use anyhow::{bail, ensure, Context};
+use check::Ledgers;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use transfers::Book;
 
+mod check;
+mod mixed;
+mod readers;
+mod together;
 mod transfers;
+mod withdrawals;
 
 /// The webhook secret of `config/default.toml`.
 pub const DEV_WEBHOOK_SECRET: &str = "onramp-dev-webhook-secret";
@@ -50,6 +56,11 @@ pub enum Scenario {
     TransfersHotSender,
     /// Pairs sending each other transfers at the same moment (A→B and B→A), many pairs.
     TransfersCrossing,
+    /// Funded users withdrawing to the bank at once, some payouts failing, some over the
+    /// balance; beside the same run's deposit creations.
+    Withdrawals,
+    /// Deposits settling, transfers and withdrawals at once on the same wallets.
+    Mixed,
 }
 
 impl Scenario {
@@ -63,6 +74,8 @@ impl Scenario {
             Scenario::TransfersRandom => "transfers-random",
             Scenario::TransfersHotSender => "transfers-hot-sender",
             Scenario::TransfersCrossing => "transfers-crossing",
+            Scenario::Withdrawals => "withdrawals",
+            Scenario::Mixed => "mixed",
         }
     }
 
@@ -74,11 +87,36 @@ impl Scenario {
         )
     }
 
+    /// A scenario that sends transfers: the transfers-* and mixed.
+    pub fn has_transfers(self) -> bool {
+        self.is_transfers() || self == Scenario::Mixed
+    }
+
+    /// A scenario that makes withdrawals: withdrawals and mixed.
+    pub fn has_withdrawals(self) -> bool {
+        matches!(self, Scenario::Withdrawals | Scenario::Mixed)
+    }
+
+    /// The funding deposits of `users` users when `--deposits` does not say: one each in the
+    /// transfers-* (but the hot sender's, which has its own) and mixed scenarios, several each
+    /// in withdrawals; `None` where the scenario's own default stands.
+    pub fn funding_deposits(self, users: usize) -> Option<usize> {
+        match self {
+            Scenario::Withdrawals => Some(users * withdrawals::DEPOSITS_PER_USER),
+            Scenario::TransfersHotSender => None,
+            s if s.has_transfers() => Some(users),
+            _ => None,
+        }
+    }
+
     /// The phase whose rate the scenario is about.
     pub fn headline(self) -> &'static str {
         match self {
             Scenario::DepositCreate => "deposits",
             Scenario::BalanceReads => "balance-reads",
+            Scenario::Withdrawals => "withdrawals",
+            // The transfers, withdrawals and deposit webhooks as one (`together`).
+            Scenario::Mixed => "mixed",
             s if s.is_transfers() => "transfers",
             _ => "webhooks",
         }
@@ -130,7 +168,8 @@ impl LoadConfig {
             "--healthz-secs must be 0 or more"
         );
         url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
-        transfers::validate(self)
+        transfers::validate(self)?;
+        withdrawals::validate(self)
     }
 }
 
@@ -147,6 +186,7 @@ impl RunConfig {
             healthz_secs: 5.0,
             seed: rand::random(),
             transfer: None,
+            withdrawal: None,
         };
         match scenario {
             Scenario::Smoke => RunConfig {
@@ -171,6 +211,8 @@ impl RunConfig {
                 webhook_concurrency: 8,
                 ..base
             },
+            Scenario::Withdrawals => withdrawals::defaults(base),
+            Scenario::Mixed => mixed::defaults(base),
             s => transfers::defaults(s, base),
         }
     }
@@ -289,17 +331,6 @@ struct Wave {
     deliveries: Vec<Delivery>,
 }
 
-/// The check phase's shared state.
-struct Checking {
-    settle: Arc<Settle>,
-    /// The transfers answered `201`, in the transfers-* scenarios.
-    book: Option<Arc<Book>>,
-    observed: AtomicI64,
-    matched: AtomicUsize,
-    /// Each user's balance as the check read it.
-    balances: Vec<AtomicI64>,
-}
-
 /// An event as the bank sends it, under an event id of its own.
 fn event(c: &Created, amount: i64, success: bool) -> (String, Vec<u8>) {
     let event_id = format!("evt_load_{}", uuid::Uuid::new_v4().simple());
@@ -351,8 +382,11 @@ struct Run {
 /// run could not be carried out (the app is unreachable, sign-in failed); a run that went
 /// through answers its [`Report`], whose `check.passed` says whether the books were right.
 pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
-    if cfg.scenario.is_transfers() {
-        return transfers::run(cfg).await;
+    match cfg.scenario {
+        s if s.is_transfers() => return transfers::run(cfg).await,
+        Scenario::Withdrawals => return withdrawals::run(cfg).await,
+        Scenario::Mixed => return mixed::run(cfg).await,
+        _ => {}
     }
     let mut run = Run::start(cfg).await?;
     run.healthz().await;
@@ -367,7 +401,7 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
     ));
     let credited_per_sec = run.settle(&settle, plan.wave).await?;
     run.late(&settle, plan.late).await;
-    let check = run.check(&settle, None, &mut counts).await;
+    let check = run.check(&settle, Ledgers::default(), &mut counts).await;
     Ok(run.report(counts, check, credited_per_sec, None))
 }
 
@@ -605,48 +639,24 @@ impl Run {
         settle: &Arc<Settle>,
         deliveries: Vec<Delivery>,
     ) -> impl Future<Output = PhaseResult> + Send + 'static {
+        let concurrency = self.cfg.run.webhook_concurrency;
+        self.deliveries_at(name, settle, deliveries, concurrency)
+    }
+
+    /// The `deliveries` as phase `name` on `concurrency` connections.
+    fn deliveries_at(
+        &self,
+        name: &'static str,
+        settle: &Arc<Settle>,
+        deliveries: Vec<Delivery>,
+        concurrency: usize,
+    ) -> impl Future<Output = PhaseResult> + Send + 'static {
         let bound = Bound::Items(deliveries.len());
         let wave = Arc::new(Wave {
             settle: settle.clone(),
             deliveries,
         });
-        let concurrency = self.cfg.run.webhook_concurrency;
         self.phase(name, bound, concurrency, wave, deliver_one)
-    }
-
-    /// Every balance, every deposit's status, each deposit applied once; with a `book`, every
-    /// transfer answered `201` listed once on each side and counted in the balances.
-    async fn check(
-        &mut self,
-        settle: &Arc<Settle>,
-        book: Option<Arc<Book>>,
-        counts: &mut Counts,
-    ) -> CheckReport {
-        let users = self.cfg.run.users;
-        let state = Arc::new(Checking {
-            settle: settle.clone(),
-            book,
-            observed: AtomicI64::new(0),
-            matched: AtomicUsize::new(0),
-            balances: (0..users).map(|_| AtomicI64::new(0)).collect(),
-        });
-        self.measured_phase("check", Bound::Items(users), state.clone(), check_one)
-            .await;
-        counts.applied = settle.applied_once();
-        if let Some(book) = &state.book {
-            let balances: Vec<i64> = state.balances.iter().map(|b| b.load(Relaxed)).collect();
-            book.finish(&self.ctx, &settle.expected, &balances);
-        }
-        let problems_total = self.ctx.problems_total.load(Relaxed);
-        CheckReport {
-            passed: problems_total == 0,
-            users_checked: users,
-            deposits_matched: state.matched.load(Relaxed),
-            expected_balance_paise: settle.expected.iter().sum(),
-            observed_balance_paise: state.observed.load(Relaxed),
-            problems_total,
-            problems: self.ctx.problems(),
-        }
     }
 
     fn report(
@@ -681,6 +691,8 @@ impl Run {
             counts,
             check,
             transfers,
+            withdrawals: None,
+            mixed: None,
         }
     }
 }
@@ -929,171 +941,4 @@ async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
         "deposit {}: no acceptable answer after {DELIVERY_ATTEMPTS} attempts (last: {last})",
         dep.id
     ));
-}
-
-async fn check_one(c: Arc<Checking>, user: usize, rec: Arc<Rec>) {
-    let (balance, matched) = check_user(&c.settle, c.book.as_deref(), &rec, user).await;
-    c.observed.fetch_add(balance, Relaxed);
-    c.matched.fetch_add(matched, Relaxed);
-    c.balances[user].store(balance, Relaxed);
-}
-
-/// Checks one user: the balance equals the successful deposits (plus the transfers in, minus the
-/// transfers out), and every deposit and transfer is listed once with the status and amount
-/// sent. Answers (balance seen, deposits matched).
-async fn check_user(s: &Settle, book: Option<&Book>, rec: &Rec, user: usize) -> (i64, usize) {
-    let refused = s.users.refused[user].load(Relaxed);
-    let balance = check_balance(s, book, rec, user).await;
-    (
-        balance,
-        check_transactions(s, book, rec, user, refused).await,
-    )
-}
-
-async fn check_balance(s: &Settle, book: Option<&Book>, rec: &Rec, user: usize) -> i64 {
-    let ctx = &s.ctx;
-    let balance = match http::balance(&ctx.client, rec, &ctx.app, &s.users.cookies[user]).await {
-        Ok(b) => b,
-        Err(e) => {
-            ctx.problem(format!("user {user}: {e}"));
-            0
-        }
-    };
-    let deposits = s.expected[user];
-    match book {
-        Some(b) => b.check_balance(ctx, user, balance, deposits),
-        None if balance != deposits => ctx.problem(format!(
-            "user {user}: balance {balance} paise, but the successful deposits add up to {deposits}"
-        )),
-        None => {}
-    }
-    balance
-}
-
-/// Pages through the user's transactions; answers the deposits matched.
-async fn check_transactions(
-    s: &Settle,
-    book: Option<&Book>,
-    rec: &Rec,
-    user: usize,
-    refused: usize,
-) -> usize {
-    let ctx = &s.ctx;
-    let cookie = &s.users.cookies[user];
-    let mut listing = Listing::new(s, book, user, refused);
-    let mut cursor: Option<String> = None;
-    // More pages than the user can have means the cursor is going round in circles.
-    let transfers = book.map_or(0, |b| b.involving(user));
-    let most_pages = (s.by_user[user].len() + refused + transfers) / 100 + 3;
-    for _ in 0..most_pages {
-        let page =
-            http::transactions_page(&ctx.client, rec, &ctx.app, cookie, cursor.as_deref()).await;
-        let (items, next) = match page {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.problem(format!("user {user}: {e}"));
-                return listing.matched;
-            }
-        };
-        for item in &items {
-            listing.check(item);
-        }
-        match next {
-            Some(n) if !items.is_empty() => cursor = Some(n),
-            _ => {
-                listing.report_missing();
-                return listing.matched;
-            }
-        }
-    }
-    ctx.problem(format!(
-        "user {user}: the transactions did not end after {most_pages} pages"
-    ));
-    listing.matched
-}
-
-/// One user's transactions as listed so far, against the deposits this run created for them.
-struct Listing<'a> {
-    s: &'a Settle,
-    book: Option<&'a Book>,
-    user: usize,
-    mine: HashMap<&'a str, usize>,
-    seen: HashSet<String>,
-    /// A refused creation may have left a failed (or never-sent) deposit.
-    extra_allowed: usize,
-    matched: usize,
-}
-
-impl<'a> Listing<'a> {
-    fn new(s: &'a Settle, book: Option<&'a Book>, user: usize, refused: usize) -> Listing<'a> {
-        Listing {
-            s,
-            book,
-            user,
-            mine: s.by_user[user]
-                .iter()
-                .map(|&i| (s.deps[i].id.as_str(), i))
-                .collect(),
-            seen: HashSet::new(),
-            extra_allowed: refused,
-            matched: 0,
-        }
-    }
-
-    fn check(&mut self, item: &serde_json::Value) {
-        match (item["kind"].as_str(), self.book) {
-            // Deposits; a server from before transfers lists no kind.
-            (None | Some("deposit"), _) => self.check_deposit(item),
-            (Some(kind @ ("transfer_in" | "transfer_out")), Some(book)) => {
-                book.check_item(&self.s.ctx, self.user, kind, item)
-            }
-            (kind, _) => self.s.ctx.problem(format!(
-                "user {}: transaction {} of kind {kind:?} was never made by this run: {item}",
-                self.user, item["id"]
-            )),
-        }
-    }
-
-    fn check_deposit(&mut self, item: &serde_json::Value) {
-        let id = item["id"].as_str().unwrap_or_default();
-        let status = item["status"].as_str().unwrap_or_default();
-        let s = self.s;
-        match self.mine.get(id) {
-            Some(&i) => self.check_own(id, status, item, &s.deps[i]),
-            None if status != "success" && self.extra_allowed > 0 => self.extra_allowed -= 1,
-            None => s.ctx.problem(format!(
-                "user {}: transaction {id} ({status}) was never created by this run",
-                self.user
-            )),
-        }
-    }
-
-    fn check_own(&mut self, id: &str, status: &str, item: &serde_json::Value, d: &Dep) {
-        let ctx = &self.s.ctx;
-        let want = if d.success { "success" } else { "failure" };
-        if !self.seen.insert(id.to_owned()) {
-            ctx.problem(format!("deposit {id} is listed twice"));
-        } else if status != want {
-            ctx.problem(format!("deposit {id} is {status:?}, the bank said {want}"));
-        } else if item["amount"].as_i64() != Some(d.amount) {
-            ctx.problem(format!(
-                "deposit {id} lists amount {}, created with {}",
-                item["amount"], d.amount
-            ));
-        } else {
-            self.matched += 1;
-        }
-    }
-
-    fn report_missing(&self) {
-        for &i in &self.s.by_user[self.user] {
-            let id = &self.s.deps[i].id;
-            if !self.seen.contains(id.as_str()) {
-                self.s.ctx.problem(format!(
-                    "deposit {id} is missing from user {}'s transactions",
-                    self.user
-                ));
-            }
-        }
-    }
 }

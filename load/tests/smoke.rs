@@ -1,21 +1,32 @@
 //! The load tool's smoke scenario against the real app, started in-process on port 0 with a
 //! fresh SQLite database, the bank simulator and the development identity provider: a few
 //! hundred deposits over a few users, settled by duplicate, shuffled, failed, late and
-//! contradicting webhooks, then checked through the API; and small transfers-* runs (crossing
-//! pairs, random pairs with a webhook storm alongside, a hot sender), each ending with its
-//! books check passed.
+//! contradicting webhooks, then checked through the API; small transfers-* runs (crossing
+//! pairs, random pairs with a webhook storm alongside, a hot sender); and small withdrawals and
+//! mixed runs with the simulator's payout webhooks duplicated and reordered; each ending with
+//! its books check passed.
 
 use actix_web::dev::ServerHandle;
 use onramp::configuration::default_settings;
 use onramp::startup::Application;
-use onramp_load::{run_scenario, LoadConfig, Report, Scenario, TransferReport};
+use onramp_load::{run_scenario, LoadConfig, Report, Scenario, TransferReport, WithdrawalReport};
 use secrecy::ExposeSecret;
 use std::path::Path;
 
 /// The app with its development bank and identity provider, on ports of their own and with
 /// databases in `dir`; answers its address, its webhook secret and the handle that stops it.
 async fn start_app(dir: &Path) -> (String, String, ServerHandle) {
+    start_app_with(dir, false).await
+}
+
+/// [`start_app`]; with `stormy_payouts`, the simulator sends every payout webhook twice and
+/// out of order, as `bench/run.sh` has it for the withdrawals and mixed scenarios.
+async fn start_app_with(dir: &Path, stormy_payouts: bool) -> (String, String, ServerHandle) {
     let mut s = default_settings();
+    if stormy_payouts {
+        s.dev.webhook_duplicates = 1;
+        s.dev.webhook_reorder = true;
+    }
     s.server.listen = "127.0.0.1:0".into();
     s.server.workers = Some(2);
     s.dev.bank_listen = "127.0.0.1:0".into();
@@ -287,4 +298,147 @@ async fn transfers_hot_sender_runs_out_of_money_and_passes_its_check() {
     );
     assert_eq!(report.counts.deposits_created, 43);
     handle.stop(true).await;
+}
+
+/// A small run of the withdrawals or mixed scenario: `users` users, `withdrawals` withdrawals
+/// and, in mixed, `transfers` transfers and half as many deposits settled alongside.
+fn withdrawal_config(
+    scenario: Scenario,
+    address: &str,
+    secret: String,
+    (users, withdrawals, transfers): (usize, usize, usize),
+) -> LoadConfig {
+    let mut config = LoadConfig::new(scenario, address);
+    config.webhook_secret = secret;
+    config.progress = false;
+    let r = &mut config.run;
+    r.seed = 13;
+    r.concurrency = 16;
+    r.webhook_concurrency = 8;
+    r.healthz_secs = 0.2;
+    r.users = users;
+    r.deposits = scenario.funding_deposits(users).unwrap();
+    let w = r.withdrawal.as_mut().expect("withdrawal options");
+    w.withdrawals = withdrawals;
+    w.read_concurrency = 2;
+    if let Some(t) = r.transfer.as_mut() {
+        t.transfers = transfers;
+        t.storm_deposits = transfers / 2;
+        t.read_concurrency = 2;
+    }
+    config
+}
+
+/// What every passing run with withdrawals shows: each ended as 201 or 409, the over-balance
+/// ones refused, some payouts failed and came back, each 201 listed once, all settled, rates
+/// measured.
+fn assert_withdrawals_passed(report: &Report) -> &WithdrawalReport {
+    println!("{}", report.table());
+    assert!(
+        report.check.passed,
+        "the check failed: {:?}",
+        report.check.problems
+    );
+    let w = report.withdrawals.as_ref().expect("a withdrawal report");
+    assert!(w.succeeded > 0, "some withdrawals go through");
+    assert_eq!(w.succeeded + w.insufficient_funds, w.planned, "{w:?}");
+    assert_eq!((w.other_answers, w.unresolved), (0, 0));
+    assert!(w.over_balance > 0 && w.insufficient_funds >= w.over_balance);
+    assert!(w.failing > 0 && w.returned_paise > 0, "some payouts fail");
+    assert_eq!(w.matched, w.succeeded, "each 201 listed once");
+    assert!(w.settled_after_secs.is_some(), "every payout settled");
+    assert!(w.succeeded_per_sec > 0.0 && w.deposits_created_per_sec > 0.0);
+    assert!(w.p50_ms > 0.0 && w.p50_ms <= w.p99_ms);
+    assert!(w.balance_reads > 0 && w.lowest_balance_read.unwrap() >= 0);
+    assert_eq!(report.check.server_errors, 0);
+    let credited = report.counts.credited_paise;
+    let kept = w.withdrawn_paise - w.returned_paise;
+    assert_eq!(report.check.expected_balance_paise, credited - kept);
+    assert_eq!(report.check.observed_balance_paise, credited - kept);
+    let phase = report.phase("withdrawals").unwrap();
+    assert_eq!(phase.errors, 0, "{:?}", phase.error_samples);
+    assert!(report.phase("payouts-settle").is_some());
+    w
+}
+
+#[actix_web::test]
+async fn withdrawals_pass_their_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app_with(dir.path(), true).await;
+    let config = withdrawal_config(Scenario::Withdrawals, &address, secret, (12, 300, 0));
+    let report = run_scenario(config).await.expect("the scenario runs");
+    let w = assert_withdrawals_passed(&report);
+    assert_eq!(w.planned, 300);
+    assert_eq!(
+        report.counts.deposits_created, 120,
+        "ten funding deposits per user"
+    );
+    assert_eq!(report.headline_phase, "withdrawals");
+    assert!(report.transfers.is_none() && report.mixed.is_none());
+    assert_eq!(
+        phase_names(&report),
+        [
+            "healthz",
+            "sign-in",
+            "deposits",
+            "webhooks",
+            "withdrawals",
+            "balance-reads",
+            "payouts-settle",
+            "check"
+        ]
+    );
+    handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn mixed_deposits_transfers_and_withdrawals_pass_their_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app_with(dir.path(), true).await;
+    let config = withdrawal_config(Scenario::Mixed, &address, secret, (20, 300, 300));
+    let report = run_scenario(config).await.expect("the scenario runs");
+    assert_withdrawals_passed(&report);
+    let t = assert_transfers_passed_with_withdrawals(&report);
+    assert_eq!((t.planned, t.storm_deposits), (300, 150));
+    let n = &report.counts;
+    assert_eq!(n.deposits_created, 170);
+    assert!(n.duplicate_deliveries > 0 && n.late_deliveries > 0);
+    assert_eq!(n.applied, 170, "each deposit is applied exactly once");
+    let m = report.mixed.as_ref().expect("a mixed report");
+    let kinds: Vec<&str> = m.kinds.iter().map(|k| k.kind.as_str()).collect();
+    assert_eq!(kinds, ["deposits", "transfers", "withdrawals"]);
+    assert!(m.rate > 0.0 && m.p99_ms > 0.0);
+    let all: u64 = m.kinds.iter().map(|k| k.requests).sum();
+    assert_eq!(m.requests, all, "the mixed row is the three kinds together");
+    assert_eq!(report.headline_phase, "mixed");
+    assert!(report.headline_rate > 0.0);
+    assert_eq!(
+        phase_names(&report),
+        [
+            "healthz",
+            "sign-in",
+            "deposits",
+            "storm-deposits",
+            "webhooks",
+            "transfers",
+            "withdrawals",
+            "storm-webhooks",
+            "mixed",
+            "balance-reads",
+            "payouts-settle",
+            "late",
+            "check"
+        ]
+    );
+    handle.stop(true).await;
+}
+
+/// The transfers of a mixed run: each ended as 201 or 409 and was listed once on each side.
+fn assert_transfers_passed_with_withdrawals(report: &Report) -> &TransferReport {
+    let t = report.transfers.as_ref().expect("a transfer report");
+    assert!(t.succeeded > 0, "some transfers go through");
+    assert_eq!(t.succeeded + t.insufficient_funds, t.planned, "{t:?}");
+    assert_eq!(t.matched, t.succeeded, "each 201 listed once on each side");
+    assert!(t.over_balance > 0 && t.insufficient_funds >= t.over_balance);
+    t
 }

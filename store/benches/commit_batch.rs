@@ -1,6 +1,7 @@
 //! What one group commit costs, per change, straight against the store (no HTTP, no actors):
-//! batches of credits (settled deposits to random users) and of transfers between random users,
-//! on a database of 10,000 funded users. `cargo bench -p onramp-store --bench commit_batch`
+//! batches of credits (settled deposits to random users), of transfers between random users, of
+//! new deposits (the commit before create-order) and of new withdrawals (the commit before
+//! create-payout), on a database of 10,000 funded users. `cargo bench -p onramp-store --bench commit_batch`
 //! runs SQLite; with `BENCH_POSTGRES=1` also a throwaway PostgreSQL cluster (as the tests
 //! start one). `BENCH_BATCH` (default 16) is the changes per commit, `BENCH_BATCHES` (300) the
 //! commits per kind, and `BENCH_SQL` statements (`;`-separated) run on the database before the
@@ -185,6 +186,58 @@ async fn transfers(
     timed(store, batches).await
 }
 
+/// New deposits with keys, as `POST /api/deposit` records them before asking the bank.
+async fn new_deposits(
+    store: &Arc<dyn Store>,
+    users: &[UserId],
+    rng: &mut StdRng,
+    batch: usize,
+    batches: usize,
+) -> Figures {
+    let batches = (0..batches)
+        .map(|_| {
+            let mut inserts = Batch::default();
+            for _ in 0..batch {
+                let user = users[rng.gen_range(0..users.len())];
+                let key = uuid::Uuid::new_v4().to_string();
+                inserts.add(deposit(&DepositId::new(), user, 100, Some(&key), now_ms()));
+            }
+            inserts
+        })
+        .collect();
+    timed(store, batches).await
+}
+
+/// New withdrawals with keys, as `POST /api/withdrawals` commits them before asking the bank.
+async fn withdrawals(
+    store: &Arc<dyn Store>,
+    users: &[UserId],
+    rng: &mut StdRng,
+    batch: usize,
+    batches: usize,
+) -> Figures {
+    let batches = (0..batches)
+        .map(|_| {
+            let mut inserts = Batch::default();
+            for _ in 0..batch {
+                let now = now_ms();
+                inserts.add(store::NewWithdrawal {
+                    id: onramp_store::domain::WithdrawalId::new(),
+                    user_id: users[rng.gen_range(0..users.len())],
+                    amount: common::paise(rng.gen_range(1..100)),
+                    currency: onramp_store::domain::Currency::Inr,
+                    idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+                    key_cutoff: now - 86_400_000,
+                    now,
+                    first_check_at: now + 60_000,
+                });
+            }
+            inserts
+        })
+        .collect();
+    timed(store, batches).await
+}
+
 async fn run(backend: Backend, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let url = backend.fresh_database(dir.path()).await;
@@ -204,6 +257,8 @@ async fn run(backend: Backend, name: &str) {
     // A warm-up round of each, then the measured ones, alternating.
     credits(&store, users, &mut rng, batch, batches / 4).await;
     transfers(&store, users, &mut rng, batch, batches / 4).await;
+    new_deposits(&store, users, &mut rng, batch, batches / 4).await;
+    withdrawals(&store, users, &mut rng, batch, batches / 4).await;
     for _ in 0..2 {
         credits(&store, users, &mut rng, batch, batches)
             .await
@@ -211,6 +266,12 @@ async fn run(backend: Backend, name: &str) {
         transfers(&store, users, &mut rng, batch, batches)
             .await
             .print("transfers", name);
+        new_deposits(&store, users, &mut rng, batch, batches)
+            .await
+            .print("deposits", name);
+        withdrawals(&store, users, &mut rng, batch, batches)
+            .await
+            .print("withdrawals", name);
     }
     let report = store.audit().await.unwrap();
     assert!(report.problems.is_empty(), "audit: {:?}", report.problems);

@@ -1,5 +1,5 @@
 //! The transfers-* scenarios' options: what each scenario runs unless told otherwise, and what
-//! the options must satisfy.
+//! the options must satisfy (the mixed scenario's transfers too).
 
 use crate::report::{RunConfig, TransferConfig};
 use crate::scenario::{LoadConfig, Scenario};
@@ -34,14 +34,14 @@ pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
     let name = cfg.scenario.name();
     let Some(t) = &cfg.run.transfer else {
         ensure!(
-            !cfg.scenario.is_transfers(),
+            !cfg.scenario.has_transfers(),
             "{name} needs its transfer options"
         );
         return Ok(());
     };
     ensure!(
-        cfg.scenario.is_transfers(),
-        "the transfer options are for the transfers-* scenarios, not {name}"
+        cfg.scenario.has_transfers(),
+        "the transfer options are for the transfers-* and mixed scenarios, not {name}"
     );
     ensure!(cfg.run.users >= 2, "--users must be at least 2 in {name}");
     let least = if cfg.scenario == Scenario::TransfersCrossing {
@@ -56,10 +56,6 @@ pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
     ensure!(
         (0.0..=1.0).contains(&t.over_balance),
         "--over-balance must be from 0 to 1"
-    );
-    ensure!(
-        t.read_concurrency >= 1,
-        "--read-concurrency must be at least 1"
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Funding the users before the transfers: the funding deposits and the storm's (settled while
-//! the transfers run), created, planned and the funding's settled by webhook.
+//! Funding the users before the transfers (or withdrawals): the funding deposits and the
+//! storm's (settled while the transfers run), created, planned and the funding's settled by
+//! webhook.
 
 use super::plan::{Draft, Drafts};
 use crate::report::{Counts, TransferConfig};
@@ -125,22 +126,27 @@ fn combine(funding: Plan, storm: Option<Plan>) -> Deposits {
 }
 
 /// The users funded: the deposits of both kinds created and planned, the funding's settled.
-pub(super) struct Funded {
-    pub(super) settle: Arc<Settle>,
-    pub(super) counts: Counts,
+pub(in crate::scenario) struct Funded {
+    pub(in crate::scenario) settle: Arc<Settle>,
+    pub(in crate::scenario) counts: Counts,
+    /// The funding deposits created (the storm's apart).
+    pub(in crate::scenario) created: usize,
     /// Per user: the balance the funding gave, and what the storm will add.
-    pub(super) funded: Vec<i64>,
-    pub(super) stormed: Vec<i64>,
-    pub(super) storm_deposits: usize,
-    pub(super) storm_wave: Vec<Delivery>,
-    pub(super) late: Vec<Delivery>,
-    pub(super) credited_per_sec: f64,
+    pub(in crate::scenario) funded: Vec<i64>,
+    pub(in crate::scenario) stormed: Vec<i64>,
+    pub(in crate::scenario) storm_deposits: usize,
+    pub(in crate::scenario) storm_wave: Vec<Delivery>,
+    pub(in crate::scenario) late: Vec<Delivery>,
+    pub(in crate::scenario) credited_per_sec: f64,
 }
 
+/// Deposits to create: each one's user and amount.
+pub(in crate::scenario) type ToCreate = (Vec<usize>, Vec<i64>);
+
 impl Run {
-    /// Creates the funding deposits (and the storm's, settled later), and settles the funding
-    /// by webhook.
-    pub(super) async fn fund(
+    /// Funds the users of a transfers-* or the mixed scenario: creates the funding deposits
+    /// (and the storm's, settled later), and settles the funding by webhook.
+    pub(in crate::scenario) async fn fund(
         &mut self,
         users: &Arc<Users>,
         drafts: &Drafts,
@@ -157,7 +163,7 @@ impl Run {
             .filter(|(&u, _)| u == 0)
             .map(|(_, &a)| a)
             .sum();
-        let (owners, amounts) = funding(
+        let funding = funding(
             &mut self.rng,
             scenario,
             (n, deposits),
@@ -165,10 +171,23 @@ impl Run {
             to_sender,
             max_amount,
         );
+        self.fund_with(users, funding, (storm_owners, storm_amounts))
+            .await
+    }
+
+    /// Creates the `funding` deposits and the `storm`'s (settled later, when the scenario
+    /// says), and settles the funding by webhook.
+    pub(in crate::scenario) async fn fund_with(
+        &mut self,
+        users: &Arc<Users>,
+        (owners, amounts): ToCreate,
+        (storm_owners, storm_amounts): ToCreate,
+    ) -> anyhow::Result<Funded> {
+        let n = self.cfg.run.users;
         let funding = self
             .create("deposits", users.clone(), owners, amounts)
             .await;
-        let stormy = match t.storm_deposits {
+        let stormy = match storm_owners.len() {
             0 => None,
             _ => Some(
                 self.create("storm-deposits", users.clone(), storm_owners, storm_amounts)
@@ -190,6 +209,7 @@ impl Run {
         Ok(Funded {
             settle,
             counts,
+            created: d.storm_from,
             funded,
             stormed,
             storm_deposits,

@@ -7,31 +7,35 @@
 //! `201` is listed exactly once as `transfer_out` of its sender and once as `transfer_in` of its
 //! recipient, nothing else is listed, and no balance read was below zero.
 //!
-//! `plan` draws the transfers, `fund` funds the users, `send` sends the transfers with `read`'s
-//! balance readers alongside, and `check` holds the books to them; `config` has the options.
+//! `plan` draws the transfers, `fund` funds the users, `send` sends the transfers with the
+//! balance readers alongside (`scenario::readers`, `scenario::together`), and `check` holds the
+//! books to them; `config` has the options. The mixed scenario uses the same parts.
 
+use super::check::Ledgers;
+use super::readers::{readers_turns, Sampling};
 use super::{LoadConfig, Run};
 use crate::http;
-use crate::report::Report;
+use crate::report::{Report, TransferReport};
 use anyhow::Context;
 use plan::{draft, finalize};
-use read::{readers_turns, Sampling};
-use send::Sending;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod check;
 mod config;
 mod fund;
 mod plan;
-mod read;
 mod send;
 
 pub(super) use check::Book;
 pub(super) use config::{defaults, validate};
+pub(super) use fund::{Funded, ToCreate};
+pub(super) use plan::{draft as draft_transfers, finalize as finalize_transfers, Drafts};
+pub(super) use send::{retry_after, Outcome, Sending};
 
 /// The app's default largest amount, when `GET /api/settings` does not say.
-const FALLBACK_MAX_AMOUNT: i64 = 10_000_000;
+pub(super) const FALLBACK_MAX_AMOUNT: i64 = 10_000_000;
 
 /// Runs a transfers-* scenario and checks the books.
 pub(super) async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
@@ -70,17 +74,35 @@ pub(super) async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
     run.late(&f.settle, std::mem::take(&mut f.late)).await;
 
     let book = Arc::new(Book::new(&run.ctx, &sending, plan.monotone));
-    let check = run
-        .check(&f.settle, Some(book.clone()), &mut f.counts)
-        .await;
-    let mut report = book.report(&sending);
-    report.storm_deposits = f.storm_deposits;
-    report.succeeded_per_sec = report.succeeded as f64 / elapsed.as_secs_f64().max(1e-9);
-    let healthz = run.phases.iter().find(|p| p.name == "healthz");
-    if let Some(h) = healthz.filter(|h| h.rate > 0.0) {
-        report.succeeded_ratio_to_healthz = report.succeeded_per_sec / h.rate;
-    }
-    report.balance_reads = sampling.reads.load(Relaxed);
-    report.lowest_balance_read = (report.balance_reads > 0).then(|| sampling.lowest.load(Relaxed));
+    let ledgers = Ledgers {
+        book: Some(book.clone()),
+        payouts: None,
+    };
+    let check = run.check(&f.settle, ledgers, &mut f.counts).await;
+    let report = run.transfer_report(&book, &sending, &sampling, elapsed, f.storm_deposits);
     Ok(run.report(f.counts, check, f.credited_per_sec, Some(report)))
+}
+
+impl Run {
+    /// What the transfers did and how fast, for the report: `elapsed` is the transfers phase's.
+    pub(super) fn transfer_report(
+        &self,
+        book: &Book,
+        sending: &Sending,
+        sampling: &Sampling,
+        elapsed: Duration,
+        storm_deposits: usize,
+    ) -> TransferReport {
+        let mut report = book.report(sending);
+        report.storm_deposits = storm_deposits;
+        report.succeeded_per_sec = report.succeeded as f64 / elapsed.as_secs_f64().max(1e-9);
+        let healthz = self.phases.iter().find(|p| p.name == "healthz");
+        if let Some(h) = healthz.filter(|h| h.rate > 0.0) {
+            report.succeeded_ratio_to_healthz = report.succeeded_per_sec / h.rate;
+        }
+        report.balance_reads = sampling.reads.load(Relaxed);
+        report.lowest_balance_read =
+            (report.balance_reads > 0).then(|| sampling.lowest.load(Relaxed));
+        report
+    }
 }

@@ -14,18 +14,18 @@ const OVER_MARGIN: i64 = 1_000;
 
 /// A transfer as it will be sent: who pays whom how much, under which `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Transfer {
-    pub(super) from: usize,
-    pub(super) to: usize,
-    pub(super) amount: i64,
+pub(in crate::scenario) struct Transfer {
+    pub(in crate::scenario) from: usize,
+    pub(in crate::scenario) to: usize,
+    pub(in crate::scenario) amount: i64,
     /// More than the sender could ever hold: it must be refused.
-    pub(super) over: bool,
-    pub(super) key: String,
+    pub(in crate::scenario) over: bool,
+    pub(in crate::scenario) key: String,
 }
 
 /// A planned transfer's amount, decided once the funding is known.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Draft {
+pub(in crate::scenario) enum Draft {
     Small(i64),
     /// About the sender's whole funding.
     Near,
@@ -36,12 +36,12 @@ pub(super) enum Draft {
 /// The transfers drawn before any money moves, and how they are sent: each item one transfer,
 /// or two at once (transfers-crossing).
 #[derive(Debug)]
-pub(super) struct Drafts {
-    pub(super) parts: Vec<(usize, usize, Draft)>,
-    pub(super) items: Vec<(usize, Option<usize>)>,
+pub(in crate::scenario) struct Drafts {
+    pub(in crate::scenario) parts: Vec<(usize, usize, Draft)>,
+    pub(in crate::scenario) items: Vec<(usize, Option<usize>)>,
 }
 
-pub(super) fn draft(
+pub(in crate::scenario) fn draft(
     rng: &mut StdRng,
     scenario: Scenario,
     users: usize,
@@ -93,21 +93,21 @@ pub(super) fn draft(
 
 /// The transfers to send, with what the tool can say of every user beforehand.
 #[derive(Debug)]
-pub(super) struct TransferPlan {
-    pub(super) transfers: Vec<Transfer>,
-    pub(super) items: Vec<(usize, Option<usize>)>,
+pub(in crate::scenario) struct TransferPlan {
+    pub(in crate::scenario) transfers: Vec<Transfer>,
+    pub(in crate::scenario) items: Vec<(usize, Option<usize>)>,
     /// The most a user's balance can reach: its successful deposits and every transfer to it
     /// that may go through.
-    pub(super) ceiling: Vec<i64>,
+    pub(in crate::scenario) ceiling: Vec<i64>,
     /// Users whose balance can only go down while the transfers run (nothing comes in).
-    pub(super) monotone: Vec<bool>,
+    pub(in crate::scenario) monotone: Vec<bool>,
 }
 
 /// Decides the amounts now that the funding is known. `funded`: each user's balance before the
 /// transfers; `stormed`: what the storm will add. An over-balance transfer asks for more than
 /// the sender's balance, storm and every transfer to it together; one that cannot without
 /// passing `max_amount` is left out.
-pub(super) fn finalize(
+pub(in crate::scenario) fn finalize(
     rng: &mut StdRng,
     drafts: &Drafts,
     funded: &[i64],

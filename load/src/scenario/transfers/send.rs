@@ -3,13 +3,11 @@
 //! `Idempotency-Key`, and each answer judged into the transfer's outcome.
 
 use super::plan::Transfer;
-use super::read::{sample, Sampling};
 use crate::http::{self, Answer, TransferRequest};
-use crate::metrics;
-use crate::phase::{Bound, PhaseResult, Rec};
-use crate::report::PhaseReport;
+use crate::phase::{Bound, Rec};
+use crate::scenario::readers::Sampling;
+use crate::scenario::together::Pending;
 use crate::scenario::{Ctx, Delivery, Run, Settle, Users};
-use anyhow::Context;
 use onramp_api::{ErrorBody, ErrorCode};
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,9 +31,9 @@ fn tasks(items: &[(usize, Option<usize>)], concurrency: usize) -> usize {
     (concurrency / per_item).max(1)
 }
 
-/// How a transfer ended.
+/// How a transfer (or a withdrawal) ended.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Outcome {
+pub(in crate::scenario) enum Outcome {
     /// `201`, with the id it answered.
     Done(Option<String>),
     /// `409 insufficient_funds`.
@@ -47,7 +45,7 @@ pub(super) enum Outcome {
 }
 
 /// The transfers phase's shared state.
-pub(super) struct Sending {
+pub(in crate::scenario) struct Sending {
     ctx: Arc<Ctx>,
     pub(super) users: Arc<Users>,
     pub(super) transfers: Vec<Transfer>,
@@ -59,7 +57,7 @@ pub(super) struct Sending {
 }
 
 impl Sending {
-    pub(super) fn new(
+    pub(in crate::scenario) fn new(
         ctx: &Arc<Ctx>,
         users: &Arc<Users>,
         transfers: Vec<Transfer>,
@@ -169,7 +167,7 @@ impl Sending {
 }
 
 /// `Retry-After` of a `429`, up to two seconds.
-fn retry_after(a: &Answer) -> Duration {
+pub(in crate::scenario) fn retry_after(a: &Answer) -> Duration {
     let secs = a
         .headers
         .get("retry-after")
@@ -225,6 +223,17 @@ async fn send_transfer(s: &Sending, rec: &Rec, k: usize) {
 }
 
 impl Run {
+    /// The transfers phase, on as many tasks as keep `concurrency` requests in flight.
+    pub(in crate::scenario) fn transfers_phase(
+        &self,
+        sending: &Arc<Sending>,
+        concurrency: usize,
+    ) -> Pending {
+        let bound = Bound::Items(sending.items.len());
+        let tasks = tasks(&sending.items, concurrency);
+        Box::pin(self.phase("transfers", bound, tasks, sending.clone(), send_item))
+    }
+
     /// The transfers, with the balance readers and the storm's webhooks alongside; answers how
     /// long the transfers took.
     pub(super) async fn transfer(
@@ -235,44 +244,14 @@ impl Run {
         storm: Vec<Delivery>,
         read_concurrency: usize,
     ) -> anyhow::Result<Duration> {
-        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let bound = Bound::Until(stop.clone());
-        let reads = self.phase(
-            "balance-reads",
-            bound,
-            read_concurrency,
-            sampling.clone(),
-            sample,
-        );
-        let reads = tokio::spawn(reads);
-        let storm = (!storm.is_empty())
-            .then(|| tokio::spawn(self.deliveries("storm-webhooks", settle, storm)));
-        let bound = Bound::Items(sending.items.len());
-        let tasks = tasks(&sending.items, self.cfg.run.concurrency);
-        let sent = self
-            .phase("transfers", bound, tasks, sending.clone(), send_item)
-            .await;
-        let storm = match storm {
-            Some(h) => Some(h.await),
-            None => None,
-        };
-        // The readers stop whatever became of the storm.
-        stop.store(true, Relaxed);
-        let storm = storm.transpose().context("the storm's webhooks failed")?;
-        let reads = reads.await.context("the balance readers failed")?;
-        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
-        // The phases ran side by side: one pair of scrapes covers them all.
-        let writer = metrics::figures(before.as_ref(), after.as_ref());
-        let elapsed = sent.elapsed;
-        let ran: Vec<PhaseResult> = [Some(sent), storm, Some(reads)]
-            .into_iter()
-            .flatten()
-            .collect();
-        for r in &ran {
-            self.phases.push(PhaseReport::new(r, writer.clone()));
+        let mut phases = vec![self.transfers_phase(sending, self.cfg.run.concurrency)];
+        if !storm.is_empty() {
+            phases.push(Box::pin(self.deliveries("storm-webhooks", settle, storm)));
         }
-        Ok(elapsed)
+        let ran = self
+            .together(phases, None, sampling, read_concurrency)
+            .await?;
+        Ok(ran[0].elapsed)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The balance readers that run alongside the transfers: whom they read, in turn, and what every
-//! read while money moves must satisfy.
+//! The balance readers that run alongside the transfers and withdrawals: whom they read, in
+//! turn, and what every read while money moves must satisfy.
 
 use crate::http;
 use crate::phase::Rec;
@@ -13,19 +13,19 @@ use std::sync::Arc;
 /// The hot sender's balance is read every other time; the rest go round these many recipients.
 const HOT_READ_RECIPIENTS: usize = 256;
 
-/// The balance readers' shared state while the transfers run.
-pub(super) struct Sampling {
+/// The balance readers' shared state while money moves.
+pub(in crate::scenario) struct Sampling {
     ctx: Arc<Ctx>,
     users: Arc<Users>,
     /// The users read, in turn.
     who: Vec<usize>,
     ceiling: Vec<i64>,
-    pub(super) reads: AtomicU64,
-    pub(super) lowest: AtomicI64,
+    pub(in crate::scenario) reads: AtomicU64,
+    pub(in crate::scenario) lowest: AtomicI64,
 }
 
 impl Sampling {
-    pub(super) fn new(
+    pub(in crate::scenario) fn new(
         ctx: &Arc<Ctx>,
         users: &Arc<Users>,
         who: Vec<usize>,
@@ -43,8 +43,9 @@ impl Sampling {
 }
 
 /// A balance read while money moves may be any committed state: never below zero, never more
-/// than the user's deposits and every transfer to it.
-pub(super) async fn sample(s: Arc<Sampling>, i: usize, rec: Arc<Rec>) {
+/// than the user's deposits and every transfer to it (a failed payout only gives back what its
+/// withdrawal took).
+pub(in crate::scenario) async fn sample(s: Arc<Sampling>, i: usize, rec: Arc<Rec>) {
     let user = s.who[i % s.who.len()];
     let cookie = &s.users.cookies[user];
     if let Ok(b) = http::balance(&s.ctx.client, &rec, &s.ctx.app, cookie).await {
@@ -52,12 +53,12 @@ pub(super) async fn sample(s: Arc<Sampling>, i: usize, rec: Arc<Rec>) {
         s.lowest.fetch_min(b, Relaxed);
         if b < 0 {
             s.ctx.problem(format!(
-                "user {user}: a balance read {b} paise while the transfers ran: below zero"
+                "user {user}: a balance read {b} paise while money moved: below zero"
             ));
         } else if b > s.ceiling[user] {
             s.ctx.problem(format!(
-                "user {user}: a balance read {b} paise while the transfers ran, more than the {} \
-                 its deposits and every transfer to it add up to",
+                "user {user}: a balance read {b} paise while money moved, more than the {} its \
+                 deposits and every transfer to it add up to",
                 s.ceiling[user]
             ));
         }
@@ -65,7 +66,11 @@ pub(super) async fn sample(s: Arc<Sampling>, i: usize, rec: Arc<Rec>) {
 }
 
 /// Which users the readers read: in transfers-hot-sender the sender every other time.
-pub(super) fn readers_turns(rng: &mut StdRng, scenario: Scenario, users: usize) -> Vec<usize> {
+pub(in crate::scenario) fn readers_turns(
+    rng: &mut StdRng,
+    scenario: Scenario,
+    users: usize,
+) -> Vec<usize> {
     if scenario == Scenario::TransfersHotSender {
         let recipients = (users - 1).min(HOT_READ_RECIPIENTS);
         return (1..=recipients).flat_map(|r| [0, r]).collect();

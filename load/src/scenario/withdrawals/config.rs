@@ -1,0 +1,66 @@
+//! The withdrawals scenario's options: what it runs unless told otherwise, and what the
+//! withdrawal options must satisfy (the mixed scenario's withdrawals too).
+
+use crate::report::{RunConfig, WithdrawalConfig};
+use crate::scenario::LoadConfig;
+use anyhow::ensure;
+
+/// Withdrawals made unless `--withdrawals` says otherwise.
+const DEFAULT_WITHDRAWALS: usize = 20_000;
+const USERS: usize = 1_000;
+/// Funding deposits per user unless `--deposits` says otherwise: enough that their creation,
+/// the rate the withdrawals are compared with, is measured over a phase of some length.
+pub(in crate::scenario) const DEPOSITS_PER_USER: usize = 10;
+/// Shares of the withdrawals over the balance and failing at the bank.
+const OVER_BALANCE: f64 = 0.1;
+const FAILING_PAYOUTS: f64 = 0.2;
+/// Connections reading balances while the withdrawals run.
+const READ_CONCURRENCY: usize = 4;
+
+/// `withdrawals` withdrawals with the default shares.
+pub(in crate::scenario) fn withdrawal_config(withdrawals: usize) -> WithdrawalConfig {
+    WithdrawalConfig {
+        withdrawals,
+        over_balance: OVER_BALANCE,
+        failing_payouts: FAILING_PAYOUTS,
+        read_concurrency: READ_CONCURRENCY,
+    }
+}
+
+/// The withdrawals scenario's defaults: `base` with its users, funding and withdrawals.
+pub(in crate::scenario) fn defaults(base: RunConfig) -> RunConfig {
+    RunConfig {
+        users: USERS,
+        deposits: USERS * DEPOSITS_PER_USER,
+        withdrawal: Some(withdrawal_config(DEFAULT_WITHDRAWALS)),
+        ..base
+    }
+}
+
+pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
+    let name = cfg.scenario.name();
+    let Some(w) = &cfg.run.withdrawal else {
+        ensure!(
+            !cfg.scenario.has_withdrawals(),
+            "{name} needs its withdrawal options"
+        );
+        return Ok(());
+    };
+    ensure!(
+        cfg.scenario.has_withdrawals(),
+        "the withdrawal options are for the withdrawals and mixed scenarios, not {name}"
+    );
+    ensure!(
+        w.withdrawals >= 1,
+        "--withdrawals must be at least 1 in {name}"
+    );
+    ensure!(
+        (0.0..=1.0).contains(&w.over_balance),
+        "--over-balance must be from 0 to 1"
+    );
+    ensure!(
+        (0.0..=1.0).contains(&w.failing_payouts),
+        "--failing-payouts must be from 0 to 1"
+    );
+    Ok(())
+}
