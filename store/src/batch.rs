@@ -26,8 +26,10 @@ pub(super) struct AccountItem<'a> {
     pub now: i64,
 }
 
+/// A new deposit or withdrawal: both are inserted `processing` with an optional idempotency key
+/// and a first check on reconciliation's schedule, before the bank is asked.
 #[derive(Serialize)]
-pub(super) struct DepositItem<'a> {
+pub(super) struct NewItem<'a> {
     pub pos: usize,
     pub id: &'a str,
     pub user: String,
@@ -80,18 +82,8 @@ pub(super) struct ForgetItem<'a> {
     pub due: i64,
 }
 
-#[derive(Serialize)]
-pub(super) struct WithdrawalItem<'a> {
-    pub pos: usize,
-    pub id: &'a str,
-    pub user: String,
-    pub amount: i64,
-    pub currency: &'static str,
-    pub key: Option<&'a str>,
-    pub cutoff: i64,
-    pub now: i64,
-    pub first_check: i64,
-}
+pub(super) type DepositItem<'a> = NewItem<'a>;
+pub(super) type WithdrawalItem<'a> = NewItem<'a>;
 
 #[derive(Serialize)]
 pub(super) struct PayoutItem<'a> {
@@ -205,7 +197,7 @@ impl<'a> Plan<'a> {
                 .deposits
                 .iter()
                 .enumerate()
-                .map(DepositItem::of)
+                .map(NewItem::deposit)
                 .collect(),
             orders: batch.orders.iter().map(OrderItem::of).collect(),
             new_sessions: batch.new_sessions.iter().map(SessionItem::of).collect(),
@@ -242,7 +234,7 @@ impl<'a> Plan<'a> {
                 .collect(),
             states: first_states(batch),
             withdrawals: (batch.withdrawals.iter().enumerate())
-                .map(WithdrawalItem::of)
+                .map(NewItem::withdrawal)
                 .collect(),
             payouts: one_payout_each(batch),
             payout_settles: first_payout_settlements(batch),
@@ -467,18 +459,49 @@ impl<'a> AccountItem<'a> {
     }
 }
 
-impl<'a> DepositItem<'a> {
-    fn of((pos, d): (usize, &'a crate::NewDeposit)) -> Self {
-        DepositItem {
+impl<'a> NewItem<'a> {
+    fn deposit((pos, d): (usize, &'a crate::NewDeposit)) -> Self {
+        let key = d.idempotency_key.as_deref();
+        let money = (d.user_id, d.amount, d.currency);
+        NewItem::new(
             pos,
-            id: d.id.as_str(),
-            user: d.user_id.to_string(),
-            amount: d.amount.paise(),
-            currency: d.currency.code(),
-            key: d.idempotency_key.as_deref(),
-            cutoff: d.key_cutoff,
-            now: d.now,
-            first_check: d.first_check_at,
+            d.id.as_str(),
+            money,
+            key,
+            [d.key_cutoff, d.now, d.first_check_at],
+        )
+    }
+
+    fn withdrawal((pos, w): (usize, &'a crate::NewWithdrawal)) -> Self {
+        let key = w.idempotency_key.as_deref();
+        let money = (w.user_id, w.amount, w.currency);
+        NewItem::new(
+            pos,
+            w.id.as_str(),
+            money,
+            key,
+            [w.key_cutoff, w.now, w.first_check_at],
+        )
+    }
+
+    /// `money`: whose, how much, in what; `times`: the key's cutoff, now, and the first check.
+    fn new(
+        pos: usize,
+        id: &'a str,
+        (user, amount, currency): (UserId, crate::domain::Amount, crate::domain::Currency),
+        key: Option<&'a str>,
+        [cutoff, now, first_check]: [i64; 3],
+    ) -> Self {
+        NewItem {
+            pos,
+            id,
+            user: user.to_string(),
+            amount: amount.paise(),
+            currency: currency.code(),
+            key,
+            cutoff,
+            now,
+            first_check,
         }
     }
 }
@@ -501,22 +524,6 @@ impl<'a> SessionItem<'a> {
             user: s.user_id.to_string(),
             created_at: s.created_at,
             expires_at: s.expires_at,
-        }
-    }
-}
-
-impl<'a> WithdrawalItem<'a> {
-    fn of((pos, w): (usize, &'a crate::NewWithdrawal)) -> Self {
-        WithdrawalItem {
-            pos,
-            id: w.id.as_str(),
-            user: w.user_id.to_string(),
-            amount: w.amount.paise(),
-            currency: w.currency.code(),
-            key: w.idempotency_key.as_deref(),
-            cutoff: w.key_cutoff,
-            now: w.now,
-            first_check: w.first_check_at,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! and a batch of one kind, such as a storm of webhooks, is that statement alone, a transaction
 //! without BEGIN and COMMIT.
 
-use super::batch::{Plan, TransferItem, Written};
+use super::batch::{NewItem, Plan, TransferItem, Written};
 use super::*;
 use crate::reads::accounts_postgres as accounts;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -34,85 +34,178 @@ impl PgStore {
     }
 }
 
-/// The batch's money: settlements and the transfers just inserted, as ledger entries, in one
-/// statement. Settlements whose deposit is still processing change it (their pending rows are
-/// dropped later, by reconciliation), with the user, amount and currency of the deposit's own
-/// row; each credit is an entry from bank clearing to the user and each transfer one from the
-/// sender to the recipient, credits first, each kind in its order in the batch (`rank`, `seq`:
-/// the same order as SQLite's script, so both databases number the entries alike). A missing
-/// account leaves a NULL that the entry's NOT NULL refuses. Each account then changes once by
-/// the sum of its entries in the batch (bank clearing too), and records the last entry it
-/// includes; a user's balance below zero fails the statement (the table's CHECK). It answers the settlements applied (tag 0) and the balances after it of the
-/// user accounts it changed (tag 1).
-const POST: &str = "\
-WITH input AS (
-    SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::int8[])
-        AS u(seq, deposit_id, status, now)
-), settled AS (
-    UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i
-    WHERE d.id = i.deposit_id AND d.status = 'processing'
-    RETURNING i.seq, d.id AS deposit_id, i.status, d.user_id, d.amount, d.currency, i.now
-), transfers AS (
-    SELECT * FROM UNNEST($5::int8[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[], $11::int8[])
-        AS t(seq, id, from_user, to_user, amount, currency, now)
-), withdrawn AS (
-    SELECT * FROM UNNEST($12::int8[], $13::text[], $14::text[], $15::int8[], $16::text[], $17::int8[])
-        AS w(seq, id, user_id, amount, currency, now)
-), payout_input AS (
-    SELECT * FROM UNNEST($18::int8[], $19::text[], $20::text[], $21::int8[], $22::text[])
-        AS u(seq, withdrawal_id, status, now, answer)
-), paid AS (
-    UPDATE withdrawals AS w SET status = i.status,
-        first_answer = COALESCE(i.answer, w.first_answer), updated_at = i.now
-    FROM payout_input AS i
-    WHERE w.id = i.withdrawal_id AND w.status = 'processing'
-    RETURNING i.seq, w.id, i.status, w.user_id, w.amount, w.currency, i.now
-), moves AS (
-    SELECT 0 AS rank, s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit,
-           a.id AS credit, s.amount, s.now
-    FROM settled AS s
-    LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
-    LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
-    WHERE s.status = 'success'
-    UNION ALL
-    SELECT 1, t.seq, 'transfer', t.id, f.id, r.id, t.amount, t.now
-    FROM transfers AS t
-    LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency
-    LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency
-    UNION ALL
-    SELECT 2, w.seq, 'withdrawal', w.id, a.id, p.id, w.amount, w.now
-    FROM withdrawn AS w
-    LEFT JOIN ledger_accounts AS a ON a.user_id = w.user_id AND a.currency = w.currency
-    LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' AND p.currency = w.currency
-    UNION ALL
-    SELECT 3, s.seq, CASE WHEN s.status = 'success' THEN 'payout' ELSE 'payout_return' END,
-           s.id, p.id, CASE WHEN s.status = 'success' THEN c.id ELSE a.id END, s.amount, s.now
-    FROM paid AS s
-    LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' AND p.currency = s.currency
-    LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' AND c.currency = s.currency
-    LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency
-), entries AS (
-    INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, created_at)
-    SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY rank, seq
-    RETURNING id, debit_account, credit_account, amount, created_at
-), deltas AS (
-    SELECT account, SUM(delta) AS delta, MAX(id) AS last, MAX(created_at) AS at
-    FROM (SELECT credit_account AS account, amount AS delta, id, created_at FROM entries
-          UNION ALL
-          SELECT debit_account, -amount, id, created_at FROM entries) AS x
-    GROUP BY account
-), accounts AS (
-    UPDATE ledger_accounts AS a
-    SET balance = a.balance + d.delta, last_entry = d.last, updated_at = d.at
-    FROM deltas AS d WHERE a.id = d.account
-    RETURNING a.user_id, a.balance, a.last_entry
-)
-SELECT 0 AS tag, seq, NULL::text AS user_id, NULL::int8 AS balance, NULL::int8 AS last_entry
-FROM settled
-UNION ALL
-SELECT 2, seq, NULL, NULL, NULL FROM paid
-UNION ALL
-SELECT 1, 0, user_id, balance, last_entry FROM accounts WHERE user_id IS NOT NULL";
+/// The kinds of money a batch moves: the parts of the ledger statement ([`post_sql`]) it needs.
+/// A statement with only the parts a batch uses plans in a fraction of the time of one with
+/// all of them (PostgreSQL plans each execution afresh: the arrays differ every time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts {
+    credits: bool,
+    transfers: bool,
+    withdrawals: bool,
+    payouts: bool,
+}
+
+impl Parts {
+    fn index(self) -> usize {
+        usize::from(self.credits)
+            | usize::from(self.transfers) << 1
+            | usize::from(self.withdrawals) << 2
+            | usize::from(self.payouts) << 3
+    }
+
+    fn of_index(i: usize) -> Parts {
+        Parts {
+            credits: i & 1 != 0,
+            transfers: i & 2 != 0,
+            withdrawals: i & 4 != 0,
+            payouts: i & 8 != 0,
+        }
+    }
+
+    fn any(self) -> bool {
+        self.index() != 0
+    }
+}
+
+/// The batch's money as ledger entries, in one statement, with the parts `parts` names, built
+/// once per combination. Settlements whose deposit is still processing change it (their
+/// pending rows are dropped later, by reconciliation), with the user, amount and currency of the
+/// deposit's own row; payouts' ends likewise change a withdrawal still processing. Each credit is
+/// an entry from bank clearing to the user, each transfer one from the sender to the recipient,
+/// each withdrawal one from the user to payouts in flight, and each payout's end one from payouts
+/// in flight to bank clearing (paid) or back to the user (failed): in that order of kinds, each
+/// kind in its order in the batch (`rank`, `seq`: the same order as SQLite's script, so both
+/// databases number the entries alike). A missing account leaves a NULL that the entry's NOT
+/// NULL refuses. Each account then changes once by the sum of its entries in the batch, and
+/// records the last entry it includes; a user's balance below zero fails the statement (the
+/// table's CHECK). It answers the balances after it of the user accounts it changed (tag 1), the
+/// settlements applied (tag 0) and the payouts' ends applied (tag 2). Its parameters are the
+/// arrays of the parts present, in the order above (see [`post`]).
+fn post_sql(parts: Parts) -> &'static str {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| (0..16).map(|i| build_post(Parts::of_index(i))).collect());
+    &texts[parts.index()]
+}
+
+fn build_post(parts: Parts) -> String {
+    let mut n = 0;
+    let mut arrays = |types: &[&str]| {
+        let list: Vec<String> = (types.iter())
+            .map(|t| {
+                n += 1;
+                format!("${n}::{t}[]")
+            })
+            .collect();
+        list.join(", ")
+    };
+    let (mut ctes, mut moves, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+    if parts.credits {
+        let input = arrays(&["int8", "text", "text", "int8"]);
+        ctes.push(format!(
+            "input AS (SELECT * FROM UNNEST({input}) AS u(seq, deposit_id, status, now)), \
+             settled AS ( \
+                 UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i \
+                 WHERE d.id = i.deposit_id AND d.status = 'processing' \
+                 RETURNING i.seq, d.id AS deposit_id, i.status, d.user_id, d.amount, d.currency, \
+                     i.now)"
+        ));
+        moves.push(
+            "SELECT 0 AS rank, s.seq, 'deposit' AS kind, s.deposit_id AS ref, c.id AS debit, \
+                 a.id AS credit, s.amount, s.now \
+             FROM settled AS s \
+             LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency \
+             LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' \
+                 AND c.currency = s.currency \
+             WHERE s.status = 'success'",
+        );
+        answers.push("SELECT 0, seq, NULL, NULL, NULL FROM settled");
+    }
+    if parts.transfers {
+        let input = arrays(&["int8", "text", "text", "text", "int8", "text", "int8"]);
+        ctes.push(format!(
+            "transfers AS (SELECT * FROM UNNEST({input}) \
+                 AS t(seq, id, from_user, to_user, amount, currency, now))"
+        ));
+        moves.push(
+            "SELECT 1 AS rank, t.seq, 'transfer' AS kind, t.id AS ref, f.id AS debit, \
+                 r.id AS credit, t.amount, t.now \
+             FROM transfers AS t \
+             LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency \
+             LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency",
+        );
+    }
+    if parts.withdrawals {
+        let input = arrays(&["int8", "text", "text", "int8", "text", "int8"]);
+        ctes.push(format!(
+            "withdrawn AS (SELECT * FROM UNNEST({input}) \
+                 AS w(seq, id, user_id, amount, currency, now))"
+        ));
+        moves.push(
+            "SELECT 2 AS rank, w.seq, 'withdrawal' AS kind, w.id AS ref, a.id AS debit, \
+                 p.id AS credit, w.amount, w.now \
+             FROM withdrawn AS w \
+             LEFT JOIN ledger_accounts AS a ON a.user_id = w.user_id AND a.currency = w.currency \
+             LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' \
+                 AND p.currency = w.currency",
+        );
+    }
+    if parts.payouts {
+        let input = arrays(&["int8", "text", "text", "int8", "text"]);
+        ctes.push(format!(
+            "payout_input AS (SELECT * FROM UNNEST({input}) \
+                 AS u(seq, withdrawal_id, status, now, answer)), \
+             paid AS ( \
+                 UPDATE withdrawals AS w SET status = i.status, \
+                     first_answer = COALESCE(i.answer, w.first_answer), updated_at = i.now \
+                 FROM payout_input AS i \
+                 WHERE w.id = i.withdrawal_id AND w.status = 'processing' \
+                 RETURNING i.seq, w.id, i.status, w.user_id, w.amount, w.currency, i.now)"
+        ));
+        moves.push(
+            "SELECT 3 AS rank, s.seq, \
+                 CASE WHEN s.status = 'success' THEN 'payout' ELSE 'payout_return' END AS kind, \
+                 s.id AS ref, p.id AS debit, \
+                 CASE WHEN s.status = 'success' THEN c.id ELSE a.id END AS credit, s.amount, s.now \
+             FROM paid AS s \
+             LEFT JOIN ledger_accounts AS p ON p.system = 'payouts_in_flight' \
+                 AND p.currency = s.currency \
+             LEFT JOIN ledger_accounts AS c ON c.system = 'bank_clearing' \
+                 AND c.currency = s.currency \
+             LEFT JOIN ledger_accounts AS a ON a.user_id = s.user_id AND a.currency = s.currency",
+        );
+        answers.push("SELECT 2, seq, NULL, NULL, NULL FROM paid");
+    }
+    let mut text = format!(
+        "WITH {}, moves AS ({}), \
+         entries AS ( \
+             INSERT INTO ledger_entries (kind, ref, debit_account, credit_account, amount, \
+                 created_at) \
+             SELECT kind, ref, debit, credit, amount, now FROM moves ORDER BY rank, seq \
+             RETURNING id, debit_account, credit_account, amount, created_at \
+         ), deltas AS ( \
+             SELECT account, SUM(delta) AS delta, MAX(id) AS last, MAX(created_at) AS at \
+             FROM (SELECT credit_account AS account, amount AS delta, id, created_at \
+                   FROM entries \
+                   UNION ALL \
+                   SELECT debit_account, -amount, id, created_at FROM entries) AS x \
+             GROUP BY account \
+         ), accounts AS ( \
+             UPDATE ledger_accounts AS a \
+             SET balance = a.balance + d.delta, last_entry = d.last, updated_at = d.at \
+             FROM deltas AS d WHERE a.id = d.account \
+             RETURNING a.user_id, a.balance, a.last_entry \
+         ) \
+         SELECT 1 AS tag, 0::int8 AS seq, user_id, balance, last_entry FROM accounts \
+         WHERE user_id IS NOT NULL",
+        ctes.join(", "),
+        moves.join(" UNION ALL "),
+    );
+    for answer in answers {
+        text.push_str(" UNION ALL ");
+        text.push_str(answer);
+    }
+    text
+}
 
 /// One part of writing a batch, in the order they run. The list for a batch ([`steps`]) is
 /// both what runs and what decides the transaction: a batch whose list is one step of one
@@ -230,12 +323,16 @@ async fn write(
     for step in steps {
         match step {
             Step::OneAtATime => accounts::write(run.next()?, plan).await?,
-            Step::Deposits => written.inserted = insert_deposits(run, plan).await?,
+            Step::Deposits => {
+                written.inserted = insert_new(run, &plan.deposits, &NEW_DEPOSITS).await?
+            }
             Step::Orders => write_orders(run, plan).await?,
             Step::Sessions => write_sessions(run, plan).await?,
             Step::Schedule => write_schedule(run, plan).await?,
             Step::Transfers => written.transferred = insert_transfers(run, plan).await?,
-            Step::Withdrawals => written.withdrawn = insert_withdrawals(run, plan).await?,
+            Step::Withdrawals => {
+                written.withdrawn = insert_new(run, &plan.withdrawals, &NEW_WITHDRAWALS).await?
+            }
             Step::Payouts => write_payouts(run, plan).await?,
             Step::Post => {
                 let posted = post(run, plan, &written).await?;
@@ -381,57 +478,6 @@ async fn write_payouts(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Inserts the new withdrawals, pending (an idempotency key held by a withdrawal older than the
-/// cutoff is given up first), and answers the positions of those inserted: a withdrawal whose key
-/// is still held is not.
-async fn insert_withdrawals(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<Vec<usize>, StoreError> {
-    let w = &plan.withdrawals;
-    if plan.has_withdrawal_keys() {
-        let keyed: Vec<_> = w.iter().filter(|w| w.key.is_some()).collect();
-        sqlx::query(
-            "UPDATE withdrawals AS w SET idempotency_key = NULL \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
-             WHERE w.user_id = k.user_id AND w.idempotency_key = k.key AND w.created_at < k.cutoff",
-        )
-        .bind(keyed.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|w| w.key).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|w| w.cutoff).collect::<Vec<_>>())
-        .execute(run.next()?)
-        .await?;
-    }
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "WITH inserted AS ( \
-             INSERT INTO withdrawals (id, user_id, amount, currency, status, idempotency_key, \
-                                      created_at, updated_at) \
-             SELECT id, user_id, amount, currency, 'processing', key, now, now \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
-                 WITH ORDINALITY AS u(id, user_id, amount, key, now, currency, ord) \
-             ORDER BY ord \
-             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id, created_at \
-         ), pending AS ( \
-             INSERT INTO pending_withdrawals (next_check_at, withdrawal_id, created_at) \
-             SELECT c.first_check, i.id, i.created_at FROM inserted AS i \
-             JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
-         ) \
-         SELECT id FROM inserted",
-    )
-    .bind(w.iter().map(|w| w.id).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.amount).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.key).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.now).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.currency).collect::<Vec<_>>())
-    .bind(w.iter().map(|w| w.first_check).collect::<Vec<_>>())
-    .fetch_all(run.next()?)
-    .await?;
-    let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
-    Ok(w.iter()
-        .filter(|w| inserted.contains(w.id))
-        .map(|w| w.pos)
-        .collect())
-}
-
 /// Inserts the transfers and answers the positions of those inserted: a transfer whose key is
 /// still held by another of the sender's is not. A key held by a transfer older than the cutoff
 /// is given up, and that transfer inserted then; only such a batch pays for the second look
@@ -528,33 +574,54 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
         .filter(|w| written.withdrawn.contains(&w.pos))
         .collect();
     let p = &plan.payout_settles;
-    /// `(tag, seq, user_id, balance, last_entry)`: see [`POST`].
+    let parts = Parts {
+        credits: !s.is_empty(),
+        transfers: !t.is_empty(),
+        withdrawals: !w.is_empty(),
+        payouts: !p.is_empty(),
+    };
+    if !parts.any() {
+        // Every transfer and withdrawal found its key taken: nothing moves.
+        return Ok(posted);
+    }
+    /// `(tag, seq, user_id, balance, last_entry)`: see [`post_sql`].
     type Row = (i32, i64, Option<String>, Option<i64>, Option<i64>);
-    let rows: Vec<Row> = sqlx::query_as(POST)
-        .bind(s.iter().map(|s| s.pos as i64).collect::<Vec<_>>())
-        .bind(s.iter().map(|s| s.deposit).collect::<Vec<_>>())
-        .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
-        .bind(s.iter().map(|s| s.now).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.pos as i64).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
-        .bind(t.iter().map(|t| t.now).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.pos as i64).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.id).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.amount).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.currency).collect::<Vec<_>>())
-        .bind(w.iter().map(|w| w.now).collect::<Vec<_>>())
-        .bind(p.iter().map(|p| p.pos as i64).collect::<Vec<_>>())
-        .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
-        .bind(p.iter().map(|p| p.status).collect::<Vec<_>>())
-        .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
-        .bind(p.iter().map(|p| p.answer).collect::<Vec<_>>())
-        .fetch_all(run.next()?)
-        .await?;
+    let mut query = sqlx::query_as::<_, Row>(post_sql(parts));
+    if parts.credits {
+        query = query
+            .bind(s.iter().map(|s| s.pos as i64).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.deposit).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.status).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.now).collect::<Vec<_>>());
+    }
+    if parts.transfers {
+        query = query
+            .bind(t.iter().map(|t| t.pos as i64).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.id).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.from.as_str()).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.to.as_str()).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
+            .bind(t.iter().map(|t| t.now).collect::<Vec<_>>());
+    }
+    if parts.withdrawals {
+        query = query
+            .bind(w.iter().map(|w| w.pos as i64).collect::<Vec<_>>())
+            .bind(w.iter().map(|w| w.id).collect::<Vec<_>>())
+            .bind(w.iter().map(|w| w.user.as_str()).collect::<Vec<_>>())
+            .bind(w.iter().map(|w| w.amount).collect::<Vec<_>>())
+            .bind(w.iter().map(|w| w.currency).collect::<Vec<_>>())
+            .bind(w.iter().map(|w| w.now).collect::<Vec<_>>());
+    }
+    if parts.payouts {
+        query = query
+            .bind(p.iter().map(|p| p.pos as i64).collect::<Vec<_>>())
+            .bind(p.iter().map(|p| p.withdrawal).collect::<Vec<_>>())
+            .bind(p.iter().map(|p| p.status).collect::<Vec<_>>())
+            .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
+            .bind(p.iter().map(|p| p.answer).collect::<Vec<_>>());
+    }
+    let rows: Vec<Row> = query.fetch_all(run.next()?).await?;
     for (tag, seq, user, paise, entry) in rows {
         match (tag, user, paise, entry) {
             (0, ..) => posted.settled.push(seq as usize),
@@ -572,51 +639,87 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
     Ok(posted)
 }
 
-/// Inserts the new deposits, pending (an idempotency key held by a deposit older than the
-/// cutoff is given up first), and answers the positions of those inserted: a deposit whose key
-/// is still held is not.
-async fn insert_deposits(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<Vec<usize>, StoreError> {
-    let d = &plan.deposits;
-    if plan.has_deposit_keys() {
-        let keyed: Vec<_> = d.iter().filter(|d| d.key.is_some()).collect();
-        sqlx::query(
-            "UPDATE deposits AS d SET idempotency_key = NULL \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
-             WHERE d.user_id = k.user_id AND d.idempotency_key = k.key AND d.created_at < k.cutoff",
-        )
-        .bind(keyed.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|d| d.key).collect::<Vec<_>>())
-        .bind(keyed.iter().map(|d| d.cutoff).collect::<Vec<_>>())
-        .execute(run.next()?)
-        .await?;
+/// The statements that insert new deposits or withdrawals: each `processing`, with its row in
+/// reconciliation's schedule, for one table and its schedule.
+macro_rules! new_rows_sql {
+    ($table:literal, $pending:literal, $id:literal) => {
+        NewRowsSql {
+            give_up_keys: concat!(
+                "UPDATE ",
+                $table,
+                " AS d SET idempotency_key = NULL \
+                 FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(user_id, key, cutoff) \
+                 WHERE d.user_id = k.user_id AND d.idempotency_key = k.key \
+                 AND d.created_at < k.cutoff"
+            ),
+            insert: concat!(
+                "WITH inserted AS ( \
+                     INSERT INTO ",
+                $table,
+                " (id, user_id, amount, currency, status, \
+                         idempotency_key, created_at, updated_at) \
+                     SELECT id, user_id, amount, currency, 'processing', key, now, now \
+                     FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], \
+                                 $6::text[]) \
+                         WITH ORDINALITY AS u(id, user_id, amount, key, now, currency, ord) \
+                     ORDER BY ord \
+                     ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                     DO NOTHING \
+                     RETURNING id, created_at \
+                 ), pending AS ( \
+                     INSERT INTO ",
+                $pending,
+                " (next_check_at, ",
+                $id,
+                ", created_at) \
+                     SELECT c.first_check, i.id, i.created_at FROM inserted AS i \
+                     JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
+                 ) \
+                 SELECT id FROM inserted"
+            ),
+        }
+    };
+}
+
+struct NewRowsSql {
+    give_up_keys: &'static str,
+    insert: &'static str,
+}
+
+const NEW_DEPOSITS: NewRowsSql = new_rows_sql!("deposits", "pending_deposits", "deposit_id");
+const NEW_WITHDRAWALS: NewRowsSql =
+    new_rows_sql!("withdrawals", "pending_withdrawals", "withdrawal_id");
+
+/// Inserts new deposits or withdrawals (`sql` says which), pending (an idempotency key held by
+/// one older than the cutoff is given up first), and answers the positions of those inserted:
+/// one whose key is still held is not.
+async fn insert_new(
+    run: &mut Run<'_>,
+    items: &[NewItem<'_>],
+    sql: &NewRowsSql,
+) -> Result<Vec<usize>, StoreError> {
+    let keyed: Vec<_> = items.iter().filter(|d| d.key.is_some()).collect();
+    if !keyed.is_empty() {
+        sqlx::query(sql.give_up_keys)
+            .bind(keyed.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|d| d.key).collect::<Vec<_>>())
+            .bind(keyed.iter().map(|d| d.cutoff).collect::<Vec<_>>())
+            .execute(run.next()?)
+            .await?;
     }
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "WITH inserted AS ( \
-             INSERT INTO deposits (id, user_id, amount, currency, status, idempotency_key, created_at, updated_at) \
-             SELECT id, user_id, amount, currency, 'processing', key, now, now \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::text[]) \
-                 WITH ORDINALITY AS u(id, user_id, amount, key, now, currency, ord) \
-             ORDER BY ord \
-             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id, created_at \
-         ), pending AS ( \
-             INSERT INTO pending_deposits (next_check_at, deposit_id, created_at) \
-             SELECT c.first_check, i.id, i.created_at FROM inserted AS i \
-             JOIN UNNEST($1::text[], $7::int8[]) AS c(id, first_check) ON c.id = i.id \
-         ) \
-         SELECT id FROM inserted",
-    )
-    .bind(d.iter().map(|d| d.id).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.amount).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.key).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.now).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.currency).collect::<Vec<_>>())
-    .bind(d.iter().map(|d| d.first_check).collect::<Vec<_>>())
-    .fetch_all(run.next()?)
-    .await?;
+    let rows: Vec<(String,)> = sqlx::query_as(sql.insert)
+        .bind(items.iter().map(|d| d.id).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.user.as_str()).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.amount).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.key).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.now).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.currency).collect::<Vec<_>>())
+        .bind(items.iter().map(|d| d.first_check).collect::<Vec<_>>())
+        .fetch_all(run.next()?)
+        .await?;
     let inserted: HashSet<String> = rows.into_iter().map(|(id,)| id).collect();
-    Ok(d.iter()
+    Ok(items
+        .iter()
         .filter(|d| inserted.contains(d.id))
         .map(|d| d.pos)
         .collect())

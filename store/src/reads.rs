@@ -105,7 +105,7 @@ pub(crate) const LEDGER_TOTALS: &str = "SELECT \
 
 /// The read half of [`crate::Store`] over one pool type.
 macro_rules! reads_for {
-    ($module:ident, $pool:ty) => {
+    ($module:ident, $pool:ty, $db:ty) => {
         pub(crate) mod $module {
             use crate::domain::{
                 BankToken, Currency, DepositId, EmailKey, PayoutId, SessionHash, UserId,
@@ -118,25 +118,37 @@ macro_rules! reads_for {
                 SessionRow, StoreError, User, UserRow, Withdrawal, WithdrawalRow,
             };
 
-            pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
-                sqlx::query_as::<_, UserRow>(USER)
-                    .bind(id.to_string())
+            /// The row `sql` finds with `binds` (its text parameters, in order), read as an `R`
+            /// and checked into a `T`.
+            async fn one<R, T>(
+                pool: &$pool,
+                sql: &'static str,
+                binds: &[&str],
+            ) -> Result<Option<T>, StoreError>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = StoreError>,
+            {
+                let mut query = sqlx::query_as::<$db, R>(sql);
+                for value in binds {
+                    query = query.bind(*value);
+                }
+                query
                     .fetch_optional(pool)
                     .await?
-                    .map(User::try_from)
+                    .map(T::try_from)
                     .transpose()
+            }
+
+            pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
+                one::<UserRow, _>(pool, USER, &[&id.to_string()]).await
             }
 
             pub async fn session(
                 pool: &$pool,
                 hash: &SessionHash,
             ) -> Result<Option<SessionRow>, StoreError> {
-                sqlx::query_as::<_, SessionDbRow>(SESSION)
-                    .bind(hash.as_str())
-                    .fetch_optional(pool)
-                    .await?
-                    .map(SessionRow::try_from)
-                    .transpose()
+                one::<SessionDbRow, _>(pool, SESSION, &[hash.as_str()]).await
             }
 
             pub async fn balance(pool: &$pool, user: UserId) -> Result<Balance, StoreError> {
@@ -149,32 +161,18 @@ macro_rules! reads_for {
                 Ok(Balance { paise, entry })
             }
 
-            /// One deposit by `sql`'s single text parameter.
-            async fn one(
-                pool: &$pool,
-                sql: &'static str,
-                key: &str,
-            ) -> Result<Option<Deposit>, StoreError> {
-                sqlx::query_as::<_, DepositRow>(sql)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(Deposit::try_from)
-                    .transpose()
-            }
-
             pub async fn deposit(
                 pool: &$pool,
                 id: &DepositId,
             ) -> Result<Option<Deposit>, StoreError> {
-                one(pool, DEPOSIT, id.as_str()).await
+                one::<DepositRow, _>(pool, DEPOSIT, &[id.as_str()]).await
             }
 
             pub async fn deposit_by_token(
                 pool: &$pool,
                 token: &BankToken,
             ) -> Result<Option<Deposit>, StoreError> {
-                one(pool, DEPOSIT_BY_TOKEN, token.as_str()).await
+                one::<DepositRow, _>(pool, DEPOSIT_BY_TOKEN, &[token.as_str()]).await
             }
 
             pub async fn deposit_by_key(
@@ -182,40 +180,21 @@ macro_rules! reads_for {
                 user: UserId,
                 key: &str,
             ) -> Result<Option<Deposit>, StoreError> {
-                sqlx::query_as::<_, DepositRow>(DEPOSIT_BY_KEY)
-                    .bind(user.to_string())
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(Deposit::try_from)
-                    .transpose()
-            }
-
-            async fn one_withdrawal(
-                pool: &$pool,
-                sql: &'static str,
-                key: &str,
-            ) -> Result<Option<Withdrawal>, StoreError> {
-                sqlx::query_as::<_, WithdrawalRow>(sql)
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(Withdrawal::try_from)
-                    .transpose()
+                one::<DepositRow, _>(pool, DEPOSIT_BY_KEY, &[&user.to_string(), key]).await
             }
 
             pub async fn withdrawal(
                 pool: &$pool,
                 id: &WithdrawalId,
             ) -> Result<Option<Withdrawal>, StoreError> {
-                one_withdrawal(pool, WITHDRAWAL, id.as_str()).await
+                one::<WithdrawalRow, _>(pool, WITHDRAWAL, &[id.as_str()]).await
             }
 
             pub async fn withdrawal_by_payout(
                 pool: &$pool,
                 payout: &PayoutId,
             ) -> Result<Option<Withdrawal>, StoreError> {
-                one_withdrawal(pool, WITHDRAWAL_BY_PAYOUT, payout.as_str()).await
+                one::<WithdrawalRow, _>(pool, WITHDRAWAL_BY_PAYOUT, &[payout.as_str()]).await
             }
 
             pub async fn withdrawal_by_key(
@@ -223,13 +202,7 @@ macro_rules! reads_for {
                 user: UserId,
                 key: &str,
             ) -> Result<Option<Withdrawal>, StoreError> {
-                sqlx::query_as::<_, WithdrawalRow>(WITHDRAWAL_BY_KEY)
-                    .bind(user.to_string())
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(Withdrawal::try_from)
-                    .transpose()
+                one::<WithdrawalRow, _>(pool, WITHDRAWAL_BY_KEY, &[&user.to_string(), key]).await
             }
 
             pub async fn due_withdrawals(
@@ -265,25 +238,14 @@ macro_rules! reads_for {
                 user: UserId,
                 key: &str,
             ) -> Result<Option<KeyedTransfer>, StoreError> {
-                sqlx::query_as::<_, KeyedTransferRow>(TRANSFER_BY_KEY)
-                    .bind(user.to_string())
-                    .bind(key)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(KeyedTransfer::try_from)
-                    .transpose()
+                one::<KeyedTransferRow, _>(pool, TRANSFER_BY_KEY, &[&user.to_string(), key]).await
             }
 
             pub async fn user_by_email(
                 pool: &$pool,
                 email: &EmailKey,
             ) -> Result<Option<User>, StoreError> {
-                sqlx::query_as::<_, UserRow>(USER_BY_EMAIL)
-                    .bind(email.as_str())
-                    .fetch_optional(pool)
-                    .await?
-                    .map(User::try_from)
-                    .transpose()
+                one::<UserRow, _>(pool, USER_BY_EMAIL, &[email.as_str()]).await
             }
 
             pub async fn history_page(
@@ -515,8 +477,8 @@ macro_rules! impl_store {
     };
 }
 
-reads_for!(sqlite, sqlx::SqlitePool);
-reads_for!(postgres, sqlx::PgPool);
+reads_for!(sqlite, sqlx::SqlitePool, sqlx::Sqlite);
+reads_for!(postgres, sqlx::PgPool, sqlx::Postgres);
 pub(crate) use impl_store;
 
 /// Sign-ins, sign-in states and purges, written once for both databases like the reads (they
