@@ -33,6 +33,45 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The app's counters, each with what it counts.
+const COUNTERS: &[(&str, &str)] = &[
+    (
+        "onramp_writer_failed_commits_total",
+        "Group commits that failed",
+    ),
+    ("onramp_webhooks_total", "Bank webhooks by outcome"),
+    ("onramp_credits_total", "Wallet credits committed"),
+    ("onramp_credited_paise_total", "Paise credited to wallets"),
+    (
+        "onramp_payout_returns_total",
+        "Failed payouts whose amount came back to the wallet",
+    ),
+    (
+        "onramp_returned_paise_total",
+        "Paise returned to wallets by failed payouts",
+    ),
+    (
+        "onramp_deposits_total",
+        "Deposits by outcome of their creation",
+    ),
+    (
+        "onramp_reconciliation_total",
+        "Reconciliation checks by outcome",
+    ),
+    (
+        "onramp_withdrawal_requests_total",
+        "Withdrawals by outcome of their creation",
+    ),
+    (
+        "onramp_payout_checks_total",
+        "Payout reconciliation checks by outcome",
+    ),
+    (
+        "onramp_bank_faults_total",
+        "Bank calls that did not give the bank's word, by call and kind",
+    ),
+];
+
 fn describe() {
     metrics::describe_histogram!(
         BATCH_SIZE_METRIC,
@@ -43,33 +82,9 @@ fn describe() {
         metrics::Unit::Seconds,
         "Group-commit transaction latency"
     );
-    metrics::describe_counter!(
-        "onramp_writer_failed_commits_total",
-        "Group commits that failed"
-    );
-    metrics::describe_counter!("onramp_webhooks_total", "Bank webhooks by outcome");
-    metrics::describe_counter!("onramp_credits_total", "Wallet credits committed");
-    metrics::describe_counter!("onramp_credited_paise_total", "Paise credited to wallets");
-    metrics::describe_counter!(
-        "onramp_deposits_total",
-        "Deposits by outcome of their creation"
-    );
-    metrics::describe_counter!(
-        "onramp_reconciliation_total",
-        "Reconciliation checks by outcome"
-    );
-    metrics::describe_counter!(
-        "onramp_withdrawal_requests_total",
-        "Withdrawals by outcome of their creation"
-    );
-    metrics::describe_counter!(
-        "onramp_payout_checks_total",
-        "Payout reconciliation checks by outcome"
-    );
-    metrics::describe_counter!(
-        "onramp_bank_faults_total",
-        "Bank calls that did not give the bank's word, by call and kind"
-    );
+    for (name, help) in COUNTERS {
+        metrics::describe_counter!(*name, *help);
+    }
     metrics::describe_gauge!("onramp_wallet_actors", "Wallet actors alive");
     metrics::describe_gauge!("onramp_sessions_cached", "Sessions held in memory");
 }

@@ -33,6 +33,13 @@ impl StrictObject {
         }
     }
 
+    /// A body of `{"amount": <paise>}` alone (a deposit's, a withdrawal's): its amount, from 1 to
+    /// `max` paise.
+    pub fn amount_only(&self, max: i64) -> Result<Amount, ApiError> {
+        self.only(&["amount"], r#"{"amount": <paise>}"#)?;
+        self.amount(max)
+    }
+
     /// The `amount` field as the API wants it: a JSON integer from 1 to `max` paise.
     pub fn amount(&self, max: i64) -> Result<Amount, ApiError> {
         let missing = || ApiError::bad_request(ErrorCode::InvalidAmount, "The amount is missing.");

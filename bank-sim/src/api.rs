@@ -14,7 +14,7 @@ use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::db::{self, CreateOutcome, CreatePayoutOutcome, SettleOutcome};
+use crate::db::{self, CreateOutcome, SettleOutcome};
 use crate::{rfc3339, Faults};
 use onramp_bank_protocol::EventStatus;
 
@@ -433,20 +433,10 @@ async fn create_order(
     if !state.faults.create_order_delay.is_zero() {
         tokio::time::sleep(state.faults.create_order_delay).await;
     }
-    let (status, order) = match outcome {
-        CreateOutcome::Created(order) => {
-            tracing::info!(token = %order.token, r#ref = %order.reference, amount = order.amount, "bank simulator: order created");
-            (StatusCode::CREATED, order)
-        }
-        CreateOutcome::Existing(order) => (StatusCode::OK, order),
-        CreateOutcome::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ref_conflict",
-                "an order with this ref exists with a different amount",
-            ))
-        }
-    };
+    let (status, order) = created(outcome, "an order")?;
+    if status == StatusCode::CREATED {
+        tracing::info!(token = %order.token, r#ref = %order.reference, amount = order.amount, "bank simulator: order created");
+    }
     let pay_url = format!("{}/pay?token={}", state.public_url, order.token);
     Ok(HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -561,6 +551,20 @@ fn payout_json(payout: &db::Payout) -> Value {
     })
 }
 
+/// A create call's answer: `201` with what it made, `200` with the earlier one of its ref, or
+/// `409 ref_conflict` when that one has another amount (`what`: "an order", "a payout").
+fn created<T>(outcome: CreateOutcome<T>, what: &str) -> Result<(StatusCode, T), ApiError> {
+    match outcome {
+        CreateOutcome::Created(made) => Ok((StatusCode::CREATED, made)),
+        CreateOutcome::Existing(earlier) => Ok((StatusCode::OK, earlier)),
+        CreateOutcome::Conflict => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ref_conflict",
+            format!("{what} with this ref exists with a different amount"),
+        )),
+    }
+}
+
 /// `POST /api/bank/payouts`: `201` a new payout, `200` the payout already made for this `ref`,
 /// `409` the same `ref` with another amount.
 async fn create_payout(
@@ -591,20 +595,10 @@ async fn create_payout(
     if !state.faults.create_payout_delay.is_zero() {
         tokio::time::sleep(state.faults.create_payout_delay).await;
     }
-    let (status, payout) = match outcome {
-        CreatePayoutOutcome::Created(payout) => {
-            tracing::info!(payout_id = %payout.payout_id, r#ref = %payout.reference, amount = payout.amount, "bank simulator: payout created");
-            (StatusCode::CREATED, payout)
-        }
-        CreatePayoutOutcome::Existing(payout) => (StatusCode::OK, payout),
-        CreatePayoutOutcome::Conflict => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "ref_conflict",
-                "a payout with this ref exists with a different amount",
-            ))
-        }
-    };
+    let (status, payout) = created(outcome, "a payout")?;
+    if status == StatusCode::CREATED {
+        tracing::info!(payout_id = %payout.payout_id, r#ref = %payout.reference, amount = payout.amount, "bank simulator: payout created");
+    }
     Ok(HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"payout_id": payout.payout_id, "status": payout.status})))

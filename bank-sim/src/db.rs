@@ -75,12 +75,24 @@ pub(crate) struct Order {
 
 const ORDER_COLUMNS: &str = "token, ref, amount, currency, return_url, status, expires_at";
 
-pub(crate) enum CreateOutcome {
-    Created(Order),
-    /// The same ref with the same amount: the earlier order.
-    Existing(Order),
+/// What a create call (an order's or a payout's) did: both are idempotent on their `ref`.
+pub(crate) enum CreateOutcome<T> {
+    Created(T),
+    /// The same ref with the same amount: the earlier one.
+    Existing(T),
     /// The same ref with another amount.
     Conflict,
+}
+
+impl<T> CreateOutcome<T> {
+    /// The earlier one with the ref, of `existing_amount`, asked for again with `amount`.
+    fn earlier(existing: T, existing_amount: i64, amount: i64) -> Self {
+        if existing_amount == amount {
+            CreateOutcome::Existing(existing)
+        } else {
+            CreateOutcome::Conflict
+        }
+    }
 }
 
 /// Creates a `PENDING` order that expires `expires_in_secs` from now (rounded up to a whole
@@ -93,7 +105,7 @@ pub(crate) async fn create_order(
     currency: &str,
     return_url: &str,
     expires_in_secs: i64,
-) -> Result<CreateOutcome, sqlx::Error> {
+) -> Result<CreateOutcome<Order>, sqlx::Error> {
     let now = now_ms();
     let expires_at = ((now + 999) / 1000 + expires_in_secs) * 1000;
     let token = random_id("bank_session_", TOKEN_BYTES);
@@ -128,11 +140,8 @@ pub(crate) async fn create_order(
             .bind(reference)
             .fetch_one(pool)
             .await?;
-    Ok(if existing.amount == amount {
-        CreateOutcome::Existing(existing)
-    } else {
-        CreateOutcome::Conflict
-    })
+    let existing_amount = existing.amount;
+    Ok(CreateOutcome::earlier(existing, existing_amount, amount))
 }
 
 /// The order, as of now: a `PENDING` order past its expiry is first persisted as `EXPIRED`, so
@@ -310,14 +319,6 @@ const PAYOUT_COLUMNS: &str = "payout_id, ref, amount, currency, status";
 /// Payout ids carry 16 random bytes.
 const PAYOUT_ID_BYTES: usize = 16;
 
-pub(crate) enum CreatePayoutOutcome {
-    Created(Payout),
-    /// The same ref with the same amount: the earlier payout.
-    Existing(Payout),
-    /// The same ref with another amount.
-    Conflict,
-}
-
 /// Creates a `PENDING` payout that settles at `settle_at`, or finds the earlier payout with
 /// this `ref`.
 pub(crate) async fn create_payout(
@@ -326,7 +327,7 @@ pub(crate) async fn create_payout(
     amount: i64,
     currency: &str,
     settle_at: i64,
-) -> Result<CreatePayoutOutcome, sqlx::Error> {
+) -> Result<CreateOutcome<Payout>, sqlx::Error> {
     let now = now_ms();
     let payout_id = random_id("po_", PAYOUT_ID_BYTES);
     let created: Option<Payout> = sqlx::query_as(&format!(
@@ -344,7 +345,7 @@ pub(crate) async fn create_payout(
     .fetch_optional(pool)
     .await?;
     if let Some(payout) = created {
-        return Ok(CreatePayoutOutcome::Created(payout));
+        return Ok(CreateOutcome::Created(payout));
     }
     let existing: Payout = sqlx::query_as(&format!(
         "SELECT {PAYOUT_COLUMNS} FROM payouts WHERE ref = ?"
@@ -352,11 +353,8 @@ pub(crate) async fn create_payout(
     .bind(reference)
     .fetch_one(pool)
     .await?;
-    Ok(if existing.amount == amount {
-        CreatePayoutOutcome::Existing(existing)
-    } else {
-        CreatePayoutOutcome::Conflict
-    })
+    let existing_amount = existing.amount;
+    Ok(CreateOutcome::earlier(existing, existing_amount, amount))
 }
 
 pub(crate) async fn get_payout(

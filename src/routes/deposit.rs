@@ -87,8 +87,7 @@ pub async fn create(
     state: web::Data<AppState>,
     SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
-    body.only(&["amount"], r#"{"amount": <paise>}"#)?;
-    let amount = body.amount(state.settings.deposit.max_amount)?;
+    let amount = body.amount_only(state.settings.deposit.max_amount)?;
     let key = idempotency_key(&req)?;
     state.limits.deposit(user.0)?;
     let now = now_ms();

@@ -50,8 +50,7 @@ pub async fn create(
     state: web::Data<AppState>,
     SignedIn(user, body): SignedIn<web::Json<StrictObject>>,
 ) -> Result<HttpResponse, ApiError> {
-    body.only(&["amount"], r#"{"amount": <paise>}"#)?;
-    let amount = body.amount(state.settings.withdrawal.max_amount)?;
+    let amount = body.amount_only(state.settings.withdrawal.max_amount)?;
     let key = idempotency_key(&req)?;
     let now = now_ms();
     if let Some(earlier) = answered_before(&state, &user, key.as_deref(), now).await? {

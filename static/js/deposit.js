@@ -3,7 +3,7 @@
 // email and amount, then asks the server for a transfer to another user; the server decides
 // the rest (balance, recipient, limits) and a refusal shows in the page's error element.
 import { api, ApiError, errorText, Unauthorized } from './api.js';
-import { showMessage } from './dom.js';
+import { refuseField, showMessage, submittingLook } from './dom.js';
 import { keyPerIntent } from './idempotency.js';
 import { formatMoney, parseRupees } from './money.js';
 import { fetchDepositLimits, fetchTransferLimits } from './settings.js';
@@ -67,12 +67,11 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
   let submitting = false;
   const limits = amountLimits(els.depositHint, fetchDepositLimits, HINT_END);
 
+  const look = submittingLook(els.depositForm, els.depositSubmit, [els.depositAmount],
+    'Adding…', 'Add');
   function setSubmitting(on) {
     submitting = on;
-    els.depositSubmit.disabled = on;
-    els.depositAmount.readOnly = on;
-    els.depositSubmit.textContent = on ? 'Adding…' : 'Add';
-    els.depositForm.setAttribute('aria-busy', on ? 'true' : 'false');
+    look(on);
   }
 
   async function onSubmit(ev) {
@@ -85,9 +84,7 @@ export function createDepositForm(els, { refresh, onUnauthorized }) {
 
     const parsed = parseRupees(els.depositAmount.value, checkAgainst);
     if (parsed.error) {
-      showMessage(els.depositError, parsed.error);
-      els.depositAmount.setAttribute('aria-invalid', 'true');
-      els.depositAmount.focus();
+      refuseField(els.depositError, els.depositAmount, parsed.error);
       return;
     }
     els.depositAmount.removeAttribute('aria-invalid');
@@ -183,20 +180,14 @@ export function createTransferForm(els, { refresh, onUnauthorized }) {
   let submitting = false;
   const limits = amountLimits(els.transferHint, fetchTransferLimits, TRANSFER_HINT_END);
 
+  const look = submittingLook(els.transferForm, els.transferSubmit,
+    [els.transferTo, els.transferAmount], 'Sending…', 'Send');
   function setSubmitting(on) {
     submitting = on;
-    els.transferSubmit.disabled = on;
-    els.transferTo.readOnly = on;
-    els.transferAmount.readOnly = on;
-    els.transferSubmit.textContent = on ? 'Sending…' : 'Send';
-    els.transferForm.setAttribute('aria-busy', on ? 'true' : 'false');
+    look(on);
   }
 
-  function refuse(field, text) {
-    showMessage(els.error, text);
-    field.setAttribute('aria-invalid', 'true');
-    field.focus();
-  }
+  const refuse = (field, text) => refuseField(els.error, field, text);
 
   /** `{ to, paise }` from the form, or null after showing what is wrong. */
   function readForm(checkAgainst) {

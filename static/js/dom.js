@@ -38,6 +38,26 @@ export function findElements() {
   };
 }
 
+/**
+ * A form's "submitting" look, as a function of on/off: its button disabled and relabelled, its
+ * fields read-only, the form marked busy.
+ */
+export function submittingLook(form, button, fields, busyLabel, idleLabel) {
+  return (on) => {
+    button.disabled = on;
+    for (const field of fields) field.readOnly = on;
+    button.textContent = on ? busyLabel : idleLabel;
+    form.setAttribute('aria-busy', on ? 'true' : 'false');
+  };
+}
+
+/** Refuse what a field holds: `text` in the message element `messageEl`, the field marked. */
+export function refuseField(messageEl, field, text) {
+  showMessage(messageEl, text);
+  field.setAttribute('aria-invalid', 'true');
+  field.focus();
+}
+
 /** Show `text` in a message element, or hide it when there is none. */
 export function showMessage(el, text) {
   el.textContent = text || '';

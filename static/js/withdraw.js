@@ -4,7 +4,7 @@
 // page's error element.
 import { api, ApiError, errorText, Unauthorized } from './api.js';
 import { amountLimits } from './deposit.js';
-import { showMessage } from './dom.js';
+import { refuseField, showMessage, submittingLook } from './dom.js';
 import { keyPerIntent } from './idempotency.js';
 import { formatMoney, parseRupees } from './money.js';
 import { fetchWithdrawalLimits } from './settings.js';
@@ -35,12 +35,11 @@ export function createWithdrawForm(els, { refresh, onUnauthorized }) {
   let submitting = false;
   const limits = amountLimits(els.withdrawHint, fetchWithdrawalLimits, HINT_END);
 
+  const look = submittingLook(els.withdrawForm, els.withdrawSubmit, [els.withdrawAmount],
+    'Withdrawing…', 'Withdraw');
   function setSubmitting(on) {
     submitting = on;
-    els.withdrawSubmit.disabled = on;
-    els.withdrawAmount.readOnly = on;
-    els.withdrawSubmit.textContent = on ? 'Withdrawing…' : 'Withdraw';
-    els.withdrawForm.setAttribute('aria-busy', on ? 'true' : 'false');
+    look(on);
   }
 
   async function onSubmit(ev) {
@@ -54,9 +53,7 @@ export function createWithdrawForm(els, { refresh, onUnauthorized }) {
     if (submitting || gen !== state.generation) return;
     const parsed = parseRupees(els.withdrawAmount.value, checkAgainst, { verb: 'withdraw' });
     if (parsed.error) {
-      showMessage(els.error, parsed.error);
-      els.withdrawAmount.setAttribute('aria-invalid', 'true');
-      els.withdrawAmount.focus();
+      refuseField(els.error, els.withdrawAmount, parsed.error);
       return;
     }
 
