@@ -346,11 +346,8 @@ pub async fn transfer(
     cookie: &str,
     t: &TransferRequest<'_>,
 ) -> Result<Answer, String> {
-    let req = client
-        .post(format!("{app}/api/transfers"))
-        .header(COOKIE, cookie)
-        .header("Idempotency-Key", t.key)
-        .json(&serde_json::json!({ "to": t.to, "amount": t.amount }));
+    let body = serde_json::json!({ "to": t.to, "amount": t.amount });
+    let req = post_keyed(client, app, "/api/transfers", cookie, t.key).json(&body);
     send(rec, "POST /api/transfers", req, t.expected).await
 }
 
@@ -370,12 +367,17 @@ pub async fn withdraw(
     cookie: &str,
     w: &WithdrawalRequest<'_>,
 ) -> Result<Answer, String> {
-    let req = client
-        .post(format!("{app}/api/withdrawals"))
-        .header(COOKIE, cookie)
-        .header("Idempotency-Key", w.key)
-        .json(&serde_json::json!({ "amount": w.amount }));
+    let body = serde_json::json!({ "amount": w.amount });
+    let req = post_keyed(client, app, "/api/withdrawals", cookie, w.key).json(&body);
     send(rec, "POST /api/withdrawals", req, w.expected).await
+}
+
+/// A `POST` to `path` as the signed-in user (`cookie`), under `key` as its `Idempotency-Key`.
+fn post_keyed(client: &Client, app: &str, path: &str, cookie: &str, key: &str) -> RequestBuilder {
+    client
+        .post(format!("{app}{path}"))
+        .header(COOKIE, cookie)
+        .header("Idempotency-Key", key)
 }
 
 /// The largest amounts `GET /api/settings` allows, where it says.

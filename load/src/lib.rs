@@ -44,6 +44,7 @@ pub use scenario::{run_scenario, LoadConfig, Scenario, DEV_WEBHOOK_SECRET};
 
 use anyhow::Context;
 use clap::Args;
+use scenario::{TRANSFER_SCENARIOS, WITHDRAWAL_SCENARIOS};
 use std::path::PathBuf;
 
 /// The environment variable that may hold the webhook secret.
@@ -202,29 +203,27 @@ impl LoadOptions {
     fn misplaced(&self) -> Option<(&'static str, &'static str)> {
         let s = self.scenario;
         let (transfers, withdrawals) = (s.has_transfers(), s.has_withdrawals());
-        let for_transfers = "the transfers-* and mixed scenarios";
-        let for_withdrawals = "the withdrawals and mixed scenarios";
         let for_both = "the transfers-*, withdrawals and mixed scenarios";
         [
             (
                 self.transfers.is_some() && !transfers,
                 "--transfers",
-                for_transfers,
+                TRANSFER_SCENARIOS,
             ),
             (
                 self.with_deposits.is_some() && !transfers,
                 "--with-deposits",
-                for_transfers,
+                TRANSFER_SCENARIOS,
             ),
             (
                 self.withdrawals.is_some() && !withdrawals,
                 "--withdrawals",
-                for_withdrawals,
+                WITHDRAWAL_SCENARIOS,
             ),
             (
                 self.failing_payouts.is_some() && !withdrawals,
                 "--failing-payouts",
-                for_withdrawals,
+                WITHDRAWAL_SCENARIOS,
             ),
             (
                 self.over_balance.is_some() && !transfers && !withdrawals,

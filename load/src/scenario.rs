@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 mod check;
+mod keyed;
 mod mixed;
+mod options;
 mod readers;
 mod together;
 mod transfers;
@@ -28,6 +30,8 @@ mod withdrawals;
 
 /// The webhook secret of `config/default.toml`.
 pub const DEV_WEBHOOK_SECRET: &str = "onramp-dev-webhook-secret";
+
+pub(crate) use options::{TRANSFER_SCENARIOS, WITHDRAWAL_SCENARIOS};
 
 /// Problems kept word for word; the rest are only counted.
 const PROBLEMS_KEPT: usize = 50;
@@ -159,17 +163,22 @@ impl LoadConfig {
             r.duplicates.is_finite() && (0.0..=10.0).contains(&r.duplicates),
             "--duplicates must be from 0 to 10"
         );
-        ensure!(
-            (0.0..=1.0).contains(&r.failures),
-            "--failures must be from 0 to 1"
-        );
+        options::share("--failures", r.failures)?;
         ensure!(
             r.healthz_secs.is_finite() && r.healthz_secs >= 0.0,
             "--healthz-secs must be 0 or more"
         );
         url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
-        transfers::validate(self)?;
-        withdrawals::validate(self)
+        let s = self.scenario;
+        let kind = ("transfer", TRANSFER_SCENARIOS);
+        if let Some(t) = options::where_made(s, r.transfer.as_ref(), s.has_transfers(), kind)? {
+            transfers::validate(self, t)?;
+        }
+        let kind = ("withdrawal", WITHDRAWAL_SCENARIOS);
+        if let Some(w) = options::where_made(s, r.withdrawal.as_ref(), s.has_withdrawals(), kind)? {
+            withdrawals::validate(self, w)?;
+        }
+        Ok(())
     }
 }
 

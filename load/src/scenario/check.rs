@@ -324,6 +324,7 @@ impl<'a> Listing<'a> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::scenario::Users;
 
     pub(in crate::scenario) fn ctx() -> Arc<Ctx> {
         Arc::new(Ctx {
@@ -332,6 +333,17 @@ pub(super) mod tests {
             secret: Vec::new(),
             problems: std::sync::Mutex::new(Vec::new()),
             problems_total: AtomicUsize::new(0),
+        })
+    }
+
+    /// `n` signed-in users, user `i` as `u{i}@load.test`, "Load user {i}".
+    pub(in crate::scenario) fn users(n: usize) -> Arc<Users> {
+        Arc::new(Users {
+            cookies: (0..n).map(|i| format!("session_id={i}")).collect(),
+            emails: (0..n).map(|i| format!("u{i}@load.test")).collect(),
+            names: (0..n).map(|i| format!("Load user {i}")).collect(),
+            run_id: "r".into(),
+            refused: (0..n).map(|_| AtomicUsize::new(0)).collect(),
         })
     }
 

@@ -20,8 +20,8 @@ pub(in crate::scenario) struct Sampling {
     /// The users read, in turn.
     who: Vec<usize>,
     ceiling: Vec<i64>,
-    pub(in crate::scenario) reads: AtomicU64,
-    pub(in crate::scenario) lowest: AtomicI64,
+    reads: AtomicU64,
+    lowest: AtomicI64,
 }
 
 impl Sampling {
@@ -39,6 +39,12 @@ impl Sampling {
             reads: AtomicU64::new(0),
             lowest: AtomicI64::new(i64::MAX),
         }
+    }
+
+    /// For the report: the balances read, and the lowest of them (`None` without any).
+    pub(in crate::scenario) fn figures(&self) -> (u64, Option<i64>) {
+        let reads = self.reads.load(Relaxed);
+        (reads, (reads > 0).then(|| self.lowest.load(Relaxed)))
     }
 }
 

@@ -2,8 +2,9 @@
 //! balance and every transaction listed, and the transfers' part of the report.
 
 use super::plan::Transfer;
-use super::send::{Outcome, Sending};
+use super::send::Sending;
 use crate::report::TransferReport;
+use crate::scenario::keyed::{one_id_each, tally, Outcome};
 use crate::scenario::{Ctx, Users};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,8 +35,9 @@ pub(in crate::scenario) struct Book {
 impl Book {
     pub(in crate::scenario) fn new(ctx: &Ctx, sending: &Sending, monotone: Vec<bool>) -> Book {
         let users = sending.users.cookies.len();
-        let transfers = sending.transfers.clone();
-        let outcomes: Vec<Outcome> = (0..transfers.len()).map(|k| sending.outcome(k)).collect();
+        let transfers = sending.kind.transfers.clone();
+        let outcomes = sending.ended();
+        one_id_each(ctx, "transfers", &outcomes);
         let mut book = Book {
             users: sending.users.clone(),
             out_by_user: vec![HashMap::new(); users],
@@ -46,12 +48,11 @@ impl Book {
             seen_out: transfers.iter().map(|_| AtomicU32::new(0)).collect(),
             seen_in: transfers.iter().map(|_| AtomicU32::new(0)).collect(),
             monotone,
-            troubled: sending.troubled.iter().map(|t| t.load(Relaxed)).collect(),
+            troubled: sending.troubled_users(),
             matched: AtomicUsize::new(0),
             transfers,
             outcomes,
         };
-        let mut ids: HashMap<&str, usize> = HashMap::new();
         for (k, t) in book.transfers.iter().enumerate() {
             book.involving[t.from] += 1;
             book.involving[t.to] += 1;
@@ -61,11 +62,6 @@ impl Book {
             book.paid_out[t.from] += t.amount;
             book.paid_in[t.to] += t.amount;
             let Some(id) = id else { continue };
-            if let Some(first) = ids.insert(id, k) {
-                ctx.problem(format!(
-                    "transfers {first} and {k} were both answered 201 with the id {id}"
-                ));
-            }
             book.out_by_user[t.from].insert(id.clone(), k);
             book.in_by_user[t.to].insert(id.clone(), k);
         }
@@ -165,14 +161,14 @@ impl Book {
     }
 
     pub(super) fn report(&self, sending: &Sending) -> TransferReport {
-        let count = |o: &dyn Fn(&Outcome) -> bool| self.outcomes.iter().filter(|x| o(x)).count();
+        let [succeeded, insufficient_funds, other_answers, unresolved] = tally(&self.outcomes);
         TransferReport {
             planned: self.transfers.len(),
             over_balance: self.transfers.iter().filter(|t| t.over).count(),
-            succeeded: count(&|o| matches!(o, Outcome::Done(_))),
-            insufficient_funds: count(&|o| *o == Outcome::Refused),
-            other_answers: count(&|o| *o == Outcome::Other),
-            unresolved: count(&|o| *o == Outcome::Unresolved),
+            succeeded,
+            insufficient_funds,
+            other_answers,
+            unresolved,
             retries: sending.retries.load(Relaxed),
             moved_paise: self.paid_out.iter().sum(),
             matched: self.matched.load(Relaxed),
@@ -185,17 +181,7 @@ impl Book {
 mod tests {
     use super::*;
 
-    use crate::scenario::check::tests::ctx;
-
-    fn users(n: usize) -> Arc<Users> {
-        Arc::new(Users {
-            cookies: (0..n).map(|i| format!("session_id={i}")).collect(),
-            emails: (0..n).map(|i| format!("u{i}@load.test")).collect(),
-            names: (0..n).map(|i| format!("Load user {i}")).collect(),
-            run_id: "r".into(),
-            refused: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-        })
-    }
+    use crate::scenario::check::tests::{ctx, users};
 
     /// Three users; transfer 0 (user 0 → 1, 300) answered 201 as "t0", transfer 1 (1 → 2, 50)
     /// as "t1", transfer 2 (0 → 2, 900) refused, transfer 3 (2 → 1, 10) unresolved.

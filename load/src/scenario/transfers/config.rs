@@ -2,6 +2,7 @@
 //! the options must satisfy (the mixed scenario's transfers too).
 
 use crate::report::{RunConfig, TransferConfig};
+use crate::scenario::options::share;
 use crate::scenario::{LoadConfig, Scenario};
 use anyhow::ensure;
 
@@ -30,19 +31,9 @@ pub(in crate::scenario) fn defaults(scenario: Scenario, base: RunConfig) -> RunC
     }
 }
 
-pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
+/// The transfer options `t`, given to a scenario that sends transfers.
+pub(in crate::scenario) fn validate(cfg: &LoadConfig, t: &TransferConfig) -> anyhow::Result<()> {
     let name = cfg.scenario.name();
-    let Some(t) = &cfg.run.transfer else {
-        ensure!(
-            !cfg.scenario.has_transfers(),
-            "{name} needs its transfer options"
-        );
-        return Ok(());
-    };
-    ensure!(
-        cfg.scenario.has_transfers(),
-        "the transfer options are for the transfers-* and mixed scenarios, not {name}"
-    );
     ensure!(cfg.run.users >= 2, "--users must be at least 2 in {name}");
     let least = if cfg.scenario == Scenario::TransfersCrossing {
         2
@@ -53,9 +44,5 @@ pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
         t.transfers >= least,
         "--transfers must be at least {least} in {name}"
     );
-    ensure!(
-        (0.0..=1.0).contains(&t.over_balance),
-        "--over-balance must be from 0 to 1"
-    );
-    Ok(())
+    share("--over-balance", t.over_balance)
 }

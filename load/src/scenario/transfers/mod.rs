@@ -18,7 +18,6 @@ use crate::http;
 use crate::report::{Report, TransferReport};
 use anyhow::Context;
 use plan::{draft, finalize};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +30,10 @@ mod send;
 pub(super) use check::Book;
 pub(super) use config::{defaults, validate};
 pub(super) use fund::{Funded, ToCreate};
-pub(super) use plan::{draft as draft_transfers, finalize as finalize_transfers, Drafts};
-pub(super) use send::{retry_after, Outcome, Sending};
+pub(super) use plan::{
+    draft as draft_transfers, finalize as finalize_transfers, over_amount, Drafts,
+};
+pub(super) use send::Sending;
 
 /// The app's default largest amount, when `GET /api/settings` does not say.
 pub(super) const FALLBACK_MAX_AMOUNT: i64 = 10_000_000;
@@ -100,9 +101,7 @@ impl Run {
         if let Some(h) = healthz.filter(|h| h.rate > 0.0) {
             report.succeeded_ratio_to_healthz = report.succeeded_per_sec / h.rate;
         }
-        report.balance_reads = sampling.reads.load(Relaxed);
-        report.lowest_balance_read =
-            (report.balance_reads > 0).then(|| sampling.lowest.load(Relaxed));
+        (report.balance_reads, report.lowest_balance_read) = sampling.figures();
         report
     }
 }

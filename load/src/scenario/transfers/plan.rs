@@ -9,7 +9,8 @@ use rand::Rng;
 /// In transfers-crossing, this share of the transfers asks for about the sender's whole funding:
 /// whether it goes through depends on which of the crossing pair lands first.
 const NEAR_BALANCE: f64 = 0.25;
-/// An over-balance transfer asks for up to this many paise more than the sender can reach.
+/// An over-balance transfer (or withdrawal) asks for up to this many paise more than its payer
+/// can reach.
 const OVER_MARGIN: i64 = 1_000;
 
 /// A transfer as it will be sent: who pays whom how much, under which `Idempotency-Key`.
@@ -140,11 +141,9 @@ pub(in crate::scenario) fn finalize(
     let mut kept = vec![true; drafts.parts.len()];
     for (k, &(from, _, d)) in drafts.parts.iter().enumerate() {
         if d == Draft::Over {
-            let least = ceiling[from] + 1;
-            if least <= max_amount {
-                amounts[k] = rng.gen_range(least..=(least + OVER_MARGIN).min(max_amount));
-            } else {
-                kept[k] = false;
+            match over_amount(rng, ceiling[from], max_amount) {
+                Some(a) => amounts[k] = a,
+                None => kept[k] = false,
             }
         }
     }
@@ -180,6 +179,17 @@ pub(in crate::scenario) fn finalize(
         ceiling,
         monotone,
     }
+}
+
+/// An amount over `ceiling`, the most its payer's balance can reach, by up to [`OVER_MARGIN`];
+/// `None` when `max_amount` leaves no room above it.
+pub(in crate::scenario) fn over_amount(
+    rng: &mut StdRng,
+    ceiling: i64,
+    max_amount: i64,
+) -> Option<i64> {
+    let least = ceiling + 1;
+    (least <= max_amount).then(|| rng.gen_range(least..=(least + OVER_MARGIN).min(max_amount)))
 }
 
 #[cfg(test)]

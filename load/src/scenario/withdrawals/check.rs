@@ -6,7 +6,7 @@
 use super::plan::Withdrawal;
 use super::send::Withdrawing;
 use crate::report::WithdrawalReport;
-use crate::scenario::transfers::Outcome;
+use crate::scenario::keyed::{one_id_each, tally, Outcome};
 use crate::scenario::Ctx;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,8 +42,9 @@ impl Payouts {
         monotone: Vec<bool>,
     ) -> Payouts {
         let users = w.users.cookies.len();
-        let withdrawals = w.withdrawals.clone();
-        let outcomes = (0..withdrawals.len()).map(|k| w.outcome(k)).collect();
+        let withdrawals = w.kind.withdrawals.clone();
+        let outcomes = w.ended();
+        one_id_each(ctx, "withdrawals", &outcomes);
         let mut p = Payouts {
             by_user: vec![HashMap::new(); users],
             kept: vec![0; users],
@@ -51,18 +52,17 @@ impl Payouts {
             seen: withdrawals.iter().map(|_| AtomicU32::new(0)).collect(),
             covered,
             monotone,
-            troubled: w.troubled.iter().map(|t| t.load(Relaxed)).collect(),
+            troubled: w.troubled_users(),
             matched: AtomicUsize::new(0),
             withdrawals,
             outcomes,
         };
-        p.book(ctx);
+        p.book();
         p
     }
 
     /// Counts each `201` in its user's books: by id, and in what it kept unless it failed.
-    fn book(&mut self, ctx: &Ctx) {
-        let mut ids: HashMap<String, usize> = HashMap::new();
+    fn book(&mut self) {
         for (k, w) in self.withdrawals.iter().enumerate() {
             self.planned[w.user] += 1;
             let Outcome::Done(id) = &self.outcomes[k] else {
@@ -72,11 +72,6 @@ impl Payouts {
                 self.kept[w.user] += w.amount;
             }
             let Some(id) = id else { continue };
-            if let Some(first) = ids.insert(id.clone(), k) {
-                ctx.problem(format!(
-                    "withdrawals {first} and {k} were both answered 201 with the id {id}"
-                ));
-            }
             self.by_user[w.user].insert(id.clone(), k);
         }
     }
@@ -173,7 +168,7 @@ impl Payouts {
 
     /// The counts of the report; the rates are the scenario's to fill in.
     pub(in crate::scenario) fn report(&self, w: &Withdrawing) -> WithdrawalReport {
-        let count = |o: &dyn Fn(&Outcome) -> bool| self.outcomes.iter().filter(|x| o(x)).count();
+        let [succeeded, insufficient_funds, other_answers, unresolved] = tally(&self.outcomes);
         let done = || {
             self.withdrawals
                 .iter()
@@ -189,10 +184,10 @@ impl Payouts {
                 .iter()
                 .filter(|w| !w.over && w.fails())
                 .count(),
-            succeeded: count(&|o| matches!(o, Outcome::Done(_))),
-            insufficient_funds: count(&|o| *o == Outcome::Refused),
-            other_answers: count(&|o| *o == Outcome::Other),
-            unresolved: count(&|o| *o == Outcome::Unresolved),
+            succeeded,
+            insufficient_funds,
+            other_answers,
+            unresolved,
             retries: w.retries.load(Relaxed),
             withdrawn_paise: done().map(|w| w.amount).sum(),
             returned_paise: done().filter(|w| w.fails()).map(|w| w.amount).sum(),
@@ -205,19 +200,7 @@ impl Payouts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::check::tests::ctx;
-    use crate::scenario::Users;
-    use std::sync::Arc;
-
-    fn users(n: usize) -> Arc<Users> {
-        Arc::new(Users {
-            cookies: (0..n).map(|i| format!("session_id={i}")).collect(),
-            emails: (0..n).map(|i| format!("u{i}@load.test")).collect(),
-            names: (0..n).map(|i| format!("Load user {i}")).collect(),
-            run_id: "r".into(),
-            refused: (0..n).map(|_| AtomicUsize::new(0)).collect(),
-        })
-    }
+    use crate::scenario::check::tests::{ctx, users};
 
     /// Two users. User 0: 500 (201 "wd_a"), 1013 (201 "wd_b", fails at the bank), 9000
     /// (refused, over the balance). User 1: 700 (201 "wd_c"), 300 (refused), 213 (unresolved).

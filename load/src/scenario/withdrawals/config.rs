@@ -2,6 +2,7 @@
 //! withdrawal options must satisfy (the mixed scenario's withdrawals too).
 
 use crate::report::{RunConfig, WithdrawalConfig};
+use crate::scenario::options::share;
 use crate::scenario::LoadConfig;
 use anyhow::ensure;
 
@@ -37,30 +38,13 @@ pub(in crate::scenario) fn defaults(base: RunConfig) -> RunConfig {
     }
 }
 
-pub(in crate::scenario) fn validate(cfg: &LoadConfig) -> anyhow::Result<()> {
+/// The withdrawal options `w`, given to a scenario that makes withdrawals.
+pub(in crate::scenario) fn validate(cfg: &LoadConfig, w: &WithdrawalConfig) -> anyhow::Result<()> {
     let name = cfg.scenario.name();
-    let Some(w) = &cfg.run.withdrawal else {
-        ensure!(
-            !cfg.scenario.has_withdrawals(),
-            "{name} needs its withdrawal options"
-        );
-        return Ok(());
-    };
-    ensure!(
-        cfg.scenario.has_withdrawals(),
-        "the withdrawal options are for the withdrawals and mixed scenarios, not {name}"
-    );
     ensure!(
         w.withdrawals >= 1,
         "--withdrawals must be at least 1 in {name}"
     );
-    ensure!(
-        (0.0..=1.0).contains(&w.over_balance),
-        "--over-balance must be from 0 to 1"
-    );
-    ensure!(
-        (0.0..=1.0).contains(&w.failing_payouts),
-        "--failing-payouts must be from 0 to 1"
-    );
-    Ok(())
+    share("--over-balance", w.over_balance)?;
+    share("--failing-payouts", w.failing_payouts)
 }

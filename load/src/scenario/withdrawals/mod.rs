@@ -26,7 +26,6 @@ use crate::http;
 use crate::report::{Report, WithdrawalReport};
 use anyhow::Context;
 use plan::{funding, needs};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,7 +132,8 @@ impl Run {
     ) -> WithdrawalReport {
         let mut r = payouts.report(w);
         r.succeeded_per_sec = r.succeeded as f64 / t.elapsed.as_secs_f64().max(1e-9);
-        (r.p50_ms, r.p99_ms) = (w.created.quantile_ms(0.50), w.created.quantile_ms(0.99));
+        let created = &w.kind.created;
+        (r.p50_ms, r.p99_ms) = (created.quantile_ms(0.50), created.quantile_ms(0.99));
         if let Some(d) = self.phases.iter().find(|p| p.name == "deposits") {
             r.deposits_created_per_sec = t.deposits_created as f64 / d.secs.max(1e-9);
             (r.deposit_p50_ms, r.deposit_p99_ms) = (d.p50_ms, d.p99_ms);
@@ -142,8 +142,7 @@ impl Run {
             r.ratio_to_deposit_creation = r.succeeded_per_sec / r.deposits_created_per_sec;
         }
         r.settled_after_secs = t.settled;
-        r.balance_reads = sampling.reads.load(Relaxed);
-        r.lowest_balance_read = (r.balance_reads > 0).then(|| sampling.lowest.load(Relaxed));
+        (r.balance_reads, r.lowest_balance_read) = sampling.figures();
         r
     }
 }

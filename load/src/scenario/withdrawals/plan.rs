@@ -4,15 +4,13 @@
 //! over the balance.
 
 use crate::report::WithdrawalConfig;
-use crate::scenario::transfers::ToCreate;
+use crate::scenario::transfers::{over_amount, ToCreate};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::ops::RangeInclusive;
 
 /// A withdrawal's amount when it is not over the balance, in paise.
 const SMALL: RangeInclusive<i64> = 100..=5_000;
-/// An over-balance withdrawal asks for up to this many paise more than the user can reach.
-const OVER_MARGIN: i64 = 1_000;
 /// Each user's funding is what its withdrawals take and this much more.
 const FUNDING_MARGIN: RangeInclusive<i64> = 100..=10_000;
 
@@ -139,13 +137,10 @@ pub(in crate::scenario) fn finalize(
     for (k, &(user, d)) in drafts.iter().enumerate() {
         let amount = match d {
             Draft::Small(a) => a,
-            Draft::Over => {
-                let least = ceiling[user] + 1;
-                if least > max_amount {
-                    continue;
-                }
-                rng.gen_range(least..=(least + OVER_MARGIN).min(max_amount))
-            }
+            Draft::Over => match over_amount(rng, ceiling[user], max_amount) {
+                Some(a) => a,
+                None => continue,
+            },
         };
         plan.push(Withdrawal {
             user,

@@ -1,34 +1,25 @@
 //! Making the withdrawals: the phase that makes them, each sent and retried under its
-//! `Idempotency-Key`, and each answer judged into the withdrawal's outcome. The requests
-//! answered `201` are timed apart as well: theirs is the rate and latency compared with deposit
-//! creation (the refusals are quicker and would flatter it).
+//! `Idempotency-Key` (`scenario::keyed`), and what a withdrawal's request and its `201` are. The
+//! requests answered `201` are timed apart as well: theirs is the rate and latency compared with
+//! deposit creation (the refusals are quicker and would flatter it).
 
 use super::plan::Withdrawal;
 use crate::http::{self, Answer, WithdrawalRequest};
 use crate::phase::{Bound, Rec};
+use crate::scenario::keyed::{Keyed, Kind};
 use crate::scenario::together::Pending;
-use crate::scenario::transfers::{retry_after, Outcome};
 use crate::scenario::{Ctx, Run, Users};
-use onramp_api::{ErrorBody, ErrorCode};
-use std::ops::ControlFlow;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
-
-/// Attempts at one withdrawal (again after a `5xx`, `429` or transport error, same key).
-const WITHDRAWAL_ATTEMPTS: u32 = 6;
+use onramp_api::ErrorCode;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The withdrawals phase's shared state.
-pub(in crate::scenario) struct Withdrawing {
-    ctx: Arc<Ctx>,
-    pub(in crate::scenario) users: Arc<Users>,
+pub(in crate::scenario) type Withdrawing = Keyed<Withdrawals>;
+
+/// The withdrawals to make, and the requests answered `201`, timed.
+pub(in crate::scenario) struct Withdrawals {
     pub(in crate::scenario) withdrawals: Vec<Withdrawal>,
-    pub(in crate::scenario) outcomes: Vec<OnceLock<Outcome>>,
-    pub(in crate::scenario) retries: AtomicU64,
-    /// A user some of whose withdrawals met a `5xx`, `429` or transport error.
-    pub(in crate::scenario) troubled: Vec<AtomicBool>,
-    /// The requests answered `201`, timed.
     pub(in crate::scenario) created: Rec,
 }
 
@@ -38,29 +29,27 @@ impl Withdrawing {
         users: &Arc<Users>,
         withdrawals: Vec<Withdrawal>,
     ) -> Withdrawing {
-        Withdrawing {
-            ctx: ctx.clone(),
-            users: users.clone(),
-            outcomes: withdrawals.iter().map(|_| OnceLock::new()).collect(),
+        let n = withdrawals.len();
+        let kind = Withdrawals {
             withdrawals,
-            retries: AtomicU64::new(0),
-            troubled: users
-                .cookies
-                .iter()
-                .map(|_| AtomicBool::new(false))
-                .collect(),
             created: Rec::default(),
-        }
+        };
+        Keyed::with(ctx, users, kind, n)
+    }
+}
+
+impl Kind for Withdrawals {
+    const PAYER: &'static str = "user";
+
+    fn user(&self, k: usize) -> usize {
+        self.withdrawals[k].user
     }
 
-    pub(in crate::scenario) fn outcome(&self, k: usize) -> Outcome {
-        self.outcomes[k]
-            .get()
-            .cloned()
-            .unwrap_or(Outcome::Unresolved)
+    fn over(&self, k: usize) -> bool {
+        self.withdrawals[k].over
     }
 
-    pub(in crate::scenario) fn what(&self, k: usize) -> String {
+    fn what(&self, k: usize) -> String {
         let w = &self.withdrawals[k];
         let why = match (w.over, w.fails()) {
             (true, _) => ", over the balance",
@@ -70,58 +59,31 @@ impl Withdrawing {
         format!("withdrawal {k} (user {}, {} paise{why})", w.user, w.amount)
     }
 
-    /// What one answer says of withdrawal `k`: `Break` with its outcome, or `Continue` with the
-    /// reason to try again (and after how long at the least).
-    fn judge(
+    async fn send_once(
         &self,
+        ctx: &Ctx,
+        users: &Users,
+        rec: &Rec,
         k: usize,
-        answer: Result<Answer, String>,
-    ) -> ControlFlow<Outcome, (String, Duration)> {
-        let a = match answer {
-            Ok(a) => a,
-            Err(e) => return ControlFlow::Continue((e, Duration::ZERO)),
+    ) -> Result<Answer, String> {
+        let w = &self.withdrawals[k];
+        let request = WithdrawalRequest {
+            amount: w.amount,
+            key: &w.key,
+            expected: if w.over { &[409] } else { &[201, 409] },
         };
-        let code = ErrorBody::code_of(&a.body);
-        let again = || format!("{} {}", a.status, a.snippet());
-        match (a.status.as_u16(), code) {
-            (201, _) => ControlFlow::Break(self.created(k, &a)),
-            (409, Some(ErrorCode::InsufficientFunds)) => ControlFlow::Break(Outcome::Refused),
-            (409, Some(ErrorCode::RequestInProgress)) => {
-                ControlFlow::Continue((again(), Duration::ZERO))
-            }
-            (429, _) => ControlFlow::Continue((again(), retry_after(&a))),
-            // Final: the money is back. The simulator takes every payout asked of it.
-            (502, Some(ErrorCode::BankRefused)) => {
-                self.ctx.problem(format!(
-                    "{} was answered 502 bank_refused: {}",
-                    self.what(k),
-                    a.snippet()
-                ));
-                ControlFlow::Break(Outcome::Other)
-            }
-            // Among them 502 bank_unavailable: the same key answers the withdrawal again.
-            (s, _) if s >= 500 => ControlFlow::Continue((again(), Duration::ZERO)),
-            _ => {
-                self.ctx.problem(format!(
-                    "{} was answered {} {}",
-                    self.what(k),
-                    a.status,
-                    a.snippet()
-                ));
-                ControlFlow::Break(Outcome::Other)
-            }
+        let cookie = &users.cookies[w.user];
+        let started = Instant::now();
+        let answer = http::withdraw(&ctx.client, rec, &ctx.app, cookie, &request).await;
+        if answer.as_ref().is_ok_and(|a| a.status.as_u16() == 201) {
+            self.created.request(started, true);
         }
+        answer
     }
 
-    /// A `201`: the amount left the balance, whatever else is wrong with the answer.
-    fn created(&self, k: usize, a: &Answer) -> Outcome {
+    fn wrong(&self, _: &Users, k: usize, v: &Value, id: Option<&str>) -> Option<&'static str> {
         let w = &self.withdrawals[k];
-        let v = a.json().unwrap_or_default();
-        let id = v["id"]
-            .as_str()
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned);
-        let wrong = if !id.as_deref().is_some_and(|id| id.starts_with("wd_")) {
+        if !id.is_some_and(|id| id.starts_with("wd_")) {
             Some("no wd_ id")
         } else if v["status"] != "processing" {
             Some("a status other than processing")
@@ -131,60 +93,19 @@ impl Withdrawing {
             Some("a currency other than INR")
         } else {
             None
-        };
-        if let Some(wrong) = wrong {
-            self.ctx.problem(format!(
-                "{} was answered 201 with {wrong}: {}",
-                self.what(k),
-                a.snippet()
-            ));
         }
-        if w.over {
-            self.ctx.problem(format!(
-                "{} was answered 201: the user could never hold that much",
-                self.what(k)
-            ));
-        }
-        Outcome::Done(id)
+    }
+
+    /// Final: the money is back. The simulator takes every payout asked of it. (Among the
+    /// others, `502 bank_unavailable`: the same key answers the withdrawal again.)
+    fn final_server_error(&self, status: u16, code: Option<ErrorCode>) -> Option<&'static str> {
+        let refused = status == 502 && code == Some(ErrorCode::BankRefused);
+        refused.then_some("502 bank_refused")
     }
 }
 
-pub(in crate::scenario) async fn withdraw_one(s: Arc<Withdrawing>, k: usize, rec: Arc<Rec>) {
-    let w = &s.withdrawals[k];
-    let (ctx, cookie) = (&s.ctx, &s.users.cookies[w.user]);
-    let request = WithdrawalRequest {
-        amount: w.amount,
-        key: &w.key,
-        expected: if w.over { &[409] } else { &[201, 409] },
-    };
-    let mut last = String::new();
-    for attempt in 0..WITHDRAWAL_ATTEMPTS {
-        if attempt > 0 {
-            s.retries.fetch_add(1, Relaxed);
-        }
-        let started = Instant::now();
-        let answer = http::withdraw(&ctx.client, &rec, &ctx.app, cookie, &request).await;
-        if answer.as_ref().is_ok_and(|a| a.status.as_u16() == 201) {
-            s.created.request(started, true);
-        }
-        match s.judge(k, answer) {
-            ControlFlow::Break(outcome) => {
-                let _ = s.outcomes[k].set(outcome);
-                return;
-            }
-            ControlFlow::Continue((why, wait)) => {
-                s.troubled[w.user].store(true, Relaxed);
-                last = why;
-                tokio::time::sleep(wait.max(Duration::from_millis(20 << attempt))).await;
-            }
-        }
-    }
-    let _ = s.outcomes[k].set(Outcome::Unresolved);
-    ctx.problem(format!(
-        "{}: no final answer after {WITHDRAWAL_ATTEMPTS} attempts with its Idempotency-Key \
-         (last: {last})",
-        s.what(k)
-    ));
+async fn withdraw_one(s: Arc<Withdrawing>, k: usize, rec: Arc<Rec>) {
+    s.send(k, &rec).await
 }
 
 impl Run {
@@ -194,7 +115,7 @@ impl Run {
         withdrawing: &Arc<Withdrawing>,
         concurrency: usize,
     ) -> Pending {
-        let bound = Bound::Items(withdrawing.withdrawals.len());
+        let bound = Bound::Items(withdrawing.kind.withdrawals.len());
         let state = withdrawing.clone();
         Box::pin(self.phase("withdrawals", bound, concurrency, state, withdraw_one))
     }

@@ -10,7 +10,7 @@
 
 use crate::http;
 use crate::phase::{Bound, Rec};
-use crate::scenario::transfers::Outcome;
+use crate::scenario::keyed::Outcome;
 use crate::scenario::{Ctx, Run, Users};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -63,9 +63,9 @@ impl Run {
     /// Waits until no withdrawal of `w` is listed as `processing`; answers how many seconds
     /// that took, or `None` when some still were as the wait stalled (each user's a problem).
     pub(in crate::scenario) async fn wait_for_payouts(&mut self, w: &Withdrawing) -> Option<f64> {
-        let mut who: Vec<usize> = (0..w.withdrawals.len())
+        let mut who: Vec<usize> = (0..w.kind.withdrawals.len())
             .filter(|&k| w.outcome(k) != Outcome::Refused)
-            .map(|k| w.withdrawals[k].user)
+            .map(|k| w.kind.withdrawals[k].user)
             .collect();
         who.sort_unstable();
         who.dedup();
