@@ -53,6 +53,10 @@ pub struct ServerSettings {
     /// The key that seals short-lived cookies (a sign-in's state, PKCE verifier and nonce): at
     /// least 32 random bytes, in hex or base64.
     pub cookie_key: SecretString,
+    /// Addresses whose `X-Forwarded-For` names the real client (the load balancer's). Default:
+    /// none, and the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -227,14 +231,16 @@ pub fn get_configuration_from(base_dir: &Path) -> Result<Settings, config::Confi
     if let Ok(extra) = std::env::var("ONRAMP_CONFIG") {
         builder = builder.add_source(config::File::from(Path::new(&extra)));
     }
-    builder
-        .add_source(
-            config::Environment::with_prefix("ONRAMP")
-                .prefix_separator("__")
-                .separator("__"),
-        )
-        .build()?
-        .try_deserialize()
+    builder.add_source(environment()).build()?.try_deserialize()
+}
+
+/// `ONRAMP__<SECTION>__<KEY>` variables. Values stay strings (no `try_parsing`, which would
+/// turn a secret of digits into a number); a list such as `server.trusted_proxies` splits its
+/// own string at commas.
+fn environment() -> config::Environment {
+    config::Environment::with_prefix("ONRAMP")
+        .prefix_separator("__")
+        .separator("__")
 }
 
 /// The configuration as the binary sees it: `config/` next to the working directory,
@@ -278,6 +284,38 @@ mod tests {
         assert!(s.dev.enabled && s.dev.bank_enabled() && s.dev.idp_enabled());
         assert_eq!(s.dev.bank_listen, "127.0.0.1:8081");
         assert_eq!(s.dev.idp_listen, "127.0.0.1:8082");
+    }
+
+    /// The defaults with `vars` as the environment.
+    fn with_environment(vars: &[(&str, &str)]) -> Result<Settings, config::ConfigError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        config::Config::builder()
+            .add_source(config::File::from_str(
+                include_str!("../config/default.toml"),
+                config::FileFormat::Toml,
+            ))
+            .add_source(environment().source(Some(vars.collect())))
+            .build()?
+            .try_deserialize()
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_environment_with_commas() {
+        use crate::client_addr::TrustedProxies;
+        assert_eq!(
+            default_settings().server.trusted_proxies,
+            TrustedProxies::default()
+        );
+        let s =
+            with_environment(&[("ONRAMP__SERVER__TRUSTED_PROXIES", "10.0.0.1,10.0.0.2")]).unwrap();
+        let listed = vec!["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        assert_eq!(s.server.trusted_proxies, TrustedProxies::new(listed));
+        let typo = with_environment(&[("ONRAMP__SERVER__TRUSTED_PROXIES", "10.0.0.1,10.0.0")])
+            .expect_err("a bad address refuses the configuration");
+        assert!(
+            typo.to_string().contains("\"10.0.0\" is not an IP address"),
+            "{typo}"
+        );
     }
 
     #[test]

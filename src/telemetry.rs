@@ -31,7 +31,7 @@ impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
             http.method = %request.method(),
             http.route = %request.match_pattern().unwrap_or_default(),
             http.target = %redacted_target(request.uri()),
-            http.client_ip = %request.connection_info().realip_remote_addr().unwrap_or(""),
+            http.client_ip = %client_ip(request),
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             request_id = %request_id,
@@ -46,6 +46,21 @@ impl tracing_actix_web::RootSpanBuilder for RedactingRootSpan {
     ) {
         tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome)
     }
+}
+
+/// The client as `server.trusted_proxies` says (not actix's `realip_remote_addr`, which believes
+/// a `Forwarded` or `X-Forwarded-For` header from anyone and so lets a client write the log).
+fn client_ip(request: &actix_web::dev::ServiceRequest) -> String {
+    let peer = request.peer_addr().map(|a| a.ip());
+    let client = match request.app_data::<actix_web::web::Data<crate::state::AppState>>() {
+        Some(state) => state
+            .settings
+            .server
+            .trusted_proxies
+            .client(peer, request.headers()),
+        None => peer,
+    };
+    client.map(|ip| ip.to_string()).unwrap_or_default()
 }
 
 /// Query parameters whose values are never logged.

@@ -122,38 +122,49 @@ fn a_configured_deposit_maximum_past_the_bound_is_refused() {
     assert!(log.contains("deposit.max_amount"), "{log}");
 }
 
-/// The provider's one-time code and our state arrive in the callback's query string; the
-/// request's log lines must not carry them.
-#[test]
-fn the_sign_in_callbacks_code_and_state_never_reach_the_log() {
+/// The log the binary wrote while it answered one request, made by `request` from the app's
+/// base URL (the answer must be `303`: a sign-in callback refused).
+fn log_of_one_callback(
+    env: &[(&str, &str)],
+    request: impl FnOnce(&reqwest::blocking::Client, String) -> reqwest::blocking::RequestBuilder,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("app.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
-    let mut command = onramp(dir.path(), &[]);
+    let mut command = onramp(dir.path(), env);
     command
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file);
     let mut child = command.spawn().unwrap();
     let port = listening_port(&log_path);
-
-    let url = format!(
-        "http://127.0.0.1:{port}/api/auth/google/callback?code=LEAKED-CODE-4711&state=LEAKED-STATE-0815"
-    );
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let answer = client.get(url).send().unwrap();
+    let answer = request(&client, format!("http://127.0.0.1:{port}"))
+        .send()
+        .unwrap();
     assert_eq!(answer.status(), 303);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
-
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         log.contains("sign-in refused"),
         "the request was logged:\n{log}"
     );
+    log
+}
+
+/// The provider's one-time code and our state arrive in the callback's query string; the
+/// request's log lines must not carry them.
+#[test]
+fn the_sign_in_callbacks_code_and_state_never_reach_the_log() {
+    let log = log_of_one_callback(&[], |client, app| {
+        client.get(format!(
+            "{app}/api/auth/google/callback?code=LEAKED-CODE-4711&state=LEAKED-STATE-0815"
+        ))
+    });
     assert!(log.contains("code=REDACTED"), "{log}");
     assert!(
         !log.contains("LEAKED-CODE"),
@@ -163,6 +174,31 @@ fn the_sign_in_callbacks_code_and_state_never_reach_the_log() {
         !log.contains("LEAKED-STATE"),
         "the state reached the log:\n{log}"
     );
+}
+
+/// A client that names someone else in `X-Forwarded-For` or `Forwarded` is logged as the
+/// address it came from: with no proxy listed in `server.trusted_proxies`, those headers are
+/// anyone's to write. From a listed proxy, the client the proxy names is logged.
+#[test]
+fn the_log_names_the_client_a_listed_proxy_names_and_no_one_else() {
+    let spoofing = |client: &reqwest::blocking::Client, app: String| {
+        client
+            .get(format!(
+                "{app}/api/auth/google/callback?error=access_denied"
+            ))
+            .header("X-Forwarded-For", "203.0.113.66")
+            .header("Forwarded", "for=203.0.113.66")
+    };
+    let log = log_of_one_callback(&[], spoofing);
+    assert!(log.contains("http.client_ip=127.0.0.1"), "{log}");
+    assert!(
+        !log.contains("203.0.113.66"),
+        "a client wrote the log:\n{log}"
+    );
+
+    let behind_a_proxy = [("ONRAMP__SERVER__TRUSTED_PROXIES", "10.9.9.9,127.0.0.1")];
+    let log = log_of_one_callback(&behind_a_proxy, spoofing);
+    assert!(log.contains("http.client_ip=203.0.113.66"), "{log}");
 }
 
 /// The app's port, from its "onramp is listening" line.

@@ -30,8 +30,9 @@ pub async fn google_start(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(peer) = req.peer_addr() {
-        state.limits.sign_in(peer.ip())?;
+    let proxies = &state.settings.server.trusted_proxies;
+    if let Some(client) = proxies.client(req.peer_addr().map(|a| a.ip()), req.headers()) {
+        state.limits.sign_in(client)?;
     }
     let (url, flow) = state.google.begin(now_ms());
     Ok(HttpResponse::Found()
