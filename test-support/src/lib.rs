@@ -16,6 +16,7 @@ pub mod app;
 pub mod bank;
 pub mod browser;
 pub mod db;
+pub mod nginx;
 pub mod postgres;
 pub mod process;
 pub mod webhook;
