@@ -37,25 +37,34 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return Some(peer);
         }
-        // Several header lines are one list, in order (RFC 9110, 5.3).
-        let hops: Vec<&str> = headers
+        // Several header lines are one list, in order (RFC 9110, 5.3). Read as bytes: a line
+        // with a byte that is not ASCII must not vanish whole, or the address the proxy appended
+        // to the client's own line would vanish with it.
+        let hops: Vec<&[u8]> = headers
             .get_all(X_FORWARDED_FOR)
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
             .collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
-            match hop.parse::<IpAddr>() {
+            match parse_hop(hop) {
                 // A proxy in the chain: the hop before it says who called it.
-                Ok(ip) if self.trusts(ip) => client = ip,
-                Ok(ip) => return Some(ip),
+                Some(ip) if self.trusts(ip) => client = ip,
+                Some(ip) => return Some(ip),
                 // An unreadable hop ends what can be believed: the last proxy is the client.
-                Err(_) => return Some(client),
+                None => return Some(client),
             }
         }
         Some(client)
     }
+}
+
+/// One hop of `X-Forwarded-For`: an address, bare or with a port as some balancers write it
+/// (`192.0.2.7:5678`, `[2001:db8::7]:443`).
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .ok()
 }
 
 impl<'de> Deserialize<'de> for TrustedProxies {
@@ -158,6 +167,30 @@ mod tests {
         );
         let h = forwarded(&["198.51.100.7, not-an-address, 10.0.0.2"]);
         assert_eq!(p.client(Some(ip("10.0.0.1")), &h), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn a_line_with_bytes_that_are_not_ascii_hides_nothing_the_proxy_appended() {
+        // The client sent `X-Forwarded-For: \xff`; nginx appended the address it saw.
+        let p = proxies(&["10.0.0.1"]);
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"\xff, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(p.client(Some(ip("10.0.0.1")), &h), Some(ip("198.51.100.7")));
+    }
+
+    #[test]
+    fn a_hop_written_with_a_port_names_its_address() {
+        let p = proxies(&["10.0.0.1"]);
+        let v4 = forwarded(&["198.51.100.7:5678"]);
+        assert_eq!(
+            p.client(Some(ip("10.0.0.1")), &v4),
+            Some(ip("198.51.100.7"))
+        );
+        let v6 = forwarded(&["[2001:db8::7]:443"]);
+        assert_eq!(p.client(Some(ip("10.0.0.1")), &v6), Some(ip("2001:db8::7")));
     }
 
     #[test]

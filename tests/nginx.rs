@@ -1,7 +1,8 @@
-//! The app behind Debian's nginx, configured by the sample `deploy/nginx.conf` (only its two
-//! addresses changed): a person's journey through it, the bank's webhook through it, and the
-//! sign-in limit per real client, which the app learns from nginx's `X-Forwarded-For` because
-//! nginx's address is in `server.trusted_proxies`.
+//! The app behind Debian's nginx, configured by the sample `deploy/nginx.conf` (only its
+//! addresses and its log's path changed): a person's journey through it, the bank's webhook
+//! through it, an oversized body answered by the app's own JSON error, and the sign-in limit per
+//! real client, which the app learns from nginx's `X-Forwarded-For` because nginx's address is
+//! in `server.trusted_proxies`.
 
 use onramp::client_addr::TrustedProxies;
 use onramp_test_support::nginx::Nginx;
@@ -43,6 +44,13 @@ async fn a_person_signs_in_adds_money_and_sends_it_through_nginx(backend: Backen
     let id = deposit["id"].as_str().unwrap();
     assert_eq!(asha.wait_final(id).await, "success");
 
+    // A body over the app's 16 KiB passes nginx's limit and gets the app's JSON error.
+    let padded = serde_json::json!({ "amount": 100, "note": "x".repeat(20_000) });
+    let too_large = asha.post_json("/api/deposit", &padded).await;
+    assert_eq!(too_large.status(), 413);
+    let body: serde_json::Value = too_large.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+
     asha.sends("ben@example.com", 1_200).await;
     assert_eq!(asha.balance().await, 3_800);
     assert_eq!(ben.balance().await, 1_200);
@@ -55,6 +63,11 @@ async fn a_person_signs_in_adds_money_and_sends_it_through_nginx(backend: Backen
     ] {
         assert!(log.contains(path), "{path} did not pass nginx:\n{log}");
     }
+    // The sign-in callback's code and state stay out of nginx's log, as out of the app's.
+    assert!(
+        !log.contains("code="),
+        "a query reached the access log:\n{log}"
+    );
 }
 
 /// A client of its own loopback address (all of 127.0.0.0/8 is this host), its connections

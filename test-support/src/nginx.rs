@@ -1,5 +1,5 @@
 //! Debian's nginx in front of the app, configured by the sample `deploy/nginx.conf` with only its
-//! two addresses changed: the tests run behind the configuration operators are given.
+//! addresses and its access log's path changed: the tests run behind the configuration operators are given.
 //!
 //! nginx runs in the foreground (`daemon off`) under a main configuration of the test's own
 //! (pid, logs and temporary files in a temporary directory), which includes the sample. Dropping
@@ -27,15 +27,26 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
 }
 
-/// The sample with its upstream at `app` (`127.0.0.1:<port>`) and listening on `port`.
-pub fn site_config(app: &str, port: u16) -> String {
-    let upstream = "server 127.0.0.1:8080;";
-    let listen = "listen 80;";
-    assert_eq!(SAMPLE.matches(upstream).count(), 1, "the sample's upstream");
-    assert_eq!(SAMPLE.matches(listen).count(), 1, "the sample's listen");
-    SAMPLE
-        .replace(upstream, &format!("server {app};"))
-        .replace(listen, &format!("listen 127.0.0.1:{port};"))
+/// The sample with its upstream at `app` (`127.0.0.1:<port>`), listening on `port` and writing
+/// its access log to `access_log`.
+pub fn site_config(app: &str, port: u16, access_log: &Path) -> String {
+    let here = [
+        ("server 127.0.0.1:8080;", format!("server {app};")),
+        (
+            "listen 80 default_server;",
+            format!("listen 127.0.0.1:{port} default_server;"),
+        ),
+        (
+            "/var/log/nginx/onramp.access.log",
+            access_log.display().to_string(),
+        ),
+    ];
+    let mut site = SAMPLE.to_owned();
+    for (sample, test) in here {
+        assert_eq!(SAMPLE.matches(sample).count(), 1, "the sample's {sample:?}");
+        site = site.replace(sample, &test);
+    }
+    site
 }
 
 fn main_config(dir: &Path) -> String {
@@ -47,7 +58,6 @@ fn main_config(dir: &Path) -> String {
          error_log {d}/error.log warn;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n\
-             access_log {d}/access.log;\n\
              client_body_temp_path {d}/body;\n\
              proxy_temp_path {d}/proxy;\n\
              fastcgi_temp_path {d}/fastcgi;\n\
@@ -66,7 +76,8 @@ impl Nginx {
         // nginx's workers drop root's rights (to `nobody`) and must reach their temporary files.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(dir.path().join("onramp.conf"), site_config(app, port)).unwrap();
+        let site = site_config(app, port, &dir.path().join("access.log"));
+        std::fs::write(dir.path().join("onramp.conf"), site).unwrap();
         std::fs::write(dir.path().join("nginx.conf"), main_config(dir.path())).unwrap();
         let bin = binary();
         let child = Command::new(&bin)
@@ -103,7 +114,7 @@ impl Nginx {
         }
     }
 
-    /// The requests nginx passed on, a line each (its default `combined` format).
+    /// The requests nginx passed on, a line each (the sample's `onramp` format: no queries).
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
