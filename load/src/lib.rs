@@ -29,6 +29,7 @@
 //! Latencies go into HDR histograms; the DB writer's batch size and commit latency come from
 //! the app's `/metrics` (scraped around each phase; "n/a" without it).
 
+mod apps;
 mod http;
 mod metrics;
 mod phase;
@@ -62,7 +63,8 @@ pub struct LoadOptions {
     /// What to run.
     #[arg(long, value_enum, default_value_t = Scenario::Smoke)]
     pub scenario: Scenario,
-    /// The app's base URL.
+    /// The app's base URL. Several, separated by commas (one per process of one service), take
+    /// the requests in turn, and the writer's figures sum their `/metrics`.
     #[arg(long, default_value = "http://localhost:8080")]
     pub app: String,
     /// The bank's webhook secret [default: $ONRAMP_LOAD_WEBHOOK_SECRET, else the development

@@ -32,13 +32,19 @@ pub struct WriterFigures {
     pub p99_commit_ms: Option<f64>,
 }
 
-/// Scrapes `<app>/metrics`; `None` when the app has no such endpoint (or cannot be read).
-pub async fn scrape(client: &reqwest::Client, app: &str) -> Option<WriterSnapshot> {
-    let r = client.get(format!("{app}/metrics")).send().await.ok()?;
-    if !r.status().is_success() {
-        return None;
+/// Scrapes `<app>/metrics` of every app (the processes of one service), their series summed;
+/// `None` when one has no such endpoint (or cannot be read).
+pub async fn scrape(client: &reqwest::Client, apps: &[String]) -> Option<WriterSnapshot> {
+    let mut text = String::new();
+    for app in apps {
+        let r = client.get(format!("{app}/metrics")).send().await.ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        text += &r.text().await.ok()?;
+        text.push('\n');
     }
-    Some(parse(&r.text().await.ok()?))
+    Some(parse(&text))
 }
 
 fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {

@@ -201,7 +201,7 @@ impl PhaseResult {
 #[derive(Clone)]
 pub struct Progress {
     pub show: bool,
-    pub metrics: Option<(reqwest::Client, String)>,
+    pub metrics: Option<(reqwest::Client, Vec<String>)>,
 }
 
 /// Hands out the items `0..` to the phase's tasks until its [`Bound`] is reached.
@@ -329,14 +329,14 @@ async fn report_progress(
     rec: Arc<Rec>,
     total: Option<usize>,
     started: Instant,
-    metrics: Option<(reqwest::Client, String)>,
+    metrics: Option<(reqwest::Client, Vec<String>)>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last = 0;
     let scrape = || async {
         match &metrics {
-            Some((client, app)) => super::metrics::scrape(client, app).await,
+            Some((client, apps)) => super::metrics::scrape(client, apps).await,
             None => None,
         }
     };

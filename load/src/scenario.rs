@@ -131,7 +131,7 @@ impl Scenario {
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub scenario: Scenario,
-    /// The app's base URL.
+    /// The app's base URL, or several separated by commas (see [`crate::apps::Apps`]).
     pub app: String,
     pub webhook_secret: String,
     /// The load's shape, echoed in the report.
@@ -168,7 +168,7 @@ impl LoadConfig {
             r.healthz_secs.is_finite() && r.healthz_secs >= 0.0,
             "--healthz-secs must be 0 or more"
         );
-        url::Url::parse(&self.app).with_context(|| format!("--app {:?} is not a URL", self.app))?;
+        crate::apps::Apps::parse(&self.app)?;
         let s = self.scenario;
         let kind = ("transfer", TRANSFER_SCENARIOS);
         if let Some(t) = options::where_made(s, r.transfer.as_ref(), s.has_transfers(), kind)? {
@@ -227,16 +227,21 @@ impl RunConfig {
     }
 }
 
-/// What every phase shares: the client, the app, and the problems found so far.
+/// What every phase shares: the client, the app's URLs, and the problems found so far.
 struct Ctx {
     client: reqwest::Client,
-    app: String,
+    apps: crate::apps::Apps,
     secret: Vec<u8>,
     problems: Mutex<Vec<String>>,
     problems_total: AtomicUsize,
 }
 
 impl Ctx {
+    /// The app's URL for the next request (with several, each in turn).
+    fn app(&self) -> &str {
+        self.apps.next()
+    }
+
     fn problem(&self, message: String) {
         self.problems_total.fetch_add(1, Relaxed);
         let mut p = lock(&self.problems);
@@ -417,28 +422,30 @@ pub async fn run_scenario(cfg: LoadConfig) -> anyhow::Result<Report> {
 impl Run {
     async fn start(cfg: LoadConfig) -> anyhow::Result<Run> {
         cfg.validate()?;
-        let app = cfg.app.trim_end_matches('/').to_owned();
+        let apps = crate::apps::Apps::parse(&cfg.app)?;
         let client = http::client(cfg.run.concurrency.max(cfg.run.webhook_concurrency))?;
-        let up = client
-            .get(format!("{app}/healthz"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the app at {app}"))?;
-        ensure!(
-            up.status().is_success(),
-            "{app}/healthz answered {}",
-            up.status()
-        );
+        for app in apps.all() {
+            let up = client
+                .get(format!("{app}/healthz"))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the app at {app}"))?;
+            ensure!(
+                up.status().is_success(),
+                "{app}/healthz answered {}",
+                up.status()
+            );
+        }
         let ctx = Arc::new(Ctx {
             client,
-            app,
+            apps,
             secret: cfg.webhook_secret.as_bytes().to_vec(),
             problems: Mutex::new(Vec::new()),
             problems_total: AtomicUsize::new(0),
         });
         let progress = Progress {
             show: cfg.progress,
-            metrics: Some((ctx.client.clone(), ctx.app.clone())),
+            metrics: Some((ctx.client.clone(), ctx.apps.all().to_vec())),
         };
         Ok(Run {
             rng: StdRng::seed_from_u64(cfg.run.seed),
@@ -470,9 +477,9 @@ impl Run {
     /// Runs `phase` between two scrapes of `/metrics`, so that its report shows what the DB
     /// writer did meanwhile.
     async fn measured(&mut self, phase: impl Future<Output = PhaseResult>) {
-        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let before = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         let r = phase.await;
-        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let after = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         let writer = metrics::figures(before.as_ref(), after.as_ref());
         self.phases.push(PhaseReport::new(&r, writer));
     }
@@ -520,7 +527,7 @@ impl Run {
             let first = self.ctx.problems().first().cloned().unwrap_or_default();
             bail!(
                 "{missing} of {users} users could not sign in through {}/api/auth/google ({first})",
-                self.ctx.app
+                self.ctx.apps.list()
             );
         }
         Ok(Arc::new(Users {
@@ -607,7 +614,7 @@ impl Run {
     /// The first wave of webhooks; in balance-reads, balances are read while it lands. Answers
     /// the successful deposits credited per second.
     async fn settle(&mut self, settle: &Arc<Settle>, wave: Vec<Delivery>) -> anyhow::Result<f64> {
-        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let before = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         let reads = (self.cfg.scenario == Scenario::BalanceReads).then(|| {
             let stop = Arc::new(AtomicBool::new(false));
             let bound = Bound::Until(stop.clone());
@@ -623,7 +630,7 @@ impl Run {
             }
             None => None,
         };
-        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let after = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         // The reads ran alongside the webhooks: one pair of scrapes covers both.
         let writer = metrics::figures(before.as_ref(), after.as_ref());
         self.phases
@@ -685,7 +692,7 @@ impl Run {
         let (headline_rate, healthz_rate) = (rate_of(headline), rate_of("healthz"));
         Report {
             scenario: self.cfg.scenario.name().to_owned(),
-            app: self.ctx.app.clone(),
+            app: self.ctx.apps.list(),
             config: self.cfg.run,
             headline_phase: headline.to_owned(),
             headline_rate,
@@ -870,12 +877,12 @@ impl Settle {
 
 async fn ping(ctx: Arc<Ctx>, _: usize, rec: Arc<Rec>) {
     // The ceiling is the rate and the latencies; `rec` has counted any error already.
-    let _ = http::healthz(&ctx.client, &rec, &ctx.app).await;
+    let _ = http::healthz(&ctx.client, &rec, ctx.app()).await;
 }
 
 async fn sign_in_user(s: Arc<SigningIn>, i: usize, rec: Arc<Rec>) {
     let (email, name) = (&s.emails[i], &s.names[i]);
-    let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
+    let (client, app) = (&s.ctx.client, s.ctx.app());
     match retrying(|| http::sign_in(client, &rec, app, email, name)).await {
         Ok(cookie) => {
             let _ = s.cookies[i].set(cookie);
@@ -886,7 +893,7 @@ async fn sign_in_user(s: Arc<SigningIn>, i: usize, rec: Arc<Rec>) {
 
 async fn create_deposit(s: Arc<Creating>, i: usize, rec: Arc<Rec>) {
     let user = s.owners[i];
-    let (client, app) = (&s.ctx.client, s.ctx.app.as_str());
+    let (client, app) = (&s.ctx.client, s.ctx.app());
     let (cookie, refused) = (&s.users.cookies[user], &s.users.refused[user]);
     let created = retrying(|| async {
         let created = http::create_deposit(client, &rec, app, cookie, s.amounts[i]).await;
@@ -910,7 +917,7 @@ async fn create_deposit(s: Arc<Creating>, i: usize, rec: Arc<Rec>) {
 async fn read(s: Arc<Settle>, i: usize, rec: Arc<Rec>) {
     let user = i.wrapping_mul(2_654_435_761) % s.users.cookies.len();
     let cookie = &s.users.cookies[user];
-    if let Ok(b) = http::balance(&s.ctx.client, &rec, &s.ctx.app, cookie).await {
+    if let Ok(b) = http::balance(&s.ctx.client, &rec, s.ctx.app(), cookie).await {
         if b < 0 || b > s.expected[user] {
             s.ctx.problem(format!(
                 "user {user}: balance read {b} paise, more than the {} it can reach",
@@ -933,7 +940,7 @@ async fn deliver(s: &Settle, rec: &Rec, d: Delivery) {
         let answer = http::post_webhook(
             &ctx.client,
             rec,
-            &ctx.app,
+            ctx.app(),
             &ctx.secret,
             event_id,
             body,

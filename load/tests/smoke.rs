@@ -442,3 +442,35 @@ fn assert_transfers_passed_with_withdrawals(report: &Report) -> &TransferReport 
     assert!(t.over_balance > 0 && t.insufficient_funds >= t.over_balance);
     t
 }
+
+/// `--app` with two URLs of one app, the second through Debian's nginx (the sample
+/// `deploy/nginx.conf`): the scenario passes its check, and nginx passed on about half of the
+/// deposit creations, as each request goes to the next URL in turn.
+#[actix_web::test]
+async fn several_app_urls_share_the_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, secret, handle) = start_app(dir.path()).await;
+    let port = address.rsplit(':').next().unwrap();
+    let nginx = onramp_test_support::nginx::Nginx::start(
+        &format!("127.0.0.1:{port}"),
+        onramp_test_support::free_port(),
+    );
+
+    let mut config = LoadConfig::new(Scenario::Smoke, format!("{address},{}", nginx.url));
+    config.webhook_secret = secret;
+    config.run.seed = 11;
+    config.progress = false;
+    let report = run_scenario(config).await.expect("the scenario runs");
+    assert!(
+        report.check.passed,
+        "the check failed: {:?}",
+        report.check.problems
+    );
+    assert_eq!(report.app, format!("{address},{}", nginx.url));
+    let through_nginx = nginx.access_log().matches("POST /api/deposit ").count();
+    assert!(
+        (120..=180).contains(&through_nginx),
+        "{through_nginx} of 300 deposit creations went through nginx"
+    );
+    handle.stop(true).await;
+}

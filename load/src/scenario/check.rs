@@ -176,7 +176,7 @@ async fn check_one(c: Arc<Checking>, user: usize, rec: Arc<Rec>) {
 /// minus the withdrawals whose payout did not fail). Answers the balance seen.
 async fn check_balance(c: &Checking, rec: &Rec, user: usize) -> i64 {
     let (s, ctx) = (&c.settle, &c.settle.ctx);
-    let balance = match http::balance(&ctx.client, rec, &ctx.app, &s.users.cookies[user]).await {
+    let balance = match http::balance(&ctx.client, rec, ctx.app(), &s.users.cookies[user]).await {
         Ok(b) => b,
         Err(e) => {
             ctx.problem(format!("user {user}: {e}"));
@@ -207,7 +207,7 @@ async fn check_transactions(c: &Checking, rec: &Rec, user: usize) -> usize {
     let most_pages = (s.by_user[user].len() + refused + transfers + withdrawals) / 100 + 3;
     for _ in 0..most_pages {
         let page =
-            http::transactions_page(&ctx.client, rec, &ctx.app, cookie, cursor.as_deref()).await;
+            http::transactions_page(&ctx.client, rec, ctx.app(), cookie, cursor.as_deref()).await;
         let (items, next) = match page {
             Ok(p) => p,
             Err(e) => {
@@ -329,7 +329,7 @@ pub(super) mod tests {
     pub(in crate::scenario) fn ctx() -> Arc<Ctx> {
         Arc::new(Ctx {
             client: reqwest::Client::new(),
-            app: "http://localhost:1".into(),
+            apps: crate::apps::Apps::parse("http://localhost:1").unwrap(),
             secret: Vec::new(),
             problems: std::sync::Mutex::new(Vec::new()),
             problems_total: AtomicUsize::new(0),

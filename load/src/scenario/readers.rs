@@ -54,7 +54,7 @@ impl Sampling {
 pub(in crate::scenario) async fn sample(s: Arc<Sampling>, i: usize, rec: Arc<Rec>) {
     let user = s.who[i % s.who.len()];
     let cookie = &s.users.cookies[user];
-    if let Ok(b) = http::balance(&s.ctx.client, &rec, &s.ctx.app, cookie).await {
+    if let Ok(b) = http::balance(&s.ctx.client, &rec, s.ctx.app(), cookie).await {
         s.reads.fetch_add(1, Relaxed);
         s.lowest.fetch_min(b, Relaxed);
         if b < 0 {

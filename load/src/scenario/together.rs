@@ -30,7 +30,7 @@ impl Run {
         sampling: &Arc<Sampling>,
         read_concurrency: usize,
     ) -> anyhow::Result<Vec<PhaseResult>> {
-        let before = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let before = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         let stop = Arc::new(AtomicBool::new(false));
         // No readers at all with 0: a phase runs at least one task.
         let reads = (read_concurrency > 0).then(|| {
@@ -61,7 +61,7 @@ impl Run {
             Some(reads) => Some(reads.await.context("the balance readers failed")?),
             None => None,
         };
-        let after = metrics::scrape(&self.ctx.client, &self.ctx.app).await;
+        let after = metrics::scrape(&self.ctx.client, self.ctx.apps.all()).await;
         let writer = metrics::figures(before.as_ref(), after.as_ref());
         for r in &results {
             self.phases.push(PhaseReport::new(r, writer.clone()));

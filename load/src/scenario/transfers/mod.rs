@@ -47,7 +47,7 @@ pub(super) async fn run(cfg: LoadConfig) -> anyhow::Result<Report> {
         .transfer
         .clone()
         .context("a transfers scenario without its options")?;
-    let max_amount = http::max_amount(&run.ctx.client, &run.ctx.app)
+    let max_amount = http::max_amount(&run.ctx.client, run.ctx.app())
         .await
         .unwrap_or(FALLBACK_MAX_AMOUNT)
         .max(1);

@@ -82,7 +82,7 @@ impl Kind for Transfers {
             expected: if t.over { &[409] } else { &[201, 409] },
         };
         let cookie = &users.cookies[t.from];
-        http::transfer(&ctx.client, rec, &ctx.app, cookie, &request).await
+        http::transfer(&ctx.client, rec, ctx.app(), cookie, &request).await
     }
 
     fn wrong(&self, users: &Users, k: usize, v: &Value, id: Option<&str>) -> Option<&'static str> {

@@ -49,7 +49,7 @@ pub(super) struct Maxima {
 
 impl Maxima {
     pub(super) async fn read(ctx: &Ctx) -> Maxima {
-        let limits = http::limits(&ctx.client, &ctx.app).await;
+        let limits = http::limits(&ctx.client, ctx.app()).await;
         Maxima {
             deposit: limits.deposit.unwrap_or(FALLBACK_MAX_AMOUNT).max(1),
             withdrawal: limits.withdrawal.unwrap_or(FALLBACK_MAX_AMOUNT).max(1),

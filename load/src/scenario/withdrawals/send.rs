@@ -74,7 +74,7 @@ impl Kind for Withdrawals {
         };
         let cookie = &users.cookies[w.user];
         let started = Instant::now();
-        let answer = http::withdraw(&ctx.client, rec, &ctx.app, cookie, &request).await;
+        let answer = http::withdraw(&ctx.client, rec, ctx.app(), cookie, &request).await;
         if answer.as_ref().is_ok_and(|a| a.status.as_u16() == 201) {
             self.created.request(started, true);
         }

@@ -134,7 +134,7 @@ async fn processing(s: &Waiting, rec: &Rec, user: usize) -> Result<Vec<String>, 
     let mut cursor: Option<String> = None;
     for _ in 0..MOST_PAGES {
         let (items, next) =
-            http::transactions_page(&ctx.client, rec, &ctx.app, cookie, cursor.as_deref()).await?;
+            http::transactions_page(&ctx.client, rec, ctx.app(), cookie, cursor.as_deref()).await?;
         let pending = items
             .iter()
             .filter(|i| i["kind"] == "withdrawal" && i["status"] == "processing");
