@@ -22,7 +22,17 @@ pub struct Settings {
     pub log: LogSettings,
     pub reconcile: ReconcileSettings,
     pub limits: LimitSettings,
+    pub cluster: ClusterSettings,
     pub dev: DevSettings,
+}
+
+/// Several processes on one PostgreSQL serving as one (docs/cluster.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSettings {
+    /// How long a process that stops answering keeps its wallets before others take them.
+    pub lease_secs: u64,
+    /// Authenticates the calls one process forwards to another.
+    pub key: SecretString,
 }
 
 /// Rate limits (token buckets): each key may spend `*_burst` at once, refilled at `*_per_second`.
@@ -57,6 +67,10 @@ pub struct ServerSettings {
     /// none, and the header is ignored.
     #[serde(default)]
     pub trusted_proxies: crate::client_addr::TrustedProxies,
+    /// Where the other processes of the service reach this one. Default: `http://<listen>`
+    /// (with the port actually bound).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod bank_client;
 pub mod client_addr;
+pub mod cluster;
 pub mod configuration;
 pub mod dev;
 pub mod error;

@@ -169,7 +169,7 @@ fn dev_part_refusals(settings: &Settings) -> Vec<Refusal> {
 
 fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
     let defaults = default_settings();
-    let secrets: [(&'static str, &'static str, &SecretString, &SecretString); 4] = [
+    let secrets: [(&'static str, &'static str, &SecretString, &SecretString); 5] = [
         (
             "google.client_secret",
             "GOOGLE__CLIENT_SECRET",
@@ -194,6 +194,12 @@ fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
             &settings.server.cookie_key,
             &defaults.server.cookie_key,
         ),
+        (
+            "cluster.key",
+            "CLUSTER__KEY",
+            &settings.cluster.key,
+            &defaults.cluster.key,
+        ),
     ];
     secrets
         .into_iter()
@@ -217,6 +223,7 @@ mod tests {
         s.bank.api_key = SecretString::from("a-real-api-key");
         s.bank.webhook_secret = SecretString::from("a-real-webhook-secret");
         s.server.cookie_key = SecretString::from(hex::encode([42u8; 32]));
+        s.cluster.key = SecretString::from("a-real-cluster-key");
         s
     }
 
@@ -263,6 +270,9 @@ mod tests {
         let mut s = production();
         s.bank.webhook_secret = default_settings().bank.webhook_secret;
         assert_eq!(keys(&check(&s)), ["bank.webhook_secret"]);
+        let mut s = production();
+        s.cluster.key = default_settings().cluster.key;
+        assert_eq!(keys(&check(&s)), ["cluster.key"]);
         let mut s = production();
         s.google.client_secret = SecretString::from("");
         s.bank.api_key = SecretString::from("  ");

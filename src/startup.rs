@@ -12,7 +12,6 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use onramp_actors::sessions::{SessionConfig, Sessions};
-use onramp_actors::wallet::Wallets;
 use onramp_actors::writer::DbWriter;
 use onramp_store as store;
 use secrecy::ExposeSecret;
@@ -28,9 +27,18 @@ pub struct Application {
     reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
     /// The operator-only `/metrics` server on `server.metrics_listen`, and its port.
     metrics: Option<(ServerHandle, u16)>,
-    /// This process's claim on the database, released when the app stops.
-    _lock: onramp_store::lock::ProcessLock,
+    /// This process's claim on a SQLite database (one process serves it), released when the
+    /// app stops. PostgreSQL is shared by the service's processes through leases.
+    _lock: Option<onramp_store::lock::ProcessLock>,
 }
+
+/// How long SIGTERM waits for the calls on this process's wallets before handing them over
+/// regardless (their commits are fenced: a late one writes nothing).
+const HAND_OVER_LIMIT: Duration = Duration::from_secs(10);
+
+/// Among several processes, how long a session read from the database is trusted before it is
+/// read again: a logout on one process is refused by every other within this (and a second).
+const SESSION_RECHECK: Duration = Duration::from_millis(500);
 
 /// Largest request body the API reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -56,9 +64,20 @@ impl Application {
     /// database, starts the actors and the development parties, and starts serving.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         refuse_unsafe(&settings)?;
-        let lock = onramp_store::lock::claim(&settings.database.url).await?;
+        let lock = if settings.database.url.starts_with("sqlite:") {
+            Some(onramp_store::lock::claim(&settings.database.url).await?)
+        } else {
+            None
+        };
         let listener = bind(&settings.server.listen)?;
         let port = listener.local_addr()?.port();
+        let advertise_url = settings.server.advertise_url.clone().unwrap_or_else(|| {
+            let ip = listener.local_addr().map(|a| a.ip().to_string());
+            format!(
+                "http://{}:{port}",
+                ip.unwrap_or_else(|_| "127.0.0.1".into())
+            )
+        });
         let metrics_listener = settings
             .server
             .metrics_listen
@@ -70,7 +89,7 @@ impl Application {
         crate::metrics::handle();
         tracing::info!(?urls, database = %onramp_store::redact_url(&settings.database.url), "starting");
 
-        let state = web::Data::new(app_state(&settings, urls).await?);
+        let state = web::Data::new(app_state(&settings, urls, &advertise_url).await?);
         let dev = dev::start(&settings, &state.urls, dev_listeners).await?;
         let reconciler = settings.reconcile.enabled.then(|| {
             let r = crate::reconcile::Reconciler::new(
@@ -129,9 +148,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let signals = crate::signals::shutdown_signals();
         let handle = self.server.handle();
+        let ownership = self.state.wallets.ownership().clone();
         let on_signal = actix_web::rt::spawn(async move {
             let signal = signals.await;
             tracing::info!(signal, "shutting down: finishing the requests in flight");
+            // Among several processes: the wallets served here go to the others first (this
+            // process forwards to them meanwhile), then the listener closes.
+            ownership.hand_over_all(HAND_OVER_LIMIT).await;
             handle.stop(true).await;
         });
         let result = self.server.await;
@@ -199,25 +222,41 @@ fn resolve_urls(settings: &Settings, port: u16, dev: &DevListeners) -> anyhow::R
 }
 
 /// Opens the database and starts the actors and clients every request shares.
-async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> {
+async fn app_state(
+    settings: &Settings,
+    urls: Urls,
+    advertise_url: &str,
+) -> anyhow::Result<AppState> {
     let store = store::connect(&settings.database.url, settings.database.max_connections)
         .await
         .context("cannot open the database")?;
     let writer = DbWriter::start(store.clone(), settings.writer.max_batch);
-    let sessions = Sessions::start(
-        store.clone(),
-        writer.clone(),
-        SessionConfig::new(
-            Duration::from_secs(settings.session.ttl_secs),
-            Duration::from_secs(settings.session.idle_secs),
-        ),
-    );
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let wallets = Wallets::new(
+    let joined = crate::cluster::join(
+        &settings.database.url,
+        advertise_url,
+        Duration::from_secs(settings.cluster.lease_secs.max(1)),
+        settings.cluster.key.expose_secret(),
+    )
+    .await
+    .context("cannot join the service's processes")?;
+    let proof_key = joined.as_ref().map(|(_, _, key)| key.clone());
+    let mut session_config = SessionConfig::new(
+        Duration::from_secs(settings.session.ttl_secs),
+        Duration::from_secs(settings.session.idle_secs),
+    );
+    if let Some((ownership, _, _)) = &joined {
+        let ownership = ownership.clone();
+        session_config.recheck_after = Some(SESSION_RECHECK);
+        session_config.sweeps = std::sync::Arc::new(move || ownership.leads());
+    }
+    let sessions = Sessions::start(store.clone(), writer.clone(), session_config);
+    let wallets = crate::cluster::wallets(
         store.clone(),
         writer.clone(),
         Duration::from_secs(settings.wallet.idle_secs),
         cores,
+        joined.map(|(ownership, transport, _)| (ownership, transport)),
     );
     let g = &settings.google;
     let google = GoogleOAuth::new(Endpoints {
@@ -254,6 +293,7 @@ async fn app_state(settings: &Settings, urls: Urls) -> anyhow::Result<AppState> 
         google,
         bank,
         paying: Default::default(),
+        proof_key,
         pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(Duration::from_secs(
             settings.reconcile.max_age_secs,
         ))),

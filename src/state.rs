@@ -52,4 +52,6 @@ pub struct AppState {
     pub openapi: String,
     /// Senders and recipients of transfers, briefly cached.
     pub people: crate::people::People,
+    /// Checks the proof of calls other processes forward here (PostgreSQL only).
+    pub proof_key: Option<crate::cluster::ProofKey>,
 }

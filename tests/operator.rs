@@ -65,6 +65,7 @@ fn a_public_https_site_on_development_parts_and_secrets_refuses_to_start_naming_
         "bank.api_key",
         "bank.webhook_secret",
         "server.cookie_key",
+        "cluster.key",
     ] {
         assert!(log.contains(key), "{key} is not named:\n{log}");
     }

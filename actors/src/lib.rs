@@ -2,6 +2,7 @@
 //! actors, over the [`onramp_store::Store`] trait.
 
 pub mod funds;
+pub mod ownership;
 pub mod sessions;
 pub mod wallet;
 pub mod writer;

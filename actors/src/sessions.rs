@@ -11,7 +11,7 @@ use onramp_store::{EndSession, NewSession, Purge, SessionRow, Store, StoreError,
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct SessionConfig {
     /// Absolute lifetime.
     pub ttl: Duration,
@@ -22,6 +22,22 @@ pub struct SessionConfig {
     /// How long a durable revocation's marker is kept in memory (it only guards against a
     /// lookup that read the row before its delete).
     pub revoked_ttl: Duration,
+    /// Among several processes, a logout on another one reaches this one only through the
+    /// database: a cached session is read again once it is this old. `None` alone.
+    pub recheck_after: Option<Duration>,
+    /// Whether this process sweeps ended sessions from the database (one of the service's
+    /// processes at a time does).
+    pub sweeps: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("ttl", &self.ttl)
+            .field("idle", &self.idle)
+            .field("recheck_after", &self.recheck_after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionConfig {
@@ -32,6 +48,8 @@ impl SessionConfig {
             idle,
             sweep_every: Duration::from_secs(60),
             revoked_ttl: Duration::from_secs(600),
+            recheck_after: None,
+            sweeps: Arc::new(|| true),
         }
     }
 }
@@ -62,15 +80,13 @@ pub enum SessionError {
 
 #[derive(Debug, Clone)]
 enum Cached {
-    Live(SessionRow),
+    /// Alive when last read from the database, at `checked` (ms).
+    Live(SessionRow, i64),
     /// Logged out or expired at `at`. Kept while its delete is not committed (`durable`
     /// false: the row is still in the database, and only this marker refuses it; the sweep
     /// retries the delete), then a while longer, so that a lookup that read the row before the
     /// delete cannot bring it back.
-    Revoked {
-        at: i64,
-        durable: bool,
-    },
+    Revoked { at: i64, durable: bool },
 }
 
 type Cache = Arc<DashMap<SessionHash, Cached>>;
@@ -91,7 +107,7 @@ impl Sessions {
         let manager = SessionManager {
             cache: cache.clone(),
             writer,
-            config,
+            config: config.clone(),
         };
         let addr = SessionManager::start_in_arbiter(&Arbiter::new().handle(), |_| manager);
         Sessions {
@@ -114,15 +130,35 @@ impl Sessions {
     pub async fn lookup(&self, token: &SessionToken) -> Result<Option<UserId>, SessionError> {
         let hash = token.hash();
         let now = now_ms();
+        let recheck_ms = self.config.recheck_after.map(|d| d.as_millis() as i64);
         let row = match self.cache.get(&hash).map(|e| e.value().clone()) {
             Some(Cached::Revoked { .. }) => return Ok(None),
-            Some(Cached::Live(row)) => row,
-            None => match self.store.session(&hash).await? {
-                None => return Ok(None),
+            Some(Cached::Live(row, checked))
+                if recheck_ms.is_none_or(|after| now - checked < after) =>
+            {
+                row
+            }
+            _ => match self.store.session(&hash).await? {
+                None => {
+                    // Ended elsewhere (another process's logout or sweep).
+                    self.cache
+                        .remove_if(&hash, |_, c| matches!(c, Cached::Live(..)));
+                    return Ok(None);
+                }
                 Some(row) => {
-                    let entry = self.cache.entry(hash.clone()).or_insert(Cached::Live(row));
-                    match entry.value() {
-                        Cached::Live(row) => row.clone(),
+                    let mut entry = self
+                        .cache
+                        .entry(hash.clone())
+                        .or_insert(Cached::Live(row.clone(), now));
+                    match entry.value_mut() {
+                        Cached::Live(cached, checked) => {
+                            // A touch not yet written is newer than the row.
+                            let seen = cached.last_seen_at.max(row.last_seen_at);
+                            *cached = row;
+                            cached.last_seen_at = seen;
+                            *checked = now;
+                            cached.clone()
+                        }
                         Cached::Revoked { .. } => return Ok(None),
                     }
                 }
@@ -134,7 +170,7 @@ impl Sessions {
         }
         if now - row.last_seen_at >= self.config.touch_after_ms() {
             if let Some(mut e) = self.cache.get_mut(&hash) {
-                if let Cached::Live(r) = e.value_mut() {
+                if let Cached::Live(r, _) = e.value_mut() {
                     r.last_seen_at = now;
                 }
             }
@@ -179,7 +215,7 @@ impl SessionManager {
         let revoked_ms = self.config.revoked_ttl.as_millis() as i64;
         let mut unfinished = Vec::new();
         self.cache.retain(|hash, c| match c {
-            Cached::Live(r) => now < r.expires_at && now - r.last_seen_at < idle,
+            Cached::Live(r, _) => now < r.expires_at && now - r.last_seen_at < idle,
             Cached::Revoked { durable: false, .. } => {
                 unfinished.push(hash.clone());
                 true
@@ -192,6 +228,9 @@ impl SessionManager {
                 self.cache.clone(),
                 hash,
             ));
+        }
+        if !(self.config.sweeps)() {
+            return;
         }
         let writer = self.writer.clone();
         actix::spawn(async move {
@@ -233,7 +272,7 @@ impl Handler<Create> for SessionManager {
                     expires_at: row.expires_at,
                 })
                 .await?;
-            cache.insert(hash, Cached::Live(row));
+            cache.insert(hash, Cached::Live(row, now_ms()));
             Ok(token)
         })
     }

@@ -10,7 +10,8 @@
 //! writer keeps each waiter with its change's kind and index in the batch, so it hands each
 //! exactly its own answer.
 
-use onramp_store::{Batch, Change, Outcomes, Store, StoreError};
+use crate::ownership::Lease;
+use onramp_store::{Batch, Change, Fence, Outcomes, Store, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -29,19 +30,31 @@ pub enum WriteError {
     /// here. Asking again (with the same key, or reading the deposit) tells.
     #[error("the change's batch failed and whether it was committed is not known")]
     Unsure,
+    /// The wallet's shard moved to another process before the change's batch committed:
+    /// nothing was written, and the call belongs with the shard's new owner.
+    #[error("the wallet moved to another process; the change was not committed")]
+    Fenced,
+    /// Another process answered that its commit failed (`unsure`: whether it landed is not
+    /// known there either).
+    #[error("the owning process could not commit the change: {message}")]
+    Remote { message: String, unsure: bool },
 }
 
 impl WriteError {
     /// Whether the change may have been committed all the same: every failure but a stopped
     /// writer, which never sent it.
     pub fn may_have_landed(&self) -> bool {
-        !matches!(self, WriteError::Stopped)
+        !matches!(self, WriteError::Stopped | WriteError::Fenced)
     }
 }
 
 impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> Self {
-        WriteError::Failed(Arc::new(e))
+        match e {
+            // Refused before anything was written.
+            StoreError::Fenced { .. } => WriteError::Fenced,
+            e => WriteError::Failed(Arc::new(e)),
+        }
     }
 }
 
@@ -52,12 +65,15 @@ struct Queued<C: Change> {
     reply: oneshot::Sender<Result<C::Answer, WriteError>>,
     /// Its index among the changes of its kind in the batch being written.
     index: usize,
+    /// The lease its wallet's change was made under, among several processes.
+    lease: Option<Lease>,
 }
 
 /// What the writer does with a queued change of any kind.
 trait Waiting: Send {
     /// Moves the change into `batch`, remembering where.
     fn add_to(&mut self, batch: &mut Batch);
+    fn lease(&self) -> Option<&Lease>;
     /// Answers from what the batch answered.
     fn answer(self: Box<Self>, outcomes: &Outcomes);
     fn fail(self: Box<Self>, error: WriteError);
@@ -72,6 +88,10 @@ impl<C: Change> Waiting for Queued<C> {
         self.index = batch.add(self.change.clone());
     }
 
+    fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
     fn answer(self: Box<Self>, outcomes: &Outcomes) {
         let answer = C::answer(outcomes, self.index).expect("checked by Outcomes::answer");
         let _ = self.reply.send(Ok(answer));
@@ -83,7 +103,8 @@ impl<C: Change> Waiting for Queued<C> {
 
     fn retry_alone<'a>(self: Box<Self>, store: &'a dyn Store, batch: &'a Batch) -> Retry<'a> {
         Box::pin(async move {
-            let alone = Batch::of(C::lane(batch)[self.index].clone());
+            let mut alone = Batch::of(C::lane(batch)[self.index].clone());
+            alone.fence = fence_of(std::iter::once(self.lease.as_ref()));
             let started = Instant::now();
             let result = store.commit(&alone).await;
             record(1, started.elapsed(), result.is_ok());
@@ -155,11 +176,22 @@ impl DbWriter {
     /// Queues `change` and waits until it is committed (or has failed); answers what its kind
     /// answers.
     pub async fn commit<C: Change>(&self, change: C) -> Result<C::Answer, WriteError> {
+        self.commit_under(change, None).await
+    }
+
+    /// [`DbWriter::commit`] for a wallet's change made under `lease`: committed only while this
+    /// process still holds it ([`WriteError::Fenced`] otherwise).
+    pub async fn commit_under<C: Change>(
+        &self,
+        change: C,
+        lease: Option<Lease>,
+    ) -> Result<C::Answer, WriteError> {
         let (reply, rx) = oneshot::channel();
         let queued = Queued {
             change,
             reply,
             index: 0,
+            lease,
         };
         self.tx
             .send(Job::Write(Box::new(queued)))
@@ -179,18 +211,37 @@ impl DbWriter {
     }
 }
 
+/// The fence of a batch whose changes were made under `leases`: every distinct one.
+fn fence_of<'a>(leases: impl Iterator<Item = Option<&'a Lease>>) -> Option<Fence> {
+    let mut node = None;
+    let mut held = Vec::new();
+    for lease in leases.flatten() {
+        node.get_or_insert_with(|| lease.node.to_string());
+        held.push((lease.shard, lease.epoch));
+    }
+    held.sort_unstable();
+    held.dedup();
+    node.map(|node| Fence { node, held })
+}
+
+/// A batch of `waiting`'s changes, fenced by their leases.
+fn batch_of(waiting: &mut [Box<dyn Waiting>]) -> Batch {
+    let mut batch = Batch::default();
+    for w in waiting.iter_mut() {
+        w.add_to(&mut batch);
+    }
+    batch.fence = fence_of(waiting.iter().map(|w| w.lease()));
+    batch
+}
+
 async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut jobs = Vec::with_capacity(max_batch);
     let mut waiting: Vec<Box<dyn Waiting>> = Vec::with_capacity(max_batch);
     let mut flushes = Vec::new();
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let mut batch = Batch::default();
         for job in jobs.drain(..) {
             match job {
-                Job::Write(mut w) => {
-                    w.add_to(&mut batch);
-                    waiting.push(w);
-                }
+                Job::Write(w) => waiting.push(w),
                 Job::Flush(reply) => flushes.push(reply),
             }
         }
@@ -200,7 +251,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usiz
                 size = waiting.len(),
                 commit_us = tracing::field::Empty
             );
-            commit(&*store, &batch, &mut waiting).instrument(span).await;
+            commit(&*store, &mut waiting).instrument(span).await;
         }
         for f in flushes.drain(..) {
             let _ = f.send(());
@@ -209,10 +260,36 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>, max_batch: usiz
     tracing::debug!("DB writer stopped");
 }
 
-/// Commits `batch` and answers everyone `waiting` for it (emptying it).
-async fn commit(store: &dyn Store, batch: &Batch, waiting: &mut Vec<Box<dyn Waiting>>) {
+/// Commits `waiting`'s changes in one batch and answers everyone (emptying it). Changes made
+/// under a lease this process lost are answered [`WriteError::Fenced`], and the rest committed
+/// without them.
+async fn commit(store: &dyn Store, waiting: &mut Vec<Box<dyn Waiting>>) {
+    let mut batch = batch_of(waiting);
     let started = Instant::now();
-    let result = store.commit(batch).await;
+    let mut result = store.commit(&batch).await;
+    while let Err(StoreError::Fenced { held }) = &result {
+        let (kept, lost): (Vec<_>, Vec<_>) = waiting
+            .drain(..)
+            .partition(|w| w.lease().is_none_or(|l| held.contains(&(l.shard, l.epoch))));
+        tracing::warn!(lost = lost.len(), "changes fenced off: their wallets moved");
+        // A fence that failed though every lease it named is held cannot be retried into
+        // success: nobody is told it succeeded.
+        let (lost, kept) = if lost.is_empty() {
+            (kept, Vec::new())
+        } else {
+            (lost, kept)
+        };
+        for w in lost {
+            w.fail(WriteError::Fenced);
+        }
+        *waiting = kept;
+        if waiting.is_empty() {
+            return;
+        }
+        batch = batch_of(waiting);
+        result = store.commit(&batch).await;
+    }
+    let batch = &batch;
     let took = started.elapsed();
     record(waiting.len(), took, result.is_ok());
     tracing::Span::current().record("commit_us", took.as_micros() as u64);

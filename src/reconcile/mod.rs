@@ -110,6 +110,10 @@ impl Reconciler {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            // Among several processes, one at a time checks the service's deposits and payouts.
+            if !self.wallets.ownership().leads() {
+                continue;
+            }
             if let Err(e) = self.scan().await {
                 tracing::warn!(error = format!("{e:#}"), "reconciliation scan failed");
             }

@@ -46,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     configure_api(cfg);
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route(
+            crate::cluster::CALL_PATH,
+            web::post().to(crate::cluster::serve_call),
+        )
         .route("/", web::get().to(pages::index))
         .route("/dashboard", web::get().to(pages::index))
         .route("/static/{name:.*}", web::get().to(pages::asset));

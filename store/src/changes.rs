@@ -83,7 +83,7 @@ pub enum SettleResult {
 /// the database's refusal of a negative balance is only the last line of defence. An
 /// idempotency key held by another transfer of the sender created after `key_cutoff` writes
 /// nothing ([`TransferResult::KeyTaken`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewTransfer {
     pub id: TransferId,
     pub from: UserId,
@@ -99,7 +99,7 @@ pub struct NewTransfer {
 }
 
 /// What [`NewTransfer`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TransferResult {
     /// Committed: the sender's and the recipient's balances after the batch that carried it.
     Applied { from: Balance, to: Balance },
@@ -113,7 +113,7 @@ pub enum TransferResult {
 /// of a negative balance is only the last line of defence. An idempotency key held by another
 /// withdrawal of the user created after `key_cutoff` writes nothing
 /// ([`WithdrawalResult::KeyTaken`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewWithdrawal {
     pub id: WithdrawalId,
     pub user_id: UserId,
@@ -127,7 +127,7 @@ pub struct NewWithdrawal {
 }
 
 /// What [`NewWithdrawal`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WithdrawalResult {
     /// Committed: the wallet's balance after the batch that carried it.
     Applied(Balance),
@@ -265,6 +265,36 @@ pub struct Batch {
     pub payout_settlements: Vec<SettlePayout>,
     pub withdrawal_checks: Vec<ScheduleWithdrawalCheck>,
     pub withdrawal_forgets: Vec<ForgetPendingWithdrawal>,
+    /// The shard leases its wallet changes were made under, when several processes share the
+    /// database: the batch is committed only if its process still holds every one of them.
+    pub fence: Option<Fence>,
+}
+
+/// Leases a batch must still hold to commit: `node` must own each `(shard, epoch)`. Checked in
+/// the batch's own transaction, with the lease rows held (FOR SHARE) until its COMMIT, so a
+/// takeover is either before the check (the batch writes nothing) or after the commit (the
+/// new owner reads what it wrote).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fence {
+    pub node: String,
+    pub held: Vec<(i32, i64)>,
+}
+
+impl Batch {
+    /// Every user whose wallet account a ledger posting of this batch may change.
+    pub fn posting_users(&self) -> Vec<UserId> {
+        let mut users: Vec<UserId> = self
+            .settlements
+            .iter()
+            .map(|s| s.user_id)
+            .chain(self.transfers.iter().flat_map(|t| [t.from, t.to]))
+            .chain(self.withdrawals.iter().map(|w| w.user_id))
+            .chain(self.payout_settlements.iter().map(|p| p.user_id))
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
 }
 
 /// What a batch answered, by kind: one answer per change of that kind, in the batch's order.

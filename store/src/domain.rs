@@ -1,6 +1,7 @@
 //! Domain types: parsed once at the edge, so an invalid value cannot be built.
 
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -29,7 +30,8 @@ impl Provider {
 }
 
 /// A user's id (a UUID).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct UserId(uuid::Uuid);
 
 impl UserId {
@@ -56,7 +58,8 @@ impl fmt::Display for UserId {
 }
 
 /// A positive amount of paise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
 pub struct Amount(i64);
 
 impl Amount {
@@ -84,7 +87,8 @@ impl Amount {
 /// UUIDv7 (time first, then random): deposits are settled in roughly the order they were made,
 /// so time-ordered ids keep the writes of one group commit on a few neighbouring index pages
 /// instead of one random page each.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct DepositId(String);
 
 impl DepositId {
@@ -118,7 +122,8 @@ impl fmt::Display for DepositId {
 }
 
 /// A transfer's id, `trf_` and 32 hex digits (UUIDv7, for the reason deposit ids are).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TransferId(String);
 
 impl TransferId {
@@ -153,7 +158,8 @@ impl fmt::Display for TransferId {
 
 /// A withdrawal's id, `wd_` and 32 hex digits (UUIDv7, for the reason deposit ids are); it is
 /// also the `ref` the bank sees for its payout.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct WithdrawalId(String);
 
 impl WithdrawalId {
@@ -237,7 +243,8 @@ impl BankToken {
 
 /// A deposit's or a withdrawal's state. `Processing` turns into one of the final two exactly
 /// once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Status {
     Processing,
     Success,
@@ -294,7 +301,8 @@ impl FirstAnswer {
 }
 
 /// The final outcome the bank reports for an order or a payout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Settlement {
     Success,
     Failure,
@@ -394,6 +402,71 @@ mod base64_url {
             }
         }
         out
+    }
+}
+
+impl TryFrom<String> for DepositId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<DepositId> for String {
+    fn from(id: DepositId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for TransferId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TransferId> for String {
+    fn from(id: TransferId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for WithdrawalId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<WithdrawalId> for String {
+    fn from(id: WithdrawalId) -> String {
+        id.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(id: UserId) -> String {
+        id.to_string()
+    }
+}
+
+impl TryFrom<i64> for Amount {
+    type Error = String;
+    fn try_from(paise: i64) -> Result<Self, String> {
+        Amount::parse(paise, i64::MAX)
+    }
+}
+
+impl From<Amount> for i64 {
+    fn from(a: Amount) -> i64 {
+        a.0
     }
 }
 

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod audit;
 mod batch;
 pub mod changes;
+pub mod cluster;
 pub mod lock;
 mod postgres;
 mod reads;
@@ -23,7 +24,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 pub use changes::{
-    AttachOrder, AttachPayout, Batch, Change, DepositInsert, EndSession, ForgetPending,
+    AttachOrder, AttachPayout, Batch, Change, DepositInsert, EndSession, Fence, ForgetPending,
     ForgetPendingWithdrawal, NewAccount, NewDeposit, NewSession, NewTransfer, NewWithdrawal,
     Outcomes, Purge, ScheduleCheck, ScheduleWithdrawalCheck, SettleDeposit, SettlePayout,
     SettleResult, StateUse, TouchSession, TransferResult, UseSignInState, WithdrawalResult,
@@ -42,6 +43,10 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The batch's process no longer holds every lease it was made under: nothing was
+    /// written. `held` lists the (shard, epoch) of its fence that it does still hold.
+    #[error("the batch's process no longer owns every wallet it changes")]
+    Fenced { held: Vec<(i32, i64)> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +92,7 @@ pub struct Transfer {
 }
 
 /// Someone on the other side of a transfer, as the history shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counterparty {
     pub name: String,
     pub email: String,
@@ -153,7 +158,7 @@ impl HistoryItem {
 /// A wallet's committed balance and the id of the last ledger entry it includes (0 before the
 /// first). Entry ids grow in commit order, so of two readings the one with the later entry is
 /// the newer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Balance {
     pub paise: i64,
     pub entry: i64,

@@ -727,6 +727,55 @@ async fn insert_new(
 
 crate::reads::impl_store!(PgStore, postgres);
 
+/// The fence of a batch, the first statement of its transaction: the lease rows it was made
+/// under, held FOR SHARE until COMMIT (a takeover's UPDATE waits for it), must all still be
+/// `fence.node`'s at those epochs, or the batch writes nothing ([`StoreError::Fenced`]).
+///
+/// With several processes writing, the same statement also locks, in the order of their ids,
+/// every account the batch's postings may change (its users' and the system accounts). Two
+/// processes' batches then never wait on each other in a circle, and an account's entries get
+/// their ids in the order they commit, which is how wallet actors tell the newer of two
+/// balances.
+async fn check_fence(
+    conn: &mut sqlx::PgConnection,
+    fence: &crate::Fence,
+    users: &[UserId],
+) -> Result<(), StoreError> {
+    let (shards, epochs): (Vec<i32>, Vec<i64>) = fence.held.iter().copied().unzip();
+    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+    let rows: Vec<(Option<i32>, Option<i64>)> = sqlx::query_as(
+        "WITH held AS ( \
+             SELECT s.shard, s.epoch FROM cluster_shards AS s \
+             JOIN UNNEST($2::int4[], $3::int8[]) AS f(shard, epoch) \
+                 ON s.shard = f.shard AND s.epoch = f.epoch \
+             WHERE s.owner = $1 FOR SHARE OF s \
+         ), locked AS ( \
+             SELECT id FROM ledger_accounts \
+             WHERE user_id = ANY($4::text[]) OR (system IS NOT NULL AND cardinality($4::text[]) > 0) \
+             ORDER BY id FOR UPDATE \
+         ) \
+         SELECT shard, epoch FROM held \
+         UNION ALL SELECT NULL, NULL FROM (SELECT count(*) FROM locked) AS l",
+    )
+    .bind(&fence.node)
+    .bind(&shards)
+    .bind(&epochs)
+    .bind(&users)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut held: Vec<(i32, i64)> = rows.into_iter().filter_map(|(s, e)| s.zip(e)).collect();
+    held.sort_unstable();
+    held.dedup();
+    let mut wanted = fence.held.clone();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if held == wanted {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced { held })
+    }
+}
+
 /// How a batch was written: the statements it ran and whether in a transaction of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shape {
@@ -754,10 +803,16 @@ impl PgStore {
             };
             return Ok((plan.finish(Written::default())?, shape));
         }
-        // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
-        let in_transaction = !(steps.len() == 1 && steps[0].one_statement(&plan));
+        let fence = batch.fence.as_ref().filter(|f| !f.held.is_empty());
+        // One statement is a transaction of its own: no BEGIN and COMMIT round trips. A fenced
+        // batch checks its leases first, in its transaction.
+        let in_transaction =
+            fence.is_some() || !(steps.len() == 1 && steps[0].one_statement(&plan));
         let (written, statements) = if in_transaction {
             let mut tx = self.pool.begin().await?;
+            if let Some(fence) = fence {
+                check_fence(&mut tx, fence, &batch.posting_users()).await?;
+            }
             let mut run = Run {
                 conn: &mut tx,
                 in_transaction,

@@ -244,6 +244,12 @@ crate::reads::impl_store!(SqliteStore, sqlite);
 impl SqliteStore {
     /// One group commit (the `Store::commit` of this backend).
     async fn write_batch(&self, batch: &Batch) -> Result<Outcomes, StoreError> {
+        if batch.fence.is_some() {
+            // One process owns a SQLite database (its file lock): no lease to check.
+            return Err(StoreError::Corrupt(
+                "a fenced batch on SQLite, which one process serves".into(),
+            ));
+        }
         let mut plan = Plan::new(batch);
         let mut conn = self.writer.lock().await;
         match write(&mut conn, &mut plan).await {

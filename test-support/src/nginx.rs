@@ -30,8 +30,14 @@ fn binary() -> PathBuf {
 /// The sample with its upstream at `app` (`127.0.0.1:<port>`), listening on `port` and writing
 /// its access log to `access_log`.
 pub fn site_config(app: &str, port: u16, access_log: &Path) -> String {
+    site_config_for(&[app], port, access_log)
+}
+
+/// The sample with one upstream line for each of `apps`: the processes of one service.
+pub fn site_config_for(apps: &[&str], port: u16, access_log: &Path) -> String {
+    let servers: Vec<String> = apps.iter().map(|a| format!("server {a};")).collect();
     let here = [
-        ("server 127.0.0.1:8080;", format!("server {app};")),
+        ("server 127.0.0.1:8080;", servers.join("\n    ")),
         (
             "listen 80 default_server;",
             format!("listen 127.0.0.1:{port} default_server;"),
@@ -72,11 +78,16 @@ impl Nginx {
     /// nginx on `port` in front of the app listening at `app` (`127.0.0.1:<port>`); answers once
     /// nginx accepts connections.
     pub fn start(app: &str, port: u16) -> Nginx {
+        Nginx::start_for(&[app], port)
+    }
+
+    /// nginx on `port` in front of every one of `apps` (`127.0.0.1:<port>` each).
+    pub fn start_for(apps: &[&str], port: u16) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         // nginx's workers drop root's rights (to `nobody`) and must reach their temporary files.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let site = site_config(app, port, &dir.path().join("access.log"));
+        let site = site_config_for(apps, port, &dir.path().join("access.log"));
         std::fs::write(dir.path().join("onramp.conf"), site).unwrap();
         std::fs::write(dir.path().join("nginx.conf"), main_config(dir.path())).unwrap();
         let bin = binary();

@@ -32,6 +32,11 @@ pub struct World {
     pub idp_port: u16,
     /// Settings of the app's beyond the world's own (`with_app_settings`).
     pub app_settings: Vec<(String, String)>,
+    /// The ports of the service's other processes (`with_processes`): process 0 listens on
+    /// `app_port`, process `i` on `more_app_ports[i - 1]`.
+    pub more_app_ports: Vec<u16>,
+    /// The port of a front (nginx) that browsers and the bank use instead of `app_port`.
+    pub front_port: Option<u16>,
 }
 
 impl World {
@@ -47,7 +52,30 @@ impl World {
             bank_port: free_port(),
             idp_port: free_port(),
             app_settings: Vec::new(),
+            more_app_ports: Vec::new(),
+            front_port: None,
         }
+    }
+
+    /// `n` app processes serve this world's database as one service (PostgreSQL), each on its
+    /// own port; browsers and the bank go through a front on `front` ([`World::front_url`]).
+    pub fn with_processes(mut self, n: usize, front: u16) -> World {
+        assert!(n >= 1);
+        self.more_app_ports = (1..n).map(|_| free_port()).collect();
+        self.front_port = Some(front);
+        self
+    }
+
+    /// Every app process's port, process 0 first.
+    pub fn app_ports(&self) -> Vec<u16> {
+        std::iter::once(self.app_port)
+            .chain(self.more_app_ports.iter().copied())
+            .collect()
+    }
+
+    /// Process `i`'s own URL (as another process or a test reaches it directly).
+    pub fn process_url(&self, i: usize) -> String {
+        format!("http://localhost:{}", self.app_ports()[i])
     }
 
     /// The app runs with these settings too (keys as `RECONCILE__EVERY_SECS`, prefixed with
@@ -61,9 +89,13 @@ impl World {
         self
     }
 
-    /// The app as browsers see it (the OAuth callback and the cookie are on `localhost`).
+    /// The app as browsers see it (the OAuth callback and the cookie are on `localhost`): the
+    /// front, when there is one.
     pub fn app_url(&self) -> String {
-        format!("http://localhost:{}", self.app_port)
+        format!(
+            "http://localhost:{}",
+            self.front_port.unwrap_or(self.app_port)
+        )
     }
 
     pub fn bank_url(&self) -> String {
@@ -131,9 +163,10 @@ impl World {
     /// prefixed with `ONRAMP__`), and waits until its API answers.
     pub async fn start_bank(&self, extra: &[(&str, &str)]) -> Proc {
         let mut env = self.common_env();
+        let to = self.front_port.unwrap_or(self.app_port);
         env.push((
             "ONRAMP__DEV__WEBHOOK_URL".into(),
-            format!("http://127.0.0.1:{}/api/webhooks/bank", self.app_port),
+            format!("http://127.0.0.1:{to}/api/webhooks/bank"),
         ));
         for (k, v) in extra {
             env.push((format!("ONRAMP__{k}"), (*v).into()));
@@ -175,7 +208,39 @@ impl World {
     }
 
     pub fn spawn_app(&self) -> Proc {
+        self.spawn_process(0)
+    }
+
+    /// Starts app process `i` of the service and waits until `/healthz` answers.
+    pub async fn start_process(&self, i: usize) -> Proc {
+        let mut app = self.spawn_process(i);
+        self.wait_process(i, &mut app).await;
+        app
+    }
+
+    pub async fn wait_process(&self, i: usize, app: &mut Proc) {
+        let url = format!("http://127.0.0.1:{}/healthz", self.app_ports()[i]);
+        wait_until_up(app, &url, None).await;
+    }
+
+    /// App process `i`: its own port and advertised URL, the front's public URL (trusted as a
+    /// proxy), and the world's settings.
+    pub fn spawn_process(&self, i: usize) -> Proc {
+        let port = self.app_ports()[i];
         let mut env = self.common_env();
+        env.retain(|(k, _)| k != "ONRAMP__SERVER__LISTEN");
+        env.push(("ONRAMP__SERVER__LISTEN".into(), format!("127.0.0.1:{port}")));
+        env.push((
+            "ONRAMP__SERVER__ADVERTISE_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        ));
+        if let Some(front) = self.front_port {
+            env.push((
+                "ONRAMP__SERVER__PUBLIC_URL".into(),
+                format!("http://localhost:{front}"),
+            ));
+            env.push(("ONRAMP__SERVER__TRUSTED_PROXIES".into(), "127.0.0.1".into()));
+        }
         env.extend([
             ("ONRAMP__DEV__BANK_ENABLED".into(), "false".into()),
             ("ONRAMP__DEV__IDP_ENABLED".into(), "true".into()),
@@ -183,8 +248,30 @@ impl World {
             ("ONRAMP__SERVER__WORKERS".into(), "2".into()),
             ("ONRAMP__DATABASE__MAX_CONNECTIONS".into(), "8".into()),
         ]);
+        if i > 0 {
+            // One development identity provider for the service: process 0's.
+            let idp = format!("http://127.0.0.1:{}", self.idp_port);
+            env.extend([
+                ("ONRAMP__DEV__IDP_ENABLED".into(), "false".into()),
+                (
+                    "ONRAMP__GOOGLE__AUTH_URL".into(),
+                    format!("{idp}/authorize"),
+                ),
+                ("ONRAMP__GOOGLE__TOKEN_URL".into(), format!("{idp}/token")),
+                (
+                    "ONRAMP__GOOGLE__USERINFO_URL".into(),
+                    format!("{idp}/userinfo"),
+                ),
+            ]);
+        }
         env.extend(self.app_settings.iter().cloned());
-        Proc::spawn(self.binary, "app", &[], env, self.log("app"))
+        let name = if i == 0 {
+            "app".to_owned()
+        } else {
+            format!("app{i}")
+        };
+        let log = self.log(&name);
+        Proc::spawn(self.binary, &name, &[], env, log)
     }
 
     pub async fn wait_app(&self, app: &mut Proc) {

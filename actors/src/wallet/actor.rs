@@ -32,10 +32,18 @@ pub struct WalletActor {
     pub(super) shared: Arc<Shared>,
     /// Tells this actor from an earlier one of the same user in the registry.
     pub(super) generation: u64,
+    /// The lease of the user's shard it serves under, among several processes: its changes
+    /// commit only while this process holds it.
+    pub(super) lease: Option<crate::ownership::Lease>,
 }
 
 impl WalletActor {
-    pub(super) fn new(user: UserId, shared: Arc<Shared>, generation: u64) -> Self {
+    pub(super) fn new(
+        user: UserId,
+        shared: Arc<Shared>,
+        generation: u64,
+        lease: Option<crate::ownership::Lease>,
+    ) -> Self {
         WalletActor {
             user,
             funds: Funds::default(),
@@ -45,6 +53,7 @@ impl WalletActor {
             last_used: Instant::now(),
             shared,
             generation,
+            lease,
         }
     }
 
@@ -52,7 +61,7 @@ impl WalletActor {
         let generation = self.generation;
         self.shared
             .map
-            .remove_if(&self.user, |_, (g, _)| *g == generation);
+            .remove_if(&self.user, |_, entry| entry.generation == generation);
     }
 }
 

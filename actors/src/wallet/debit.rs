@@ -129,9 +129,10 @@ impl<C: Debiting> Handler<Debit<C>> for WalletActor {
             C::copies(&mut self.keyed).insert(k.clone(), Vec::new());
         }
         let writer = self.shared.writer.clone();
+        let lease = self.lease.clone();
         let credits = change.credits();
         ctx.spawn(
-            async move { writer.commit(change).await }
+            async move { writer.commit_under(change, lease).await }
                 .into_actor(self)
                 .map(move |result, act, _| {
                     act.in_flight -= 1;

@@ -26,11 +26,13 @@
 //! idle, and are reloaded from the database when needed.
 
 mod actor;
+pub mod call;
 mod debit;
 mod registry;
 mod settle;
 
 pub use actor::WalletActor;
+pub use call::{CallError, Transport, Undelivered, WalletCall, WalletReply};
 pub use registry::Wallets;
 pub use settle::{SettleOutcome, SettleRequest, Settling};
 

@@ -13,7 +13,8 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// What the bank's answer ends: a deposit (its order) or a withdrawal's payout.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Settling {
     Deposit(DepositId),
     Payout(WithdrawalId),
@@ -27,6 +28,7 @@ impl Settling {
     async fn commit(
         self,
         writer: &crate::writer::DbWriter,
+        lease: Option<crate::ownership::Lease>,
         user_id: UserId,
         amount: Amount,
         outcome: Settlement,
@@ -42,7 +44,7 @@ impl Settling {
                     outcome,
                     now,
                 };
-                writer.commit(change).await
+                writer.commit_under(change, lease).await
             }
             Settling::Payout(withdrawal_id) | Settling::Refused(withdrawal_id) => {
                 let change = SettlePayout {
@@ -53,7 +55,7 @@ impl Settling {
                     outcome,
                     now,
                 };
-                writer.commit(change).await
+                writer.commit_under(change, lease).await
             }
         }
     }
@@ -83,7 +85,8 @@ impl Settling {
 }
 
 /// What a settlement did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SettleOutcome {
     /// This settlement moved the deposit to its final state (and credited it on success).
     Applied,
@@ -93,7 +96,7 @@ pub enum SettleOutcome {
 
 /// A settlement request: the deposit or withdrawal as stored (user, amount and status come from
 /// our own database, never from the bank's message) and the outcome the bank reported.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SettleRequest {
     pub target: Settling,
     pub user_id: UserId,
@@ -135,12 +138,16 @@ impl Handler<Settle> for WalletActor {
         }
         self.in_flight += 1;
         let writer = self.shared.writer.clone();
+        let lease = self.lease.clone();
         let store = self.shared.store.clone();
         let (target, user, amount, outcome) =
             (req.target.clone(), self.user, req.amount, req.outcome);
         ctx.spawn(
             async move {
-                let result = target.clone().commit(&writer, user, amount, outcome).await;
+                let result = target
+                    .clone()
+                    .commit(&writer, lease, user, amount, outcome)
+                    .await;
                 // It was final already: answer from what is stored now.
                 let now_stored = match result {
                     Ok(SettleResult::NotProcessing) => Some(target.stored(&*store).await),

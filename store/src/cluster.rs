@@ -1,0 +1,224 @@
+//! Shard leases: which process owns which users' wallets, on PostgreSQL (the one database the
+//! processes of a service share). Every time here is the database's clock (`now()`): a lease
+//! is taken and renewed for `lease` from the database's now, and a process that stops
+//! renewing loses it to whoever takes it next, with a greater epoch. What a lost lease may not
+//! do (commit a wallet's change) is refused by the fence in the writer's own transaction
+//! ([`crate::Fence`]); these calls only hand leases around.
+
+use crate::StoreError;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Connection;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The first key of every process's liveness lock ("on" in ASCII).
+const LIVENESS_CLASS: i32 = 0x6f6e;
+
+/// A node of the lease table counts as alive while its liveness lock is held (see the
+/// migration): SQL for "the process `owner` names is alive".
+const OWNER_ALIVE: &str = "EXISTS (SELECT 1 FROM cluster_nodes AS n JOIN pg_locks AS l \
+     ON l.locktype = 'advisory' AND l.granted AND l.classid = 28526 \
+        AND l.objid = n.lock_key::oid AND l.objsubid = 2 \
+     WHERE n.node = s.owner)";
+
+/// The number of shards users fall into. Fixed: the migration made these rows.
+pub const SHARDS: i32 = 64;
+
+/// One shard as the lease table has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardOwner {
+    pub shard: i32,
+    /// The process holding it, while its lease lasts; `None` when it is free or expired.
+    pub owner: Option<String>,
+    /// Where that process is reached (its `server.advertise_url`).
+    pub url: Option<String>,
+    pub epoch: i64,
+}
+
+/// A row of `cluster_shards` as [`Leases::owners`] reads it: shard, owner, url, epoch, and
+/// whether its lease is alive.
+type OwnerRow = (i32, Option<String>, Option<String>, i64, bool);
+
+/// The lease table's calls, on a small pool of their own (a lease must be renewed even while
+/// the writer's pool is busy).
+#[derive(Clone)]
+pub struct Leases {
+    pool: PgPool,
+    /// The connection holding this process's liveness lock, for as long as the process lives.
+    liveness: Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
+    lock_key: i32,
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl Leases {
+    pub async fn connect(url: &str) -> Result<Leases, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&crate::redact::pg_url_for_sqlx(url))
+            .await?;
+        let mut liveness =
+            sqlx::PgConnection::connect(&crate::redact::pg_url_for_sqlx(url)).await?;
+        let lock_key = (rand::random::<u32>() >> 1) as i32;
+        sqlx::query("SELECT pg_advisory_lock($1, $2)")
+            .bind(LIVENESS_CLASS)
+            .bind(lock_key)
+            .execute(&mut liveness)
+            .await?;
+        Ok(Leases {
+            pool,
+            liveness: Arc::new(tokio::sync::Mutex::new(Some(liveness))),
+            lock_key,
+        })
+    }
+
+    /// Closes the liveness connection: to the others this process is dead from now on.
+    pub async fn die(&self) {
+        if let Some(conn) = self.liveness.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Says `node` is alive for `lease` more, forgets processes long gone, and answers how many
+    /// are alive (this one included).
+    pub async fn heartbeat(
+        &self,
+        node: &str,
+        url: &str,
+        lease: Duration,
+    ) -> Result<i64, StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_nodes (node, url, lock_key, expires_at) \
+             VALUES ($1, $2, $4, now() + $3 * interval '1 millisecond') \
+             ON CONFLICT (node) DO UPDATE SET url = excluded.url, expires_at = excluded.expires_at",
+        )
+        .bind(node)
+        .bind(url)
+        .bind(millis(lease))
+        .bind(self.lock_key)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM cluster_nodes WHERE expires_at < now() - interval '1 hour'")
+            .execute(&self.pool)
+            .await?;
+        let (alive,): (i64,) = sqlx::query_as(&format!(
+            "SELECT count(*) FROM cluster_nodes AS c WHERE c.expires_at > now() AND {}",
+            OWNER_ALIVE.replace("s.owner", "c.node")
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(alive.max(1))
+    }
+
+    /// Removes `node` from the living (it is leaving).
+    pub async fn leave(&self, node: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM cluster_nodes WHERE node = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Extends the leases of `held` (shard, epoch) that `node` still holds; answers those.
+    pub async fn renew(
+        &self,
+        node: &str,
+        held: &[(i32, i64)],
+        lease: Duration,
+    ) -> Result<Vec<i32>, StoreError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (shards, epochs): (Vec<i32>, Vec<i64>) = held.iter().copied().unzip();
+        let rows: Vec<(i32,)> = sqlx::query_as(
+            "UPDATE cluster_shards AS s SET expires_at = now() + $4 * interval '1 millisecond' \
+             FROM UNNEST($2::int4[], $3::int8[]) AS h(shard, epoch) \
+             WHERE s.shard = h.shard AND s.epoch = h.epoch AND s.owner = $1 \
+             RETURNING s.shard",
+        )
+        .bind(node)
+        .bind(&shards)
+        .bind(&epochs)
+        .bind(millis(lease))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(s,)| s).collect())
+    }
+
+    /// Takes up to `want` shards that nobody holds (free, their lease expired, or their
+    /// process dead), or only `only` if given; answers each taken with its new epoch. A shard
+    /// whose row a commit holds (FOR SHARE) is skipped for now: that commit is fenced by the
+    /// epoch it holds.
+    pub async fn take(
+        &self,
+        node: &str,
+        url: &str,
+        want: i64,
+        only: Option<i32>,
+        lease: Duration,
+    ) -> Result<Vec<(i32, i64)>, StoreError> {
+        if want <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
+            "UPDATE cluster_shards AS t SET owner = $1, url = $2, epoch = t.epoch + 1, \
+                 expires_at = now() + $3 * interval '1 millisecond' \
+             FROM (SELECT shard FROM cluster_shards AS s \
+                   WHERE (owner IS NULL OR expires_at < now() OR NOT {OWNER_ALIVE}) \
+                       AND ($5::int4 IS NULL OR shard = $5) \
+                   ORDER BY shard LIMIT $4 FOR UPDATE SKIP LOCKED) AS f \
+             WHERE t.shard = f.shard \
+             RETURNING t.shard, t.epoch"
+        ))
+        .bind(node)
+        .bind(url)
+        .bind(millis(lease))
+        .bind(want)
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Gives up `held` (shard, epoch) at once, so another process may take them now.
+    pub async fn release(&self, node: &str, held: &[(i32, i64)]) -> Result<(), StoreError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        let (shards, epochs): (Vec<i32>, Vec<i64>) = held.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE cluster_shards AS s SET owner = NULL, url = NULL, expires_at = 'epoch' \
+             FROM UNNEST($2::int4[], $3::int8[]) AS h(shard, epoch) \
+             WHERE s.shard = h.shard AND s.epoch = h.epoch AND s.owner = $1",
+        )
+        .bind(node)
+        .bind(&shards)
+        .bind(&epochs)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every shard's owner now (none where the lease is free or expired).
+    pub async fn owners(&self) -> Result<Vec<ShardOwner>, StoreError> {
+        let rows: Vec<OwnerRow> = sqlx::query_as(&format!(
+            "SELECT shard, owner, url, epoch, \
+                 owner IS NOT NULL AND expires_at > now() AND {OWNER_ALIVE} \
+             FROM cluster_shards AS s ORDER BY shard"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(shard, owner, url, epoch, live)| ShardOwner {
+                shard,
+                owner: owner.filter(|_| live),
+                url: url.filter(|_| live),
+                epoch,
+            })
+            .collect())
+    }
+}
