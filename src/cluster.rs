@@ -19,8 +19,15 @@ use std::time::Duration;
 /// refuses it from outside, and it is not part of the public API).
 pub const CALL_PATH: &str = "/internal/wallet";
 const PROOF_HEADER: &str = "onramp-proof";
-/// How long a forwarded call may take: a commit under load, well inside a client's patience.
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a forwarded call may take: the owner answers from its actor and one group commit
+/// (never the bank, never a wait for a shard), a few milliseconds, or a second under heavy
+/// load. Longer means the owner is paused or gone: the call is sent again to whoever owns the
+/// wallet then, or answered of unknown outcome if it moves money out.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection to another process is kept idle for the next call: less than the
+/// drain at SIGTERM (`startup::DRAIN`), so that none is left open to a process that stops.
+const IDLE_CONNECTION: Duration = Duration::from_secs(1);
 
 /// The key that signs forwarded calls, derived from `cluster.key` for this purpose alone.
 #[derive(Clone)]
@@ -58,7 +65,7 @@ impl HttpTransport {
         let client = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(IDLE_CONNECTION)
             .build()?;
         Ok(HttpTransport { client, key })
     }

@@ -82,7 +82,9 @@ impl ApiError {
             code: ErrorCode::Unavailable,
             message: "The service is temporarily unavailable. Please try again.".into(),
             cause: Some(cause.into()),
-            retry_after: None,
+            // app-api.md: a 503 says when to try again (a commit that failed, a wallet between
+            // two processes: both pass within a second or two).
+            retry_after: Some(1),
             id: None,
         }
     }
@@ -219,4 +221,22 @@ pub fn json_error_body<B: actix_web::body::MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, json).map_into_right_body(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_says_when_to_try_again() {
+        let r = ApiError::unavailable(anyhow::anyhow!("a wallet between two processes"))
+            .error_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(
+            r.headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .unwrap(),
+            "1"
+        );
+    }
 }

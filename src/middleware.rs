@@ -126,3 +126,26 @@ mod tests {
         assert_eq!(hsts_for("http://localhost:8080").await, None);
     }
 }
+
+/// Set at SIGTERM among several processes: every answer closes its connection, so neither
+/// nginx nor another process keeps one open to reuse at the moment this process stops
+/// listening (a POST sent on a connection being closed would get nginx's `502`, which it never
+/// sends again).
+#[derive(Clone, Default)]
+pub struct Draining(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+pub async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let draining = req
+        .app_data::<Draining>()
+        .is_some_and(|d| d.0.load(std::sync::atomic::Ordering::Acquire));
+    let mut res = next.call(req).await?;
+    if draining {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(res)
+}

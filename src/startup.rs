@@ -5,7 +5,7 @@ use crate::auth::google::{Endpoints, GoogleOAuth};
 use crate::bank_client::BankClient;
 use crate::configuration::Settings;
 use crate::dev::{self, DevListeners, DevParties};
-use crate::middleware::{origin_check, security_headers, OwnOrigin};
+use crate::middleware::{close_when_draining, origin_check, security_headers, Draining, OwnOrigin};
 use crate::state::{AppState, Urls};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -27,10 +27,21 @@ pub struct Application {
     reconciler: Option<actix_web::rt::task::JoinHandle<()>>,
     /// The operator-only `/metrics` server on `server.metrics_listen`, and its port.
     metrics: Option<(ServerHandle, u16)>,
+    /// The public listener's socket (a second handle to it), to stop listening at SIGTERM
+    /// before the server stops.
+    listening: TcpListener,
     /// This process's claim on a SQLite database (one process serves it), released when the
     /// app stops. PostgreSQL is shared by the service's processes through leases.
     _lock: Option<onramp_store::lock::ProcessLock>,
 }
+
+/// Among several processes, how long after SIGTERM this one keeps answering (each answer closing
+/// its connection) before it stops listening: long enough for nginx's busy connections to it to
+/// be closed by an answer, short enough that an idle process exits within a couple of seconds.
+const DRAIN: Duration = Duration::from_millis(1500);
+
+/// How long the connections accepted last have to be answered once the listener is shut.
+const LAST_ANSWERS: Duration = Duration::from_millis(300);
 
 /// How long SIGTERM waits for the calls on this process's wallets before handing them over
 /// regardless (their commits are fenced: a late one writes nothing).
@@ -100,6 +111,7 @@ impl Application {
             actix_web::rt::spawn(r.run())
         });
         let metrics_on_main = metrics_on_main_listener(&settings);
+        let listening = listener.try_clone()?;
         let server = serve(
             state.clone(),
             listener,
@@ -116,6 +128,7 @@ impl Application {
             dev,
             reconciler,
             metrics,
+            listening,
             _lock: lock,
         })
     }
@@ -149,12 +162,21 @@ impl Application {
         let signals = crate::signals::shutdown_signals();
         let handle = self.server.handle();
         let ownership = self.state.wallets.ownership().clone();
+        let draining = self.state.draining.clone();
+        let listening = self.listening;
         let on_signal = actix_web::rt::spawn(async move {
             let signal = signals.await;
             tracing::info!(signal, "shutting down: finishing the requests in flight");
-            // Among several processes: the wallets served here go to the others first (this
-            // process forwards to them meanwhile), then the listener closes.
-            ownership.hand_over_all(HAND_OVER_LIMIT).await;
+            if ownership.is_cluster() {
+                // Among several processes: answers close their connections from now on, the
+                // wallets served here go to the others (this process forwards to them
+                // meanwhile), and only then does the listener close.
+                let started = std::time::Instant::now();
+                draining.0.store(true, std::sync::atomic::Ordering::Release);
+                ownership.hand_over_all(HAND_OVER_LIMIT).await;
+                tokio::time::sleep(DRAIN.saturating_sub(started.elapsed())).await;
+                stop_listening(&handle, &listening).await;
+            }
             handle.stop(true).await;
         });
         let result = self.server.await;
@@ -172,6 +194,19 @@ impl Application {
         tracing::info!("stopped");
         Ok(result?)
     }
+}
+
+/// Stops taking connections, so that nginx passes new requests to the other processes (a
+/// refused connection is one it may always try elsewhere), then gives the connections just
+/// accepted the time to have their request read and answered: stopping the server closes a
+/// connection whose request it has not read yet, and nginx answers that request 502.
+async fn stop_listening(handle: &ServerHandle, listening: &TcpListener) {
+    handle.pause().await;
+    // Shut down, a listening socket refuses connections from then on (Linux).
+    if let Err(e) = socket2::SockRef::from(listening).shutdown(std::net::Shutdown::Read) {
+        tracing::warn!(error = %e, "could not stop listening before stopping");
+    }
+    tokio::time::sleep(LAST_ANSWERS).await;
 }
 
 /// The start-up refusals of `docs/configuration.md` ("Safety"), all of them in one error.
@@ -294,6 +329,7 @@ async fn app_state(
         bank,
         paying: Default::default(),
         proof_key,
+        draining: Draining::default(),
         pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(Duration::from_secs(
             settings.reconcile.max_age_secs,
         ))),
@@ -348,11 +384,13 @@ fn serve(
             )
             .wrap(from_fn(origin_check))
             .wrap(from_fn(security_headers))
+            .wrap(from_fn(close_when_draining))
             .wrap(tracing_actix_web::TracingLogger::<
                 crate::telemetry::RedactingRootSpan,
             >::new())
             .app_data(state.clone())
             .app_data(own_origin.clone())
+            .app_data(state.draining.clone())
             .app_data(
                 web::JsonConfig::default()
                     .limit(BODY_LIMIT)

@@ -54,4 +54,6 @@ pub struct AppState {
     pub people: crate::people::People,
     /// Checks the proof of calls other processes forward here (PostgreSQL only).
     pub proof_key: Option<crate::cluster::ProofKey>,
+    /// Set at SIGTERM among several processes (see [`crate::middleware::Draining`]).
+    pub draining: crate::middleware::Draining,
 }

@@ -472,3 +472,86 @@ async fn futures_ids(people: &[Browser]) -> Vec<String> {
     }
     ids
 }
+
+/// Every process restarted in turn (SIGTERM, then started again) while the load tool's mixed
+/// scenario runs through nginx: each process exits 0 within 30 s, no request is answered 5xx,
+/// and the load tool's check of every balance, transfer and withdrawal passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_of_every_process_under_load_answers_no_5xx() {
+    use onramp_load::{run_scenario, LoadConfig, Scenario};
+    let mut service = Service::start(3, &[("CLUSTER__LEASE_SECS", "5")]).await;
+    let mut config = LoadConfig::new(Scenario::Mixed, service.world.app_url());
+    config.webhook_secret = String::from_utf8(service.world.webhook_secret()).unwrap();
+    config.progress = false;
+    let r = &mut config.run;
+    r.seed = 21;
+    r.concurrency = 12;
+    r.webhook_concurrency = 6;
+    r.healthz_secs = 0.2;
+    r.users = 60;
+    r.deposits = Scenario::Mixed.funding_deposits(60).unwrap();
+    let w = r.withdrawal.as_mut().expect("withdrawal options");
+    w.withdrawals = ROLLING_LOAD;
+    w.read_concurrency = 2;
+    let t = r.transfer.as_mut().expect("transfer options");
+    t.transfers = ROLLING_LOAD;
+    t.storm_deposits = ROLLING_LOAD / 2;
+    t.read_concurrency = 2;
+    let load = tokio::spawn(run_scenario(config));
+
+    // Once transfers are flowing, each process in turn.
+    let db = service.world.db().await;
+    let started = Instant::now();
+    while db.scalar("SELECT count(*) FROM transfers").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no transfer yet"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rolling = Instant::now();
+    let mut exits = Vec::new();
+    for i in 0..service.n() {
+        let stopping = Instant::now();
+        service.processes[i].sigterm();
+        let status = service.processes[i]
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("it exits within 30 s");
+        assert!(status.success(), "process {i} exited {status}");
+        exits.push(stopping.elapsed());
+        service.processes[i] = service.world.start_process(i).await;
+    }
+    let rolled_in = rolling.elapsed();
+    let transfers_when_rolled = db.scalar("SELECT count(*) FROM transfers").await;
+    let report = load.await.unwrap().expect("the scenario runs");
+    println!("{}", report.table());
+    if !report.check.passed {
+        eprintln!("nginx's error log:\n{}", service.nginx.error_log());
+    }
+    assert!(
+        (transfers_when_rolled as usize) < ROLLING_LOAD,
+        "the load was still running when the last process came back"
+    );
+    assert!(
+        report.check.passed,
+        "the check failed: {:?}",
+        report.check.problems
+    );
+    assert_eq!(
+        report.check.server_errors, 0,
+        "5xx answers during the restarts"
+    );
+    let (ok, audit) = service.world.audit();
+    assert!(ok, "onramp audit failed:\n{audit}");
+    db.close().await;
+    report!(
+        "rolling restart of 3 processes under the mixed load: each exited 0 in {exits:?}, all back after {rolled_in:.1?} ({transfers_when_rolled} transfers stored by then); {} requests in the mixed phase, no 5xx",
+        report.mixed.as_ref().map_or(0, |m| m.requests)
+    );
+    drop(service.nginx);
+}
+
+/// Transfers and withdrawals the rolling restart's load sends: enough that it outlasts the
+/// restarts.
+const ROLLING_LOAD: usize = 3000;

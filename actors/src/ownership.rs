@@ -140,6 +140,13 @@ impl Ownership {
         self.cluster.is_some()
     }
 
+    /// How long a call may wait for its wallet's shard to have an owner.
+    pub fn patience(&self) -> Duration {
+        self.cluster
+            .as_ref()
+            .map_or(Duration::ZERO, |c| patience(c.config.lease))
+    }
+
     /// Where `user`'s wallet is served now, waiting out a takeover (up to a little more than a
     /// lease): `None` when no process took the shard in that time.
     pub async fn place(&self, user: UserId) -> Option<Place> {
@@ -168,6 +175,22 @@ impl Ownership {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+
+    /// Where `user`'s wallet is served now, without waiting for or taking its shard: `None`
+    /// when no process holds it (a takeover under way). For telling a wallet's owner what it
+    /// cannot know otherwise: a shard nobody holds has no memory to tell, and whoever takes it
+    /// reads the wallet from the database after what there was to tell was committed.
+    pub async fn place_owned(&self, user: UserId) -> Option<Place> {
+        let Some(c) = &self.cluster else {
+            return Some(Place::Here(None));
+        };
+        let shard = shard_of(user);
+        if let Some(place) = c.try_place(shard) {
+            return Some(place);
+        }
+        let _ = c.refresh().await;
+        c.try_place(shard)
     }
 
     /// `user`'s wallet, if this process serves it now (a forwarded call is answered only
@@ -216,12 +239,17 @@ impl Ownership {
     }
 
     /// Keeps this process's leases: renews them, takes its share of the free ones, hands the
-    /// excess over, every quarter lease, until [`Ownership::hand_over_all`].
+    /// excess over, every quarter lease (at most half a second), until
+    /// [`Ownership::hand_over_all`].
     pub async fn run(self) {
         let Some(c) = self.cluster.clone() else {
             return;
         };
-        let every = (c.config.lease / 4).max(Duration::from_millis(100));
+        // Often enough that shards a process gave up are taken within a fraction of a second
+        // (a call that needs one takes it at once anyway), and a lease is renewed four times
+        // or more before it runs out.
+        let every =
+            (c.config.lease / 4).clamp(Duration::from_millis(100), Duration::from_millis(500));
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !c.stopping.load(Ordering::Acquire) {
@@ -237,9 +265,11 @@ impl Ownership {
     pub async fn hand_over_all(&self, limit: Duration) {
         let Some(c) = &self.cluster else { return };
         c.stopping.store(true, Ordering::Release);
+        // Out of the living first, so the others count their fair share without this one and
+        // take its shards at their next tick.
+        let _ = c.leases.leave(&c.config.node).await;
         let all: Vec<i32> = (0..SHARDS).collect();
         c.hand_over(&all, limit).await;
-        let _ = c.leases.leave(&c.config.node).await;
     }
 }
 
@@ -316,7 +346,7 @@ impl Cluster {
         Ok(())
     }
 
-    async fn tick(&self) -> Result<(), StoreError> {
+    async fn tick(self: &Arc<Self>) -> Result<(), StoreError> {
         let c = &self.config;
         let alive = self.leases.heartbeat(&c.node, &c.url, c.lease).await?;
         self.alive.store(alive, Ordering::Relaxed);
@@ -331,7 +361,10 @@ impl Cluster {
             if renewed.contains(&shard) {
                 h.valid_until = self.valid_until(sent);
             } else {
-                tracing::warn!(shard, epoch, "lost a shard's lease");
+                // A shard being handed over was released meanwhile: nothing lost.
+                if !h.leaving {
+                    tracing::warn!(shard, epoch, "lost a shard's lease");
+                }
                 slot.held = None;
             }
         }
@@ -351,7 +384,9 @@ impl Cluster {
                 .take((mine - fair) as usize)
                 .map(|(s, _)| *s)
                 .collect();
-            self.hand_over(&excess, Duration::from_secs(5)).await;
+            // Aside: renewing the rest must not wait for these calls to end.
+            let this = self.clone();
+            tokio::spawn(async move { this.hand_over(&excess, Duration::from_secs(5)).await });
         }
         self.refresh().await
     }

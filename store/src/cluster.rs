@@ -47,6 +47,10 @@ pub struct Leases {
     /// The connection holding this process's liveness lock, for as long as the process lives.
     liveness: Arc<tokio::sync::Mutex<Option<sqlx::PgConnection>>>,
     lock_key: i32,
+    /// The database, to open the liveness connection again when it breaks.
+    url: Arc<str>,
+    /// [`Leases::die`] was called: the liveness lock is not taken again.
+    dead: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -60,23 +64,47 @@ impl Leases {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&crate::redact::pg_url_for_sqlx(url))
             .await?;
-        let mut liveness =
-            sqlx::PgConnection::connect(&crate::redact::pg_url_for_sqlx(url)).await?;
         let lock_key = (rand::random::<u32>() >> 1) as i32;
+        let leases = Leases {
+            pool,
+            liveness: Arc::default(),
+            lock_key,
+            url: crate::redact::pg_url_for_sqlx(url).into(),
+            dead: Arc::default(),
+        };
+        leases.stay_alive().await?;
+        Ok(leases)
+    }
+
+    /// Holds this process's liveness lock: takes it again on a new connection when the one
+    /// that held it broke (PostgreSQL restarted or failed over, a proxy closed it), or the
+    /// others would take this process for dead at every turn.
+    async fn stay_alive(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let mut held = self.liveness.lock().await;
+        if self.dead.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Some(conn) = held.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return Ok(());
+            }
+            tracing::warn!("the liveness connection broke; taking the lock again");
+        }
+        *held = None;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
         sqlx::query("SELECT pg_advisory_lock($1, $2)")
             .bind(LIVENESS_CLASS)
-            .bind(lock_key)
-            .execute(&mut liveness)
+            .bind(self.lock_key)
+            .execute(&mut conn)
             .await?;
-        Ok(Leases {
-            pool,
-            liveness: Arc::new(tokio::sync::Mutex::new(Some(liveness))),
-            lock_key,
-        })
+        *held = Some(conn);
+        Ok(())
     }
 
     /// Closes the liveness connection: to the others this process is dead from now on.
     pub async fn die(&self) {
+        self.dead.store(true, std::sync::atomic::Ordering::Release);
         if let Some(conn) = self.liveness.lock().await.take() {
             let _ = conn.close().await;
         }
@@ -90,6 +118,7 @@ impl Leases {
         url: &str,
         lease: Duration,
     ) -> Result<i64, StoreError> {
+        self.stay_alive().await?;
         sqlx::query(
             "INSERT INTO cluster_nodes (node, url, lock_key, expires_at) \
              VALUES ($1, $2, $4, now() + $3 * interval '1 millisecond') \

@@ -35,9 +35,16 @@ pub fn site_config(app: &str, port: u16, access_log: &Path) -> String {
 
 /// The sample with one upstream line for each of `apps`: the processes of one service.
 pub fn site_config_for(apps: &[&str], port: u16, access_log: &Path) -> String {
-    let servers: Vec<String> = apps.iter().map(|a| format!("server {a};")).collect();
+    let line = SAMPLE
+        .lines()
+        .find(|l| l.trim_start().starts_with("server 127.0.0.1:8080"))
+        .expect("the sample's upstream line");
+    let servers: Vec<String> = apps
+        .iter()
+        .map(|a| line.replace("127.0.0.1:8080", a))
+        .collect();
     let here = [
-        ("server 127.0.0.1:8080;", servers.join("\n    ")),
+        (line, servers.join("\n")),
         (
             "listen 80 default_server;",
             format!("listen 127.0.0.1:{port} default_server;"),

@@ -41,6 +41,12 @@ impl WalletCall {
         }
     }
 
+    /// Whether it only tells a wallet's owner something (a balance, or to forget one): nothing
+    /// to tell when no process holds the wallet now.
+    pub fn only_tells(&self) -> bool {
+        matches!(self, WalletCall::Observe { .. } | WalletCall::Forget { .. })
+    }
+
     /// Whether sending it again after an answer that never came could do it twice: money out
     /// of a wallet. Everything else is idempotent (a settlement is applied once by the
     /// deposit's or withdrawal's own state).

@@ -26,10 +26,6 @@ use std::time::Duration;
 /// healthy and the user is busy, so a few tries are plenty.
 const ATTEMPTS: usize = 3;
 
-/// How many times a call is sent on after the process it went to no longer owned the wallet
-/// (a hand-over under way): each time the owner is looked up afresh.
-const ROUTES: usize = 8;
-
 /// A running actor in the registry.
 pub(super) struct Entry {
     pub generation: u64,
@@ -202,8 +198,32 @@ impl Wallets {
     pub async fn call(&self, call: WalletCall) -> Result<WalletReply, CallError> {
         let user = call.user();
         let ownership = &self.shared.ownership;
-        for _ in 0..ROUTES {
-            match ownership.place(user).await.ok_or(CallError::Unavailable)? {
+        // A hand-over under way bounces a call between the shard's old owner (leaving) and the
+        // database (which names it until it lets go): a little more than a lease at most.
+        let deadline = std::time::Instant::now() + ownership.patience();
+        for attempt in 0.. {
+            if attempt > 0 {
+                if std::time::Instant::now() > deadline {
+                    tracing::warn!(%user, attempt, "no process took the call on this wallet in time");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let place = if call.only_tells() {
+                match ownership.place_owned(user).await {
+                    Some(place) => place,
+                    None => return Ok(WalletReply::Done),
+                }
+            } else {
+                match ownership.place(user).await {
+                    Some(place) => place,
+                    None => {
+                        tracing::warn!(%user, "no process took this wallet's shard in time");
+                        return Err(CallError::Unavailable);
+                    }
+                }
+            };
+            match place {
                 Place::Here(guard) => {
                     let lease = guard.as_ref().map(|g| g.lease());
                     match Box::pin(self.here(call.clone(), lease)).await {
@@ -218,8 +238,7 @@ impl Wallets {
                     };
                     match transport.send(&url, &call).await {
                         Ok(Err(CallError::Moved)) | Err(Undelivered::NotSent) => {
-                            ownership.moved(user, &url);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            ownership.moved(user, &url)
                         }
                         Ok(answer) => return answer,
                         Err(Undelivered::Unknown) if call.moves_money_out() => {
