@@ -44,6 +44,10 @@
 #   BENCH_IDLE_WAIT=300             before each scenario, wait up to this many seconds for the
 #                                   machine to be at least 85% idle (other builds skew the figures)
 #   BENCH_PG_ARGS="-c …"            extra PostgreSQL server settings (e.g. statement logging)
+#   BENCH_PROCESSES=3               PostgreSQL only: this many app processes serve the database as
+#                                   one service (process 0 runs the bank simulator and the identity
+#                                   provider; process i listens on BENCH_PORT + 10 i), and the load
+#                                   tool sends its requests to each in turn (--app with every URL)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +75,7 @@ out=${BENCH_OUT:-target/bench}
 mkdir -p "$out"
 work=$(mktemp -d /tmp/onramp-bench.XXXXXX)
 chmod 755 "$work"
-app_pid=""
+app_pids=()
 pg_pid=""
 pg_bin=""
 db_url="" # the database of the app started last
@@ -81,16 +85,19 @@ as_postgres() {
 }
 
 stop_app() {
-    if [ -n "$app_pid" ] && kill -0 "$app_pid" 2>/dev/null; then
-        kill -TERM "$app_pid" 2>/dev/null || true
+    local pid
+    for pid in "${app_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${app_pids[@]}"; do
         for _ in $(seq 1 100); do
-            kill -0 "$app_pid" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$app_pid" 2>/dev/null || true
-        wait "$app_pid" 2>/dev/null || true
-    fi
-    app_pid=""
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    app_pids=()
 }
 
 cleanup() {
@@ -110,6 +117,14 @@ if [ -z "${ONRAMP_BIN:-}" ] || [ -z "${LOAD_BIN:-}" ]; then
 fi
 bin=$(realpath "${ONRAMP_BIN:-$root/target/release/onramp}")
 load_bin=$(realpath "${LOAD_BIN:-$root/target/release/onramp-load}")
+
+processes=${BENCH_PROCESSES:-1}
+if [ "$processes" -gt 1 ] && [ "$db" != postgres ]; then
+    echo "BENCH_PROCESSES needs postgres: a SQLite database has one process" >&2
+    exit 2
+fi
+app_urls="http://localhost:$port"
+for i in $(seq 1 $((processes - 1))); do app_urls="$app_urls,http://localhost:$((port + 10 * i))"; done
 
 if [ "$db" = postgres ]; then
     pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -162,14 +177,36 @@ start_app() { # $1: a name for this run's database
         ONRAMP__DATABASE__URL="$url" \
         ONRAMP__RECONCILE__ENABLED=${ONRAMP__RECONCILE__ENABLED:-false} \
         "$bin" serve >"$work/$name/app.log" 2>&1 &
-    app_pid=$!
+    app_pids=($!)
+    wait_up "$port" "$work/$name/app.log"
+    local i p
+    for i in $(seq 1 $((processes - 1))); do
+        p=$((port + 10 * i))
+        env "${faults[@]}" ONRAMP__LOG__LEVEL="${ONRAMP__LOG__LEVEL:-warn}" \
+            ONRAMP__SERVER__LISTEN="127.0.0.1:$p" \
+            ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
+            ONRAMP__DEV__ENABLED=false \
+            ONRAMP__BANK__API_URL="http://127.0.0.1:$((port + 1))" \
+            ONRAMP__GOOGLE__AUTH_URL="http://127.0.0.1:$((port + 2))/authorize" \
+            ONRAMP__GOOGLE__TOKEN_URL="http://127.0.0.1:$((port + 2))/token" \
+            ONRAMP__GOOGLE__USERINFO_URL="http://127.0.0.1:$((port + 2))/userinfo" \
+            ONRAMP__DATABASE__URL="$url" \
+            ONRAMP__RECONCILE__ENABLED=${ONRAMP__RECONCILE__ENABLED:-false} \
+            "$bin" serve >"$work/$name/app$i.log" 2>&1 &
+        app_pids+=($!)
+        wait_up "$p" "$work/$name/app$i.log"
+    done
+}
+
+wait_up() { # $1: the port of the process started last, $2: its log
+    local pid=${app_pids[-1]}
     for _ in $(seq 1 200); do
-        curl -fs "http://localhost:$port/healthz" >/dev/null 2>&1 && return 0
-        kill -0 "$app_pid" 2>/dev/null || break
+        curl -fs "http://localhost:$1/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
     echo "the app did not start:" >&2
-    cat "$work/$name/app.log" >&2
+    cat "$2" >&2
     exit 1
 }
 
@@ -225,7 +262,7 @@ for scenario in "${scenarios[@]}"; do
     mixed) extra="$extra ${TRANSFER_ARGS:-} ${WITHDRAWAL_ARGS:-}" ;;
     esac
     # shellcheck disable=SC2086 # LOAD_ARGS and TRANSFER_ARGS are lists of options
-    if "$load_bin" --scenario "$scenario" --app "http://localhost:$port" \
+    if "$load_bin" --scenario "$scenario" --app "$app_urls" \
         --json "$out/$db-$scenario.json" $extra | tee "$out/$db-$scenario.txt"; then
         :
     else

@@ -190,6 +190,7 @@ impl Application {
         if let Err(e) = self.state.writer.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
+        self.state.wallets.ownership().close().await;
         self.dev.stop().await;
         tracing::info!("stopped");
         Ok(result?)

@@ -221,10 +221,11 @@ fn listening_port(log: &std::path::Path) -> u16 {
     }
 }
 
-/// Two app processes on one database would keep two memories of the same wallets: the second
-/// is refused, with a message that says why. A killed process's claim dies with it, so its
+/// Two app processes on one SQLite database would keep two memories of the same wallets: the
+/// second is refused, with a message that says why. On PostgreSQL the second joins the first as
+/// one service (tests/cluster.rs). Either way a killed process's claim dies with it, so its
 /// restart is not blocked.
-async fn one_app_process_per_database(backend: onramp_test_support::Backend) {
+async fn a_second_process_on_one_database(backend: onramp_test_support::Backend) {
     let dir = tempfile::tempdir().unwrap();
     let url = backend.fresh_database(dir.path()).await;
     let start = |log: &str| {
@@ -237,7 +238,7 @@ async fn one_app_process_per_database(backend: onramp_test_support::Backend) {
     let port = listening_port(&dir.path().join("first.log"));
     assert!(port > 0);
 
-    let second = run_to_exit({
+    let second = || {
         let mut c = onramp(dir.path(), &[("ONRAMP__DATABASE__URL", url.as_str())]);
         c.env("ONRAMP__DEV__ENABLED", "false")
             .env("ONRAMP__GOOGLE__AUTH_URL", "http://127.0.0.1:9/a")
@@ -245,13 +246,33 @@ async fn one_app_process_per_database(backend: onramp_test_support::Backend) {
             .env("ONRAMP__GOOGLE__USERINFO_URL", "http://127.0.0.1:9/u")
             .env("ONRAMP__BANK__API_URL", "http://127.0.0.1:9");
         c
-    });
-    let log = text(&second);
-    assert!(!second.status.success(), "a second app started:\n{log}");
-    assert!(
-        log.contains("another onramp process is using this database"),
-        "{log}"
-    );
+    };
+    match backend {
+        onramp_test_support::Backend::Sqlite => {
+            let second = run_to_exit(second());
+            let log = text(&second);
+            assert!(!second.status.success(), "a second app started:\n{log}");
+            assert!(
+                log.contains("another onramp process is using this database"),
+                "{log}"
+            );
+        }
+        onramp_test_support::Backend::Postgres => {
+            let log = std::fs::File::create(dir.path().join("second.log")).unwrap();
+            let mut c = second();
+            c.stdout(log.try_clone().unwrap()).stderr(log);
+            let mut second = c.spawn().unwrap();
+            let port2 = listening_port(&dir.path().join("second.log"));
+            for p in [port, port2] {
+                let ready = reqwest::get(format!("http://127.0.0.1:{p}/readyz"))
+                    .await
+                    .unwrap();
+                assert_eq!(ready.status(), 200, "process on port {p}");
+            }
+            second.kill().unwrap();
+            second.wait().unwrap();
+        }
+    }
 
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
@@ -271,12 +292,12 @@ async fn one_app_process_per_database(backend: onramp_test_support::Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_app_process_per_sqlite_database() {
-    one_app_process_per_database(onramp_test_support::Backend::Sqlite).await
+    a_second_process_on_one_database(onramp_test_support::Backend::Sqlite).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_app_process_per_postgres_database() {
-    one_app_process_per_database(onramp_test_support::Backend::Postgres).await
+async fn a_second_app_process_on_postgres_joins_the_first() {
+    a_second_process_on_one_database(onramp_test_support::Backend::Postgres).await
 }
 
 /// `onramp audit` exits 0 on books that balance, and 1 naming what is wrong.

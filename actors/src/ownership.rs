@@ -265,11 +265,28 @@ impl Ownership {
     pub async fn hand_over_all(&self, limit: Duration) {
         let Some(c) = &self.cluster else { return };
         c.stopping.store(true, Ordering::Release);
+        if c.alive.load(Ordering::Relaxed) <= 1 {
+            // Nobody to hand over to: the calls in flight here are answered here, and the
+            // leases are given up when the process is done ([`Ownership::close`]).
+            tracing::info!("no other process to hand the shards over to");
+            return;
+        }
         // Out of the living first, so the others count their fair share without this one and
         // take its shards at their next tick.
         let _ = c.leases.leave(&c.config.node).await;
         let all: Vec<i32> = (0..SHARDS).collect();
         c.hand_over(&all, limit).await;
+    }
+
+    /// The process is done: whatever it still holds is given up, and its liveness lock too,
+    /// so that a process started next on the same database takes every shard at once.
+    pub async fn close(&self) {
+        let Some(c) = &self.cluster else { return };
+        c.stopping.store(true, Ordering::Release);
+        let _ = c.leases.leave(&c.config.node).await;
+        let all: Vec<i32> = (0..SHARDS).collect();
+        c.hand_over(&all, Duration::from_secs(1)).await;
+        c.leases.die().await;
     }
 }
 

@@ -23,7 +23,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 fn not_ready() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(serde_json::json!({
+    HttpResponse::ServiceUnavailable()
+        .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+        .json(serde_json::json!({
         "error": {"code": "not_ready", "message": "The database is not answering."}
     }))
 }

@@ -39,8 +39,8 @@ pub struct ShardOwner {
 /// whether its lease is alive.
 type OwnerRow = (i32, Option<String>, Option<String>, i64, bool);
 
-/// The lease table's calls, on a small pool of their own (a lease must be renewed even while
-/// the writer's pool is busy).
+/// The lease table's calls, on a connection of their own (a lease must be renewed even while
+/// the app's pool is busy), beside the liveness connection.
 #[derive(Clone)]
 pub struct Leases {
     pool: PgPool,
@@ -60,7 +60,7 @@ fn millis(d: Duration) -> i64 {
 impl Leases {
     pub async fn connect(url: &str) -> Result<Leases, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .acquire_timeout(Duration::from_secs(5))
             .connect(&crate::redact::pg_url_for_sqlx(url))
             .await?;

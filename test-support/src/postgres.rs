@@ -119,7 +119,7 @@ pub fn cluster() -> &'static Cluster {
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "max_connections=400",
+                "max_connections=1000",
                 "-c",
                 "fsync=off",
                 "-c",
