@@ -35,7 +35,7 @@ pub enum Refusal {
     BadKey { key: &'static str },
 }
 
-/// The fewest bytes a key of ours (`server.cookie_key`) may have.
+/// The fewest bytes a key of ours (`server.cookie_key`, `cluster.key`) may have.
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// The bytes of a key written in hex or base64 (standard or URL-safe, padded or not), if it has
@@ -53,12 +53,15 @@ pub fn key_bytes(text: &str) -> Option<Vec<u8>> {
 }
 
 fn key_refusals(settings: &Settings) -> Vec<Refusal> {
-    match key_bytes(settings.server.cookie_key.expose_secret()) {
-        Some(_) => Vec::new(),
-        None => vec![Refusal::BadKey {
-            key: "server.cookie_key",
-        }],
-    }
+    [
+        ("server.cookie_key", &settings.server.cookie_key),
+        // Whoever holds it can call any wallet as its owner process does.
+        ("cluster.key", &settings.cluster.key),
+    ]
+    .into_iter()
+    .filter(|(_, value)| key_bytes(value.expose_secret()).is_none())
+    .map(|(key, _)| Refusal::BadKey { key })
+    .collect()
 }
 
 fn reconcile_refusals(settings: &Settings) -> Vec<Refusal> {
@@ -223,7 +226,7 @@ mod tests {
         s.bank.api_key = SecretString::from("a-real-api-key");
         s.bank.webhook_secret = SecretString::from("a-real-webhook-secret");
         s.server.cookie_key = SecretString::from(hex::encode([42u8; 32]));
-        s.cluster.key = SecretString::from("a-real-cluster-key");
+        s.cluster.key = SecretString::from(hex::encode([7u8; 32]));
         s
     }
 
@@ -314,6 +317,23 @@ mod tests {
         assert!(check(&s)[0]
             .to_string()
             .contains("ONRAMP__SERVER__COOKIE_KEY"));
+    }
+
+    #[test]
+    fn a_cluster_key_must_be_32_bytes_of_hex_or_base64_whatever_the_url() {
+        for bad in [
+            "",
+            "short",
+            "onramp-development-cluster-key",
+            &hex::encode([9u8; 31]),
+        ] {
+            let mut s = default_settings();
+            s.cluster.key = SecretString::from(bad);
+            assert_eq!(keys(&check(&s)), ["cluster.key"], "{bad:?}");
+        }
+        let mut s = default_settings();
+        s.cluster.key = SecretString::from(hex::encode([9u8; 32]));
+        assert_eq!(check(&s), vec![]);
     }
 
     #[test]

@@ -92,6 +92,9 @@ struct Cluster {
     alive: AtomicI64,
     /// SIGTERM: take nothing more.
     stopping: AtomicBool,
+    /// Held by the one waiting call that asks the database for a shard's owner (or takes the
+    /// shard) now, with when it last did: the others wait for its answer instead of all asking.
+    poll: tokio::sync::Mutex<Instant>,
 }
 
 #[derive(Default)]
@@ -132,6 +135,7 @@ impl Ownership {
                 slots: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 alive: AtomicI64::new(1),
                 stopping: AtomicBool::new(false),
+                poll: tokio::sync::Mutex::new(Instant::now()),
             })),
         }
     }
@@ -162,17 +166,9 @@ impl Ownership {
             if Instant::now() >= deadline {
                 return None;
             }
-            if !c.stopping.load(Ordering::Acquire) {
-                // Free or expired: take it now rather than wait for a tick.
-                if let Ok(taken) = c.take(1, Some(shard)).await {
-                    if !taken.is_empty() {
-                        continue;
-                    }
-                }
-            }
-            let _ = c.refresh().await;
+            c.poll_owner(shard).await;
             if c.try_place(shard).is_none() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(POLL_EVERY).await;
             }
         }
     }
@@ -205,6 +201,27 @@ impl Ownership {
         }
     }
 
+    /// This process's commit under `lease` was fenced: the lease is lost, whatever the last
+    /// renewal said; calls on its shard go to whoever holds it now.
+    pub fn fenced(&self, lease: &Lease) {
+        if let Some(c) = &self.cluster {
+            let mut slot = c.slot(lease.shard);
+            if slot.held.as_ref().is_some_and(|h| h.epoch == lease.epoch) {
+                tracing::warn!(
+                    shard = lease.shard,
+                    epoch = lease.epoch,
+                    "lost a shard (fenced)"
+                );
+                slot.held = None;
+            }
+        }
+    }
+
+    /// Whether `user`'s wallet is served by this process now.
+    pub fn serves(&self, user: UserId) -> bool {
+        self.place_here(user).is_some()
+    }
+
     /// The process at `url` said it does not own `user`'s shard: ask the database again.
     pub fn moved(&self, user: UserId, url: &str) {
         if let Some(c) = &self.cluster {
@@ -213,14 +230,6 @@ impl Ownership {
                 slot.elsewhere = None;
             }
         }
-    }
-
-    /// Whether this process holds `user`'s shard at `epoch` now (a wallet actor made under an
-    /// older lease must not answer from its memory).
-    pub fn holds(&self, lease: &Lease) -> bool {
-        let Some(c) = &self.cluster else { return true };
-        let slot = c.slot(lease.shard);
-        matches!(&slot.held, Some(h) if h.epoch == lease.epoch && h.valid_until > Instant::now())
     }
 
     /// Whether this process runs the service's background work (reconciliation, purges): the
@@ -254,8 +263,11 @@ impl Ownership {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !c.stopping.load(Ordering::Acquire) {
             ticks.tick().await;
-            if let Err(e) = c.tick().await {
-                tracing::warn!(error = %e, "cluster lease tick failed");
+            // A tick stuck on the database must not keep the next from renewing.
+            match tokio::time::timeout(c.config.lease / 2, c.tick()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cluster lease tick failed"),
+                Err(_) => tracing::warn!("cluster lease tick timed out"),
             }
         }
     }
@@ -290,7 +302,35 @@ impl Ownership {
     }
 }
 
+/// How often a call waiting for a shard's owner looks again.
+const POLL_EVERY: Duration = Duration::from_millis(50);
+
 impl Cluster {
+    /// Asks the database who holds `shard`, taking it first if it is free and this process is
+    /// below its fair share (above it, the processes with fewer take it: a shard just handed
+    /// over is not taken straight back). One waiting call asks at a time, at most every
+    /// [`POLL_EVERY`]; the others find the answer in memory.
+    async fn poll_owner(&self, shard: i32) {
+        let Ok(mut last) = self.poll.try_lock() else {
+            return;
+        };
+        if last.elapsed() < POLL_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        let alive = self.alive.load(Ordering::Relaxed).max(1);
+        let fair = (SHARDS as i64 + alive - 1) / alive;
+        let below_share = (self.held().len() as i64) < fair;
+        if below_share && !self.stopping.load(Ordering::Acquire) {
+            if let Ok(taken) = self.take(1, Some(shard)).await {
+                if !taken.is_empty() {
+                    return;
+                }
+            }
+        }
+        let _ = self.refresh().await;
+    }
+
     fn slot(&self, shard: i32) -> std::sync::MutexGuard<'_, Slot> {
         self.slots[shard as usize]
             .lock()

@@ -26,6 +26,6 @@ fn not_ready() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
         .json(serde_json::json!({
-        "error": {"code": "not_ready", "message": "The database is not answering."}
-    }))
+            "error": {"code": "not_ready", "message": "The database is not answering."}
+        }))
 }

@@ -14,12 +14,19 @@ use std::time::Duration;
 /// The first key of every process's liveness lock ("on" in ASCII).
 const LIVENESS_CLASS: i32 = 0x6f6e;
 
-/// A node of the lease table counts as alive while its liveness lock is held (see the
-/// migration): SQL for "the process `owner` names is alive".
-const OWNER_ALIVE: &str = "EXISTS (SELECT 1 FROM cluster_nodes AS n JOIN pg_locks AS l \
-     ON l.locktype = 'advisory' AND l.granted AND l.classid = 28526 \
-        AND l.objid = n.lock_key::oid AND l.objsubid = 2 \
-     WHERE n.node = s.owner)";
+/// How long the liveness connection may take to answer or to open.
+const LIVENESS_WAIT: Duration = Duration::from_secs(2);
+
+/// A process counts as alive while its liveness lock is held (see the migration): SQL for "the
+/// process holding shard row `s` is alive".
+const OWNER_ALIVE: &str = "EXISTS (SELECT 1 FROM pg_locks AS l \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 28526 \
+        AND l.objid = s.owner_lock::oid AND l.objsubid = 2)";
+
+/// SQL for "the process of node row `c` is alive".
+const NODE_ALIVE: &str = "EXISTS (SELECT 1 FROM pg_locks AS l \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 28526 \
+        AND l.objid = c.lock_key::oid AND l.objsubid = 2)";
 
 /// The number of shards users fall into. Fixed: the migration made these rows.
 pub const SHARDS: i32 = 64;
@@ -60,7 +67,7 @@ fn millis(d: Duration) -> i64 {
 impl Leases {
     pub async fn connect(url: &str) -> Result<Leases, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(1)
+            .max_connections(2)
             .acquire_timeout(Duration::from_secs(5))
             .connect(&crate::redact::pg_url_for_sqlx(url))
             .await?;
@@ -73,7 +80,30 @@ impl Leases {
             dead: Arc::default(),
         };
         leases.stay_alive().await?;
+        if !leases.no_older_build().await? {
+            return Err(StoreError::Corrupt(
+                "an onramp process of a build from before several processes could share a \
+                 database holds it (its exclusive lock): stop it first"
+                    .into(),
+            ));
+        }
         Ok(leases)
+    }
+
+    /// Builds before several processes could serve one database took an exclusive advisory
+    /// lock on it ([`crate::lock`]'s key) and fenced nothing. Every process of this build holds
+    /// that lock shared, on its liveness connection: an older process cannot start beside it,
+    /// nor it beside an older one (`false`).
+    async fn no_older_build(&self) -> Result<bool, StoreError> {
+        let mut held = self.liveness.lock().await;
+        let Some(conn) = held.as_mut() else {
+            return Ok(true);
+        };
+        let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock_shared($1)")
+            .bind(crate::lock::PG_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(got)
     }
 
     /// Holds this process's liveness lock: takes it again on a new connection when the one
@@ -85,19 +115,35 @@ impl Leases {
         if self.dead.load(Ordering::Acquire) {
             return Ok(());
         }
+        let bounded =
+            |what| StoreError::Corrupt(format!("the liveness connection: {what} timed out"));
         if let Some(conn) = held.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+            let ping = sqlx::query("SELECT 1").execute(&mut *conn);
+            if let Ok(Ok(_)) = tokio::time::timeout(LIVENESS_WAIT, ping).await {
                 return Ok(());
             }
             tracing::warn!("the liveness connection broke; taking the lock again");
         }
         *held = None;
-        let mut conn = sqlx::PgConnection::connect(&self.url).await?;
-        sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        let connect = sqlx::PgConnection::connect(&self.url);
+        let mut conn = tokio::time::timeout(LIVENESS_WAIT, connect)
+            .await
+            .map_err(|_| bounded("connecting"))??;
+        // Not waited for: the broken connection's server side may hold it a while yet.
+        let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1, $2)")
             .bind(LIVENESS_CLASS)
             .bind(self.lock_key)
-            .execute(&mut conn)
+            .fetch_one(&mut conn)
             .await?;
+        if !got {
+            return Err(StoreError::Corrupt(
+                "the liveness lock is still held by a broken connection".into(),
+            ));
+        }
+        let _ = sqlx::query("SELECT pg_try_advisory_lock_shared($1)")
+            .bind(crate::lock::PG_LOCK_KEY)
+            .execute(&mut conn)
+            .await;
         *held = Some(conn);
         Ok(())
     }
@@ -134,8 +180,7 @@ impl Leases {
             .execute(&self.pool)
             .await?;
         let (alive,): (i64,) = sqlx::query_as(&format!(
-            "SELECT count(*) FROM cluster_nodes AS c WHERE c.expires_at > now() AND {}",
-            OWNER_ALIVE.replace("s.owner", "c.node")
+            "SELECT count(*) FROM cluster_nodes AS c WHERE c.expires_at > now() AND {NODE_ALIVE}"
         ))
         .fetch_one(&self.pool)
         .await?;
@@ -179,7 +224,7 @@ impl Leases {
 
     /// Takes up to `want` shards that nobody holds (free, their lease expired, or their
     /// process dead), or only `only` if given; answers each taken with its new epoch. A shard
-    /// whose row a commit holds (FOR SHARE) is skipped for now: that commit is fenced by the
+    /// whose row a commit holds (FOR KEY SHARE) is skipped for now: that commit is fenced by the
     /// epoch it holds.
     pub async fn take(
         &self,
@@ -193,7 +238,7 @@ impl Leases {
             return Ok(Vec::new());
         }
         let rows: Vec<(i32, i64)> = sqlx::query_as(&format!(
-            "UPDATE cluster_shards AS t SET owner = $1, url = $2, epoch = t.epoch + 1, \
+            "UPDATE cluster_shards AS t SET owner = $1, url = $2, owner_lock = $6, epoch = t.epoch + 1, \
                  expires_at = now() + $3 * interval '1 millisecond' \
              FROM (SELECT shard FROM cluster_shards AS s \
                    WHERE (owner IS NULL OR expires_at < now() OR NOT {OWNER_ALIVE}) \
@@ -207,6 +252,7 @@ impl Leases {
         .bind(millis(lease))
         .bind(want)
         .bind(only)
+        .bind(self.lock_key)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)

@@ -1,15 +1,16 @@
-//! One app process per database. Until several processes can serve as one (each wallet owned by
-//! one process at a time), a second `onramp` on the same database would keep wallet balances and
-//! sessions in a memory the first cannot see: [`claim`] refuses it. The lock lives as long as
-//! the process and dies with it, however it ends (SIGKILL included): an advisory lock held by a
-//! PostgreSQL session of its own, or an OS lock on a file beside the SQLite database.
+//! One app process per SQLite database. A second `onramp` on the same file would keep wallet
+//! balances and sessions in a memory the first cannot see: [`claim`] refuses it. The lock is an
+//! OS lock on a file beside the database; it lives as long as the process and dies with it,
+//! however it ends (SIGKILL included). On PostgreSQL several processes serve as one instead,
+//! each wallet owned by one of them at a time ([`crate::cluster`]).
 
 use crate::StoreError;
-use sqlx::Connection;
 use std::time::{Duration, Instant};
 
-/// The PostgreSQL advisory lock's key ("onramp" in ASCII, as a number).
-const PG_LOCK_KEY: i64 = 0x6f6e_7261_6d70;
+/// The PostgreSQL advisory lock's key ("onramp" in ASCII, as a number). Builds before several
+/// processes could share a database took it exclusively; processes of later builds hold it
+/// shared ([`crate::cluster::Leases`]), so the two never serve one database together.
+pub(crate) const PG_LOCK_KEY: i64 = 0x6f6e_7261_6d70;
 /// How long to wait for the lock: a process just killed may hold it a moment longer (until the
 /// server notices its connection is gone).
 const WAIT: Duration = Duration::from_secs(5);
@@ -17,12 +18,11 @@ const WAIT: Duration = Duration::from_secs(5);
 /// Held for the life of the app process; dropping it releases the database to another one.
 pub enum ProcessLock {
     Sqlite(#[allow(dead_code)] std::fs::File),
-    Postgres(#[allow(dead_code)] sqlx::PgConnection),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another onramp process is using this database ({0}); stop it first (until several processes are supported, one app process serves a database)")]
+    #[error("another onramp process is using this database ({0}); stop it first (a SQLite database has one app process; several serve one PostgreSQL database)")]
     Taken(String),
     #[error("cannot take the process lock of the database {url}")]
     Failed {
@@ -69,15 +69,7 @@ async fn try_claim(url: &str) -> Result<Option<ProcessLock>, LockError> {
             Err(std::fs::TryLockError::Error(e)) => Err(failed(StoreError::Database(e.into()))),
         };
     }
-    let mut conn = sqlx::PgConnection::connect(&crate::redact::pg_url_for_sqlx(url))
-        .await
-        .map_err(|e| failed(e.into()))?;
-    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(PG_LOCK_KEY)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|e| failed(e.into()))?;
-    Ok(got.then_some(ProcessLock::Postgres(conn)))
+    Err(failed(StoreError::UnsupportedUrl))
 }
 
 /// `<database file>.onramp-lock`, beside the database.

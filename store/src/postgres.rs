@@ -19,7 +19,12 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(&crate::redact::pg_url_for_sqlx(url))?;
+        // A transaction left open by a process that stopped mid-commit (paused, cut off) would
+        // keep the accounts its fence locked, and every other process's postings waiting on
+        // them: the server ends it after this long. A writer's transaction never idles that long
+        // between its statements.
+        let options = PgConnectOptions::from_str(&crate::redact::pg_url_for_sqlx(url))?
+            .options([("idle_in_transaction_session_timeout", "5000")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(5))
@@ -191,7 +196,8 @@ fn build_post(parts: Parts) -> String {
              GROUP BY account \
          ), accounts AS ( \
              UPDATE ledger_accounts AS a \
-             SET balance = a.balance + d.delta, last_entry = d.last, updated_at = d.at \
+             SET balance = a.balance + d.delta, last_entry = GREATEST(a.last_entry, d.last), \
+                 updated_at = d.at \
              FROM deltas AS d WHERE a.id = d.account \
              RETURNING a.user_id, a.balance, a.last_entry \
          ) \
@@ -728,8 +734,11 @@ async fn insert_new(
 crate::reads::impl_store!(PgStore, postgres);
 
 /// The fence of a batch, the first statement of its transaction: the lease rows it was made
-/// under, held FOR SHARE until COMMIT (a takeover's UPDATE waits for it), must all still be
-/// `fence.node`'s at those epochs, or the batch writes nothing ([`StoreError::Fenced`]).
+/// under, held FOR KEY SHARE until COMMIT, must all still be `fence.node`'s at those epochs, or
+/// the batch writes nothing ([`StoreError::Fenced`]). A takeover locks the row FOR UPDATE, which
+/// waits for (or skips) that lock; renewing or releasing a lease does not (FOR KEY SHARE lets
+/// an UPDATE of other columns through), so a commit left hanging by a paused process never
+/// holds another process's renewals up.
 ///
 /// With several processes writing, the same statement also locks, in the order of their ids,
 /// every account the batch's postings may change (its users' and the system accounts). Two
@@ -748,7 +757,7 @@ async fn check_fence(
              SELECT s.shard, s.epoch FROM cluster_shards AS s \
              JOIN UNNEST($2::int4[], $3::int8[]) AS f(shard, epoch) \
                  ON s.shard = f.shard AND s.epoch = f.epoch \
-             WHERE s.owner = $1 FOR SHARE OF s \
+             WHERE s.owner = $1 FOR KEY SHARE OF s \
          ), locked AS ( \
              SELECT id FROM ledger_accounts \
              WHERE user_id = ANY($4::text[]) OR (system IS NOT NULL AND cardinality($4::text[]) > 0) \

@@ -26,6 +26,10 @@ use std::time::Duration;
 /// healthy and the user is busy, so a few tries are plenty.
 const ATTEMPTS: usize = 3;
 
+/// How long telling a wallet's owner a balance may hold up the answer of the transfer that made
+/// it: well inside the 5 s another process waits for that answer.
+const TELL_WITHIN: Duration = Duration::from_secs(2);
+
 /// A running actor in the registry.
 pub(super) struct Entry {
     pub generation: u64,
@@ -101,7 +105,7 @@ impl Wallets {
 
     fn actor(&self, user: UserId, lease: Option<&Lease>) -> Addr<WalletActor> {
         let epoch = lease.map_or(0, |l| l.epoch);
-        if let Some(entry) = self.shared.map.get(&user).filter(|e| e.epoch == epoch) {
+        if let Some(entry) = self.shared.map.get(&user).filter(|e| e.epoch >= epoch) {
             return entry.addr.clone();
         }
         let shared = &self.shared;
@@ -118,8 +122,10 @@ impl Wallets {
             }
         };
         let mut entry = shared.map.entry(user).or_insert_with(start);
-        if entry.epoch != epoch {
-            // Started under an older lease of the shard: forgotten (it stops when idle).
+        if entry.epoch < epoch {
+            // Started under an older lease of the shard: forgotten (it stops when idle). One
+            // of a newer lease (this call's lease was lost and taken again meanwhile) stays: it
+            // decides for the wallet now, under its own lease.
             *entry = start();
         }
         entry.addr.clone()
@@ -228,7 +234,12 @@ impl Wallets {
                     let lease = guard.as_ref().map(|g| g.lease());
                     match Box::pin(self.here(call.clone(), lease)).await {
                         // Fenced: the shard moved while the call was here; nothing was done.
-                        Err(CallError::Moved) => continue,
+                        Err(CallError::Moved) => {
+                            if let Some(lease) = lease {
+                                ownership.fenced(lease);
+                            }
+                            continue;
+                        }
                         answer => return answer,
                     }
                 }
@@ -242,10 +253,16 @@ impl Wallets {
                         }
                         Ok(answer) => return answer,
                         Err(Undelivered::Unknown) if call.moves_money_out() => {
+                            if let WalletCall::Transfer(t) = &call {
+                                // It may have credited the recipient: read afresh, wherever.
+                                let to = t.to;
+                                let forget = WalletCall::Forget { user: to };
+                                let _ = Box::pin(self.tell_bounded(forget)).await;
+                            }
                             return Err(CallError::Storage {
                                 message: format!("no answer from the process at {url}"),
                                 landed: true,
-                            })
+                            });
                         }
                         // Idempotent: sent again, to whoever owns it now.
                         Err(Undelivered::Unknown) => ownership.moved(user, &url),
@@ -306,20 +323,50 @@ impl Wallets {
                     self.debit(user, lease, withdrawal).await?,
                 ))
             }
+            // Told only to an actor that runs: one that starts later reads the database, which
+            // has the commit told of (an actor started on a told balance could believe more
+            // than there is, if a debit committed after it elsewhere).
             WalletCall::Observe { user, balance } => {
-                self.ask(user, lease, Observe(balance)).await?;
+                if let Some(addr) = self.running(user, lease) {
+                    let _ = addr.send(Observe(balance)).await;
+                }
                 Ok(WalletReply::Done)
             }
             WalletCall::Forget { user } => {
-                self.ask(user, lease, Forget).await?;
+                if let Some(addr) = self.running(user, lease) {
+                    let _ = addr.send(Forget).await;
+                }
                 Ok(WalletReply::Done)
             }
         }
     }
 
-    /// Whether `user`'s actor, if any, runs in this process (alone, every one does).
+    /// Whether `user`'s wallet is served by this process (alone, every one is).
     fn serves_here(&self, user: UserId) -> bool {
-        !self.shared.ownership.is_cluster() || self.shared.map.contains_key(&user)
+        self.shared.ownership.serves(user)
+    }
+
+    /// `user`'s actor, if one runs under `lease`'s epoch (or a newer one).
+    fn running(&self, user: UserId, lease: Option<&Lease>) -> Option<Addr<WalletActor>> {
+        let epoch = lease.map_or(0, |l| l.epoch);
+        self.shared
+            .map
+            .get(&user)
+            .filter(|e| e.epoch >= epoch)
+            .map(|e| e.addr.clone())
+    }
+
+    /// A call that only tells (a balance, or to forget one), given at most [`TELL_WITHIN`]:
+    /// an owner that cannot be told in that time is paused or gone, and loses the shard (its
+    /// next owner reads the database) before it could answer from its memory again.
+    async fn tell_bounded(&self, call: WalletCall) -> Result<WalletReply, CallError> {
+        match tokio::time::timeout(TELL_WITHIN, Box::pin(self.call(call))).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                tracing::warn!("a wallet's owner could not be told in time");
+                Err(CallError::Unavailable)
+            }
+        }
     }
 
     async fn local_balance(&self, user: UserId, lease: Option<&Lease>) -> Result<i64, WalletError> {
@@ -367,7 +414,9 @@ impl Wallets {
     /// next one loads the balance from the database, which has it already.
     async fn tell(&self, user: UserId, balance: Balance) {
         // Nothing to do when it fails: a fresh actor reads the database.
-        let _ = self.call(WalletCall::Observe { user, balance }).await;
+        let _ = self
+            .tell_bounded(WalletCall::Observe { user, balance })
+            .await;
     }
 
     /// Who owns which wallets, as this process knows it.
