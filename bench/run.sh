@@ -106,7 +106,7 @@ cleanup() {
         as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 ||
             kill -QUIT "$pg_pid" 2>/dev/null || true
     fi
-    rm -rf "$work"
+    [ -n "${BENCH_KEEP:-}" ] && cp "$work/postgres.log" "$BENCH_KEEP" 2>/dev/null; rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

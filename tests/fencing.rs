@@ -32,11 +32,16 @@ async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_com
         Leases::connect(&url).await.unwrap(),
         Leases::connect(&url).await.unwrap(),
     );
+    // Process ids are UUIDs, made new at every start.
+    let (node_a, node_b) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
     let short = Duration::from_millis(500);
-    let taken = a.take("a", "http://a", 2, None, short).await.unwrap();
+    let taken = a.take(&node_a, "http://a", 2, None, short).await.unwrap();
     assert_eq!(taken.len(), 2);
     let lease = |(shard, epoch): (i32, i64)| Lease {
-        node: "a".into(),
+        node: node_a.as_str().into(),
         shard,
         epoch,
     };
@@ -70,4 +75,43 @@ async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_com
         .await;
     assert_eq!(subs, ["before", "kept"]);
     db.close().await;
+}
+
+/// A takeover waits for the commits under way on the shard: while one holds the shard's lock
+/// (as every fenced commit does from its fence to its COMMIT), the shard is not taken, even with
+/// its lease run out; once that commit ends, it is.
+#[tokio::test]
+async fn a_shard_is_not_taken_while_a_commit_under_its_lease_is_under_way() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let url = Backend::Postgres.fresh_database(dir.path()).await;
+    let _store = onramp_store::connect(&url, 2).await.unwrap();
+    let (a, b) = (
+        Leases::connect(&url).await.unwrap(),
+        Leases::connect(&url).await.unwrap(),
+    );
+    let short = Duration::from_millis(300);
+    let taken = a.take("a", "http://a", 1, None, short).await.unwrap();
+    let shard = taken[0].0;
+    tokio::time::sleep(short + Duration::from_millis(200)).await;
+
+    // A's commit under way: the lock its fence takes, held until its transaction ends.
+    let mut commit = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = commit.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(28527, $1)")
+        .bind(shard)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let during = b
+        .take("b", "http://b", 1, Some(shard), short)
+        .await
+        .unwrap();
+    assert!(during.is_empty(), "taken during a commit: {during:?}");
+    tx.commit().await.unwrap();
+    let after = b
+        .take("b", "http://b", 1, Some(shard), short)
+        .await
+        .unwrap();
+    assert_eq!(after, vec![(shard, taken[0].1 + 1)]);
 }

@@ -224,8 +224,8 @@ impl Leases {
 
     /// Takes up to `want` shards that nobody holds (free, their lease expired, or their
     /// process dead), or only `only` if given; answers each taken with its new epoch. A shard
-    /// whose row a commit holds (FOR KEY SHARE) is skipped for now: that commit is fenced by the
-    /// epoch it holds.
+    /// whose lock a commit holds (see the fence in `postgres.rs`) is skipped for now: that
+    /// commit ends under the epoch it holds, and the shard is taken at the next try.
     pub async fn take(
         &self,
         node: &str,
@@ -243,9 +243,11 @@ impl Leases {
              FROM (SELECT shard FROM cluster_shards AS s \
                    WHERE (owner IS NULL OR expires_at < now() OR NOT {OWNER_ALIVE}) \
                        AND ($5::int4 IS NULL OR shard = $5) \
+                       AND pg_try_advisory_xact_lock({class}, shard) \
                    ORDER BY shard LIMIT $4 FOR UPDATE SKIP LOCKED) AS f \
              WHERE t.shard = f.shard \
-             RETURNING t.shard, t.epoch"
+             RETURNING t.shard, t.epoch",
+            class = crate::postgres::SHARD_LOCK_CLASS
         ))
         .bind(node)
         .bind(url)

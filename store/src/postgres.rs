@@ -733,46 +733,94 @@ async fn insert_new(
 
 crate::reads::impl_store!(PgStore, postgres);
 
-/// The fence of a batch, the first statement of its transaction: the lease rows it was made
-/// under, held FOR KEY SHARE until COMMIT, must all still be `fence.node`'s at those epochs, or
-/// the batch writes nothing ([`StoreError::Fenced`]). A takeover locks the row FOR UPDATE, which
-/// waits for (or skips) that lock; renewing or releasing a lease does not (FOR KEY SHARE lets
-/// an UPDATE of other columns through), so a commit left hanging by a paused process never
-/// holds another process's renewals up.
+/// A fenced batch: its transaction opened by [`begin_fenced`], its steps, its COMMIT.
+async fn write_fenced(
+    conn: &mut PgConnection,
+    fence: &crate::Fence,
+    users: &[UserId],
+    plan: &mut Plan<'_>,
+    steps: &[Step],
+) -> Result<(Written, usize), StoreError> {
+    begin_fenced(conn, fence, users).await?;
+    let mut run = Run {
+        conn,
+        in_transaction: true,
+        statements: 0,
+    };
+    let written = write(&mut run, plan, steps).await?;
+    let statements = run.statements;
+    sqlx::query("COMMIT").execute(&mut *run.conn).await?;
+    Ok((written, statements))
+}
+
+/// Opens a fenced batch's transaction: every lease it was made under must still be
+/// `fence.node`'s at that epoch, or the batch writes nothing ([`StoreError::Fenced`]).
 ///
-/// With several processes writing, the same statement also locks, in the order of their ids,
-/// every account the batch's postings may change (its users' and the system accounts). Two
-/// processes' batches then never wait on each other in a circle, and an account's entries get
-/// their ids in the order they commit, which is how wallet actors tell the newer of two
-/// balances.
-async fn check_fence(
+/// `BEGIN` and three statements, sent at once. The first two take transaction-scoped advisory
+/// locks, in memory (row locks would cost every batch a write per row, and looking accounts up a
+/// read): each lease's shard shared, then every account the batch's postings may change (its
+/// users', by a key from the user id, and both system accounts') exclusively, in key order. A
+/// takeover takes the shard's lock exclusively ([`crate::cluster::Leases::take`] skips a shard
+/// whose lock it cannot have), so it is either done before the fence's lock, and the last
+/// statement, with a snapshot taken after it, finds the new epoch; or it waits for this commit
+/// to end, and its new owner reads what it wrote. Renewing or releasing a lease takes no such
+/// lock, so a commit left hanging by a paused process holds no one's renewals up. The accounts'
+/// locks in one order keep two processes' batches from waiting on each other in a circle, and
+/// give an account's entries their ids in the order they commit, which is how wallet actors
+/// tell the newer of two balances.
+async fn begin_fenced(
     conn: &mut sqlx::PgConnection,
     fence: &crate::Fence,
     users: &[UserId],
 ) -> Result<(), StoreError> {
-    let (shards, epochs): (Vec<i32>, Vec<i64>) = fence.held.iter().copied().unzip();
-    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
-    let rows: Vec<(Option<i32>, Option<i64>)> = sqlx::query_as(
-        "WITH held AS ( \
-             SELECT s.shard, s.epoch FROM cluster_shards AS s \
-             JOIN UNNEST($2::int4[], $3::int8[]) AS f(shard, epoch) \
-                 ON s.shard = f.shard AND s.epoch = f.epoch \
-             WHERE s.owner = $1 FOR KEY SHARE OF s \
-         ), locked AS ( \
-             SELECT id FROM ledger_accounts \
-             WHERE user_id = ANY($4::text[]) OR (system IS NOT NULL AND cardinality($4::text[]) > 0) \
-             ORDER BY id FOR UPDATE \
-         ) \
-         SELECT shard, epoch FROM held \
-         UNION ALL SELECT NULL, NULL FROM (SELECT count(*) FROM locked) AS l",
-    )
-    .bind(&fence.node)
-    .bind(&shards)
-    .bind(&epochs)
-    .bind(&users)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut held: Vec<(i32, i64)> = rows.into_iter().filter_map(|(s, e)| s.zip(e)).collect();
+    use sqlx::Row;
+    // One round trip for BEGIN and the three statements: every value is written into the text,
+    // and every one is ours and of a type that cannot carry a quote (integers, and the node id,
+    // a UUID).
+    let node = uuid::Uuid::parse_str(&fence.node)
+        .map_err(|_| StoreError::Corrupt(format!("a node id that is no UUID: {:?}", fence.node)))?;
+    let mut shards: Vec<i32> = fence.held.iter().map(|(s, _)| *s).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut accounts: Vec<i32> = users.iter().map(|u| account_lock_key(*u)).collect();
+    if !accounts.is_empty() {
+        accounts.extend(SYSTEM_ACCOUNT_LOCKS);
+    }
+    accounts.sort_unstable();
+    accounts.dedup();
+    let locks = |class: i32, keys: &[i32], how: &str| {
+        let values: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
+        if values.is_empty() {
+            "SELECT 0".to_owned()
+        } else {
+            format!(
+                "SELECT count(*) FROM (SELECT {how}({class}, k) FROM (VALUES {}) AS v(k) \
+                 ORDER BY k) AS l",
+                values.join(",")
+            )
+        }
+    };
+    let pairs: Vec<String> = fence
+        .held
+        .iter()
+        .map(|(s, e)| format!("({s},{e})"))
+        .collect();
+    let text = format!(
+        "BEGIN; {}; {}; \
+         SELECT s.shard, s.epoch FROM cluster_shards AS s \
+         WHERE s.owner = '{node}' AND (s.shard, s.epoch) IN (VALUES {})",
+        locks(SHARD_LOCK_CLASS, &shards, "pg_advisory_xact_lock_shared"),
+        locks(ACCOUNT_LOCK_CLASS, &accounts, "pg_advisory_xact_lock"),
+        pairs.join(",")
+    );
+    // A query without arguments goes as one simple query, several statements and all.
+    let rows = sqlx::Executor::fetch_all(&mut *conn, text.as_str()).await?;
+    let mut held: Vec<(i32, i64)> = Vec::new();
+    for row in &rows {
+        if row.columns().len() == 2 {
+            held.push((row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?));
+        }
+    }
     held.sort_unstable();
     held.dedup();
     let mut wanted = fence.held.clone();
@@ -784,6 +832,25 @@ async fn check_fence(
         Err(StoreError::Fenced { held })
     }
 }
+
+/// The first key of an account's advisory lock (see [`begin_fenced`]).
+const ACCOUNT_LOCK_CLASS: i32 = 28528;
+/// The system accounts' lock keys (bank clearing, payouts in flight): every batch that posts
+/// takes both. User keys are hashes; these two may share a key with a user, which only makes
+/// that user's batches wait a little more.
+const SYSTEM_ACCOUNT_LOCKS: [i32; 2] = [-1, -2];
+
+/// A user's account lock key: the user id's first four bytes. Two users with one key only wait
+/// on each other; no lookup is needed to take it.
+fn account_lock_key(user: UserId) -> i32 {
+    let id = uuid::Uuid::parse_str(&user.to_string()).unwrap_or_default();
+    let b = id.as_bytes();
+    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// The first key of a shard's advisory lock, taken shared by every fenced commit on it and
+/// exclusively by its takeover.
+pub(crate) const SHARD_LOCK_CLASS: i32 = 28527;
 
 /// How a batch was written: the statements it ran and whether in a transaction of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -817,11 +884,19 @@ impl PgStore {
         // batch checks its leases first, in its transaction.
         let in_transaction =
             fence.is_some() || !(steps.len() == 1 && steps[0].one_statement(&plan));
-        let (written, statements) = if in_transaction {
-            let mut tx = self.pool.begin().await?;
-            if let Some(fence) = fence {
-                check_fence(&mut tx, fence, &batch.posting_users()).await?;
+        let (written, statements) = if let Some(fence) = fence {
+            let mut conn = self.pool.acquire().await?;
+            let users = batch.posting_users();
+            let result = write_fenced(&mut conn, fence, &users, &mut plan, &steps).await;
+            if result.is_err() {
+                // The transaction this opened must not go back to the pool open.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    conn.close_on_drop();
+                }
             }
+            result?
+        } else if in_transaction {
+            let mut tx = self.pool.begin().await?;
             let mut run = Run {
                 conn: &mut tx,
                 in_transaction,
