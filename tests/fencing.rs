@@ -56,7 +56,7 @@ async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_com
     // A falls silent past its lease, and B takes one of the two shards.
     tokio::time::sleep(short + Duration::from_millis(300)).await;
     let by_b = b
-        .take("b", "http://b", 1, Some(lost.shard), short)
+        .take(&node_b, "http://b", 1, Some(lost.shard), short)
         .await
         .unwrap();
     assert_eq!(by_b, vec![(lost.shard, lost.epoch + 1)]);

@@ -92,6 +92,8 @@ struct Cluster {
     alive: AtomicI64,
     /// SIGTERM: take nothing more.
     stopping: AtomicBool,
+    /// When the leases were last renewed.
+    renewed_at: Mutex<Option<Instant>>,
     /// Held by the one waiting call that asks the database for a shard's owner (or takes the
     /// shard) now, with when it last did: the others wait for its answer instead of all asking.
     poll: tokio::sync::Mutex<Instant>,
@@ -135,6 +137,7 @@ impl Ownership {
                 slots: (0..SHARDS).map(|_| Mutex::default()).collect(),
                 alive: AtomicI64::new(1),
                 stopping: AtomicBool::new(false),
+                renewed_at: Mutex::new(None),
                 poll: tokio::sync::Mutex::new(Instant::now()),
             })),
         }
@@ -405,6 +408,49 @@ impl Cluster {
 
     async fn tick(self: &Arc<Self>) -> Result<(), StoreError> {
         let c = &self.config;
+        // Renewing writes every lease's row: a quarter lease apart is often enough (a lease is
+        // trusted three quarters of its length), and the table stays small.
+        let due = {
+            let mut last = self.renewed_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= c.lease / 4);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.renew().await?;
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let alive = self.alive.load(Ordering::Relaxed).max(1);
+        let fair = (SHARDS as i64 + alive - 1) / alive;
+        let mine = self.held().len() as i64;
+        if mine < fair {
+            self.take(fair - mine, None).await?;
+        } else if mine > fair + 1 {
+            // Even out: hand the highest shards over to the processes with fewer.
+            let excess: Vec<i32> = self
+                .held()
+                .iter()
+                .rev()
+                .take((mine - fair) as usize)
+                .map(|(s, _)| *s)
+                .collect();
+            // Aside: renewing the rest must not wait for these calls to end.
+            let this = self.clone();
+            tokio::spawn(async move { this.hand_over(&excess, Duration::from_secs(5)).await });
+        }
+        if self.held().len() < SHARDS as usize {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// The heartbeat and the renewal of every lease held.
+    async fn renew(&self) -> Result<(), StoreError> {
+        let c = &self.config;
         let alive = self.leases.heartbeat(&c.node, &c.url, c.lease).await?;
         self.alive.store(alive, Ordering::Relaxed);
         let held = self.held();
@@ -425,27 +471,7 @@ impl Cluster {
                 slot.held = None;
             }
         }
-        if self.stopping.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let fair = (SHARDS as i64 + alive - 1) / alive;
-        let mine = self.held().len() as i64;
-        if mine < fair {
-            self.take(fair - mine, None).await?;
-        } else if mine > fair + 1 {
-            // Even out: hand the highest shards over to the processes with fewer.
-            let excess: Vec<i32> = self
-                .held()
-                .iter()
-                .rev()
-                .take((mine - fair) as usize)
-                .map(|(s, _)| *s)
-                .collect();
-            // Aside: renewing the rest must not wait for these calls to end.
-            let this = self.clone();
-            tokio::spawn(async move { this.hand_over(&excess, Duration::from_secs(5)).await });
-        }
-        self.refresh().await
+        Ok(())
     }
 
     /// Stops letting calls in on `shards`, waits (up to `limit`) for those let in, and releases

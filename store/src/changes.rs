@@ -271,7 +271,7 @@ pub struct Batch {
 }
 
 /// Leases a batch must still hold to commit: `node` must own each `(shard, epoch)`. Checked in
-/// the batch's own transaction, with the lease rows held (FOR KEY SHARE) until its COMMIT, so a
+/// the batch's own transaction, with the shards' locks held (shared) until its COMMIT, so a
 /// takeover is either before the check (the batch writes nothing) or after the commit (the
 /// new owner reads what it wrote).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -800,25 +800,24 @@ async fn begin_fenced(
             )
         }
     };
-    let pairs: Vec<String> = fence
-        .held
-        .iter()
-        .map(|(s, e)| format!("({s},{e})"))
-        .collect();
+    let listed: Vec<String> = shards.iter().map(i32::to_string).collect();
     let text = format!(
         "BEGIN; {}; {}; \
          SELECT s.shard, s.epoch FROM cluster_shards AS s \
-         WHERE s.owner = '{node}' AND (s.shard, s.epoch) IN (VALUES {})",
+         WHERE s.shard IN ({}) AND s.owner = '{node}'",
         locks(SHARD_LOCK_CLASS, &shards, "pg_advisory_xact_lock_shared"),
         locks(ACCOUNT_LOCK_CLASS, &accounts, "pg_advisory_xact_lock"),
-        pairs.join(",")
+        listed.join(",")
     );
     // A query without arguments goes as one simple query, several statements and all.
     let rows = sqlx::Executor::fetch_all(&mut *conn, text.as_str()).await?;
     let mut held: Vec<(i32, i64)> = Vec::new();
     for row in &rows {
         if row.columns().len() == 2 {
-            held.push((row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?));
+            let lease = (row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?);
+            if fence.held.contains(&lease) {
+                held.push(lease);
+            }
         }
     }
     held.sort_unstable();

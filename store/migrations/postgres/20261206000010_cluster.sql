@@ -1,9 +1,9 @@
 -- Several processes, one service (PostgreSQL only: SQLite stays one process). Users fall into a
 -- fixed number of shards; each shard is leased by one process at a time. `epoch` grows at every
 -- takeover, and every group commit that changes a wallet checks, in its own transaction, that
--- its process still holds the epochs it wrote under (FOR KEY SHARE: a takeover, FOR UPDATE,
--- waits for that commit or skips the shard, and a commit after the takeover finds the new epoch
--- and writes nothing). Times are the database's own clock: no process's clock decides who owns
+-- its process still holds the epochs it wrote under, holding the shard's advisory lock shared
+-- until it commits (a takeover, which needs it exclusively, skips the shard meanwhile, and a
+-- commit after the takeover finds the new epoch and writes nothing). Times are the database's own clock: no process's clock decides who owns
 -- what. `owner_lock` is the owner's liveness lock (below).
 CREATE TABLE cluster_shards (
     shard       INT PRIMARY KEY,
