@@ -23,15 +23,33 @@ fn account(sub: &str) -> NewAccount {
     }
 }
 
-#[tokio::test]
-async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_commit() {
+/// A fresh database (migrated by opening its store) and two processes' lease calls on it.
+struct TwoProcesses {
+    url: String,
+    store: std::sync::Arc<dyn onramp_store::Store>,
+    a: Leases,
+    b: Leases,
+    _dir: tempfile::TempDir,
+}
+
+async fn two_processes() -> TwoProcesses {
     let dir = tempfile::tempdir().unwrap();
     let url = Backend::Postgres.fresh_database(dir.path()).await;
     let store = onramp_store::connect(&url, 4).await.unwrap();
-    let (a, b) = (
-        Leases::connect(&url).await.unwrap(),
-        Leases::connect(&url).await.unwrap(),
-    );
+    TwoProcesses {
+        a: Leases::connect(&url).await.unwrap(),
+        b: Leases::connect(&url).await.unwrap(),
+        url,
+        store,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_commit() {
+    let TwoProcesses {
+        url, store, a, b, ..
+    } = two_processes().await;
     // Process ids are UUIDs, made new at every start.
     let (node_a, node_b) = (
         uuid::Uuid::new_v4().to_string(),
@@ -83,13 +101,7 @@ async fn a_change_under_a_lease_taken_over_writes_nothing_and_its_neighbours_com
 #[tokio::test]
 async fn a_shard_is_not_taken_while_a_commit_under_its_lease_is_under_way() {
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let url = Backend::Postgres.fresh_database(dir.path()).await;
-    let _store = onramp_store::connect(&url, 2).await.unwrap();
-    let (a, b) = (
-        Leases::connect(&url).await.unwrap(),
-        Leases::connect(&url).await.unwrap(),
-    );
+    let TwoProcesses { url, a, b, .. } = two_processes().await;
     let short = Duration::from_millis(300);
     let taken = a.take("a", "http://a", 1, None, short).await.unwrap();
     let shard = taken[0].0;

@@ -34,10 +34,10 @@ pub enum WriteError {
     /// nothing was written, and the call belongs with the shard's new owner.
     #[error("the wallet moved to another process; the change was not committed")]
     Fenced,
-    /// Another process answered that its commit failed (`unsure`: whether it landed is not
-    /// known there either).
+    /// Another process answered that its commit failed in a way that may have landed, or
+    /// never answered: whether it was committed is not known here.
     #[error("the owning process could not commit the change: {message}")]
-    Remote { message: String, unsure: bool },
+    Remote { message: String },
 }
 
 impl WriteError {

@@ -43,6 +43,10 @@ impl UserId {
             .map(UserId)
             .map_err(|_| format!("{s:?} is not a user id"))
     }
+    /// The id's 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
 }
 
 impl Default for UserId {
@@ -405,44 +409,25 @@ mod base64_url {
     }
 }
 
-impl TryFrom<String> for DepositId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
+/// Serde reads these ids through their `parse` (an invalid id is refused) and writes their text.
+macro_rules! id_text {
+    ($($id:ident),*) => {$(
+        impl TryFrom<String> for $id {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$id> for String {
+            fn from(id: $id) -> String {
+                id.0
+            }
+        }
+    )*};
 }
 
-impl From<DepositId> for String {
-    fn from(id: DepositId) -> String {
-        id.0
-    }
-}
-
-impl TryFrom<String> for TransferId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<TransferId> for String {
-    fn from(id: TransferId) -> String {
-        id.0
-    }
-}
-
-impl TryFrom<String> for WithdrawalId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Self::parse(&s)
-    }
-}
-
-impl From<WithdrawalId> for String {
-    fn from(id: WithdrawalId) -> String {
-        id.0
-    }
-}
+id_text!(DepositId, TransferId, WithdrawalId);
 
 impl TryFrom<String> for UserId {
     type Error = String;

@@ -842,8 +842,7 @@ const SYSTEM_ACCOUNT_LOCKS: [i32; 2] = [-1, -2];
 /// A user's account lock key: the user id's first four bytes. Two users with one key only wait
 /// on each other; no lookup is needed to take it.
 fn account_lock_key(user: UserId) -> i32 {
-    let id = uuid::Uuid::parse_str(&user.to_string()).unwrap_or_default();
-    let b = id.as_bytes();
+    let b = user.as_bytes();
     i32::from_be_bytes([b[12], b[13], b[14], b[15]])
 }
 

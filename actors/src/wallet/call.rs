@@ -105,10 +105,7 @@ impl CallError {
     /// The writer's error this stands for.
     fn write_error(message: String, landed: bool) -> WriteError {
         if landed {
-            WriteError::Remote {
-                message,
-                unsure: true,
-            }
+            WriteError::Remote { message }
         } else {
             WriteError::Stopped
         }
