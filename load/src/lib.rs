@@ -30,9 +30,11 @@
 //! the app's `/metrics` (scraped around each phase; "n/a" without it).
 
 mod apps;
+pub mod grown;
 mod http;
 mod metrics;
 mod phase;
+pub mod preload;
 mod report;
 mod scenario;
 

@@ -12,6 +12,7 @@ pub mod changes;
 pub mod cluster;
 pub mod lock;
 mod postgres;
+pub mod preload;
 mod reads;
 mod redact;
 mod sqlite;

@@ -17,10 +17,10 @@ pub struct SqliteStore {
     /// begins a read after any commit unmaps its whole map, and under a storm of commits the
     /// unmapping (a TLB shoot-down on every core) cost more than the copies it saved
     /// (BENCHMARKS.md, "Readers without a memory map").
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     /// The DB writer's own connection, with a large page cache that stays warm between batches
     /// and a memory map (no commit but its own changes the file under it).
-    writer: tokio::sync::Mutex<SqliteConnection>,
+    pub(crate) writer: tokio::sync::Mutex<SqliteConnection>,
 }
 
 /// Page cache of the writer's connection, in KiB.

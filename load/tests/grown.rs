@@ -1,0 +1,125 @@
+//! Grown books: `onramp-load preload` fills an empty database of either kind with books the
+//! audit passes, the app serves them (a preloaded session reads its balance, the deep user's
+//! history walks to its end newest first), and a second preload is refused without a change.
+
+use onramp_load::grown::{use_sessions, walk, HistoryArgs, SessionsArgs};
+use onramp_store::preload::{preload, session_token, PreloadError, Sizes};
+use onramp_test_support::{app, test_settings, Backend, TestDb};
+
+const SIZES: Sizes = Sizes {
+    users: 50,
+    deposits: 700,
+    transfers: 300,
+    sessions: 120,
+    deep: 200,
+};
+
+async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(backend, dir.path()).await;
+    let url = settings.database.url.clone();
+    let done = preload(&url, SIZES).await.unwrap();
+    // Deposits after each user's first round fail one in fifty: 700 - 200 - 50 = 450 of them
+    // are past it, and 9 of those have k % 50 = 49.
+    assert_eq!(done.successful_deposits, 700 - 9);
+
+    let store = onramp_store::connect(&url, 2).await.unwrap();
+    let report = store.audit().await.unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.transfers, 300);
+    assert_eq!(report.entries, 691 + 300);
+
+    let db = TestDb::connect(&url).await;
+    let deep_items = db
+        .scalar(
+            "SELECT (SELECT COUNT(*) FROM deposits WHERE user_id = u.id) \
+                  + (SELECT COUNT(*) FROM transfers WHERE from_user = u.id OR to_user = u.id) \
+             FROM users AS u WHERE email = 'preload-0@example.test'",
+        )
+        .await;
+    assert!(deep_items > 200, "user 0 has the deep history");
+
+    let app = app::start(settings, dir, backend).await;
+    let history = walk(&HistoryArgs {
+        app: app.address.clone(),
+        session: 0,
+        limit: 50,
+        walks: 1,
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        history.items as i64, deep_items,
+        "every item, once, newest first"
+    );
+
+    let used = use_sessions(&SessionsArgs {
+        app: app.address.clone(),
+        sessions: SIZES.sessions,
+        wallets: SIZES.users,
+        concurrency: 8,
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(used.failures, 0, "every preloaded session is the app's");
+    let client = reqwest::Client::new();
+    let balance: serde_json::Value = client
+        .get(format!("{}/api/balance", app.address))
+        .header(
+            "Cookie",
+            format!("session_id={}", session_token(51).expose()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let user_1 = db
+        .scalar(
+            "SELECT a.balance FROM ledger_accounts AS a JOIN users AS u ON u.id = a.user_id \
+             WHERE u.email = 'preload-1@example.test'",
+        )
+        .await;
+    assert_eq!(
+        balance["amount"].as_i64(),
+        Some(user_1),
+        "session 51 is user 1's"
+    );
+    assert!(user_1 > 0);
+
+    let users = db.scalar("SELECT COUNT(*) FROM users").await;
+    match preload(&url, SIZES).await {
+        Err(PreloadError::Refused(why)) => assert!(why.contains("already has users"), "{why}"),
+        other => panic!("a second preload must be refused, got {other:?}"),
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM users").await, users);
+    app.handle.stop(true).await;
+}
+
+#[actix_web::test]
+async fn preloaded_books_pass_the_audit_and_the_app_serves_them_on_sqlite() {
+    preloaded_books_pass_the_audit_and_the_app_serves_them(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn preloaded_books_pass_the_audit_and_the_app_serves_them_on_postgres() {
+    preloaded_books_pass_the_audit_and_the_app_serves_them(Backend::Postgres).await;
+}
+
+#[actix_web::test]
+async fn sizes_that_could_overdraw_a_wallet_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    let sizes = Sizes {
+        transfers: 10_000,
+        ..SIZES
+    };
+    match preload(&url, sizes).await {
+        Err(PreloadError::Refused(why)) => assert!(why.contains("more than 10"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!dir.path().join("app.db").exists(), "not even created");
+}
