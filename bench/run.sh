@@ -48,6 +48,16 @@
 #                                   one service (process 0 runs the bank simulator and the identity
 #                                   provider; process i listens on BENCH_PORT + 10 i), and the load
 #                                   tool sends its requests to each in turn (--app with every URL)
+#   BENCH_PRELOAD="--users 1000000" grown books: `onramp-load preload` fills one database with
+#                                   these options (see `onramp-load preload --help`) and each
+#                                   scenario starts on a copy of it; the scenario's users sign in on
+#                                   top. Two scenarios need it: `history` (onramp-load history:
+#                                   the deep user's pages, first against deepest; HISTORY_ARGS) and
+#                                   `sessions` (onramp-load sessions: a million preloaded sessions
+#                                   used once, a tenth with their wallets; SESSIONS_ARGS).
+#                                   The app's start-up time to /readyz, its resident memory after
+#                                   each scenario and the audit's time go to
+#                                   <out>/<db>-<scenario>.grown.txt (also without a preload)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -150,6 +160,35 @@ if [ "$db" = postgres ]; then
     }
 fi
 
+grown="" # the preloaded database every scenario starts from a copy of
+grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
+    local name=$1
+    if [ -z "$grown" ]; then
+        if [ "$db" = postgres ]; then
+            as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres onramp_grown
+            grown="postgres://postgres@127.0.0.1:$pg_port/onramp_grown"
+        else
+            grown="sqlite://$work/grown.db"
+        fi
+        echo "== $db: onramp-load preload $BENCH_PRELOAD"
+        # shellcheck disable=SC2086 # BENCH_PRELOAD is a list of options
+        "$load_bin" preload --database "$grown" $BENCH_PRELOAD | tee "$out/$db-preload.txt"
+        if [ "$db" = postgres ]; then
+            echo "   size: $(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d onramp_grown -Atc \
+                "SELECT pg_size_pretty(pg_database_size('onramp_grown'))")" | tee -a "$out/$db-preload.txt"
+        else
+            echo "   size: $(du -h "$work/grown.db" | cut -f1)" | tee -a "$out/$db-preload.txt"
+        fi
+    fi
+    if [ "$db" = postgres ]; then
+        as_postgres "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${name//-/_}"
+        as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres -T onramp_grown \
+            "onramp_${name//-/_}"
+    else
+        cp "$work/grown.db" "$work/$name/onramp.db"
+    fi
+}
+
 start_app() { # $1: a name for this run's database
     local name=$1
     rm -rf "$work/$name" && mkdir -p "$work/$name"
@@ -161,6 +200,10 @@ start_app() { # $1: a name for this run's database
         url="sqlite://$work/$name/onramp.db"
     fi
     db_url=$url
+    : >"$out/$db-$name.grown.txt"
+    if [ -n "${BENCH_PRELOAD:-}" ]; then
+        grown_copy "$name"
+    fi
     local faults=()
     case "$name" in
     withdrawals | mixed) # the simulator's payout webhooks twice each, and out of order
@@ -178,7 +221,12 @@ start_app() { # $1: a name for this run's database
         ONRAMP__RECONCILE__ENABLED=${ONRAMP__RECONCILE__ENABLED:-false} \
         "$bin" serve >"$work/$name/app.log" 2>&1 &
     app_pids=($!)
+    local started
+    started=$(date +%s.%N)
     wait_up "$port" "$work/$name/app.log"
+    until curl -fs "http://localhost:$port/readyz" >/dev/null 2>&1; do sleep 0.01; done
+    echo "   start-up to /readyz: $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $started }") s" |
+        tee -a "$out/$db-$name.grown.txt"
     local i p
     for i in $(seq 1 $((processes - 1))); do
         p=$((port + 10 * i))
@@ -200,10 +248,10 @@ start_app() { # $1: a name for this run's database
 
 wait_up() { # $1: the port of the process started last, $2: its log
     local pid=${app_pids[-1]}
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 2000); do
         curl -fs "http://localhost:$1/healthz" >/dev/null 2>&1 && return 0
         kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
+        sleep 0.01
     done
     echo "the app did not start:" >&2
     cat "$2" >&2
@@ -211,8 +259,9 @@ wait_up() { # $1: the port of the process started last, $2: its log
 }
 
 audit() { # $1: the scenario whose database `onramp audit` checks; fails when it does
-    local name=$1 rc=0
+    local name=$1 rc=0 began
     echo "== $db / $name: onramp audit"
+    began=$(date +%s.%N)
     ONRAMP__LOG__LEVEL=${ONRAMP__LOG__LEVEL:-warn} \
         ONRAMP__SERVER__LISTEN="127.0.0.1:$port" \
         ONRAMP__SERVER__PUBLIC_URL="http://localhost:$port" \
@@ -220,6 +269,7 @@ audit() { # $1: the scenario whose database `onramp audit` checks; fails when it
         ONRAMP__DATABASE__URL="$db_url" \
         "$bin" audit >"$out/$db-$name.audit.txt" 2>&1 || rc=$?
     cat "$out/$db-$name.audit.txt"
+    echo "   the audit took $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $began }") s" | tee -a "$out/$db-$name.grown.txt"
     if [ "$rc" -ne 0 ]; then
         echo "!! $db / $name: onramp audit exited $rc: the books do not balance (above)" >&2
         return 1
@@ -258,21 +308,43 @@ for scenario in "${scenarios[@]}"; do
     extra=${LOAD_ARGS:-}
     case "$scenario" in
     transfers-*) extra="$extra ${TRANSFER_ARGS:-}" ;;
+    history) extra=${HISTORY_ARGS:-} ;;
+    sessions) extra=${SESSIONS_ARGS:-} ;;
     withdrawals) extra="$extra ${WITHDRAWAL_ARGS:-}" ;;
     mixed) extra="$extra ${TRANSFER_ARGS:-} ${WITHDRAWAL_ARGS:-}" ;;
     esac
+    case "$scenario" in
+    history | sessions) # grown books only: a deep history, many sessions
+        if [ -z "${BENCH_PRELOAD:-}" ]; then
+            echo "the $scenario scenario needs BENCH_PRELOAD" >&2
+            exit 2
+        fi
+        command=("$load_bin" "$scenario" --app "$app_urls" --json "$out/$db-$scenario.json")
+        ;;
+    *) command=("$load_bin" --scenario "$scenario" --app "$app_urls" --json "$out/$db-$scenario.json") ;;
+    esac
     # shellcheck disable=SC2086 # LOAD_ARGS and TRANSFER_ARGS are lists of options
-    if "$load_bin" --scenario "$scenario" --app "$app_urls" \
-        --json "$out/$db-$scenario.json" $extra | tee "$out/$db-$scenario.txt"; then
+    if "${command[@]}" $extra | tee "$out/$db-$scenario.txt"; then
         :
     else
         status=1
         echo "!! $db / $scenario FAILED; the app's log ends with:" >&2
         tail -n 20 "$work/$scenario/app.log" >&2
     fi
+    for pid in "${app_pids[@]}"; do
+        echo "   app $pid resident: $(awk '/VmRSS|VmHWM/ {printf "%s %.1f MiB  ", $1, $2 / 1024}' "/proc/$pid/status")" |
+            tee -a "$out/$db-$scenario.grown.txt"
+    done
     stop_app
     case "$scenario" in
     transfers-* | withdrawals | mixed) audit "$scenario" || status=1 ;;
     esac
+    if [ -n "${BENCH_PRELOAD:-}" ]; then # copies of grown books are large
+        if [ "$db" = postgres ]; then
+            as_postgres "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${scenario//-/_}"
+        else
+            rm -f "$work/$scenario"/onramp.db*
+        fi
+    fi
 done
 exit $status
