@@ -111,6 +111,13 @@ pub struct BankSettings {
 pub struct SessionSettings {
     pub ttl_secs: u64,
     pub idle_secs: u64,
+    /// Live sessions kept in memory at most; the rest are read from the database at each use.
+    #[serde(default = "default_session_cache")]
+    pub cache_capacity: usize,
+}
+
+fn default_session_cache() -> usize {
+    onramp_actors::sessions::DEFAULT_CAPACITY
 }
 
 #[derive(Debug, Clone, Deserialize)]

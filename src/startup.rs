@@ -281,6 +281,7 @@ async fn app_state(
         Duration::from_secs(settings.session.ttl_secs),
         Duration::from_secs(settings.session.idle_secs),
     );
+    session_config.capacity = settings.session.cache_capacity;
     if let Some((ownership, _, _)) = &joined {
         let ownership = ownership.clone();
         session_config.recheck_after = Some(SESSION_RECHECK);

@@ -28,6 +28,10 @@ pub struct SessionConfig {
     /// Whether this process sweeps ended sessions from the database (one of the service's
     /// processes at a time does).
     pub sweeps: Arc<dyn Fn() -> bool + Send + Sync>,
+    /// Live sessions kept in memory at most (`session.cache_capacity`). Past it, a session not
+    /// yet kept is read from the database at each use; logout markers are always kept (they
+    /// are few, and swept after `revoked_ttl`).
+    pub capacity: usize,
 }
 
 impl std::fmt::Debug for SessionConfig {
@@ -40,6 +44,9 @@ impl std::fmt::Debug for SessionConfig {
     }
 }
 
+/// The default of `session.cache_capacity`: about 30 MiB of sessions.
+pub const DEFAULT_CAPACITY: usize = 100_000;
+
 impl SessionConfig {
     /// The sweep and marker times the app runs with.
     pub fn new(ttl: Duration, idle: Duration) -> Self {
@@ -50,6 +57,7 @@ impl SessionConfig {
             revoked_ttl: Duration::from_secs(600),
             recheck_after: None,
             sweeps: Arc::new(|| true),
+            capacity: DEFAULT_CAPACITY,
         }
     }
 }
@@ -145,6 +153,7 @@ impl Sessions {
                         .remove_if(&hash, |_, c| matches!(c, Cached::Live(..)));
                     return Ok(None);
                 }
+                Some(row) if self.full(&hash) => row,
                 Some(row) => {
                     let mut entry = self
                         .cache
@@ -185,6 +194,11 @@ impl Sessions {
             .send(Revoke { hash: token.hash() })
             .await
             .map_err(|_| SessionError::Stopped)?
+    }
+
+    /// Whether `hash` may not be kept: it is not, and the cache holds its capacity.
+    fn full(&self, hash: &SessionHash) -> bool {
+        !self.cache.contains_key(hash) && self.cache.len() >= self.config.capacity
     }
 
     /// Sessions held in memory (for metrics).
@@ -263,6 +277,7 @@ impl Handler<Create> for SessionManager {
         };
         let writer = self.writer.clone();
         let cache = self.cache.clone();
+        let capacity = self.config.capacity;
         Box::pin(async move {
             writer
                 .commit(NewSession {
@@ -272,7 +287,9 @@ impl Handler<Create> for SessionManager {
                     expires_at: row.expires_at,
                 })
                 .await?;
-            cache.insert(hash, Cached::Live(row, now_ms()));
+            if cache.len() < capacity {
+                cache.insert(hash, Cached::Live(row, now_ms()));
+            }
             Ok(token)
         })
     }

@@ -79,3 +79,46 @@ async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committe
         "gone for good"
     );
 }
+
+/// Past `session.cache_capacity`, sessions still work: they are read from the database at each
+/// use instead of kept, and a logout of one of them is refused as any other.
+#[actix::test]
+async fn sessions_past_the_cache_capacity_are_read_from_the_database_and_still_log_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url, 2).await.unwrap());
+    let writer = DbWriter::start(store.clone(), 16);
+    let mut config = SessionConfig::new(Duration::from_secs(3600), Duration::from_secs(3600));
+    config.capacity = 3;
+    let sessions = Sessions::start(store.clone(), writer.clone(), config);
+    let mut people = Vec::new();
+    for i in 0..10 {
+        let user = writer
+            .commit(NewAccount {
+                provider: Provider::Google,
+                sub: ProviderSub::parse(&format!("many-{i}")).unwrap(),
+                email: format!("many-{i}@example.com"),
+                email_verified: true,
+                name: format!("Many {i}"),
+                picture: String::new(),
+                now: 1,
+            })
+            .await
+            .unwrap();
+        people.push((user, sessions.create(user).await.unwrap()));
+    }
+    for _ in 0..2 {
+        for (user, token) in &people {
+            assert_eq!(sessions.lookup(token).await.unwrap(), Some(*user));
+        }
+    }
+    assert_eq!(sessions.cached(), 3, "no more than the capacity is kept");
+
+    let (_, last) = people.last().unwrap();
+    sessions.revoke(last).await.unwrap();
+    assert_eq!(sessions.lookup(last).await.unwrap(), None, "logged out");
+    assert!(store.session(&last.hash()).await.unwrap().is_none());
+    for (user, token) in &people[..9] {
+        assert_eq!(sessions.lookup(token).await.unwrap(), Some(*user));
+    }
+}
