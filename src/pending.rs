@@ -93,11 +93,18 @@ impl PendingDeposits {
         self.by_token.is_empty()
     }
 
-    /// The deposit behind `token`, from memory or else from the database.
+    /// The deposit behind `token`, whose event names `reference` as its ref: from memory, else
+    /// from the database by the ref (our own id: time-ordered, so its index pages are the
+    /// recent, cached ones), comparing the token with the stored one. Only an event whose ref
+    /// names no deposit of this token, or a deposit whose create-order went unanswered (no
+    /// token stored), looks the token itself up, in an index of random tokens whose pages
+    /// stop fitting in memory as the books grow: the deposit holding it, if any, decides
+    /// between `404` and `422`.
     pub async fn find(
         &self,
         store: &dyn Store,
         token: &BankToken,
+        reference: &str,
     ) -> Result<Option<Known>, StoreError> {
         if let Some(d) = self.by_token.get(token.as_str()) {
             return Ok(Some(Known {
@@ -105,7 +112,19 @@ impl PendingDeposits {
                 status: DepositStatus::Processing,
             }));
         }
-        Ok(store.deposit_by_token(token).await?.map(Known::from))
+        let named = match DepositId::parse(reference) {
+            Ok(id) => store.deposit(&id).await?,
+            Err(_) => None,
+        };
+        match named {
+            Some(d) if d.bank_token.as_deref() == Some(token.as_str()) => Ok(Some(Known::from(d))),
+            Some(d) if d.bank_token.is_none() => {
+                // Unsent: this deposit, unless the token is another deposit's.
+                let holder = store.deposit_by_token(token).await?;
+                Ok(Some(Known::from(holder.unwrap_or(d))))
+            }
+            _ => Ok(store.deposit_by_token(token).await?.map(Known::from)),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use onramp_actors::wallet::{SettleError, SettleOutcome, SettleRequest, Settling}
 use onramp_api::ErrorCode;
 use onramp_bank_protocol::signature::{self, SignatureError, SIGNATURE_HEADER};
 use onramp_bank_protocol::{BankEvent, EventStatus, OrderEvent, PayoutEvent};
-use onramp_store::domain::{now_ms, BankToken, DepositId, PayoutId, Settlement, WithdrawalId};
+use onramp_store::domain::{now_ms, BankToken, PayoutId, Settlement, WithdrawalId};
 use onramp_store::{AttachPayout, Withdrawal};
 
 fn signature_header(req: &HttpRequest) -> Result<Option<&str>, SignatureError> {
@@ -59,23 +59,20 @@ pub async fn bank(
     }))
 }
 
-/// The deposit an event is for: the one holding its token, or, when none does, the deposit its
-/// ref names if that one has no token yet: its create-order went unanswered (the app answered
-/// `502` and kept it processing), yet the bank made the order and it was paid. The signature
-/// says the bank sent the event; the user and amount still come from our own row.
+/// The deposit an event is for: the one holding its token (found by the event's ref, see
+/// [`crate::pending::PendingDeposits::find`]), or, when none does, the deposit its ref names if
+/// that one has no token yet: its create-order went unanswered (the app answered `502` and
+/// kept it processing), yet the bank made the order and it was paid. The signature says the
+/// bank sent the event; the user and amount still come from our own row.
 async fn deposit_of(
     state: &AppState,
     token: &BankToken,
     event: &OrderEvent,
 ) -> Result<Option<Known>, onramp_store::StoreError> {
-    if let Some(known) = state.pending.find(&*state.store, token).await? {
-        return Ok(Some(known));
-    }
-    let Ok(id) = DepositId::parse(&event.reference) else {
-        return Ok(None);
-    };
-    let unsent = state.store.deposit(&id).await?;
-    Ok(unsent.filter(|d| d.bank_token.is_none()).map(Known::from))
+    state
+        .pending
+        .find(&*state.store, token, &event.reference)
+        .await
 }
 
 async fn settle_event(

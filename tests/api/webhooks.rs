@@ -26,6 +26,7 @@ on_both_databases!(
     the_app_down_while_the_bank_delivers_is_credited_once_when_back,
     a_failed_commit_acknowledges_nothing_and_keeps_the_committed_balance,
     a_settlement_from_a_stale_read_is_answered_from_the_database,
+    after_a_restart_a_webhook_finds_its_deposit_by_its_ref_and_refuses_as_before,
 );
 
 /// A signed-in person with `n` processing deposits of `amount` each.
@@ -523,5 +524,73 @@ async fn a_settlement_from_a_stale_read_is_answered_from_the_database(backend: B
         Err(SettleError::Contradicts("success"))
     ));
     assert_eq!(person.balance().await, 800);
+    app.assert_books_balance().await;
+}
+
+/// After a restart nothing is remembered: a webhook finds its deposit by its ref (our own
+/// time-ordered id), not in the index of random bank tokens, whose pages stop fitting in memory
+/// as the books grow; the token is compared with the stored one. Refusals are as before: the
+/// token of one deposit with the ref of another is `422`, an unknown token `404`. On
+/// PostgreSQL the token index is read only for those two refusals.
+async fn after_a_restart_a_webhook_finds_its_deposit_by_its_ref_and_refuses_as_before(
+    backend: Backend,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(backend, dir.path()).await;
+    let app = start(settings.clone(), dir, backend).await;
+    let (person, ids) = person_with_deposits(&app, "restarted@example.com", 3, 1_000).await;
+    let mut events = Vec::new();
+    for id in &ids {
+        events.push(app.event_for(id, "SUCCESS").await);
+    }
+    app.handle.stop(true).await;
+    let TestApp { dir, .. } = app;
+    let app = start(settings, dir, backend).await;
+    let person = Browser {
+        client: person.client,
+        app: app.address.clone(),
+    };
+    let token_scans = || async {
+        app.db
+            .scalar(
+                "SELECT COALESCE(SUM(idx_scan), 0)::BIGINT FROM pg_stat_user_indexes \
+                 WHERE indexrelname = 'deposits_bank_token_key'",
+            )
+            .await
+    };
+    let before = match backend {
+        Backend::Postgres => token_scans().await,
+        Backend::Sqlite => 0,
+    };
+
+    for event in &events[..2] {
+        assert_eq!(app.post_webhook(event, None).await.status(), 200);
+    }
+    let mut crossed = events[2].clone();
+    crossed["ref"] = json!(ids[1]);
+    let r = app.post_webhook(&crossed, None).await;
+    assert_eq!(r.status(), 422, "another deposit's token");
+    let mut unknown = events[2].clone();
+    unknown["token"] = json!("bank_session_nobodys");
+    let r = app.post_webhook(&unknown, None).await;
+    assert_eq!(r.status(), 404, "a token no deposit holds");
+    assert_eq!(person.balance().await, 2_000);
+    assert_eq!(app.post_webhook(&events[2], None).await.status(), 200);
+    assert_eq!(person.balance().await, 3_000);
+
+    if backend == Backend::Postgres {
+        // The server's statistics reach other sessions within about ten seconds of a query.
+        let mut waited = Duration::ZERO;
+        while token_scans().await < before + 2 && waited < Duration::from_secs(20) {
+            actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            waited += Duration::from_millis(250);
+        }
+        actix_web::rt::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(
+            token_scans().await - before,
+            2,
+            "the token index is read for the two refusals only"
+        );
+    }
     app.assert_books_balance().await;
 }
