@@ -3,7 +3,7 @@
 //!   history of preloaded user 0, page after page, and sets the deepest pages' latency beside
 //!   the first page's; it checks the pages on the way (newest first, nothing twice).
 //! - `onramp-load sessions`: uses many preloaded sessions once each (`GET /api/balance` for the
-//!   first `--wallets`, which starts their wallet actors, `GET /api/user/me` for the rest), so
+//!   last `--wallets`, which starts their wallet actors, `GET /api/user/me` for the rest), so
 //!   the app holds that many sessions and wallets; its resident memory is read outside.
 
 use anyhow::{bail, Context};
@@ -44,7 +44,8 @@ pub struct SessionsArgs {
     /// Preloaded sessions to use, each once: sessions 0 to N − 1.
     #[arg(long, default_value_t = 1_000_000)]
     pub sessions: u64,
-    /// Of them, how many read their balance (so their wallet actors start); the rest read
+    /// Of them, how many (the last ones) read their balance, so that many wallet actors are
+    /// alive at the end (they stop after `wallet.idle_secs` unused); the rest read
     /// `GET /api/user/me`.
     #[arg(long, default_value_t = 100_000)]
     pub wallets: u64,
@@ -280,7 +281,11 @@ pub async fn use_sessions(args: &SessionsArgs) -> anyhow::Result<SessionsReport>
                     if i >= total {
                         break;
                     }
-                    let path = if i < wallets { "balance" } else { "user/me" };
+                    let path = if i >= total.saturating_sub(wallets) {
+                        "balance"
+                    } else {
+                        "user/me"
+                    };
                     let t = Instant::now();
                     let answer = client
                         .get(format!("{app}/api/{path}"))

@@ -22,7 +22,7 @@ enum Command {
     /// Follow the cursors of a preloaded user's deep history and set the deepest pages'
     /// latency beside the first page's.
     History(onramp_load::grown::HistoryArgs),
-    /// Use many preloaded sessions once each (the first ones read their balance), so the app
+    /// Use many preloaded sessions once each (the last ones read their balance), so the app
     /// holds that many sessions and wallets.
     Sessions(onramp_load::grown::SessionsArgs),
 }

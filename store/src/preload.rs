@@ -439,6 +439,20 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
             numbered(count)
         ));
     }
+    // As on PostgreSQL, secondary indexes are made again after the rows are in (the unique
+    // constraints written into the tables cannot be dropped in SQLite).
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('deposits', 'ledger_entries', 'transfers', 'users', 'sessions')",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    statements.extend(
+        indexes
+            .iter()
+            .map(|(name, _)| format!("DROP INDEX \"{name}\"")),
+    );
     statements.extend(FILL.iter().map(|s| s.to_string()));
     statements.push(
         "UPDATE ledger_accounts SET \
@@ -468,6 +482,12 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
         .await
         .map_err(StoreError::from)?;
     }
+    for (_, create) in &indexes {
+        sqlx::query(create)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+    }
     let (ok,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pl_deposits WHERE failed = 0")
         .fetch_one(&mut *tx)
         .await
@@ -479,6 +499,11 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
             .map_err(StoreError::from)?;
     }
     tx.commit().await.map_err(StoreError::from)?;
+    // Everything into the database file itself, so the file alone can be copied.
+    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
     Ok(ok as u64)
 }
 
