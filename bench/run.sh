@@ -55,6 +55,9 @@
 #                                   the deep user's pages, first against deepest; HISTORY_ARGS) and
 #                                   `sessions` (onramp-load sessions: a million preloaded sessions
 #                                   used once, a tenth with their wallets; SESSIONS_ARGS).
+#   BENCH_PAIRED=1                  with BENCH_PRELOAD: each scenario (but history and sessions)
+#                                   runs first on empty books, then on grown ones; reports are
+#                                   <db>-<scenario>-empty.* and <db>-<scenario>-grown.*
 #                                   The app's start-up time to /readyz, its resident memory after
 #                                   each scenario and the audit's time go to
 #                                   <out>/<db>-<scenario>.grown.txt (also without a preload)
@@ -182,15 +185,17 @@ grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
     fi
     if [ "$db" = postgres ]; then
         as_postgres "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${name//-/_}"
+        # A file copy, checkpointed before and after: PostgreSQL 15's default copies every page
+        # through the WAL and leaves them to be written while the scenario runs.
         as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres -T onramp_grown \
-            "onramp_${name//-/_}"
+            -S file_copy "onramp_${name//-/_}"
     else
         cp "$work/grown.db" "$work/$name/onramp.db"
     fi
 }
 
-start_app() { # $1: a name for this run's database
-    local name=$1
+start_app() { # $1: a name for this run's database, $2: grown for a copy of the preloaded books
+    local name=$1 books=${2:-empty}
     rm -rf "$work/$name" && mkdir -p "$work/$name"
     local url
     if [ "$db" = postgres ]; then
@@ -201,12 +206,12 @@ start_app() { # $1: a name for this run's database
     fi
     db_url=$url
     : >"$out/$db-$name.grown.txt"
-    if [ -n "${BENCH_PRELOAD:-}" ]; then
+    if [ "$books" = grown ]; then
         grown_copy "$name"
     fi
     local faults=()
     case "$name" in
-    withdrawals | mixed) # the simulator's payout webhooks twice each, and out of order
+    withdrawals* | mixed*) # the simulator's payout webhooks twice each, and out of order
         faults=(ONRAMP__DEV__WEBHOOK_DUPLICATES="${ONRAMP__DEV__WEBHOOK_DUPLICATES:-1}"
             ONRAMP__DEV__WEBHOOK_REORDER="${ONRAMP__DEV__WEBHOOK_REORDER:-true}")
         ;;
@@ -300,10 +305,26 @@ wait_idle() {
     echo "   machine idle $idle% before the run; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-status=0
+runs=() # each "<scenario> <books>": the books are empty, or grown (a copy of the preloaded ones)
 for scenario in "${scenarios[@]}"; do
-    echo "== $db / $scenario"
-    start_app "$scenario"
+    if [ -z "${BENCH_PRELOAD:-}" ]; then
+        runs+=("$scenario empty")
+    else
+        case "$scenario" in
+        history | sessions) ;;
+        *) [ -z "${BENCH_PAIRED:-}" ] || runs+=("$scenario empty") ;;
+        esac
+        runs+=("$scenario grown")
+    fi
+done
+
+status=0
+for run in "${runs[@]}"; do
+    read -r scenario books <<<"$run"
+    name=$scenario # the run's database and report files
+    [ -z "${BENCH_PAIRED:-}" ] || name="$scenario-$books"
+    echo "== $db / $scenario ($books books)"
+    start_app "$name" "$books"
     wait_idle
     extra=${LOAD_ARGS:-}
     case "$scenario" in
@@ -319,31 +340,31 @@ for scenario in "${scenarios[@]}"; do
             echo "the $scenario scenario needs BENCH_PRELOAD" >&2
             exit 2
         fi
-        command=("$load_bin" "$scenario" --app "$app_urls" --json "$out/$db-$scenario.json")
+        command=("$load_bin" "$scenario" --app "$app_urls" --json "$out/$db-$name.json")
         ;;
-    *) command=("$load_bin" --scenario "$scenario" --app "$app_urls" --json "$out/$db-$scenario.json") ;;
+    *) command=("$load_bin" --scenario "$scenario" --app "$app_urls" --json "$out/$db-$name.json") ;;
     esac
     # shellcheck disable=SC2086 # LOAD_ARGS and TRANSFER_ARGS are lists of options
-    if "${command[@]}" $extra | tee "$out/$db-$scenario.txt"; then
+    if "${command[@]}" $extra | tee "$out/$db-$name.txt"; then
         :
     else
         status=1
-        echo "!! $db / $scenario FAILED; the app's log ends with:" >&2
-        tail -n 20 "$work/$scenario/app.log" >&2
+        echo "!! $db / $name FAILED; the app's log ends with:" >&2
+        tail -n 20 "$work/$name/app.log" >&2
     fi
     for pid in "${app_pids[@]}"; do
         echo "   app $pid resident: $(awk '/VmRSS|VmHWM/ {printf "%s %.1f MiB  ", $1, $2 / 1024}' "/proc/$pid/status")" |
-            tee -a "$out/$db-$scenario.grown.txt"
+            tee -a "$out/$db-$name.grown.txt"
     done
     stop_app
     case "$scenario" in
-    transfers-* | withdrawals | mixed) audit "$scenario" || status=1 ;;
+    transfers-* | withdrawals | mixed) audit "$name" || status=1 ;;
     esac
-    if [ -n "${BENCH_PRELOAD:-}" ]; then # copies of grown books are large
+    if [ "$books" = grown ]; then # copies of grown books are large
         if [ "$db" = postgres ]; then
-            as_postgres "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${scenario//-/_}"
+            as_postgres "$pg_bin/dropdb" -h 127.0.0.1 -p "$pg_port" -U postgres "onramp_${name//-/_}"
         else
-            rm -f "$work/$scenario"/onramp.db*
+            rm -f "$work/$name"/onramp.db*
         fi
     fi
 done
