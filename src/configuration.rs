@@ -15,6 +15,8 @@ pub struct Settings {
     pub google: GoogleSettings,
     pub bank: BankSettings,
     pub session: SessionSettings,
+    #[serde(default)]
+    pub cache: CacheSettings,
     pub deposit: DepositSettings,
     pub withdrawal: WithdrawalSettings,
     pub wallet: WalletSettings,
@@ -111,13 +113,29 @@ pub struct BankSettings {
 pub struct SessionSettings {
     pub ttl_secs: u64,
     pub idle_secs: u64,
-    /// Live sessions kept in memory at most; the rest are read from the database at each use.
-    #[serde(default = "default_session_cache")]
-    pub cache_capacity: usize,
 }
 
-fn default_session_cache() -> usize {
-    onramp_actors::sessions::DEFAULT_CAPACITY
+/// The bounds of what each process keeps in memory (`cache.*`, docs/configuration.md). Past a
+/// bound, what is not kept is read from the database: slower, never wrong.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    /// Live sessions.
+    pub sessions: usize,
+    /// Deposits awaiting the bank, remembered for their webhook.
+    pub pending_deposits: usize,
+    /// People found by id or email (transfer recipients), each kept a minute.
+    pub people: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            sessions: onramp_actors::sessions::DEFAULT_CAPACITY,
+            pending_deposits: crate::pending::CAPACITY,
+            people: crate::people::CAPACITY,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +317,11 @@ mod tests {
         assert!(s.database.url.starts_with("sqlite://data/"));
         assert_eq!(s.session.ttl_secs, 30 * 24 * 3600);
         assert_eq!(s.session.idle_secs, 7 * 24 * 3600);
+        assert_eq!(
+            (s.cache.sessions, s.cache.pending_deposits, s.cache.people),
+            (100_000, 200_000, 100_000),
+            "the memory bounds docs/configuration.md gives"
+        );
         assert_eq!(s.deposit.max_amount, 10_000_000);
         assert_eq!(s.withdrawal.max_amount, 10_000_000);
         assert_eq!(s.dev.payout_delay_ms, 500);
@@ -373,13 +396,16 @@ mod tests {
             std::env::set_var("ONRAMP_CONFIG", &extra);
             std::env::set_var("ONRAMP__DATABASE__URL", "postgres://from-env/db");
             std::env::set_var("ONRAMP__BANK__WEBHOOK_SECRET", "from-env-secret");
+            std::env::set_var("ONRAMP__CACHE__SESSIONS", "7");
         }
         let s = get_configuration_from(&dir).unwrap();
         unsafe {
             std::env::remove_var("ONRAMP_CONFIG");
             std::env::remove_var("ONRAMP__DATABASE__URL");
             std::env::remove_var("ONRAMP__BANK__WEBHOOK_SECRET");
+            std::env::remove_var("ONRAMP__CACHE__SESSIONS");
         }
+        assert_eq!(s.cache.sessions, 7, "a memory bound from the environment");
         assert_eq!(
             s.deposit.max_amount, 500,
             "the ONRAMP_CONFIG file overrides the defaults"

@@ -36,7 +36,7 @@ pub struct Known {
     pub status: DepositStatus,
 }
 
-/// Most deposits remembered at once.
+/// Most deposits remembered at once, unless `cache.pending_deposits` says otherwise.
 pub const CAPACITY: usize = 200_000;
 /// A sweep of expired entries runs once per this many remembered deposits.
 const SWEEP_EVERY: u64 = 4096;
@@ -51,8 +51,8 @@ pub struct PendingDeposits {
 impl PendingDeposits {
     /// Entries live for `max_age` (the age at which reconciliation ends a deposit) plus ten
     /// minutes.
-    pub fn new(max_age: Duration) -> Self {
-        Self::with_capacity(CAPACITY, max_age.saturating_add(Duration::from_secs(600)))
+    pub fn new(capacity: usize, max_age: Duration) -> Self {
+        Self::with_capacity(capacity, max_age.saturating_add(Duration::from_secs(600)))
     }
 
     pub fn with_capacity(capacity: usize, time_to_live: Duration) -> Self {
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn forgetting_removes_at_once() {
-        let pending = PendingDeposits::new(Duration::from_secs(3600));
+        let pending = PendingDeposits::new(CAPACITY, Duration::from_secs(3600));
         pending.remember(&token(1), deposit());
         pending.forget(&token(1));
         assert!(pending.is_empty());

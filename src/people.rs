@@ -19,8 +19,8 @@ use std::time::Duration;
 
 /// How long an answer is kept.
 const TTL: Duration = Duration::from_secs(60);
-/// Entries kept of each kind, at most.
-const CAPACITY: u64 = 100_000;
+/// Entries kept of each kind, at most, unless `cache.people` says otherwise.
+pub const CAPACITY: u64 = 100_000;
 
 pub struct People {
     store: Arc<dyn Store>,
@@ -34,23 +34,24 @@ pub struct People {
     sign_ins: AtomicU64,
 }
 
-fn cache<K, V>() -> Cache<K, V>
+fn cache<K, V>(capacity: u64) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
     Cache::builder()
-        .max_capacity(CAPACITY)
+        .max_capacity(capacity)
         .time_to_live(TTL)
         .build()
 }
 
 impl People {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// Keeps at most `capacity` people of each kind (by id, by email).
+    pub fn new(store: Arc<dyn Store>, capacity: u64) -> Self {
         People {
             store,
-            by_id: cache(),
-            by_email: cache(),
+            by_id: cache(capacity),
+            by_email: cache(capacity),
             sign_ins: AtomicU64::new(0),
         }
     }

@@ -281,7 +281,7 @@ async fn app_state(
         Duration::from_secs(settings.session.ttl_secs),
         Duration::from_secs(settings.session.idle_secs),
     );
-    session_config.capacity = settings.session.cache_capacity;
+    session_config.capacity = settings.cache.sessions;
     if let Some((ownership, _, _)) = &joined {
         let ownership = ownership.clone();
         session_config.recheck_after = Some(SESSION_RECHECK);
@@ -318,7 +318,7 @@ async fn app_state(
         flows: crate::auth::flow::FlowCookies::new(&cookie_key, cookies.flow, cookies.secure),
         cookies,
         limits: crate::limits::Limits::new(&settings.limits),
-        people: crate::people::People::new(store.clone()),
+        people: crate::people::People::new(store.clone(), settings.cache.people),
         openapi: crate::openapi::document(),
         webhook_secrets: settings.bank.webhook_secrets(),
         settings: settings.clone(),
@@ -332,9 +332,10 @@ async fn app_state(
         paying: Default::default(),
         proof_key,
         draining: Draining::default(),
-        pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(Duration::from_secs(
-            settings.reconcile.max_age_secs,
-        ))),
+        pending: std::sync::Arc::new(crate::pending::PendingDeposits::new(
+            settings.cache.pending_deposits,
+            Duration::from_secs(settings.reconcile.max_age_secs),
+        )),
     })
 }
 

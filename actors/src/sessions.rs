@@ -28,7 +28,7 @@ pub struct SessionConfig {
     /// Whether this process sweeps ended sessions from the database (one of the service's
     /// processes at a time does).
     pub sweeps: Arc<dyn Fn() -> bool + Send + Sync>,
-    /// Live sessions kept in memory at most (`session.cache_capacity`). Past it, a session not
+    /// Live sessions kept in memory at most (`cache.sessions`). Past it, a session not
     /// yet kept is read from the database at each use; logout markers are always kept (they
     /// are few, and swept after `revoked_ttl`).
     pub capacity: usize,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for SessionConfig {
     }
 }
 
-/// The default of `session.cache_capacity`: about 30 MiB of sessions.
+/// The default of `cache.sessions`: about 30 MiB of sessions.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 impl SessionConfig {

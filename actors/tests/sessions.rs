@@ -80,7 +80,7 @@ async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committe
     );
 }
 
-/// Past `session.cache_capacity`, sessions still work: they are read from the database at each
+/// Past `cache.sessions`, sessions still work: they are read from the database at each
 /// use instead of kept, and a logout of one of them is refused as any other.
 #[actix::test]
 async fn sessions_past_the_cache_capacity_are_read_from_the_database_and_still_log_out() {
