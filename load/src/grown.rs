@@ -25,6 +25,9 @@ pub struct HistoryArgs {
     /// The preloaded session whose user's history is walked (session 0 is the deep user's).
     #[arg(long, default_value_t = 0)]
     pub session: u64,
+    /// The preload's `--token-seed`.
+    #[arg(long)]
+    pub token_seed: String,
     /// Items a page (1 to 100).
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
@@ -41,9 +44,12 @@ pub struct SessionsArgs {
     /// The app's base URL.
     #[arg(long, default_value = "http://localhost:8080")]
     pub app: String,
-    /// Preloaded sessions to use, each once: sessions 0 to N − 1.
+    /// Preloaded sessions to use, each once: sessions 0 to N − 1 (no more than were preloaded).
     #[arg(long, default_value_t = 1_000_000)]
     pub sessions: u64,
+    /// The preload's `--token-seed`.
+    #[arg(long)]
+    pub token_seed: String,
     /// Of them, how many (the last ones) read their balance, so that many wallet actors are
     /// alive at the end (they stop after `wallet.idle_secs` unused); the rest read
     /// `GET /api/user/me`.
@@ -110,8 +116,8 @@ fn client(connections: usize) -> anyhow::Result<Client> {
         .build()?)
 }
 
-fn cookie(session: u64) -> String {
-    format!("session_id={}", session_token(session).expose())
+fn cookie(seed: &str, session: u64) -> String {
+    format!("session_id={}", session_token(seed, session).expose())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -145,7 +151,7 @@ async fn page(
     let began = Instant::now();
     let answer = client
         .get(url)
-        .header(COOKIE, cookie(args.session))
+        .header(COOKIE, cookie(&args.token_seed, args.session))
         .send()
         .await?;
     let status = answer.status();
@@ -274,6 +280,7 @@ pub async fn use_sessions(args: &SessionsArgs) -> anyhow::Result<SessionsReport>
                 latencies.clone(),
             );
             let (app, total, wallets) = (args.app.clone(), args.sessions, args.wallets);
+            let seed = args.token_seed.clone();
             tokio::spawn(async move {
                 let mut mine = histogram();
                 loop {
@@ -289,7 +296,7 @@ pub async fn use_sessions(args: &SessionsArgs) -> anyhow::Result<SessionsReport>
                     let t = Instant::now();
                     let answer = client
                         .get(format!("{app}/api/{path}"))
-                        .header(COOKIE, cookie(i))
+                        .header(COOKIE, cookie(&seed, i))
                         .send()
                         .await;
                     let ok = match answer {

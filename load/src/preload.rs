@@ -28,6 +28,10 @@ pub struct PreloadArgs {
     /// Deposits of user 0 before the others get theirs: a history this deep.
     #[arg(long, default_value_t = 5_000)]
     pub deep: u64,
+    /// What the sessions' tokens are made from (16 characters or more); `history` and
+    /// `sessions` need it [default: random, printed].
+    #[arg(long)]
+    pub token_seed: Option<String>,
 }
 
 impl PreloadArgs {
@@ -48,9 +52,14 @@ pub fn run(args: PreloadArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let done = runtime.block_on(preload(&args.database, sizes));
+    let seed = args
+        .token_seed
+        .clone()
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let done = runtime.block_on(preload(&args.database, sizes, &seed));
     let done = match done {
         Err(PreloadError::Refused(why)) => anyhow::bail!("nothing was written: {why}"),
+        Err(e @ PreloadError::AfterCommit(_)) => anyhow::bail!("{e}"),
         other => other.with_context(|| {
             format!(
                 "the preload of {} failed, and wrote nothing",
@@ -69,5 +78,8 @@ pub fn run(args: PreloadArgs) -> anyhow::Result<()> {
         sizes.deep,
         done.took.as_secs_f64()
     );
+    if args.token_seed.is_none() {
+        println!("the sessions' token seed (for history and sessions): --token-seed {seed}");
+    }
     Ok(())
 }

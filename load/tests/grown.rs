@@ -6,6 +6,8 @@ use onramp_load::grown::{use_sessions, walk, HistoryArgs, SessionsArgs};
 use onramp_store::preload::{preload, session_token, PreloadError, Sizes};
 use onramp_test_support::{app, test_settings, Backend, TestDb};
 
+const SEED: &str = "the seed of this test's tokens";
+
 const SIZES: Sizes = Sizes {
     users: 50,
     deposits: 700,
@@ -18,7 +20,7 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     let dir = tempfile::tempdir().unwrap();
     let settings = test_settings(backend, dir.path()).await;
     let url = settings.database.url.clone();
-    let done = preload(&url, SIZES).await.unwrap();
+    let done = preload(&url, SIZES, SEED).await.unwrap();
     // Deposits after each user's first round fail one in fifty: 700 - 200 - 50 = 450 of them
     // are past it, and 9 of those have k % 50 = 49.
     assert_eq!(done.successful_deposits, 700 - 9);
@@ -37,12 +39,24 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
              FROM users AS u WHERE email = 'preload-0@example.test'",
         )
         .await;
-    assert!(deep_items > 200, "user 0 has the deep history");
+    let deep_deposits = db
+        .scalar(
+            "SELECT COUNT(*) FROM deposits AS d JOIN users AS u ON u.id = d.user_id \
+             WHERE u.email = 'preload-0@example.test'",
+        )
+        .await;
+    assert_eq!(
+        deep_deposits,
+        200 + 10,
+        "the deep history, then every 50th of the other 500"
+    );
+    assert!(deep_items > deep_deposits, "and some transfers");
 
     let app = app::start(settings, dir, backend).await;
     let history = walk(&HistoryArgs {
         app: app.address.clone(),
         session: 0,
+        token_seed: SEED.into(),
         limit: 50,
         walks: 1,
         json: None,
@@ -57,6 +71,7 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     let used = use_sessions(&SessionsArgs {
         app: app.address.clone(),
         sessions: SIZES.sessions,
+        token_seed: SEED.into(),
         wallets: SIZES.users,
         concurrency: 8,
         json: None,
@@ -64,12 +79,26 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     .await
     .unwrap();
     assert_eq!(used.failures, 0, "every preloaded session is the app's");
+    let strangers = use_sessions(&SessionsArgs {
+        app: app.address.clone(),
+        sessions: 5,
+        token_seed: "a seed the preload was not given".into(),
+        wallets: 0,
+        concurrency: 1,
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        strangers.failures, 5,
+        "without the seed, no session is anyone's"
+    );
     let client = reqwest::Client::new();
     let balance: serde_json::Value = client
         .get(format!("{}/api/balance", app.address))
         .header(
             "Cookie",
-            format!("session_id={}", session_token(51).expose()),
+            format!("session_id={}", session_token(SEED, 51).expose()),
         )
         .send()
         .await
@@ -91,7 +120,7 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     assert!(user_1 > 0);
 
     let users = db.scalar("SELECT COUNT(*) FROM users").await;
-    match preload(&url, SIZES).await {
+    match preload(&url, SIZES, SEED).await {
         Err(PreloadError::Refused(why)) => assert!(why.contains("already has users"), "{why}"),
         other => panic!("a second preload must be refused, got {other:?}"),
     }
@@ -110,6 +139,16 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them_on_postgres() {
 }
 
 #[actix_web::test]
+async fn a_short_token_seed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    match preload(&url, SIZES, "short").await {
+        Err(PreloadError::Refused(why)) => assert!(why.contains("16 characters"), "{why}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
 async fn sizes_that_could_overdraw_a_wallet_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/app.db", dir.path().display());
@@ -117,7 +156,7 @@ async fn sizes_that_could_overdraw_a_wallet_are_refused_before_anything_is_writt
         transfers: 10_000,
         ..SIZES
     };
-    match preload(&url, sizes).await {
+    match preload(&url, sizes, SEED).await {
         Err(PreloadError::Refused(why)) => assert!(why.contains("more than 10"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
     }

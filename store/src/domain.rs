@@ -349,6 +349,10 @@ impl SessionToken {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         SessionToken(encode(&bytes))
     }
+    /// The token of these 256 bits (`generate` draws them at random).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        SessionToken(base64_url::encode(bytes))
+    }
     /// Accepts only what `generate` makes: 43 base64url characters.
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.len() == 43

@@ -10,9 +10,9 @@
 //!   successful deposit of at least ₹100 (one in fifty of the later ones fails);
 //! - transfer `k` goes from a funded user to another, for ₹1 to ₹10, each sender at most
 //!   `ceil(transfers / funded)` times, never more than ten, so no balance goes below zero;
-//! - session `i` belongs to user `i mod users`; its token is [`session_token`]`(i)`, so the load
-//!   tool can use it. Such tokens are guessable, which is why a preload refuses any database
-//!   that already has a user: it is for benchmark databases only;
+//! - session `i` belongs to user `i mod users`; its token is [`session_token`]`(seed, i)`, so
+//!   the load tool, given the seed, can use it. A preload refuses any database that already has
+//!   a user: it is for benchmark databases only;
 //! - times run over the past year, in the order of the entries' ids.
 
 use crate::domain::SessionToken;
@@ -48,6 +48,24 @@ pub enum PreloadError {
     Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The books were written, but what follows them failed (PostgreSQL's `VACUUM ANALYZE`,
+    /// SQLite's checkpoint of its WAL into the file).
+    #[error("the books were written, but finishing them failed: {0}")]
+    AfterCommit(StoreError),
+}
+
+/// Whether the database has a user, as [`refuse`] wants to know.
+const ANY_USER: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS u";
+
+/// Refuses a database that has a user (`users`, from [`ANY_USER`]): a preload fills only an
+/// empty one.
+fn refuse(users: (i64,)) -> Result<(), PreloadError> {
+    if users.0 > 0 {
+        return Err(PreloadError::Refused(
+            "the database already has users: a preload fills only an empty one".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Transfers per funded sender, at most: each is ₹10 at most and each sender's first deposit
@@ -103,17 +121,28 @@ impl Sizes {
     }
 }
 
-/// The token of preloaded session `i`: `pl` and 41 digits, a well-formed session token.
-pub fn session_token(i: u64) -> SessionToken {
-    SessionToken::parse(&format!("pl{i:041}")).expect("43 alphanumeric characters")
+/// The token of preloaded session `i` of a preload with this seed: the SHA-256 of both, so
+/// only who knows the seed can use the sessions.
+pub fn session_token(seed: &str, i: u64) -> SessionToken {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("onramp-preload-session|{seed}|{i}"));
+    SessionToken::from_bytes(&digest.into())
 }
 
-/// Fills the empty database at `url` (migrating it first) with books of `sizes`.
-pub async fn preload(url: &str, sizes: Sizes) -> Result<Preloaded, PreloadError> {
+/// Fills the empty database at `url` (migrating it first) with books of `sizes`; its sessions'
+/// tokens come from `seed` ([`session_token`]).
+pub async fn preload(url: &str, sizes: Sizes, seed: &str) -> Result<Preloaded, PreloadError> {
     sizes.check().map_err(PreloadError::Refused)?;
+    if seed.len() < 16 {
+        return Err(PreloadError::Refused(
+            "the token seed must have at least 16 characters: it is what keeps the sessions \
+             to whoever ran the preload"
+                .into(),
+        ));
+    }
     let began = Instant::now();
     let now = crate::domain::now_ms();
-    let plan = Plan::new(sizes, now);
+    let plan = Plan::new(sizes, now, seed);
     let successful_deposits = if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(url, 2).await?;
         sqlite_preload(&store, &plan).await?
@@ -143,10 +172,12 @@ struct Plan {
     step: i64,
     /// Makes this preload's random-looking ids its own.
     salt: String,
+    /// Makes the sessions' tokens.
+    seed: String,
 }
 
 impl Plan {
-    fn new(sizes: Sizes, now: i64) -> Plan {
+    fn new(sizes: Sizes, now: i64, seed: &str) -> Plan {
         let entries_from = now - 365 * DAY_MS;
         let events = (sizes.deposits + sizes.transfers).max(1) as i64;
         Plan {
@@ -157,6 +188,7 @@ impl Plan {
             entries_from,
             step: ((365 * DAY_MS - 60_000) / events).max(1),
             salt: format!("{:016x}", rand::random::<u64>()),
+            seed: seed.to_owned(),
         }
     }
 
@@ -183,7 +215,7 @@ impl Plan {
             let from = c * SESSION_CHUNK;
             let rows: Vec<serde_json::Value> = (from..(from + SESSION_CHUNK).min(total))
                 .map(|i| {
-                    let hash = session_token(i).hash();
+                    let hash = session_token(&self.seed, i).hash();
                     serde_json::json!([hash.as_str(), i % self.sizes.users])
                 })
                 .collect();
@@ -267,17 +299,18 @@ const SECONDARY_INDEXES: &str = "\
 
 async fn pg_preload(store: &PgStore, plan: &Plan) -> Result<u64, PreloadError> {
     let pool = store.pool();
-    let (users,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS u")
-            .fetch_one(pool)
-            .await
-            .map_err(StoreError::from)?;
-    if users > 0 {
-        return Err(PreloadError::Refused(
-            "the database already has users: a preload fills only an empty one".into(),
-        ));
-    }
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    // No sign-up can slip in between the check and the rows.
+    sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    refuse(
+        sqlx::query_as(ANY_USER)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?,
+    )?;
     let (accounts_from, clearing): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT MAX(id) + 1 FROM ledger_accounts), \
                 (SELECT id FROM ledger_accounts WHERE system = 'bank_clearing' AND currency = 'INR')",
@@ -376,21 +409,12 @@ async fn pg_preload(store: &PgStore, plan: &Plan) -> Result<u64, PreloadError> {
     sqlx::query("VACUUM ANALYZE")
         .execute(pool)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(|e| PreloadError::AfterCommit(e.into()))?;
     Ok(ok as u64)
 }
 
 async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, PreloadError> {
     let mut conn = store.writer.lock().await;
-    let (users,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1)")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    if users > 0 {
-        return Err(PreloadError::Refused(
-            "the database already has users: a preload fills only an empty one".into(),
-        ));
-    }
     let (accounts_from, clearing): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT MAX(id) + 1 FROM ledger_accounts), \
                 (SELECT id FROM ledger_accounts WHERE system = 'bank_clearing' AND currency = 'INR')",
@@ -405,6 +429,13 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
     let mut tx = sqlx::Connection::begin(&mut *conn)
         .await
         .map_err(StoreError::from)?;
+    // Inside the transaction: a sign-up committed meanwhile makes this one's commit fail.
+    refuse(
+        sqlx::query_as(ANY_USER)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::from)?,
+    )?;
     let numbered = |count: &str| {
         format!(
             "WITH RECURSIVE s(k) AS (SELECT 0 WHERE {count} > 0 \
@@ -500,10 +531,14 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
     }
     tx.commit().await.map_err(StoreError::from)?;
     // Everything into the database file itself, so the file alone can be copied.
-    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut *conn)
+    let (busy,): (i64,) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut *conn)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(|e| PreloadError::AfterCommit(e.into()))?;
+    if busy != 0 {
+        let why = "another connection kept the WAL from being checkpointed".to_owned();
+        return Err(PreloadError::AfterCommit(StoreError::Corrupt(why)));
+    }
     Ok(ok as u64)
 }
 
@@ -539,7 +574,12 @@ mod tests {
 
     #[test]
     fn a_preloaded_session_token_is_one_the_app_accepts() {
-        let token = session_token(123);
-        assert_eq!(SessionToken::parse(token.expose()).ok(), Some(token));
+        let token = session_token("a seed of some length", 123);
+        assert_eq!(
+            SessionToken::parse(token.expose()).ok(),
+            Some(token.clone())
+        );
+        assert!(token != session_token("another seed, as long", 123));
+        assert!(token != session_token("a seed of some length", 124));
     }
 }
