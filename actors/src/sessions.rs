@@ -228,8 +228,15 @@ impl SessionManager {
         let idle = self.config.idle_ms();
         let revoked_ms = self.config.revoked_ttl.as_millis() as i64;
         let mut unfinished = Vec::new();
+        // A full cache makes room for the sessions in use: a session in use is touched (its
+        // `last_seen_at` renewed) every `touch_after`, so one untouched for twice that is not.
+        let unused_ms = if self.cache.len() >= self.config.capacity {
+            (2 * self.config.touch_after_ms()).max(1_000)
+        } else {
+            i64::MAX
+        };
         self.cache.retain(|hash, c| match c {
-            Cached::Live(r, _) => now < r.expires_at && now - r.last_seen_at < idle,
+            Cached::Live(r, _) => now < r.expires_at && now - r.last_seen_at < idle.min(unused_ms),
             Cached::Revoked { durable: false, .. } => {
                 unfinished.push(hash.clone());
                 true

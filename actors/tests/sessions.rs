@@ -122,3 +122,49 @@ async fn sessions_past_the_cache_capacity_are_read_from_the_database_and_still_l
         assert_eq!(sessions.lookup(token).await.unwrap(), Some(*user));
     }
 }
+
+/// A full cache does not keep sessions nobody uses: the sweep drops those untouched for twice
+/// the touch interval (a twentieth of `session.idle_secs`), so the sessions in use get kept.
+#[actix::test]
+async fn a_full_cache_makes_room_for_the_sessions_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/app.db", dir.path().display());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url, 2).await.unwrap());
+    let writer = DbWriter::start(store.clone(), 16);
+    // Idle after 20 s: a session in use is touched every second.
+    let mut config = SessionConfig::new(Duration::from_secs(3600), Duration::from_secs(20));
+    config.capacity = 3;
+    config.sweep_every = Duration::from_millis(50);
+    let sessions = Sessions::start(store.clone(), writer.clone(), config);
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        let user = writer
+            .commit(NewAccount {
+                provider: Provider::Google,
+                sub: ProviderSub::parse(&format!("room-{i}")).unwrap(),
+                email: format!("room-{i}@example.com"),
+                email_verified: true,
+                name: format!("Room {i}"),
+                picture: String::new(),
+                now: 1,
+            })
+            .await
+            .unwrap();
+        tokens.push((user, sessions.create(user).await.unwrap()));
+    }
+    assert_eq!(
+        sessions.cached(),
+        3,
+        "the first three, kept as they were made"
+    );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        sessions.cached(),
+        0,
+        "unused for over two seconds, and the cache was full"
+    );
+    for (user, token) in &tokens[3..] {
+        assert_eq!(sessions.lookup(token).await.unwrap(), Some(*user));
+    }
+    assert_eq!(sessions.cached(), 3, "the sessions in use are kept now");
+}
