@@ -60,7 +60,10 @@
 #                                   <db>-<scenario>-empty.* and <db>-<scenario>-grown.*
 #                                   The app's start-up time to /readyz, its resident memory after
 #                                   each scenario and the audit's time go to
-#                                   <out>/<db>-<scenario>.grown.txt (also without a preload)
+#                                   <out>/<db>-<name>.grown.txt (also without a preload), where the
+#                                   name is the scenario's, with -empty or -grown when paired.
+#                                   SESSIONS_ARGS must not ask for more sessions than were preloaded
+#                                   (a million by default, one per user)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -164,6 +167,7 @@ if [ "$db" = postgres ]; then
 fi
 
 grown="" # the preloaded database every scenario starts from a copy of
+token_seed=$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n') # its sessions' tokens
 grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
     local name=$1
     if [ -z "$grown" ]; then
@@ -175,10 +179,12 @@ grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
         fi
         echo "== $db: onramp-load preload $BENCH_PRELOAD"
         # shellcheck disable=SC2086 # BENCH_PRELOAD is a list of options
-        "$load_bin" preload --database "$grown" $BENCH_PRELOAD | tee "$out/$db-preload.txt"
+        "$load_bin" preload --database "$grown" --token-seed "$token_seed" $BENCH_PRELOAD |
+            tee "$out/$db-preload.txt"
         if [ "$db" = postgres ]; then
-            echo "   size: $(psql -h 127.0.0.1 -p "$pg_port" -U postgres -d onramp_grown -Atc \
-                "SELECT pg_size_pretty(pg_database_size('onramp_grown'))")" | tee -a "$out/$db-preload.txt"
+            echo "   size: $(as_postgres "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres \
+                -d onramp_grown -Atc "SELECT pg_size_pretty(pg_database_size('onramp_grown'))")" |
+                tee -a "$out/$db-preload.txt"
         else
             echo "   size: $(du -h "$work/grown.db" | cut -f1)" | tee -a "$out/$db-preload.txt"
         fi
@@ -229,7 +235,16 @@ start_app() { # $1: a name for this run's database, $2: grown for a copy of the 
     local started
     started=$(date +%s.%N)
     wait_up "$port" "$work/$name/app.log"
-    until curl -fs "http://localhost:$port/readyz" >/dev/null 2>&1; do sleep 0.01; done
+    local tries=0
+    until curl -fs "http://localhost:$port/readyz" >/dev/null 2>&1; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 3000 ] || ! kill -0 "${app_pids[0]}" 2>/dev/null; then
+            echo "the app was not ready within 30 s:" >&2
+            tail -n 20 "$work/$name/app.log" >&2
+            exit 1
+        fi
+        sleep 0.01
+    done
     echo "   start-up to /readyz: $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $started }") s" |
         tee -a "$out/$db-$name.grown.txt"
     local i p
@@ -307,6 +322,14 @@ wait_idle() {
 
 runs=() # each "<scenario> <books>": the books are empty, or grown (a copy of the preloaded ones)
 for scenario in "${scenarios[@]}"; do
+    case "$scenario" in
+    history | sessions)
+        if [ -z "${BENCH_PRELOAD:-}" ]; then
+            echo "the $scenario scenario needs BENCH_PRELOAD" >&2
+            exit 2
+        fi
+        ;;
+    esac
     if [ -z "${BENCH_PRELOAD:-}" ]; then
         runs+=("$scenario empty")
     else
@@ -335,12 +358,9 @@ for run in "${runs[@]}"; do
     mixed) extra="$extra ${TRANSFER_ARGS:-} ${WITHDRAWAL_ARGS:-}" ;;
     esac
     case "$scenario" in
-    history | sessions) # grown books only: a deep history, many sessions
-        if [ -z "${BENCH_PRELOAD:-}" ]; then
-            echo "the $scenario scenario needs BENCH_PRELOAD" >&2
-            exit 2
-        fi
-        command=("$load_bin" "$scenario" --app "$app_urls" --json "$out/$db-$name.json")
+    history | sessions) # grown books only: a deep history, many sessions (on process 0)
+        command=("$load_bin" "$scenario" --app "http://localhost:$port" --token-seed "$token_seed"
+            --json "$out/$db-$name.json")
         ;;
     *) command=("$load_bin" --scenario "$scenario" --app "$app_urls" --json "$out/$db-$name.json") ;;
     esac
