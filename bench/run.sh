@@ -197,6 +197,8 @@ grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
             -S file_copy "onramp_${name//-/_}"
     else
         cp "$work/grown.db" "$work/$name/onramp.db"
+        # Written out before the app starts: its first fsync would wait for the copy's pages.
+        sync "$work/$name/onramp.db"
     fi
 }
 
