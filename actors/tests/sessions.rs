@@ -9,6 +9,22 @@ use onramp_store::{NewAccount, SqliteStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A person signed up with Google as `sub`, their email `<sub>@example.com`.
+async fn person(writer: &DbWriter, sub: &str) -> onramp_store::domain::UserId {
+    writer
+        .commit(NewAccount {
+            provider: Provider::Google,
+            sub: ProviderSub::parse(sub).unwrap(),
+            email: format!("{sub}@example.com"),
+            email_verified: true,
+            name: sub.to_owned(),
+            picture: String::new(),
+            now: 1,
+        })
+        .await
+        .unwrap()
+}
+
 #[actix::test]
 async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committed() {
     let dir = tempfile::tempdir().unwrap();
@@ -21,18 +37,7 @@ async fn a_logout_whose_delete_failed_stays_refused_until_the_delete_is_committe
     config.sweep_every = Duration::from_millis(50);
     config.revoked_ttl = Duration::from_millis(100);
     let sessions = Sessions::start(store.clone(), writer.clone(), config);
-    let user = writer
-        .commit(NewAccount {
-            provider: Provider::Google,
-            sub: ProviderSub::parse("logout").unwrap(),
-            email: "logout@example.com".into(),
-            email_verified: true,
-            name: "Logout".into(),
-            picture: String::new(),
-            now: 1,
-        })
-        .await
-        .unwrap();
+    let user = person(&writer, "logout").await;
     let token = sessions.create(user).await.unwrap();
     assert_eq!(sessions.lookup(&token).await.unwrap(), Some(user));
 
@@ -93,18 +98,7 @@ async fn sessions_past_the_cache_capacity_are_read_from_the_database_and_still_l
     let sessions = Sessions::start(store.clone(), writer.clone(), config);
     let mut people = Vec::new();
     for i in 0..10 {
-        let user = writer
-            .commit(NewAccount {
-                provider: Provider::Google,
-                sub: ProviderSub::parse(&format!("many-{i}")).unwrap(),
-                email: format!("many-{i}@example.com"),
-                email_verified: true,
-                name: format!("Many {i}"),
-                picture: String::new(),
-                now: 1,
-            })
-            .await
-            .unwrap();
+        let user = person(&writer, &format!("many-{i}")).await;
         people.push((user, sessions.create(user).await.unwrap()));
     }
     for _ in 0..2 {
@@ -138,18 +132,7 @@ async fn a_full_cache_makes_room_for_the_sessions_in_use() {
     let sessions = Sessions::start(store.clone(), writer.clone(), config);
     let mut tokens = Vec::new();
     for i in 0..6 {
-        let user = writer
-            .commit(NewAccount {
-                provider: Provider::Google,
-                sub: ProviderSub::parse(&format!("room-{i}")).unwrap(),
-                email: format!("room-{i}@example.com"),
-                email_verified: true,
-                name: format!("Room {i}"),
-                picture: String::new(),
-                now: 1,
-            })
-            .await
-            .unwrap();
+        let user = person(&writer, &format!("room-{i}")).await;
         tokens.push((user, sessions.create(user).await.unwrap()));
     }
     assert_eq!(
