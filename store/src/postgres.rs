@@ -41,13 +41,18 @@ impl PgStore {
 
 /// The kinds of money a batch moves: the parts of the ledger statement ([`post_sql`]) it needs.
 /// A statement with only the parts a batch uses plans in a fraction of the time of one with
-/// all of them (PostgreSQL plans each execution afresh: the arrays differ every time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// all of them (PostgreSQL plans each execution afresh: the arrays differ every time). Two more
+/// flags shape it: `fenced`, the batch's fence inside the statement, gating every write of it;
+/// `inserts_transfers`, the transfers' rows inserted by the statement itself (otherwise they
+/// were inserted before it, by [`insert_transfers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Parts {
     credits: bool,
     transfers: bool,
     withdrawals: bool,
     payouts: bool,
+    fenced: bool,
+    inserts_transfers: bool,
 }
 
 impl Parts {
@@ -56,6 +61,8 @@ impl Parts {
             | usize::from(self.transfers) << 1
             | usize::from(self.withdrawals) << 2
             | usize::from(self.payouts) << 3
+            | usize::from(self.fenced) << 4
+            | usize::from(self.inserts_transfers) << 5
     }
 
     fn of_index(i: usize) -> Parts {
@@ -64,11 +71,14 @@ impl Parts {
             transfers: i & 2 != 0,
             withdrawals: i & 4 != 0,
             payouts: i & 8 != 0,
+            fenced: i & 16 != 0,
+            inserts_transfers: i & 32 != 0,
         }
     }
 
+    /// Whether the statement moves any money.
     fn any(self) -> bool {
-        self.index() != 0
+        self.credits || self.transfers || self.withdrawals || self.payouts
     }
 }
 
@@ -84,16 +94,31 @@ impl Parts {
 /// NULL refuses. Each account then changes once by the sum of its entries in the batch, and
 /// records the last entry it includes; a user's balance below zero fails the statement (the
 /// table's CHECK). It answers the balances after it of the user accounts it changed (tag 1), the
-/// settlements applied (tag 0) and the payouts' ends applied (tag 2). Its parameters are the
-/// arrays of the parts present, in the order above (see [`post`]).
+/// settlements applied (tag 0), the payouts' ends applied (tag 2) and, when it inserts them, the
+/// transfers inserted (tag 3: one whose idempotency key another of the sender's holds is not).
+/// Its parameters are the fence's four (when fenced: see `onramp_fence` in the migrations),
+/// then the arrays of the parts present, in the order above (see [`post`]). A fenced statement
+/// reads every input through the `fence` CTE, so no row is written before the fence's locks are
+/// held and its leases checked; a lease lost raises, and the statement writes nothing.
 fn post_sql(parts: Parts) -> &'static str {
     static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let texts = TEXTS.get_or_init(|| (0..16).map(|i| build_post(Parts::of_index(i))).collect());
+    let texts = TEXTS.get_or_init(|| (0..64).map(|i| build_post(Parts::of_index(i))).collect());
     &texts[parts.index()]
 }
 
 fn build_post(parts: Parts) -> String {
-    let mut n = 0;
+    let (mut ctes, mut moves, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+    let gate = if parts.fenced {
+        ctes.push(
+            "fence AS MATERIALIZED (SELECT onramp_fence($1::text, $2::int4[], $3::int8[], \
+                 $4::int4[]) AS f)"
+                .to_owned(),
+        );
+        "fence, "
+    } else {
+        ""
+    };
+    let mut n = if parts.fenced { 4 } else { 0 };
     let mut arrays = |types: &[&str]| {
         let list: Vec<String> = (types.iter())
             .map(|t| {
@@ -103,11 +128,10 @@ fn build_post(parts: Parts) -> String {
             .collect();
         list.join(", ")
     };
-    let (mut ctes, mut moves, mut answers) = (Vec::new(), Vec::new(), Vec::new());
     if parts.credits {
         let input = arrays(&["int8", "text", "text", "int8"]);
         ctes.push(format!(
-            "input AS (SELECT * FROM UNNEST({input}) AS u(seq, deposit_id, status, now)), \
+            "input AS (SELECT u.* FROM {gate}UNNEST({input}) AS u(seq, deposit_id, status, now)), \
              settled AS ( \
                  UPDATE deposits AS d SET status = i.status, updated_at = i.now FROM input AS i \
                  WHERE d.id = i.deposit_id AND d.status = 'processing' \
@@ -125,16 +149,42 @@ fn build_post(parts: Parts) -> String {
         );
         answers.push("SELECT 0, seq, NULL, NULL, NULL FROM settled");
     }
-    if parts.transfers {
+    if parts.transfers && parts.inserts_transfers {
+        let input = arrays(&[
+            "int8", "text", "text", "text", "int8", "text", "int8", "text", "text", "text",
+        ]);
+        let cutoffs = arrays(&["int8"]);
+        let list: Vec<&str> = input.split(", ").collect();
+        let (senders, keys) = (list[2], list[7]);
+        ctes.push(format!(
+            "keys_free AS MATERIALIZED (SELECT onramp_keys_free({senders}, {keys}, {cutoffs})), \
+             transfer_input AS (SELECT t.* FROM {gate}keys_free, UNNEST({input}) WITH ORDINALITY \
+                 AS t(seq, id, from_user, to_user, amount, currency, now, key, to_name, to_email, \
+                     ord)), \
+             new_transfers AS ( \
+                 INSERT INTO transfers (id, from_user, to_user, amount, currency, \
+                     idempotency_key, created_at, to_name, to_email) \
+                 SELECT id, from_user, to_user, amount, currency, key, now, to_name, to_email \
+                 FROM transfer_input ORDER BY ord \
+                 ON CONFLICT (from_user, idempotency_key) WHERE idempotency_key IS NOT NULL \
+                 DO NOTHING \
+                 RETURNING id), \
+             sent AS (SELECT t.seq, t.id, t.from_user, t.to_user, t.amount, t.currency, t.now \
+                 FROM transfer_input AS t JOIN new_transfers AS i ON i.id = t.id)"
+        ));
+        answers.push("SELECT 3, seq, NULL, NULL, NULL FROM sent");
+    } else if parts.transfers {
         let input = arrays(&["int8", "text", "text", "text", "int8", "text", "int8"]);
         ctes.push(format!(
-            "transfers AS (SELECT * FROM UNNEST({input}) \
+            "sent AS (SELECT t.* FROM {gate}UNNEST({input}) \
                  AS t(seq, id, from_user, to_user, amount, currency, now))"
         ));
+    }
+    if parts.transfers {
         moves.push(
             "SELECT 1 AS rank, t.seq, 'transfer' AS kind, t.id AS ref, f.id AS debit, \
                  r.id AS credit, t.amount, t.now \
-             FROM transfers AS t \
+             FROM sent AS t \
              LEFT JOIN ledger_accounts AS f ON f.user_id = t.from_user AND f.currency = t.currency \
              LEFT JOIN ledger_accounts AS r ON r.user_id = t.to_user AND r.currency = t.currency",
         );
@@ -142,7 +192,7 @@ fn build_post(parts: Parts) -> String {
     if parts.withdrawals {
         let input = arrays(&["int8", "text", "text", "int8", "text", "int8"]);
         ctes.push(format!(
-            "withdrawn AS (SELECT * FROM UNNEST({input}) \
+            "withdrawn AS (SELECT w.* FROM {gate}UNNEST({input}) \
                  AS w(seq, id, user_id, amount, currency, now))"
         ));
         moves.push(
@@ -157,7 +207,7 @@ fn build_post(parts: Parts) -> String {
     if parts.payouts {
         let input = arrays(&["int8", "text", "text", "int8", "text"]);
         ctes.push(format!(
-            "payout_input AS (SELECT * FROM UNNEST({input}) \
+            "payout_input AS (SELECT u.* FROM {gate}UNNEST({input}) \
                  AS u(seq, withdrawal_id, status, now, answer)), \
              paid AS ( \
                  UPDATE withdrawals AS w SET status = i.status, \
@@ -341,7 +391,7 @@ async fn write(
             }
             Step::Payouts => write_payouts(run, plan).await?,
             Step::Post => {
-                let posted = post(run, plan, &written).await?;
+                let posted = post(run, plan, &written, POST_AFTER_INSERTS).await?;
                 written.settled = posted.settled;
                 written.paid = posted.paid;
                 written.balances = posted.balances;
@@ -558,23 +608,61 @@ async fn try_insert_transfers(
 }
 
 /// What the ledger statement decided.
+#[derive(Default)]
 struct Posted {
     settled: Vec<usize>,
     paid: Vec<usize>,
+    /// The transfers it inserted, when it inserts them (see [`Parts`]).
+    transferred: Vec<usize>,
     balances: std::collections::HashMap<String, Balance>,
 }
 
+/// The fence's arguments to the ledger statement (`onramp_fence`): the node, its leases as two
+/// arrays, and the account lock keys of the users whose accounts the batch may change.
+struct Gate {
+    node: String,
+    shards: Vec<i32>,
+    epochs: Vec<i64>,
+    accounts: Vec<i32>,
+}
+
+impl Gate {
+    fn new(fence: &crate::Fence, users: &[UserId]) -> Gate {
+        Gate {
+            node: fence.node.clone(),
+            shards: fence.held.iter().map(|(s, _)| *s).collect(),
+            epochs: fence.held.iter().map(|(_, e)| *e).collect(),
+            accounts: account_lock_keys(users),
+        }
+    }
+}
+
+/// How the ledger statement is sent: with the fence inside it or not, and whether it inserts
+/// the transfers' rows itself (else [`insert_transfers`] did, and `written` says which).
+#[derive(Clone, Copy)]
+struct PostAs<'g> {
+    gate: Option<&'g Gate>,
+    inserts_transfers: bool,
+}
+
+const POST_AFTER_INSERTS: PostAs<'static> = PostAs {
+    gate: None,
+    inserts_transfers: false,
+};
+
 /// The settlements, the payouts' ends and the transfers and withdrawals `written` (positions)
-/// as ledger entries.
-async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<Posted, StoreError> {
-    let mut posted = Posted {
-        settled: Vec::new(),
-        paid: Vec::new(),
-        balances: Default::default(),
-    };
+/// as ledger entries; or, when `how` says it inserts transfers, every transfer of the plan whose
+/// key is free.
+async fn post(
+    run: &mut Run<'_>,
+    plan: &Plan<'_>,
+    written: &Written,
+    how: PostAs<'_>,
+) -> Result<Posted, StoreError> {
+    let mut posted = Posted::default();
     let s = &plan.settles;
     let t: Vec<_> = (plan.transfers.iter())
-        .filter(|t| written.transferred.contains(&t.pos))
+        .filter(|t| how.inserts_transfers || written.transferred.contains(&t.pos))
         .collect();
     let w: Vec<_> = (plan.withdrawals.iter())
         .filter(|w| written.withdrawn.contains(&w.pos))
@@ -585,6 +673,8 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
         transfers: !t.is_empty(),
         withdrawals: !w.is_empty(),
         payouts: !p.is_empty(),
+        fenced: how.gate.is_some(),
+        inserts_transfers: how.inserts_transfers,
     };
     if !parts.any() {
         // Every transfer and withdrawal found its key taken: nothing moves.
@@ -593,6 +683,13 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
     /// `(tag, seq, user_id, balance, last_entry)`: see [`post_sql`].
     type Row = (i32, i64, Option<String>, Option<i64>, Option<i64>);
     let mut query = sqlx::query_as::<_, Row>(post_sql(parts));
+    if let Some(gate) = how.gate {
+        query = query
+            .bind(gate.node.as_str())
+            .bind(&gate.shards)
+            .bind(&gate.epochs)
+            .bind(&gate.accounts);
+    }
     if parts.credits {
         query = query
             .bind(s.iter().map(|s| s.pos as i64).collect::<Vec<_>>())
@@ -609,6 +706,13 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
             .bind(t.iter().map(|t| t.amount).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.currency).collect::<Vec<_>>())
             .bind(t.iter().map(|t| t.now).collect::<Vec<_>>());
+        if parts.inserts_transfers {
+            query = query
+                .bind(t.iter().map(|t| t.key).collect::<Vec<_>>())
+                .bind(t.iter().map(|t| t.to_name).collect::<Vec<_>>())
+                .bind(t.iter().map(|t| t.to_email).collect::<Vec<_>>())
+                .bind(t.iter().map(|t| t.cutoff).collect::<Vec<_>>());
+        }
     }
     if parts.withdrawals {
         query = query
@@ -627,11 +731,12 @@ async fn post(run: &mut Run<'_>, plan: &Plan<'_>, written: &Written) -> Result<P
             .bind(p.iter().map(|p| p.now).collect::<Vec<_>>())
             .bind(p.iter().map(|p| p.answer).collect::<Vec<_>>());
     }
-    let rows: Vec<Row> = query.fetch_all(run.next()?).await?;
+    let rows: Vec<Row> = query.fetch_all(run.next()?).await.map_err(fenced)?;
     for (tag, seq, user, paise, entry) in rows {
         match (tag, user, paise, entry) {
             (0, ..) => posted.settled.push(seq as usize),
             (2, ..) => posted.paid.push(seq as usize),
+            (3, ..) => posted.transferred.push(seq as usize),
             (1, Some(user), Some(paise), Some(entry)) => {
                 posted.balances.insert(user, Balance { paise, entry });
             }
@@ -782,12 +887,7 @@ async fn begin_fenced(
     let mut shards: Vec<i32> = fence.held.iter().map(|(s, _)| *s).collect();
     shards.sort_unstable();
     shards.dedup();
-    let mut accounts: Vec<i32> = users.iter().map(|u| account_lock_key(*u)).collect();
-    if !accounts.is_empty() {
-        accounts.extend(SYSTEM_ACCOUNT_LOCKS);
-    }
-    accounts.sort_unstable();
-    accounts.dedup();
+    let accounts = account_lock_keys(users);
     let locks = |class: i32, keys: &[i32], how: &str| {
         let values: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
         if values.is_empty() {
@@ -830,6 +930,51 @@ async fn begin_fenced(
     } else {
         Err(StoreError::Fenced { held })
     }
+}
+
+/// The account lock keys a batch posting for `users` takes, in key order: theirs and, when
+/// there are any, the system accounts'.
+fn account_lock_keys(users: &[UserId]) -> Vec<i32> {
+    let mut accounts: Vec<i32> = users.iter().map(|u| account_lock_key(*u)).collect();
+    if !accounts.is_empty() {
+        accounts.extend(SYSTEM_ACCOUNT_LOCKS);
+    }
+    accounts.sort_unstable();
+    accounts.dedup();
+    accounts
+}
+
+/// The SQLSTATE `onramp_fence` raises when a lease was lost (see its migration).
+const FENCED_SQLSTATE: &str = "OR001";
+
+/// A ledger statement's error: the fence's raise becomes [`StoreError::Fenced`] with the leases
+/// its DETAIL names as still held; anything else is kept as it was.
+fn fenced(e: sqlx::Error) -> StoreError {
+    let Some(db) = e.as_database_error() else {
+        return e.into();
+    };
+    if db.code().as_deref() != Some(FENCED_SQLSTATE) {
+        return e.into();
+    }
+    let detail = db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|e| e.detail())
+        .unwrap_or_default();
+    match parse_held(detail) {
+        Some(held) => StoreError::Fenced { held },
+        None => StoreError::Corrupt(format!("the fence answered leases {detail:?}")),
+    }
+}
+
+/// `shard:epoch,…` as `onramp_fence` lists the leases still held; empty is none.
+fn parse_held(detail: &str) -> Option<Vec<(i32, i64)>> {
+    let mut held = Vec::new();
+    for lease in detail.split(',').filter(|l| !l.is_empty()) {
+        let (shard, epoch) = lease.split_once(':')?;
+        held.push((shard.parse().ok()?, epoch.parse().ok()?));
+    }
+    held.sort_unstable();
+    Some(held)
 }
 
 /// The first key of an account's advisory lock (see [`begin_fenced`]).
@@ -878,13 +1023,23 @@ impl PgStore {
             return Ok((plan.finish(Written::default())?, shape));
         }
         let fence = batch.fence.as_ref().filter(|f| !f.held.is_empty());
+        let users = batch.posting_users();
+        if matches!(steps[..], [Step::Post] | [Step::Transfers, Step::Post]) {
+            let gate = fence.map(|f| Gate::new(f, &users));
+            if let Some(written) = self.post_alone(&plan, gate.as_ref()).await? {
+                let shape = Shape {
+                    statements: 1,
+                    in_transaction: false,
+                };
+                return Ok((plan.finish(written)?, shape));
+            }
+        }
         // One statement is a transaction of its own: no BEGIN and COMMIT round trips. A fenced
         // batch checks its leases first, in its transaction.
         let in_transaction =
             fence.is_some() || !(steps.len() == 1 && steps[0].one_statement(&plan));
         let (written, statements) = if let Some(fence) = fence {
             let mut conn = self.pool.acquire().await?;
-            let users = batch.posting_users();
             let result = write_fenced(&mut conn, fence, &users, &mut plan, &steps).await;
             if result.is_err() {
                 // The transaction this opened must not go back to the pool open.
@@ -920,7 +1075,49 @@ impl PgStore {
         };
         Ok((plan.finish(written)?, shape))
     }
+
+    /// A batch of money alone (settlements, payouts' ends, transfers) as one autocommitted
+    /// statement: the ledger statement inserting the transfers itself, with the fence inside it
+    /// when `gate` is given. One round trip, where the same batch in a transaction took four
+    /// (the fence with `BEGIN`, the transfers, the ledger, `COMMIT`). `None` when a transfer's
+    /// key is held by an older transfer it may be taken from: the statement wrote nothing, and
+    /// the batch goes the long way, which gives such keys up first.
+    async fn post_alone(
+        &self,
+        plan: &Plan<'_>,
+        gate: Option<&Gate>,
+    ) -> Result<Option<Written>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut run = Run {
+            conn: &mut conn,
+            in_transaction: false,
+            statements: 0,
+        };
+        let how = PostAs {
+            gate,
+            inserts_transfers: true,
+        };
+        match post(&mut run, plan, &Written::default(), how).await {
+            Ok(posted) => Ok(Some(Written {
+                settled: posted.settled,
+                paid: posted.paid,
+                transferred: posted.transferred,
+                balances: posted.balances,
+                ..Written::default()
+            })),
+            Err(StoreError::Database(e))
+                if e.as_database_error().and_then(|d| d.code()).as_deref()
+                    == Some(KEY_TO_GIVE_UP_SQLSTATE) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// The SQLSTATE `onramp_keys_free` raises (see its migration).
+const KEY_TO_GIVE_UP_SQLSTATE: &str = "OR002";
 
 #[cfg(test)]
 mod tests {
@@ -941,6 +1138,138 @@ mod tests {
         }
     }
 
+    fn sign_in(sub: &str) -> NewAccount {
+        NewAccount {
+            provider: crate::domain::Provider::Google,
+            sub: ProviderSub::parse(sub).unwrap(),
+            email: format!("{sub}@example.com"),
+            email_verified: true,
+            name: sub.to_uppercase(),
+            picture: String::new(),
+            now: 1,
+        }
+    }
+
+    fn settle(d: &NewDeposit) -> SettleDeposit {
+        SettleDeposit {
+            deposit_id: d.id.clone(),
+            user_id: d.user_id,
+            amount: d.amount,
+            outcome: Settlement::Success,
+            now: 4,
+        }
+    }
+
+    fn transfer(from: UserId, to: UserId, key: &str) -> crate::NewTransfer {
+        crate::NewTransfer {
+            id: crate::domain::TransferId::new(),
+            from,
+            to,
+            amount: Amount::parse(10, i64::MAX).unwrap(),
+            currency: Currency::Inr,
+            idempotency_key: Some(key.into()),
+            key_cutoff: 0,
+            now: 5,
+            recipient: crate::Counterparty {
+                name: "B".into(),
+                email: "b@example.com".into(),
+            },
+        }
+    }
+
+    fn under(fence: &crate::Fence, change: impl crate::Change) -> Batch {
+        let mut batch = Batch::of(change);
+        batch.fence = Some(fence.clone());
+        batch
+    }
+
+    /// Money alone under a fence is one autocommitted statement with the fence inside it. It
+    /// commits while the process holds its leases; once another process has taken one over,
+    /// it writes nothing and names the leases still held, so the writer can retry the rest.
+    #[actix_web::test]
+    async fn money_under_a_fence_is_one_statement_that_writes_nothing_once_a_lease_moved() {
+        let url = onramp_test_support::postgres::cluster()
+            .fresh_database()
+            .await;
+        let store = PgStore::connect(&url, 2).await.unwrap();
+        let users = (store.write_batch(&Batch::of(sign_in("a"))).await)
+            .unwrap()
+            .accounts;
+        let b = (store.write_batch(&Batch::of(sign_in("b"))).await)
+            .unwrap()
+            .accounts[0];
+        let a = users[0];
+        let (first, second) = (deposit(a, None), deposit(a, None));
+        let mut both = Batch::of(first.clone());
+        both.add(second.clone());
+        store.write_batch(&both).await.unwrap();
+        let node = uuid::Uuid::new_v4().to_string();
+        sqlx::query("UPDATE cluster_shards SET owner = $1, epoch = 7 WHERE shard IN (3, 4)")
+            .bind(&node)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let fence = crate::Fence {
+            node,
+            held: vec![(3, 7), (4, 7)],
+        };
+
+        let (outcomes, shape) = store
+            .write_shaped(&under(&fence, settle(&first)))
+            .await
+            .unwrap();
+        assert_eq!(outcomes.settlements.len(), 1);
+        let one = Shape {
+            statements: 1,
+            in_transaction: false,
+        };
+        assert_eq!(shape, one, "a settlement under a fence");
+        let (outcomes, shape) = (store
+            .write_shaped(&under(&fence, transfer(a, b, "t1")))
+            .await)
+            .unwrap();
+        assert!(matches!(
+            outcomes.transfers[0],
+            crate::TransferResult::Applied { .. }
+        ));
+        assert_eq!(shape, one, "a transfer with a key under a fence");
+
+        // Another process takes shard 4 over.
+        sqlx::query("UPDATE cluster_shards SET owner = 'other', epoch = 8 WHERE shard = 4")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let mut late = under(&fence, settle(&second));
+        late.add(transfer(a, b, "t2"));
+        match store.write_shaped(&late).await {
+            Err(StoreError::Fenced { held }) => assert_eq!(held, vec![(3, 7)]),
+            other => panic!("expected Fenced, got {other:?}"),
+        }
+        let status: String = sqlx::query_scalar("SELECT status FROM deposits WHERE id = $1")
+            .bind(second.id.as_str())
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "processing", "the fenced settlement wrote nothing");
+        let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM transfers")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(transfers, 1, "the fenced transfer wrote nothing");
+        assert_eq!(store.balance(a).await.unwrap().paise, 90);
+        assert_eq!(store.balance(b).await.unwrap().paise, 10);
+        // Without the lost lease, the same changes commit.
+        let kept = crate::Fence {
+            held: vec![(3, 7)],
+            ..fence
+        };
+        let mut retried = under(&kept, settle(&second));
+        retried.add(transfer(a, b, "t2"));
+        store.write_shaped(&retried).await.unwrap();
+        assert_eq!(store.balance(a).await.unwrap().paise, 180);
+        assert!(store.audit().await.unwrap().is_ok());
+    }
+
     /// Whether a batch runs in a transaction is decided by the steps it runs, and a batch
     /// written without one ran exactly one statement: every kind alone, and kinds together.
     #[actix_web::test]
@@ -949,18 +1278,12 @@ mod tests {
             .fresh_database()
             .await;
         let store = PgStore::connect(&url, 2).await.unwrap();
-        let sign_in = NewAccount {
-            provider: crate::domain::Provider::Google,
-            sub: ProviderSub::parse("s").unwrap(),
-            email: "a@example.com".into(),
-            email_verified: true,
-            name: "A".into(),
-            picture: String::new(),
-            now: 1,
-        };
-        let (outcomes, shape) = store.write_shaped(&Batch::of(sign_in)).await.unwrap();
+        let (outcomes, shape) = store.write_shaped(&Batch::of(sign_in("s"))).await.unwrap();
         assert!(shape.in_transaction, "a sign-in is several statements");
         let user = outcomes.accounts[0];
+        let other = (store.write_batch(&Batch::of(sign_in("o"))).await)
+            .unwrap()
+            .accounts[0];
         let token = SessionToken::generate();
         let first = deposit(user, None);
         let settle = SettleDeposit {
@@ -985,6 +1308,11 @@ mod tests {
                 2,
             ),
             ("a settlement", Batch::of(settle), 1),
+            (
+                "a transfer with a key",
+                Batch::of(transfer(user, other, "k")),
+                1,
+            ),
             (
                 "a renewal",
                 Batch::of(TouchSession {
