@@ -37,23 +37,3 @@ BEGIN
 END
 $$;
 
--- Whether every idempotency key of these transfers is free of an older transfer of the same
--- sender that the key may be taken from (one created before the new one's cutoff). A ledger
--- statement that inserts transfers itself, autocommitted, cannot give such a key up first and
--- try again (see `insert_transfers`); so it asks this, and on SQLSTATE OR002 writes nothing,
--- and the batch is written the long way, in a transaction. A key held by a recent transfer is
--- not this function's business: the insert refuses it (the copy is answered as the first).
-CREATE FUNCTION onramp_keys_free(senders TEXT[], keys TEXT[], cutoffs BIGINT[])
-RETURNS INT LANGUAGE plpgsql VOLATILE AS $$
-BEGIN
-    IF EXISTS (
-        SELECT 1 FROM unnest(senders, keys, cutoffs) AS k(sender, key, cutoff)
-        JOIN transfers AS t ON t.from_user = k.sender AND t.idempotency_key = k.key
-        WHERE k.key IS NOT NULL AND t.created_at < k.cutoff
-    ) THEN
-        RAISE EXCEPTION 'a transfer''s idempotency key is to be given up first'
-            USING ERRCODE = 'OR002';
-    END IF;
-    RETURN 1;
-END
-$$;
