@@ -8,6 +8,7 @@ use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::{now_ms, SessionHash, SessionToken, UserId};
 use onramp_store::{EndSession, NewSession, Purge, SessionRow, Store, StoreError, TouchSession};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,10 @@ pub struct SessionConfig {
     /// lookup that read the row before its delete).
     pub revoked_ttl: Duration,
     /// Among several processes, a logout on another one reaches this one only through the
-    /// database: a cached session is read again once it is this old. `None` alone.
+    /// database. Every third of this, the manager reads the logouts of the last seconds
+    /// ([`Store::recently_ended_sessions`]) and drops those sessions from the cache; a cached
+    /// session is believed while that read succeeded within this long, and otherwise read
+    /// again at each use once it is this old. `None` alone.
     pub recheck_after: Option<Duration>,
     /// Whether this process sweeps ended sessions from the database (one of the service's
     /// processes at a time does).
@@ -99,6 +103,15 @@ enum Cached {
 
 type Cache = Arc<DashMap<SessionHash, Cached>>;
 
+/// What the reads of other processes' logouts have told: when the last one that succeeded
+/// began (ms; every logout committed before then has been dropped from the cache), and whether
+/// one is under way.
+#[derive(Default)]
+struct EndsFeed {
+    read_at: AtomicI64,
+    reading: AtomicBool,
+}
+
 /// The handle the app uses.
 #[derive(Clone)]
 pub struct Sessions {
@@ -106,15 +119,21 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     addr: Addr<SessionManager>,
     config: SessionConfig,
+    feed: Arc<EndsFeed>,
+    /// Sessions read from the database, for metrics and tests.
+    reads: Arc<AtomicU64>,
 }
 
 impl Sessions {
     /// Starts the session manager on its own arbiter.
     pub fn start(store: Arc<dyn Store>, writer: DbWriter, config: SessionConfig) -> Sessions {
         let cache: Cache = Arc::new(DashMap::new());
+        let feed = Arc::new(EndsFeed::default());
         let manager = SessionManager {
             cache: cache.clone(),
             writer,
+            store: store.clone(),
+            feed: feed.clone(),
             config: config.clone(),
         };
         let addr = SessionManager::start_in_arbiter(&Arbiter::new().handle(), |_| manager);
@@ -123,6 +142,8 @@ impl Sessions {
             store,
             addr,
             config,
+            feed,
+            reads: Arc::default(),
         }
     }
 
@@ -138,42 +159,22 @@ impl Sessions {
     pub async fn lookup(&self, token: &SessionToken) -> Result<Option<UserId>, SessionError> {
         let hash = token.hash();
         let now = now_ms();
-        let recheck_ms = self.config.recheck_after.map(|d| d.as_millis() as i64);
-        let row = match self.cache.get(&hash).map(|e| e.value().clone()) {
+        let cached = match self.cache.get(&hash).map(|e| e.value().clone()) {
             Some(Cached::Revoked { .. }) => return Ok(None),
-            Some(Cached::Live(row, checked))
-                if recheck_ms.is_none_or(|after| now - checked < after) =>
-            {
-                row
-            }
-            _ => match self.store.session(&hash).await? {
-                None => {
-                    // Ended elsewhere (another process's logout or sweep).
-                    self.cache
-                        .remove_if(&hash, |_, c| matches!(c, Cached::Live(..)));
-                    return Ok(None);
-                }
-                Some(row) if self.full(&hash) => row,
-                Some(row) => {
-                    let mut entry = self
-                        .cache
-                        .entry(hash.clone())
-                        .or_insert(Cached::Live(row.clone(), now));
-                    match entry.value_mut() {
-                        Cached::Live(cached, checked) => {
-                            // A touch not yet written is newer than the row.
-                            let seen = cached.last_seen_at.max(row.last_seen_at);
-                            *cached = row;
-                            cached.last_seen_at = seen;
-                            *checked = now;
-                            cached.clone()
-                        }
-                        Cached::Revoked { .. } => return Ok(None),
-                    }
-                }
+            Some(Cached::Live(row, checked)) if self.believed(now, checked) => Some(row),
+            _ => None,
+        };
+        // Among several processes, a session that looks idle here may be in use on another
+        // one, whose renewals only the database has.
+        let cached = cached.filter(|row| !(self.shared() && self.ended(row, now)));
+        let row = match cached {
+            Some(row) => row,
+            None => match self.read(&hash, now).await? {
+                Some(row) => row,
+                None => return Ok(None),
             },
         };
-        if now >= row.expires_at || now - row.last_seen_at >= self.config.idle_ms() {
+        if self.ended(&row, now) {
             self.addr.do_send(Revoke { hash });
             return Ok(None);
         }
@@ -186,6 +187,61 @@ impl Sessions {
             self.addr.do_send(Touch { hash, at: now });
         }
         Ok(Some(row.user_id))
+    }
+
+    /// Whether several processes share the sessions.
+    fn shared(&self) -> bool {
+        self.config.recheck_after.is_some()
+    }
+
+    /// Whether a session cached at `checked` is believed at `now`: alone, always; among
+    /// several processes, while the logouts were read recently or it was.
+    fn believed(&self, now: i64, checked: i64) -> bool {
+        let Some(after) = self.config.recheck_after else {
+            return true;
+        };
+        let after = after.as_millis() as i64;
+        now - self.feed.read_at.load(Ordering::Acquire) < after || now - checked < after
+    }
+
+    /// Whether `row` has run out at `now` (its lifetime, or idle).
+    fn ended(&self, row: &SessionRow, now: i64) -> bool {
+        now >= row.expires_at || now - row.last_seen_at >= self.config.idle_ms()
+    }
+
+    /// Reads the session from the database and keeps it (room permitting); `None` when it is
+    /// gone or was logged out meanwhile.
+    async fn read(&self, hash: &SessionHash, now: i64) -> Result<Option<SessionRow>, SessionError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(row) = self.store.session(hash).await? else {
+            // Ended elsewhere (another process's logout or sweep).
+            self.cache
+                .remove_if(hash, |_, c| matches!(c, Cached::Live(..)));
+            return Ok(None);
+        };
+        if self.full(hash) {
+            return Ok(Some(row));
+        }
+        let mut entry = self
+            .cache
+            .entry(hash.clone())
+            .or_insert(Cached::Live(row.clone(), now));
+        match entry.value_mut() {
+            Cached::Live(cached, checked) => {
+                // A touch not yet written is newer than the row.
+                let seen = cached.last_seen_at.max(row.last_seen_at);
+                *cached = row;
+                cached.last_seen_at = seen;
+                *checked = now;
+                Ok(Some(cached.clone()))
+            }
+            Cached::Revoked { .. } => Ok(None),
+        }
+    }
+
+    /// Sessions read from the database so far.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Ends the session at once (logout). Unknown tokens are fine.
@@ -210,6 +266,8 @@ impl Sessions {
 pub struct SessionManager {
     cache: Cache,
     writer: DbWriter,
+    store: Arc<dyn Store>,
+    feed: Arc<EndsFeed>,
     config: SessionConfig,
 }
 
@@ -218,6 +276,33 @@ impl Actor for SessionManager {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.config.sweep_every, |act, _| act.sweep());
+        if let Some(after) = self.config.recheck_after {
+            ctx.run_interval(after / 3, |act, _| act.read_ends());
+        }
+    }
+}
+
+impl SessionManager {
+    /// Reads the logouts of every process of the last seconds and drops those sessions from
+    /// the cache; then records when the read began. One read at a time.
+    fn read_ends(&mut self) {
+        if self.feed.reading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (store, cache, feed) = (self.store.clone(), self.cache.clone(), self.feed.clone());
+        actix::spawn(async move {
+            let began = now_ms();
+            match store.recently_ended_sessions().await {
+                Ok(ended) => {
+                    for hash in ended {
+                        cache.remove_if(&hash, |_, c| matches!(c, Cached::Live(..)));
+                    }
+                    feed.read_at.fetch_max(began, Ordering::AcqRel);
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the service's logouts failed"),
+            }
+            feed.reading.store(false, Ordering::Release);
+        });
     }
 }
 

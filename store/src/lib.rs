@@ -60,6 +60,11 @@ pub struct User {
     pub picture: String,
 }
 
+/// How far back [`Store::recently_ended_sessions`] looks. Each read lists every logout of this
+/// window again, so one committed a little after its clock time (a batch takes milliseconds) is
+/// still listed, and a reader that missed a read or two misses nothing.
+pub const ENDED_SESSIONS_WINDOW_SECS: u32 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub user_id: UserId,
@@ -200,6 +205,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
+    /// The sessions logged out in the last [`ENDED_SESSIONS_WINDOW_SECS`] seconds, by any
+    /// process of the service: how each process keeps the sessions it caches in step with the
+    /// others' logouts, with one read for all of them instead of one per use. SQLite serves one
+    /// process, and answers none.
+    async fn recently_ended_sessions(&self) -> Result<Vec<SessionHash>, StoreError>;
     /// The committed balance; 0 for a user without a wallet row.
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError>;
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;

@@ -37,6 +37,21 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// [`Store::recently_ended_sessions`]: the logouts of the window, by the database's clock.
+    async fn ended_sessions(&self) -> Result<Vec<crate::domain::SessionHash>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT token_hash FROM session_ends \
+             WHERE ended_at > clock_timestamp() - make_interval(secs => $1)",
+        )
+        .bind(f64::from(crate::ENDED_SESSIONS_WINDOW_SECS))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(h,)| crate::domain::SessionHash::from_stored(h))
+            .collect())
+    }
 }
 
 /// The kinds of money a batch moves: the parts of the ledger statement ([`post_sql`]) it needs.
@@ -444,10 +459,18 @@ async fn write_sessions(run: &mut Run<'_>, plan: &Plan<'_>) -> Result<(), StoreE
     }
     if !plan.ended_sessions.is_empty() {
         let hashes: Vec<&str> = plan.ended_sessions.iter().map(|e| e.hash).collect();
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ANY($1)")
-            .bind(hashes)
-            .execute(run.next()?)
-            .await?;
+        // Each logout is listed for the other processes (see `recently_ended_sessions`), and
+        // the list keeps only its last minute: it is read every fraction of a second, for a
+        // window of seconds.
+        sqlx::query(
+            "WITH gone AS (DELETE FROM sessions WHERE token_hash = ANY($1) RETURNING token_hash), \
+             old AS (DELETE FROM session_ends \
+                     WHERE ended_at < clock_timestamp() - interval '1 minute') \
+             INSERT INTO session_ends (token_hash) SELECT token_hash FROM gone",
+        )
+        .bind(hashes)
+        .execute(run.next()?)
+        .await?;
     }
     Ok(())
 }

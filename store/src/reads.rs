@@ -365,6 +365,12 @@ macro_rules! impl_store {
                 crate::reads::$reads::session(&self.pool, hash).await
             }
 
+            async fn recently_ended_sessions(
+                &self,
+            ) -> Result<Vec<crate::domain::SessionHash>, crate::StoreError> {
+                self.ended_sessions().await
+            }
+
             async fn balance(
                 &self,
                 user: crate::domain::UserId,

@@ -73,6 +73,12 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// [`Store::recently_ended_sessions`]: none, as SQLite serves one process, whose own
+    /// logouts its session cache already knows.
+    async fn ended_sessions(&self) -> Result<Vec<crate::domain::SessionHash>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The batch script, one set-based statement per kind of change (see the file).
