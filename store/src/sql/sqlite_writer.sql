@@ -2,12 +2,13 @@
 -- TEMP objects live in this connection only and are never written to the database file.
 
 -- Checkpoint (copy the WAL back into the database file) after 10,000 pages instead of SQLite's
--- 1,000. The writer's commit that crosses the mark does the copy, and a page changed by many
--- commits in between (an account row, an index leaf) is copied once: a transfer dirties about
--- six pages and a group commit of 21 transfers about 126, so at 1,000 the writer checkpointed
--- every eighth commit. The WAL grows to about 40 MiB between checkpoints; readers find a page
--- in it through the WAL index. A WAL that grew past 64 MiB (a long read, such as `onramp
--- audit` beside the app, holds back the checkpoint's restart) is cut back to that size.
+-- 1,000. A connection of its own checkpoints every 250 ms (`checkpoints` in sqlite.rs), so this
+-- is the backstop: the writer's commit that crosses the mark copies what that has not copied
+-- yet (little, normally), and the WAL then starts over from its beginning. At 1,000 the writer
+-- itself checkpointed every eighth commit of transfers; a page changed by many commits in
+-- between (an account row, an index leaf) is copied once per checkpoint. Readers find a page in
+-- the WAL through its index. A WAL that grew past 64 MiB (a long read, such as `onramp audit`
+-- beside the app, holds back the checkpoint's restart) is cut back to that size.
 PRAGMA wal_autocheckpoint = 10000;
 PRAGMA journal_size_limit = 67108864;
 
