@@ -23,7 +23,13 @@ struct TwoProcesses {
 async fn two_processes(idle: Duration) -> TwoProcesses {
     let dir = tempfile::tempdir().unwrap();
     let url = Backend::Postgres.fresh_database(dir.path()).await;
-    let store = onramp_store::connect(&url, 4).await.unwrap();
+    let mut two = two_processes_on(&url, idle).await;
+    two._dir = dir;
+    two
+}
+
+async fn two_processes_on(url: &str, idle: Duration) -> TwoProcesses {
+    let store = onramp_store::connect(url, 4).await.unwrap();
     let writer = DbWriter::start(store.clone(), 64);
     let config = || {
         let mut c = SessionConfig::new(Duration::from_secs(3600), idle);
@@ -46,7 +52,7 @@ async fn two_processes(idle: Duration) -> TwoProcesses {
         a: Sessions::start(store.clone(), writer.clone(), config()),
         b: Sessions::start(store, writer, config()),
         user,
-        _dir: dir,
+        _dir: tempfile::tempdir().unwrap(),
     }
 }
 
@@ -105,4 +111,28 @@ async fn a_session_in_use_on_one_process_is_not_ended_by_the_other_whose_copy_lo
         Some(user),
         "and nothing ended it meanwhile"
     );
+}
+
+/// During a rolling upgrade a process of an earlier release deletes a session at its logout
+/// without listing it for the others: while such a process lives, the others read each cached
+/// session again at its use, as before the list existed.
+#[actix_web::test]
+async fn while_a_process_that_does_not_list_its_logouts_lives_sessions_are_read_at_each_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Backend::Postgres.fresh_database(dir.path()).await;
+    let db = onramp_test_support::TestDb::connect(&url).await;
+    let TwoProcesses { a, b, user, .. } = two_processes_on(&url, Duration::from_secs(3600)).await;
+    db.execute(
+        "INSERT INTO cluster_nodes (node, url, lock_key, expires_at) \
+         VALUES ('an-older-release', 'http://old', 7, now() + interval '1 hour')",
+    )
+    .await
+    .unwrap();
+    let token = a.create(user).await.unwrap();
+    for _ in 0..75 {
+        assert_eq!(b.lookup(&token).await.unwrap(), Some(user));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(b.reads() >= 3, "read again at its use: {} reads", b.reads());
+    db.close().await;
 }

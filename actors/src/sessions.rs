@@ -7,7 +7,10 @@ use crate::writer::{DbWriter, WriteError};
 use actix::prelude::*;
 use dashmap::DashMap;
 use onramp_store::domain::{now_ms, SessionHash, SessionToken, UserId};
-use onramp_store::{EndSession, NewSession, Purge, SessionRow, Store, StoreError, TouchSession};
+use onramp_store::{
+    EndSession, NewSession, Purge, SessionRow, Store, StoreError, TouchSession,
+    ENDED_SESSIONS_KEPT_MS, ENDED_SESSIONS_MARGIN_MS,
+};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +27,11 @@ pub struct SessionConfig {
     /// lookup that read the row before its delete).
     pub revoked_ttl: Duration,
     /// Among several processes, a logout on another one reaches this one only through the
-    /// database. Every third of this, the manager reads the logouts of the last seconds
-    /// ([`Store::recently_ended_sessions`]) and drops those sessions from the cache; a cached
-    /// session is believed while that read succeeded within this long, and otherwise read
-    /// again at each use once it is this old. `None` alone.
+    /// database. Every third of this, the manager reads the logouts since its last read
+    /// ([`Store::ended_sessions_since`]) and drops those sessions from the cache; a cached
+    /// session is believed while such a read succeeded within this long (and every living
+    /// process lists its logouts), and otherwise read again at each use once it is this old.
+    /// `None` alone.
     pub recheck_after: Option<Duration>,
     /// Whether this process sweeps ended sessions from the database (one of the service's
     /// processes at a time does).
@@ -103,13 +107,36 @@ enum Cached {
 
 type Cache = Arc<DashMap<SessionHash, Cached>>;
 
-/// What the reads of other processes' logouts have told: when the last one that succeeded
-/// began (ms; every logout committed before then has been dropped from the cache), and whether
-/// one is under way.
-#[derive(Default)]
+/// What the reads of other processes' logouts have told.
 struct EndsFeed {
+    /// When the last read that can be believed began, on this process's monotonic clock
+    /// ([`mono_ms`]): every logout committed before then has been dropped from the cache.
     read_at: AtomicI64,
+    /// The database's clock at the last read (ms since the epoch; 0: none yet), where the next
+    /// read starts.
+    db_read_at: AtomicI64,
     reading: AtomicBool,
+}
+
+impl Default for EndsFeed {
+    fn default() -> Self {
+        EndsFeed {
+            // Never: nothing is believed on the feed's word before its first read.
+            read_at: AtomicI64::new(i64::MIN / 2),
+            db_read_at: AtomicI64::new(0),
+            reading: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Milliseconds on a clock that never goes back (the wall clock may, and a feed read would
+/// then look fresh for as long).
+fn mono_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
 }
 
 /// The handle the app uses.
@@ -201,7 +228,7 @@ impl Sessions {
             return true;
         };
         let after = after.as_millis() as i64;
-        now - self.feed.read_at.load(Ordering::Acquire) < after || now - checked < after
+        mono_ms() - self.feed.read_at.load(Ordering::Acquire) < after || now - checked < after
     }
 
     /// Whether `row` has run out at `now` (its lifetime, or idle).
@@ -283,23 +310,41 @@ impl Actor for SessionManager {
 }
 
 impl SessionManager {
-    /// Reads the logouts of every process of the last seconds and drops those sessions from
-    /// the cache; then records when the read began. One read at a time.
+    /// Reads the logouts of every process since the last read and drops those sessions from
+    /// the cache; then records when the read began. One read at a time, for at most the recheck
+    /// interval. A read after a gap longer than the database keeps logouts for drops every
+    /// cached session (each is read again at its next use): some logouts may be gone unseen.
     fn read_ends(&mut self) {
+        let Some(limit) = self.config.recheck_after else {
+            return;
+        };
         if self.feed.reading.swap(true, Ordering::AcqRel) {
             return;
         }
         let (store, cache, feed) = (self.store.clone(), self.cache.clone(), self.feed.clone());
         actix::spawn(async move {
-            let began = now_ms();
-            match store.recently_ended_sessions().await {
-                Ok(ended) => {
-                    for hash in ended {
-                        cache.remove_if(&hash, |_, c| matches!(c, Cached::Live(..)));
+            let began = mono_ms();
+            let since = Some(feed.db_read_at.load(Ordering::Acquire)).filter(|t| *t != 0);
+            match tokio::time::timeout(limit, store.ended_sessions_since(since)).await {
+                Ok(Ok(ended)) => {
+                    for hash in &ended.hashes {
+                        cache.remove_if(hash, |_, c| matches!(c, Cached::Live(..)));
                     }
-                    feed.read_at.fetch_max(began, Ordering::AcqRel);
+                    let gap = since.map_or(0, |s| ended.read_at - s);
+                    if gap > ENDED_SESSIONS_KEPT_MS - ENDED_SESSIONS_MARGIN_MS {
+                        tracing::warn!(
+                            gap_ms = gap,
+                            "logouts unread too long: every cached session will be read again"
+                        );
+                        cache.retain(|_, c| !matches!(c, Cached::Live(..)));
+                    }
+                    feed.db_read_at.store(ended.read_at, Ordering::Release);
+                    if ended.complete {
+                        feed.read_at.fetch_max(began, Ordering::AcqRel);
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "reading the service's logouts failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "reading the service's logouts failed"),
+                Err(_) => tracing::warn!("reading the service's logouts timed out"),
             }
             feed.reading.store(false, Ordering::Release);
         });

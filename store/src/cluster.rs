@@ -166,9 +166,10 @@ impl Leases {
     ) -> Result<i64, StoreError> {
         self.stay_alive().await?;
         sqlx::query(
-            "INSERT INTO cluster_nodes (node, url, lock_key, expires_at) \
-             VALUES ($1, $2, $4, now() + $3 * interval '1 millisecond') \
-             ON CONFLICT (node) DO UPDATE SET url = excluded.url, expires_at = excluded.expires_at",
+            "INSERT INTO cluster_nodes (node, url, lock_key, expires_at, lists_logouts) \
+             VALUES ($1, $2, $4, now() + $3 * interval '1 millisecond', true) \
+             ON CONFLICT (node) DO UPDATE SET url = excluded.url, expires_at = excluded.expires_at, \
+                 lists_logouts = true",
         )
         .bind(node)
         .bind(url)

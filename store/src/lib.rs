@@ -60,10 +60,25 @@ pub struct User {
     pub picture: String,
 }
 
-/// How far back [`Store::recently_ended_sessions`] looks. Each read lists every logout of this
-/// window again, so one committed a little after its clock time (a batch takes milliseconds) is
-/// still listed, and a reader that missed a read or two misses nothing.
-pub const ENDED_SESSIONS_WINDOW_SECS: u32 = 5;
+/// How far before its `since` [`Store::ended_sessions_since`] looks: a logout committed up to
+/// this long after its clock time (a batch takes milliseconds) is still listed.
+pub const ENDED_SESSIONS_MARGIN_MS: i64 = 5_000;
+/// How long a logout stays listed (the logout statement drops older rows): a reader whose last
+/// read is older than this, less the margin, may have missed some ([`EndedSessions`]).
+pub const ENDED_SESSIONS_KEPT_MS: i64 = 60_000;
+
+/// What [`Store::ended_sessions_since`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndedSessions {
+    /// The sessions logged out since the `since` asked for (less the margin).
+    pub hashes: Vec<SessionHash>,
+    /// The database's clock when it read them (ms since the epoch): the next read's `since`.
+    pub read_at: i64,
+    /// Whether every living process of the service lists its logouts. A process of an earlier
+    /// release does not (it only deletes the session), so while one lives the list cannot stand
+    /// in for reading each session again.
+    pub complete: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
@@ -205,11 +220,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
-    /// The sessions logged out in the last [`ENDED_SESSIONS_WINDOW_SECS`] seconds, by any
-    /// process of the service: how each process keeps the sessions it caches in step with the
-    /// others' logouts, with one read for all of them instead of one per use. SQLite serves one
-    /// process, and answers none.
-    async fn recently_ended_sessions(&self) -> Result<Vec<SessionHash>, StoreError>;
+    /// The sessions logged out by any process of the service since `since` (the `read_at` of
+    /// the last read; `None`: the last [`ENDED_SESSIONS_KEPT_MS`]), less
+    /// [`ENDED_SESSIONS_MARGIN_MS`]: how each process keeps the sessions it caches in step with
+    /// the others' logouts, with one read for all of them instead of one per use. SQLite serves
+    /// one process, and answers none.
+    async fn ended_sessions_since(&self, since: Option<i64>) -> Result<EndedSessions, StoreError>;
     /// The committed balance; 0 for a user without a wallet row.
     async fn balance(&self, user: UserId) -> Result<Balance, StoreError>;
     async fn deposit(&self, id: &DepositId) -> Result<Option<Deposit>, StoreError>;

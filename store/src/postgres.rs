@@ -38,19 +38,30 @@ impl PgStore {
         &self.pool
     }
 
-    /// [`Store::recently_ended_sessions`]: the logouts of the window, by the database's clock.
-    async fn ended_sessions(&self) -> Result<Vec<crate::domain::SessionHash>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT token_hash FROM session_ends \
-             WHERE ended_at > clock_timestamp() - make_interval(secs => $1)",
+    /// [`Store::ended_sessions_since`], by the database's clock.
+    async fn ended_sessions(&self, since: Option<i64>) -> Result<EndedSessions, StoreError> {
+        let (read_at, complete, hashes): (i64, bool, Vec<String>) = sqlx::query_as(
+            "WITH c AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::int8 AS now_ms) \
+             SELECT c.now_ms, \
+                 COALESCE((SELECT bool_and(n.lists_logouts) FROM cluster_nodes AS n \
+                           WHERE n.expires_at > now()), true), \
+                 ARRAY(SELECT DISTINCT e.token_hash FROM session_ends AS e \
+                       WHERE e.ended_at > to_timestamp( \
+                           (COALESCE($1, c.now_ms - $3) - $2)::float8 / 1000)) \
+             FROM c",
         )
-        .bind(f64::from(crate::ENDED_SESSIONS_WINDOW_SECS))
-        .fetch_all(&self.pool)
+        .bind(since)
+        .bind(crate::ENDED_SESSIONS_MARGIN_MS)
+        .bind(crate::ENDED_SESSIONS_KEPT_MS)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(h,)| crate::domain::SessionHash::from_stored(h))
-            .collect())
+        Ok(EndedSessions {
+            hashes: (hashes.into_iter())
+                .map(crate::domain::SessionHash::from_stored)
+                .collect(),
+            read_at,
+            complete,
+        })
     }
 }
 

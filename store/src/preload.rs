@@ -414,6 +414,7 @@ async fn pg_preload(store: &PgStore, plan: &Plan) -> Result<u64, PreloadError> {
 }
 
 async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, PreloadError> {
+    store.stop_checkpoints();
     let mut conn = store.writer.lock().await;
     let (accounts_from, clearing): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT MAX(id) + 1 FROM ledger_accounts), \

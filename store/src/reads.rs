@@ -365,10 +365,11 @@ macro_rules! impl_store {
                 crate::reads::$reads::session(&self.pool, hash).await
             }
 
-            async fn recently_ended_sessions(
+            async fn ended_sessions_since(
                 &self,
-            ) -> Result<Vec<crate::domain::SessionHash>, crate::StoreError> {
-                self.ended_sessions().await
+                since: Option<i64>,
+            ) -> Result<crate::EndedSessions, crate::StoreError> {
+                self.ended_sessions(since).await
             }
 
             async fn balance(

@@ -120,10 +120,20 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// [`Store::recently_ended_sessions`]: none, as SQLite serves one process, whose own
-    /// logouts its session cache already knows.
-    async fn ended_sessions(&self) -> Result<Vec<crate::domain::SessionHash>, StoreError> {
-        Ok(Vec::new())
+    /// [`Store::ended_sessions_since`]: none, as SQLite serves one process, whose own logouts
+    /// its session cache already knows.
+    async fn ended_sessions(&self, _since: Option<i64>) -> Result<EndedSessions, StoreError> {
+        Ok(EndedSessions {
+            hashes: Vec::new(),
+            read_at: crate::domain::now_ms(),
+            complete: true,
+        })
+    }
+
+    /// Stops the background checkpoints (for the preload, which checkpoints the whole WAL away
+    /// itself at its end and must not find another checkpoint under way).
+    pub(crate) fn stop_checkpoints(&self) {
+        self.checkpointer.abort();
     }
 }
 

@@ -8,3 +8,7 @@ CREATE TABLE session_ends (
     ended_at    TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX session_ends_at ON session_ends (ended_at);
+
+-- Whether the process lists its logouts. One of an earlier release, alive during a rolling
+-- upgrade, does not: while one lives, the others read each cached session again at its use.
+ALTER TABLE cluster_nodes ADD COLUMN lists_logouts BOOLEAN NOT NULL DEFAULT false;
