@@ -71,7 +71,7 @@ impl PgStore {
 /// flags shape it: `fenced`, the batch's fence inside the statement, gating every write of it;
 /// `inserts_transfers`, the transfers' rows inserted by the statement itself (otherwise they
 /// were inserted before it, by [`insert_transfers`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Parts {
     credits: bool,
     transfers: bool,
@@ -870,12 +870,11 @@ crate::reads::impl_store!(PgStore, postgres);
 /// A fenced batch: its transaction opened by [`begin_fenced`], its steps, its COMMIT.
 async fn write_fenced(
     conn: &mut PgConnection,
-    fence: &crate::Fence,
-    users: &[UserId],
+    gate: &Gate,
     plan: &mut Plan<'_>,
     steps: &[Step],
 ) -> Result<(Written, usize), StoreError> {
-    begin_fenced(conn, fence, users).await?;
+    begin_fenced(conn, gate).await?;
     let mut run = Run {
         conn,
         in_transaction: true,
@@ -888,77 +887,28 @@ async fn write_fenced(
 }
 
 /// Opens a fenced batch's transaction: every lease it was made under must still be
-/// `fence.node`'s at that epoch, or the batch writes nothing ([`StoreError::Fenced`]).
+/// `gate.node`'s at that epoch, or the batch writes nothing ([`StoreError::Fenced`]).
 ///
-/// `BEGIN` and three statements, sent at once. The first two take transaction-scoped advisory
-/// locks, in memory (row locks would cost every batch a write per row, and looking accounts up a
-/// read): each lease's shard shared, then every account the batch's postings may change (its
-/// users', by a key from the user id, and both system accounts') exclusively, in key order. A
-/// takeover takes the shard's lock exclusively ([`crate::cluster::Leases::take`] skips a shard
-/// whose lock it cannot have), so it is either done before the fence's lock, and the last
-/// statement, with a snapshot taken after it, finds the new epoch; or it waits for this commit
-/// to end, and its new owner reads what it wrote. Renewing or releasing a lease takes no such
-/// lock, so a commit left hanging by a paused process holds no one's renewals up. The accounts'
-/// locks in one order keep two processes' batches from waiting on each other in a circle, and
-/// give an account's entries their ids in the order they commit, which is how wallet actors
-/// tell the newer of two balances.
-async fn begin_fenced(
-    conn: &mut sqlx::PgConnection,
-    fence: &crate::Fence,
-    users: &[UserId],
-) -> Result<(), StoreError> {
-    use sqlx::Row;
-    // One round trip for BEGIN and the three statements: every value is written into the text,
-    // and every one is ours and of a type that cannot carry a quote (integers, and the node id,
-    // a UUID).
-    let node = uuid::Uuid::parse_str(&fence.node)
-        .map_err(|_| StoreError::Corrupt(format!("a node id that is no UUID: {:?}", fence.node)))?;
-    let mut shards: Vec<i32> = fence.held.iter().map(|(s, _)| *s).collect();
-    shards.sort_unstable();
-    shards.dedup();
-    let accounts = account_lock_keys(users);
-    let locks = |class: i32, keys: &[i32], how: &str| {
-        let values: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
-        if values.is_empty() {
-            "SELECT 0".to_owned()
-        } else {
-            format!(
-                "SELECT count(*) FROM (SELECT {how}({class}, k) FROM (VALUES {}) AS v(k) \
-                 ORDER BY k) AS l",
-                values.join(",")
-            )
-        }
-    };
-    let listed: Vec<String> = shards.iter().map(i32::to_string).collect();
+/// `BEGIN` and a call of `onramp_fence` (its migration says what it locks and checks;
+/// docs/cluster.md, *Fencing*, why advisory locks, and why in that order),
+/// the same fence a batch of money alone carries inside its ledger statement, in one round
+/// trip: a query without arguments goes as one simple query, several statements and all, so
+/// every value is written into the text. Every one is ours and of a type that cannot carry a
+/// quote: integers, and the node id, a UUID.
+async fn begin_fenced(conn: &mut sqlx::PgConnection, gate: &Gate) -> Result<(), StoreError> {
+    let node = uuid::Uuid::parse_str(&gate.node)
+        .map_err(|_| StoreError::Corrupt(format!("a node id that is no UUID: {:?}", gate.node)))?;
+    let array = |values: Vec<String>, of: &str| format!("ARRAY[{}]::{of}[]", values.join(","));
     let text = format!(
-        "BEGIN; {}; {}; \
-         SELECT s.shard, s.epoch FROM cluster_shards AS s \
-         WHERE s.shard IN ({}) AND s.owner = '{node}'",
-        locks(SHARD_LOCK_CLASS, &shards, "pg_advisory_xact_lock_shared"),
-        locks(ACCOUNT_LOCK_CLASS, &accounts, "pg_advisory_xact_lock"),
-        listed.join(",")
+        "BEGIN; SELECT onramp_fence('{node}', {}, {}, {})",
+        array(gate.shards.iter().map(i32::to_string).collect(), "int4"),
+        array(gate.epochs.iter().map(i64::to_string).collect(), "int8"),
+        array(gate.accounts.iter().map(i32::to_string).collect(), "int4"),
     );
-    // A query without arguments goes as one simple query, several statements and all.
-    let rows = sqlx::Executor::fetch_all(&mut *conn, text.as_str()).await?;
-    let mut held: Vec<(i32, i64)> = Vec::new();
-    for row in &rows {
-        if row.columns().len() == 2 {
-            let lease = (row.try_get::<i32, _>(0)?, row.try_get::<i64, _>(1)?);
-            if fence.held.contains(&lease) {
-                held.push(lease);
-            }
-        }
-    }
-    held.sort_unstable();
-    held.dedup();
-    let mut wanted = fence.held.clone();
-    wanted.sort_unstable();
-    wanted.dedup();
-    if held == wanted {
-        Ok(())
-    } else {
-        Err(StoreError::Fenced { held })
-    }
+    sqlx::Executor::execute(&mut *conn, text.as_str())
+        .await
+        .map_err(fenced)?;
+    Ok(())
 }
 
 /// The account lock keys a batch posting for `users` takes, in key order: theirs and, when
@@ -1006,8 +956,6 @@ fn parse_held(detail: &str) -> Option<Vec<(i32, i64)>> {
     Some(held)
 }
 
-/// The first key of an account's advisory lock (see [`begin_fenced`]).
-const ACCOUNT_LOCK_CLASS: i32 = 28528;
 /// The system accounts' lock keys (bank clearing, payouts in flight): every batch that posts
 /// takes both. User keys are hashes; these two may share a key with a user, which only makes
 /// that user's batches wait a little more.
@@ -1051,10 +999,10 @@ impl PgStore {
             };
             return Ok((plan.finish(Written::default())?, shape));
         }
-        let fence = batch.fence.as_ref().filter(|f| !f.held.is_empty());
-        let users = batch.posting_users();
+        let gate = (batch.fence.as_ref())
+            .filter(|f| !f.held.is_empty())
+            .map(|f| Gate::new(f, &batch.posting_users()));
         if matches!(steps[..], [Step::Post] | [Step::Transfers, Step::Post]) {
-            let gate = fence.map(|f| Gate::new(f, &users));
             if let Some(written) = self.post_alone(&plan, gate.as_ref()).await? {
                 let shape = Shape {
                     statements: 1,
@@ -1065,11 +1013,10 @@ impl PgStore {
         }
         // One statement is a transaction of its own: no BEGIN and COMMIT round trips. A fenced
         // batch checks its leases first, in its transaction.
-        let in_transaction =
-            fence.is_some() || !(steps.len() == 1 && steps[0].one_statement(&plan));
-        let (written, statements) = if let Some(fence) = fence {
+        let in_transaction = gate.is_some() || !(steps.len() == 1 && steps[0].one_statement(&plan));
+        let (written, statements) = if let Some(gate) = &gate {
             let mut conn = self.pool.acquire().await?;
-            let result = write_fenced(&mut conn, fence, &users, &mut plan, &steps).await;
+            let result = write_fenced(&mut conn, gate, &mut plan, &steps).await;
             if result.is_err() {
                 // The transaction this opened must not go back to the pool open.
                 if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {

@@ -1,10 +1,11 @@
 -- The fence of a group commit as a function, so that it can ride inside the batch's ledger
 -- statement (a CTE every write of that statement reads from) instead of costing a round trip of
--- its own: a batch of money alone is then one autocommitted statement again, fence and all.
+-- its own: a batch of money alone is then one autocommitted statement again, fence and all. Any
+-- other fenced batch calls it right after `BEGIN` (store/src/postgres.rs, `begin_fenced`).
 --
--- It takes the same transaction-scoped advisory locks as the fence sent before a batch's other
--- statements (store/src/postgres.rs, `begin_fenced`): each shard's shared (class 28527), then
--- each account's exclusively (class 28528), each list in key order. Then it checks that `node`
+-- It takes transaction-scoped advisory locks: each shard's shared (class 28527, which a
+-- takeover takes exclusively), then each account's exclusively (class 28528), each list in key
+-- order. Then it checks that `node`
 -- still owns every `(shard, epoch)` given. It is VOLATILE, so that its check reads with a
 -- snapshot taken after its locks (a VOLATILE function's statements take their own), and a
 -- takeover that committed while it waited for a shard's lock is seen. A lease lost raises
