@@ -2,7 +2,7 @@
 -- TEMP objects live in this connection only and are never written to the database file.
 
 -- Checkpoint (copy the WAL back into the database file) after 10,000 pages instead of SQLite's
--- 1,000. A connection of its own checkpoints every 250 ms (`checkpoints` in sqlite.rs), so this
+-- 1,000. A connection of its own checkpoints every 250 ms (`Checkpointer` in sqlite.rs), so this
 -- is the backstop: the writer's commit that crosses the mark copies what that has not copied
 -- yet (little, normally), and the WAL then starts over from its beginning. At 1,000 the writer
 -- itself checkpointed every eighth commit of transfers; a page changed by many commits in
