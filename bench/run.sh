@@ -64,6 +64,12 @@
 #                                   name is the scenario's, with -empty or -grown when paired.
 #                                   SESSIONS_ARGS must not ask for more sessions than were preloaded
 #                                   (a million by default, one per user)
+#   BENCH_GROWN_FROM=path           SQLite only, with BENCH_PRELOAD: the grown books are a copy of
+#                                   this file, filled before by `onramp-load preload --database
+#                                   sqlite://path …` (and left as it was), instead of a new preload
+#                                   (about eight minutes for a million users) in each invocation;
+#                                   history and sessions also need BENCH_TOKEN_SEED, the
+#                                   --token-seed it was filled with
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -167,7 +173,8 @@ if [ "$db" = postgres ]; then
 fi
 
 grown="" # the preloaded database every scenario starts from a copy of
-token_seed=$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n') # its sessions' tokens
+# its sessions' tokens (history and sessions sign in with them)
+token_seed=${BENCH_TOKEN_SEED:-$(od -An -tx8 -N16 /dev/urandom | tr -d ' \n')}
 grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
     local name=$1
     if [ -z "$grown" ]; then
@@ -177,16 +184,21 @@ grown_copy() { # $1: a scenario whose database becomes a copy of the grown books
         else
             grown="sqlite://$work/grown.db"
         fi
-        echo "== $db: onramp-load preload $BENCH_PRELOAD"
-        # shellcheck disable=SC2086 # BENCH_PRELOAD is a list of options
-        "$load_bin" preload --database "$grown" --token-seed "$token_seed" $BENCH_PRELOAD |
-            tee "$out/$db-preload.txt"
-        if [ "$db" = postgres ]; then
-            echo "   size: $(as_postgres "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres \
-                -d onramp_grown -Atc "SELECT pg_size_pretty(pg_database_size('onramp_grown'))")" |
-                tee -a "$out/$db-preload.txt"
+        if [ "$db" = sqlite ] && [ -n "${BENCH_GROWN_FROM:-}" ]; then
+            echo "== $db: the grown books are a copy of $BENCH_GROWN_FROM" | tee "$out/$db-preload.txt"
+            cp "$BENCH_GROWN_FROM" "$work/grown.db"
         else
-            echo "   size: $(du -h "$work/grown.db" | cut -f1)" | tee -a "$out/$db-preload.txt"
+            echo "== $db: onramp-load preload $BENCH_PRELOAD"
+            # shellcheck disable=SC2086 # BENCH_PRELOAD is a list of options
+            "$load_bin" preload --database "$grown" --token-seed "$token_seed" $BENCH_PRELOAD |
+                tee "$out/$db-preload.txt"
+            if [ "$db" = postgres ]; then
+                echo "   size: $(as_postgres "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres \
+                    -d onramp_grown -Atc "SELECT pg_size_pretty(pg_database_size('onramp_grown'))")" |
+                    tee -a "$out/$db-preload.txt"
+            else
+                echo "   size: $(du -h "$work/grown.db" | cut -f1)" | tee -a "$out/$db-preload.txt"
+            fi
         fi
     fi
     if [ "$db" = postgres ]; then
