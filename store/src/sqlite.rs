@@ -64,8 +64,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 /// times a second). The writer's `wal_autocheckpoint` stays as the backstop.
 struct Checkpointer {
     conn: SqliteConnection,
-    /// The database file, to sync (none for a database in memory).
-    file: Option<Arc<std::fs::File>>,
+    /// The database file, to sync (none for a database in memory): see [`database_file`].
+    file: Option<&'static std::fs::File>,
     writer: Arc<tokio::sync::Mutex<SqliteConnection>>,
     syncs: Arc<AtomicU64>,
 }
@@ -82,9 +82,11 @@ impl Checkpointer {
             let Some(now) = checkpoint(&mut self.conn).await else {
                 continue;
             };
-            if now.1 == 0 || now == last {
+            if now.1 == 0 || now.1 == last.1 {
+                // Nothing copied since the last time (a reader holding an old snapshot may
+                // hold the copy back while the WAL grows).
                 last = now;
-                continue; // nothing copied since the last time
+                continue;
             }
             last = now;
             self.sync().await;
@@ -97,7 +99,7 @@ impl Checkpointer {
     }
 
     async fn sync(&self) {
-        let Some(file) = self.file.clone() else {
+        let Some(file) = self.file else {
             return;
         };
         // A sync blocks its thread for as long as the disk takes: not one of the runtime's.
@@ -111,6 +113,27 @@ impl Checkpointer {
     }
 }
 
+/// The database file of `url`, for the checkpointer to sync, opened once and never closed; none
+/// for a database in memory, or if it cannot be opened (then SQLite's own syncs are all).
+///
+/// Never closed, because closing any descriptor of a file drops every POSIX lock this process
+/// holds on it, SQLite's included ("How To Corrupt An SQLite Database File", 2.2): another
+/// process could then take the database for unused and delete its WAL under our connections.
+/// SQLite keeps its own descriptors open until its locks are gone for the same reason. One
+/// descriptor per store opened: the app opens one.
+fn database_file(url: &str, options: &SqliteConnectOptions) -> Option<&'static std::fs::File> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    match std::fs::File::open(options.get_filename()) {
+        Ok(file) => Some(Box::leak(Box::new(file))),
+        Err(e) => {
+            tracing::warn!(error = %e, "the database file cannot be opened to sync it");
+            None
+        }
+    }
+}
+
 /// A `PASSIVE` checkpoint on `conn`: the WAL's length in pages and how many of them are copied
 /// into the database file; `None` if it failed (logged).
 async fn checkpoint(conn: &mut SqliteConnection) -> Option<(i64, i64)> {
@@ -118,7 +141,9 @@ async fn checkpoint(conn: &mut SqliteConnection) -> Option<(i64, i64)> {
         .fetch_one(conn)
         .await
     {
-        Ok((_busy, log, copied)) => Some((log, copied)),
+        // Busy (another checkpoint under way, such as the writer's backstop): `(1, -1, -1)`.
+        Ok((busy, log, copied)) if busy == 0 && log >= 0 => Some((log, copied)),
+        Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "a background checkpoint failed");
             None
@@ -168,13 +193,7 @@ impl SqliteStore {
             .connect()
             .await?;
         sqlx::raw_sql(WRITER_SETUP).execute(&mut writer).await?;
-        // The file the checkpointer syncs (none for a database in memory).
-        let file = match options.get_filename() {
-            f if f.as_os_str().is_empty() || f == std::path::Path::new(":memory:") => None,
-            f => Some(Arc::new(
-                std::fs::File::open(f).map_err(|e| StoreError::Database(e.into()))?,
-            )),
-        };
+        let file = database_file(url, &options);
         let database_syncs = Arc::new(AtomicU64::new(0));
         let checkpointing = options
             .pragma("cache_size", "-2000")
@@ -482,6 +501,10 @@ mod tests {
             before = frames;
         }
         committing.abort();
+        assert!(
+            longest < 5_000,
+            "the WAL grew to {longest} frames in two seconds of commits"
+        );
         assert!(
             restarts >= 3,
             "the WAL started over {restarts} times in two seconds of commits (longest: {longest} \
