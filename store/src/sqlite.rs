@@ -75,26 +75,25 @@ impl Checkpointer {
     async fn run(mut self) {
         let mut every = tokio::time::interval(CHECKPOINT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The WAL's length and how much of it was copied, after the last checkpoint.
-        let mut last = (0, 0);
+        // How many of the WAL's pages were copied into the file, after the last checkpoint.
+        let mut last = 0;
         loop {
             every.tick().await;
-            let Some(now) = checkpoint(&mut self.conn).await else {
+            let Some(copied) = checkpoint(&mut self.conn).await else {
                 continue;
             };
-            if now.1 == 0 || now.1 == last.1 {
+            if copied == 0 || copied == last {
                 // Nothing copied since the last time (a reader holding an old snapshot may
                 // hold the copy back while the WAL grows).
-                last = now;
+                last = copied;
                 continue;
             }
-            last = now;
             self.sync().await;
             // What was committed since the copy began (the WAL's end as it then was): the
             // writer's connection copies it and, at the WAL's end, syncs the file (those pages
             // only) and lets the WAL start over. With nothing committed, this does nothing.
             let mut writer = self.writer.lock().await;
-            last = checkpoint(&mut writer).await.unwrap_or(last);
+            last = checkpoint(&mut writer).await.unwrap_or(copied);
         }
     }
 
@@ -103,11 +102,13 @@ impl Checkpointer {
             return;
         };
         // A sync blocks its thread for as long as the disk takes: not one of the runtime's.
-        match tokio::task::spawn_blocking(move || file.sync_data()).await {
-            Ok(Ok(())) => {
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .unwrap_or_else(|e| Err(e.into()));
+        match synced {
+            Ok(()) => {
                 self.syncs.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "syncing the database file failed"),
             Err(e) => tracing::warn!(error = %e, "syncing the database file failed"),
         }
     }
@@ -134,15 +135,15 @@ fn database_file(url: &str, options: &SqliteConnectOptions) -> Option<&'static s
     }
 }
 
-/// A `PASSIVE` checkpoint on `conn`: the WAL's length in pages and how many of them are copied
-/// into the database file; `None` if it failed (logged).
-async fn checkpoint(conn: &mut SqliteConnection) -> Option<(i64, i64)> {
+/// A `PASSIVE` checkpoint on `conn`: how many of the WAL's pages are copied into the database
+/// file; `None` if it failed (logged) or another checkpoint was under way.
+async fn checkpoint(conn: &mut SqliteConnection) -> Option<i64> {
     match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(conn)
         .await
     {
         // Busy (another checkpoint under way, such as the writer's backstop): `(1, -1, -1)`.
-        Ok((busy, log, copied)) if busy == 0 && log >= 0 => Some((log, copied)),
+        Ok((busy, log, copied)) if busy == 0 && log >= 0 => Some(copied),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "a background checkpoint failed");
