@@ -107,6 +107,8 @@ error_codes! {
     // The service.
     /// The database cannot commit or answer right now: retry (`Retry-After`).
     Unavailable => "unavailable",
+    /// `GET /readyz`: the database did not answer within a second.
+    NotReady => "not_ready",
     /// A failure of ours.
     InternalError => "internal_error",
 

@@ -1,5 +1,6 @@
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
+use onramp_api::ErrorCode;
 use std::time::Duration;
 
 /// `200` while the process runs.
@@ -26,6 +27,6 @@ fn not_ready() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
         .json(serde_json::json!({
-            "error": {"code": "not_ready", "message": "The database is not answering."}
+            "error": {"code": ErrorCode::NotReady, "message": "The database is not answering."}
         }))
 }

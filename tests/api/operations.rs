@@ -155,6 +155,11 @@ async fn readyz_fails_while_postgres_is_unreachable_and_the_app_recovers() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(
+        onramp_api::ErrorBody::code_of(&r.bytes().await.unwrap()),
+        Some(onramp_api::ErrorCode::NotReady),
+        "a code of the API's one list"
+    );
+    assert_eq!(
         reqwest::get(format!("{}/healthz", app.address))
             .await
             .unwrap()
