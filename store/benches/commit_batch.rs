@@ -248,22 +248,8 @@ async fn run(backend: Backend, name: &str) {
     // script on one connection: sent a statement at a time over the pool, a table rebuilt
     // (create, copy, drop, rename) was still there at the rename.
     if let Ok(sql) = std::env::var("BENCH_SQL") {
-        match onramp_test_support::TestDb::connect(&url).await {
-            onramp_test_support::TestDb::Sqlite(p) => {
-                let mut c = p.acquire().await.unwrap();
-                sqlx::raw_sql(&sql)
-                    .execute(&mut *c)
-                    .await
-                    .expect("BENCH_SQL");
-            }
-            onramp_test_support::TestDb::Postgres(p) => {
-                let mut c = p.acquire().await.unwrap();
-                sqlx::raw_sql(&sql)
-                    .execute(&mut *c)
-                    .await
-                    .expect("BENCH_SQL");
-            }
-        }
+        let db = onramp_test_support::TestDb::connect(&url).await;
+        db.execute_script(&sql).await.expect("BENCH_SQL");
     }
     let mut rng = StdRng::seed_from_u64(7);
     let batch = env("BENCH_BATCH", 16);

@@ -143,6 +143,15 @@ impl TestDb {
         on_pool!(self, p => sqlx::query(sql).execute(p).await.map(drop))
     }
 
+    /// A script of `;`-separated statements, run in order on one connection (so that a table
+    /// rebuilt by several of them is seen whole by the next).
+    pub async fn execute_script(&self, sql: &str) -> Result<(), sqlx::Error> {
+        on_pool!(self, p => {
+            let mut conn = p.acquire().await?;
+            sqlx::raw_sql(sql).execute(&mut *conn).await.map(drop)
+        })
+    }
+
     /// The money tables as they are now.
     pub async fn snapshot(&self) -> Books {
         Books {
