@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod dev;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -15,6 +15,7 @@ use onramp_actors::sessions::{SessionConfig, Sessions};
 use onramp_actors::writer::DbWriter;
 use onramp_store as store;
 use secrecy::ExposeSecret;
+use std::future::Future;
 use std::net::TcpListener;
 
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub struct Application {
 /// its connection) before it stops listening: long enough for nginx's busy connections to it to
 /// be closed by an answer, short enough that an idle process exits within a couple of seconds.
 const DRAIN: Duration = Duration::from_millis(1500);
+
+/// How long the accept queue gets to empty once new connections are dropped.
+const ACCEPT_LIMIT: Duration = Duration::from_secs(1);
 
 /// How long the connections accepted last have to be answered once the listener is shut.
 const LAST_ANSWERS: Duration = Duration::from_millis(300);
@@ -175,7 +179,8 @@ impl Application {
                 draining.0.store(true, std::sync::atomic::Ordering::Release);
                 ownership.hand_over_all(HAND_OVER_LIMIT).await;
                 tokio::time::sleep(DRAIN.saturating_sub(started.elapsed())).await;
-                stop_listening(&handle, &listening).await;
+                stop_listening(&listening, || handle.pause()).await;
+                tokio::time::sleep(LAST_ANSWERS).await;
             }
             handle.stop(true).await;
         });
@@ -198,16 +203,29 @@ impl Application {
 }
 
 /// Stops taking connections, so that nginx passes new requests to the other processes (a
-/// refused connection is one it may always try elsewhere), then gives the connections just
-/// accepted the time to have their request read and answered: stopping the server closes a
-/// connection whose request it has not read yet, and nginx answers that request 502.
-async fn stop_listening(handle: &ServerHandle, listening: &TcpListener) {
-    handle.pause().await;
+/// refused connection is one it may always try elsewhere), without resetting one it has sent a
+/// request on (`crate::listener`): new connections are dropped first, the accept queue is
+/// taken, and only then does `pause` stop the accept loop and the listener close. The
+/// connections just accepted then get the time to have their request read and answered:
+/// stopping the server closes a connection whose request it has not read yet, and nginx answers
+/// that request 502.
+async fn stop_listening<P: Future<Output = ()>>(
+    listening: &TcpListener,
+    pause: impl FnOnce() -> P,
+) {
+    match crate::listener::refuse_new_connections(listening) {
+        Ok(()) => {
+            if !crate::listener::wait_until_accepted(listening, ACCEPT_LIMIT).await {
+                tracing::warn!("connections still queued when the listener closes");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not refuse new connections before stopping"),
+    }
+    pause().await;
     // Shut down, a listening socket refuses connections from then on (Linux).
     if let Err(e) = socket2::SockRef::from(listening).shutdown(std::net::Shutdown::Read) {
         tracing::warn!(error = %e, "could not stop listening before stopping");
     }
-    tokio::time::sleep(LAST_ANSWERS).await;
 }
 
 /// The start-up refusals of `docs/configuration.md` ("Safety"), all of them in one error.
@@ -428,6 +446,54 @@ fn serve(
 mod tests {
     use super::*;
     use crate::configuration::default_settings;
+
+    /// A request that reaches a process just as it stops listening is refused at connect (nginx
+    /// then passes it to another process, POST or not) or answered: it is never connected and
+    /// then reset, which nginx answers 502 for a POST.
+    #[actix_web::test]
+    async fn a_connection_tried_while_the_listener_closes_is_refused_not_reset() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listening = listener.try_clone().unwrap();
+        let server = HttpServer::new(|| App::new().route("/", web::post().to(|| async { "ok" })))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+
+        let late = std::cell::RefCell::new(None);
+        let (late_ref, paused) = (&late, &handle);
+        stop_listening(&listening, move || async move {
+            paused.pause().await;
+            // The accept loop has stopped taking connections; a client connects now.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let connecting = tokio::net::TcpStream::connect(addr);
+            let connected = tokio::time::timeout(Duration::from_millis(200), connecting).await;
+            *late_ref.borrow_mut() = Some(connected);
+        })
+        .await;
+
+        match late.into_inner().expect("the client tried") {
+            Err(_) => {} // its SYN was dropped: it never connected, nothing was sent
+            Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+            Ok(Ok(mut stream)) => {
+                let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+                let sent = stream.write_all(post.as_bytes()).await;
+                let mut answer = Vec::new();
+                let read = stream.read_to_end(&mut answer).await;
+                assert!(
+                    sent.is_ok() && read.is_ok() && answer.starts_with(b"HTTP/1.1 200"),
+                    "connected, then sending gave {sent:?} and reading {read:?} ({} bytes)",
+                    answer.len()
+                );
+            }
+        }
+        handle.stop(true).await;
+    }
 
     #[test]
     fn metrics_are_on_the_public_listener_only_for_plain_http_without_an_operator_address() {

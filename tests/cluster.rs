@@ -555,3 +555,93 @@ async fn a_rolling_restart_of_every_process_under_load_answers_no_5xx() {
 /// Transfers and withdrawals the rolling restart's load sends: enough that it outlasts the
 /// restarts.
 const ROLLING_LOAD: usize = 3000;
+
+/// A flood of POSTs through nginx while each process in turn is told to stop and started again:
+/// every POST gets the app's own answer, within seconds. nginx never sends a POST twice, so a
+/// connection left in the stopping process's accept queue and reset as its listener closed (the
+/// request already written on it) would be a `502` here; one nginx opened while the listener
+/// was closing waits for its SYN to be sent again (a second) and is passed to the other process.
+/// The POSTs are webhooks with a wrong signature: the app answers each `401` at once, touching
+/// no wallet, and each one a stopping process answers closes its connection, so nginx opens new
+/// connections to it as fast as the machine allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posts_flooding_in_while_processes_stop_are_each_answered_by_the_app() {
+    let mut service = Service::start(2, &[("CLUSTER__LEASE_SECS", "5")]).await;
+    let url = format!("{}/api/webhooks/bank", service.world.app_url());
+    let stop = Arc::new(AtomicBool::new(false));
+    let answers: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let waits: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD_CONNECTIONS {
+        let (url, stop, answers, waits) =
+            (url.clone(), stop.clone(), answers.clone(), waits.clone());
+        flood.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let answer = match client
+                    .post(&url)
+                    .header("X-Bank-Signature", "t=1,v1=00")
+                    .body(r#"{"type":"order"}"#)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(e) => format!("no answer: {e}"),
+                };
+                waits.lock().unwrap().push(sent.elapsed());
+                *answers.lock().unwrap().entry(answer).or_default() += 1;
+            }
+        }));
+    }
+    let mut exits = Vec::new();
+    for round in 0..FLOOD_ROUNDS {
+        for i in 0..service.n() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let stopping = Instant::now();
+            service.processes[i].sigterm();
+            let status = service.processes[i]
+                .wait_exit(Duration::from_secs(30))
+                .await
+                .expect("it exits within 30 s");
+            assert!(
+                status.success(),
+                "round {round}: process {i} exited {status}"
+            );
+            exits.push(stopping.elapsed());
+            service.processes[i] = service.world.start_process(i).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.await.unwrap();
+    }
+    let answers = answers.lock().unwrap().clone();
+    let total: usize = answers.values().sum();
+    let own = answers.get("401").copied().unwrap_or(0);
+    if own != total {
+        eprintln!("nginx's error log:\n{}", service.nginx.error_log());
+    }
+    assert_eq!(own, total, "answers other than the app's 401: {answers:?}");
+    let mut waits = waits.lock().unwrap().clone();
+    waits.sort();
+    let slow = waits
+        .iter()
+        .filter(|w| **w > Duration::from_millis(500))
+        .count();
+    assert!(
+        *waits.last().unwrap() < Duration::from_secs(3),
+        "a POST waited {:?}",
+        waits.last().unwrap()
+    );
+    report!(
+        "{} stops of a process under a flood of {total} POSTs through nginx ({FLOOD_CONNECTIONS} at a time): each exited 0 in {exits:?}, every POST answered by the app; p99 {:.1?}, slowest {:.1?}, {slow} answers took over 0.5 s",
+        exits.len(),
+        waits[waits.len() * 99 / 100],
+        waits.last().unwrap()
+    );
+}
+
+/// POSTs in flight at once during the flood, and how many times each process is stopped.
+const FLOOD_CONNECTIONS: usize = 32;
+const FLOOD_ROUNDS: usize = 3;
