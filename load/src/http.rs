@@ -18,7 +18,9 @@ pub fn client(connections: usize) -> anyhow::Result<Client> {
     Ok(Client::builder()
         .redirect(Policy::none())
         .pool_max_idle_per_host(connections * 2 + 16)
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the app's keep-alive (5 s), so that a connection the app is closing as idle is
+        // never given a request (it would fail with no answer).
+        .pool_idle_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
         .build()?)

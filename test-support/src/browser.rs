@@ -25,6 +25,9 @@ pub struct Browser {
 fn client(jar: Option<Arc<reqwest::cookie::Jar>>) -> reqwest::Client {
     let builder = reqwest::Client::builder()
         .redirect(Policy::none())
+        // Below the app's keep-alive (5 s): a connection idle that long is being closed by the
+        // app, and a request sent on it just then fails (hyper's IncompleteMessage).
+        .pool_idle_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(20));
     match jar {
         Some(jar) => builder.cookie_provider(jar),
