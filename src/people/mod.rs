@@ -9,10 +9,16 @@
 //! five-second entry was read again for most transfers (two reads each, sender and recipient),
 //! and those reads took more than a third of a core of SQLite's threads in `transfers-random`
 //! (BENCHMARKS.md, "What a transfer costs").
+//!
+//! The misses themselves are read together ([`gather`]): a crowd of first transfers costs a few
+//! queries, not one each.
 
+mod gather;
+
+use gather::{Found, Gather, Read};
 use moka::sync::Cache;
 use onramp_store::domain::{EmailKey, UserId};
-use onramp_store::{Store, StoreError, User};
+use onramp_store::{Store, User};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +29,8 @@ const TTL: Duration = Duration::from_secs(60);
 pub const CAPACITY: u64 = 100_000;
 
 pub struct People {
-    store: Arc<dyn Store>,
+    read_by_id: Gather<UserId>,
+    read_by_email: Gather<EmailKey>,
     by_id: Cache<UserId, Arc<User>>,
     /// The owner each email was found to have. An entry is only believed while the owner's
     /// entry in `by_id` (dropped at each of the owner's sign-ins) still has that email: a
@@ -46,22 +53,48 @@ where
 }
 
 impl People {
-    /// Keeps at most `capacity` people of each kind (by id, by email).
+    /// Keeps at most `capacity` people of each kind (by id, by email). Starts the thread that
+    /// reads the misses (an actix arbiter: the actix system must be running).
     pub fn new(store: Arc<dyn Store>, capacity: u64) -> Self {
+        let reads = store.clone();
+        let read_by_id: Read<UserId> = Arc::new(move |ids| {
+            let store = reads.clone();
+            Box::pin(async move {
+                let users = store.users(&ids).await?;
+                Ok(users.into_iter().map(|u| (u.id, u)).collect())
+            })
+        });
+        let read_by_email: Read<EmailKey> = Arc::new(move |emails| {
+            let store = store.clone();
+            Box::pin(async move {
+                let users = store.users_by_email(&emails).await?;
+                Ok(users
+                    .into_iter()
+                    .filter_map(|u| Some((u.email_key.clone()?, u)))
+                    .collect())
+            })
+        });
+        let (read_by_id, by_id_task) = Gather::new(read_by_id);
+        let (read_by_email, by_email_task) = Gather::new(read_by_email);
+        // A thread of their own: the main one runs the DB writer.
+        let reader = actix::Arbiter::new();
+        reader.spawn(by_id_task);
+        reader.spawn(by_email_task);
         People {
-            store,
+            read_by_id,
+            read_by_email,
             by_id: cache(capacity),
             by_email: cache(capacity),
             sign_ins: AtomicU64::new(0),
         }
     }
 
-    pub async fn user(&self, id: UserId) -> Result<Option<Arc<User>>, StoreError> {
+    pub async fn user(&self, id: UserId) -> Found {
         if let Some(user) = self.by_id.get(&id) {
             return Ok(Some(user));
         }
         let seen = self.sign_ins.load(Ordering::SeqCst);
-        let user = self.store.user(id).await?.map(Arc::new);
+        let user = self.read_by_id.get(id).await?;
         if let Some(user) = &user {
             self.keep(
                 seen,
@@ -74,7 +107,7 @@ impl People {
 
     /// The user who most recently signed in with this verified email. Nobody is not kept: a
     /// person who signs up is found at once.
-    pub async fn by_email(&self, email: &EmailKey) -> Result<Option<Arc<User>>, StoreError> {
+    pub async fn by_email(&self, email: &EmailKey) -> Found {
         if let Some(owner) = self.by_email.get(email) {
             // Still theirs? Their own entry is as fresh as their last sign-in.
             match self.user(owner.id).await? {
@@ -83,7 +116,7 @@ impl People {
             }
         }
         let seen = self.sign_ins.load(Ordering::SeqCst);
-        let user = self.store.user_by_email(email).await?.map(Arc::new);
+        let user = self.read_by_email.get(email.clone()).await?;
         if let Some(user) = &user {
             self.keep(
                 seen,

@@ -21,9 +21,7 @@ const MAX_EMAIL: usize = 254;
 fn parse_body(body: &StrictObject, max: i64) -> Result<(EmailKey, Amount), ApiError> {
     body.only(&["to", "amount"], r#"{"to": "<email>", "amount": <paise>}"#)?;
     let to = match body.get("to") {
-        Some(serde_json::Value::String(to)) if !to.trim().is_empty() && to.len() <= MAX_EMAIL => {
-            EmailKey::of(to)
-        }
+        Some(serde_json::Value::String(to)) if is_email_like(to) => EmailKey::of(to),
         Some(_) => {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidRecipient,
@@ -38,6 +36,13 @@ fn parse_body(body: &StrictObject, max: i64) -> Result<(EmailKey, Amount), ApiEr
         }
     };
     Ok((to, body.amount(max)?))
+}
+
+/// Whether `to` may be an email: not blank, not too long, and no control character inside
+/// (around it, as pasted, they are trimmed; PostgreSQL refuses a NUL in text).
+fn is_email_like(to: &str) -> bool {
+    let inner = to.trim();
+    !inner.is_empty() && to.len() <= MAX_EMAIL && !inner.chars().any(char::is_control)
 }
 
 fn self_transfer() -> ApiError {

@@ -219,6 +219,8 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, batch: &Batch) -> Result<Outcomes, StoreError>;
 
     async fn user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// [`Store::user`] for many ids in one query: the users found, in no order.
+    async fn users(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
     async fn session(&self, hash: &SessionHash) -> Result<Option<SessionRow>, StoreError>;
     /// The sessions logged out by any process of the service since `since` (the `read_at` of
     /// the last read; `None`: the last [`ENDED_SESSIONS_KEPT_MS`]), less
@@ -238,6 +240,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<KeyedTransfer>, StoreError>;
     /// The user who most recently signed in with this verified email.
     async fn user_by_email(&self, email: &EmailKey) -> Result<Option<User>, StoreError>;
+    /// [`Store::user_by_email`] for many emails in one query: for each email someone signed in
+    /// with, that user (whose `email_key` is the email), in no order.
+    async fn users_by_email(&self, emails: &[EmailKey]) -> Result<Vec<User>, StoreError>;
     /// The user's deposits and transfers, newest first; `before` is the `(created_at, id)` of
     /// the last item of the previous page.
     async fn history_page(

@@ -105,7 +105,7 @@ pub(crate) const LEDGER_TOTALS: &str = "SELECT \
 
 /// The read half of [`crate::Store`] over one pool type.
 macro_rules! reads_for {
-    ($module:ident, $pool:ty, $db:ty) => {
+    ($module:ident, $pool:ty, $db:ty, $many:ident) => {
         pub(crate) mod $module {
             use crate::domain::{
                 BankToken, Currency, DepositId, EmailKey, PayoutId, SessionHash, UserId,
@@ -142,6 +142,32 @@ macro_rules! reads_for {
 
             pub async fn user(pool: &$pool, id: UserId) -> Result<Option<User>, StoreError> {
                 one::<UserRow, _>(pool, USER, &[&id.to_string()]).await
+            }
+
+            /// The rows `sql` finds for `list` (bound as one JSON array of text), checked into
+            /// users.
+            async fn users_of(
+                pool: &$pool,
+                sql: &'static str,
+                list: Vec<&str>,
+            ) -> Result<Vec<User>, StoreError> {
+                let list = serde_json::to_string(&list).expect("strings serialize");
+                let rows: Vec<UserRow> = sqlx::query_as(sql).bind(list).fetch_all(pool).await?;
+                rows.into_iter().map(User::try_from).collect()
+            }
+
+            pub async fn users(pool: &$pool, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+                let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                let ids = ids.iter().map(String::as_str).collect();
+                users_of(pool, crate::reads::$many::USERS, ids).await
+            }
+
+            pub async fn users_by_email(
+                pool: &$pool,
+                emails: &[EmailKey],
+            ) -> Result<Vec<User>, StoreError> {
+                let emails = emails.iter().map(EmailKey::as_str).collect();
+                users_of(pool, crate::reads::$many::USERS_BY_EMAIL, emails).await
             }
 
             pub async fn session(
@@ -358,6 +384,13 @@ macro_rules! impl_store {
                 crate::reads::$reads::user(&self.pool, id).await
             }
 
+            async fn users(
+                &self,
+                ids: &[crate::domain::UserId],
+            ) -> Result<Vec<crate::User>, crate::StoreError> {
+                crate::reads::$reads::users(&self.pool, ids).await
+            }
+
             async fn session(
                 &self,
                 hash: &crate::domain::SessionHash,
@@ -446,6 +479,13 @@ macro_rules! impl_store {
                 crate::reads::$reads::user_by_email(&self.pool, email).await
             }
 
+            async fn users_by_email(
+                &self,
+                emails: &[crate::domain::EmailKey],
+            ) -> Result<Vec<crate::User>, crate::StoreError> {
+                crate::reads::$reads::users_by_email(&self.pool, emails).await
+            }
+
             async fn history_page(
                 &self,
                 user: crate::domain::UserId,
@@ -484,8 +524,33 @@ macro_rules! impl_store {
     };
 }
 
-reads_for!(sqlite, sqlx::SqlitePool, sqlx::Sqlite);
-reads_for!(postgres, sqlx::PgPool, sqlx::Postgres);
+reads_for!(sqlite, sqlx::SqlitePool, sqlx::Sqlite, sqlite_many);
+reads_for!(postgres, sqlx::PgPool, sqlx::Postgres, postgres_many);
+
+// Many keys in one read, bound as one JSON array of text, which each database reads its own
+// way. Each keeps the plan of the one-key read: a primary-key look-up per id, and per email
+// the newest entry of `users_email` (as `USER_BY_EMAIL`). Checked with EXPLAIN on 10,000 users:
+// PostgreSQL hashes the whole table for `id IN (SELECT … FROM json_array_elements_text(…))`
+// and for a join on a correlated subquery, hence `= ANY(ARRAY(…))` and `LATERAL` there.
+
+mod sqlite_many {
+    pub(crate) const USERS: &str = "SELECT id, email, email_key, name, picture FROM users \
+         WHERE id IN (SELECT value FROM json_each($1))";
+    pub(crate) const USERS_BY_EMAIL: &str =
+        "SELECT u.id, u.email, u.email_key, u.name, u.picture FROM json_each($1) AS k \
+         JOIN users AS u ON u.id = (SELECT v.id FROM users AS v WHERE v.email_key = k.value \
+         ORDER BY v.signed_in_at DESC, v.id DESC LIMIT 1)";
+}
+
+mod postgres_many {
+    pub(crate) const USERS: &str = "SELECT id, email, email_key, name, picture FROM users \
+         WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)))";
+    pub(crate) const USERS_BY_EMAIL: &str = "SELECT u.id, u.email, u.email_key, u.name, u.picture \
+         FROM json_array_elements_text($1::json) AS k CROSS JOIN LATERAL ( \
+         SELECT v.id, v.email, v.email_key, v.name, v.picture FROM users AS v \
+         WHERE v.email_key = k.value ORDER BY v.signed_in_at DESC, v.id DESC LIMIT 1) AS u";
+}
+
 pub(crate) use impl_store;
 
 /// Sign-ins, sign-in states and purges, written once for both databases like the reads (they

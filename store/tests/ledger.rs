@@ -241,6 +241,65 @@ async fn the_latest_verified_sign_in_owns_an_email_in_any_case(backend: Backend)
         .unwrap();
     assert_eq!(find("shared@example.com").await.as_deref(), Some("old"));
     assert_eq!(find("nobody@example.com").await, None);
+
+    // Many emails in one read find what each would alone.
+    store
+        .commit(&batch![sign_in("other", "other@example.com", true, 5)])
+        .await
+        .unwrap();
+    let emails = [
+        "shared@example.com",
+        "nobody@example.com",
+        "other@example.com",
+    ];
+    let keys: Vec<EmailKey> = emails.iter().map(|e| EmailKey::of(e)).collect();
+    let mut found: Vec<(String, String)> = (store.users_by_email(&keys).await.unwrap())
+        .into_iter()
+        .map(|u| (u.email_key.unwrap().as_str().to_owned(), u.name))
+        .collect();
+    found.sort();
+    let pair = |e: &str, n: &str| (e.to_owned(), n.to_owned());
+    assert_eq!(
+        found,
+        [
+            pair("other@example.com", "other"),
+            pair("shared@example.com", "old")
+        ]
+    );
+    assert!(store.users_by_email(&[]).await.unwrap().is_empty());
+    // Two accounts signed in with one email at the same instant: both reads pick the same one.
+    store
+        .commit(&batch![
+            sign_in("tie-a", "tie@example.com", true, 9),
+            sign_in("tie-b", "tie@example.com", true, 9)
+        ])
+        .await
+        .unwrap();
+    let tie = EmailKey::of("tie@example.com");
+    let alone = store.user_by_email(&tie).await.unwrap().unwrap();
+    let together = store.users_by_email(&[tie.clone(), keys[0].clone()]).await;
+    let together: Vec<_> = together.unwrap().into_iter().map(|u| u.id).collect();
+    assert!(
+        together.contains(&alone.id),
+        "{together:?} against {alone:?}"
+    );
+    assert_eq!(together.len(), 2);
+
+    // And many ids in one read find the users that exist, as one at a time would.
+    let old = store.user_by_email(&keys[0]).await.unwrap().unwrap();
+    let other = store.user_by_email(&keys[2]).await.unwrap().unwrap();
+    let mut ids: Vec<UserId> = store
+        .users(&[other.id, UserId::new(), old.id])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![old.id, other.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert_eq!(store.users(&[old.id]).await.unwrap(), vec![old]);
 }
 
 async fn the_audit_names_what_is_wrong(backend: Backend) {

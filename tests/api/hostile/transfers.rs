@@ -57,6 +57,16 @@ pub(super) fn transfer_cases(f: &Fixture, cases: &mut Vec<Case>) {
             api(400, "invalid_recipient"),
         ),
         (
+            "a transfer to an email with a NUL in it",
+            body("trent\u{0}@example.com", "100"),
+            api(400, "invalid_recipient"),
+        ),
+        (
+            "a transfer to an email with a line break in it",
+            body("trent@example.com\r\nBcc: x@example.com", "100"),
+            api(400, "invalid_recipient"),
+        ),
+        (
             "a transfer without an amount",
             format!(r#"{{"to": {to:?}}}"#),
             api(400, "invalid_amount"),
