@@ -447,11 +447,12 @@ mod tests {
     use super::*;
     use crate::configuration::default_settings;
 
-    /// A request that reaches a process just as it stops listening is refused at connect (nginx
-    /// then passes it to another process, POST or not) or answered: it is never connected and
-    /// then reset, which nginx answers 502 for a POST.
+    /// A request already in the accept queue when a process stops listening is answered, and
+    /// one that tries to connect meanwhile is kept waiting for the closed listener to refuse it
+    /// (nginx then passes it to another process, POST or not): neither is connected and then
+    /// reset, which nginx answers 502 for a POST.
     #[actix_web::test]
-    async fn a_connection_tried_while_the_listener_closes_is_refused_not_reset() {
+    async fn requests_queued_or_connecting_as_the_listener_closes_are_never_reset() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -464,25 +465,44 @@ mod tests {
             .run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
+        let post = b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+
+        // The accept loop lags: a request waits in the queue, and the loop takes it again
+        // only after the listener has started closing.
+        handle.pause().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut queued = tokio::net::TcpStream::connect(addr).await.unwrap();
+        queued.write_all(post).await.unwrap();
+        let resuming = handle.clone();
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            resuming.resume().await;
+        });
 
         let late = std::cell::RefCell::new(None);
-        let (late_ref, paused) = (&late, &handle);
+        let (late_ref, pausing) = (&late, &handle);
         stop_listening(&listening, move || async move {
-            paused.pause().await;
-            // The accept loop has stopped taking connections; a client connects now.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            pausing.pause().await;
+            // The accept loop stops taking connections as a client connects.
             let connecting = tokio::net::TcpStream::connect(addr);
-            let connected = tokio::time::timeout(Duration::from_millis(200), connecting).await;
-            *late_ref.borrow_mut() = Some(connected);
+            let connecting = tokio::time::timeout(Duration::from_millis(300), connecting);
+            *late_ref.borrow_mut() = Some(actix_web::rt::spawn(connecting));
         })
         .await;
 
-        match late.into_inner().expect("the client tried") {
+        let mut answer = Vec::new();
+        let read = queued.read_to_end(&mut answer).await;
+        assert!(
+            read.is_ok() && answer.starts_with(b"HTTP/1.1 200"),
+            "the queued request: {read:?} ({} bytes of answer)",
+            answer.len()
+        );
+        let late = late.into_inner().expect("the client tried").await.unwrap();
+        match late {
             Err(_) => {} // its SYN was dropped: it never connected, nothing was sent
             Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
             Ok(Ok(mut stream)) => {
-                let post = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
-                let sent = stream.write_all(post.as_bytes()).await;
+                let sent = stream.write_all(post).await;
                 let mut answer = Vec::new();
                 let read = stream.read_to_end(&mut answer).await;
                 assert!(
