@@ -71,6 +71,21 @@ impl Service {
     fn n(&self) -> usize {
         self.processes.len()
     }
+
+    /// Stops process `i` with SIGTERM, checks that it exits 0 within 30 s, and starts it again;
+    /// answers how long it took to exit.
+    async fn restart(&mut self, i: usize) -> Duration {
+        let stopping = Instant::now();
+        self.processes[i].sigterm();
+        let status = self.processes[i]
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("it exits within 30 s");
+        assert!(status.success(), "process {i} exited {status}");
+        let exited = stopping.elapsed();
+        self.processes[i] = self.world.start_process(i).await;
+        exited
+    }
 }
 
 /// `GET /api/user/me`'s id of a signed-in person.
@@ -512,15 +527,7 @@ async fn a_rolling_restart_of_every_process_under_load_answers_no_5xx() {
     let rolling = Instant::now();
     let mut exits = Vec::new();
     for i in 0..service.n() {
-        let stopping = Instant::now();
-        service.processes[i].sigterm();
-        let status = service.processes[i]
-            .wait_exit(Duration::from_secs(30))
-            .await
-            .expect("it exits within 30 s");
-        assert!(status.success(), "process {i} exited {status}");
-        exits.push(stopping.elapsed());
-        service.processes[i] = service.world.start_process(i).await;
+        exits.push(service.restart(i).await);
     }
     let rolled_in = rolling.elapsed();
     let transfers_when_rolled = db.scalar("SELECT count(*) FROM transfers").await;
@@ -595,21 +602,10 @@ async fn posts_flooding_in_while_processes_stop_are_each_answered_by_the_app() {
         }));
     }
     let mut exits = Vec::new();
-    for round in 0..FLOOD_ROUNDS {
+    for _ in 0..FLOOD_ROUNDS {
         for i in 0..service.n() {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let stopping = Instant::now();
-            service.processes[i].sigterm();
-            let status = service.processes[i]
-                .wait_exit(Duration::from_secs(30))
-                .await
-                .expect("it exits within 30 s");
-            assert!(
-                status.success(),
-                "round {round}: process {i} exited {status}"
-            );
-            exits.push(stopping.elapsed());
-            service.processes[i] = service.world.start_process(i).await;
+            exits.push(service.restart(i).await);
         }
     }
     stop.store(true, Ordering::Relaxed);
