@@ -32,6 +32,7 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     assert_eq!(report.entries, 691 + 300);
 
     let db = TestDb::connect(&url).await;
+    ids_are_the_apps_own(&db).await;
     let deep_items = db
         .scalar(
             "SELECT (SELECT COUNT(*) FROM deposits WHERE user_id = u.id) \
@@ -126,6 +127,30 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     }
     assert_eq!(db.scalar("SELECT COUNT(*) FROM users").await, users);
     app.handle.stop(true).await;
+}
+
+/// Preloaded people have ids like the app's own (`UserId::new`): UUIDv7 carrying the moment
+/// they signed up, so that the books' user-keyed indexes are ordered by sign-up as a real
+/// service's would be, and people who sign up later sort after all of them.
+async fn ids_are_the_apps_own(db: &TestDb) {
+    let rows = db
+        .strings("SELECT id || ' ' || CAST(created_at AS TEXT) FROM users ORDER BY created_at")
+        .await;
+    assert_eq!(rows.len(), SIZES.users as usize);
+    let mut ids = Vec::new();
+    for row in &rows {
+        let (id, created_at) = row.split_once(' ').unwrap();
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(id.get_version_num(), 7, "{id}");
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        let ms = secs as i64 * 1000 + i64::from(nanos / 1_000_000);
+        assert_eq!(ms, created_at.parse::<i64>().unwrap(), "{id}");
+        ids.push(id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ordered by sign-up");
+    let now = uuid::Uuid::now_v7();
+    assert!(ids.iter().all(|id| *id < now), "a new sign-up sorts last");
 }
 
 #[actix_web::test]

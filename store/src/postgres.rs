@@ -961,8 +961,10 @@ fn parse_held(detail: &str) -> Option<Vec<(i32, i64)>> {
 /// that user's batches wait a little more.
 const SYSTEM_ACCOUNT_LOCKS: [i32; 2] = [-1, -2];
 
-/// A user's account lock key: the user id's first four bytes. Two users with one key only wait
-/// on each other; no lookup is needed to take it.
+/// A user's account lock key: the user id's last four bytes, random in every id we make (v4
+/// before, v7 now, whose first six bytes are the sign-up's millisecond and would give everyone
+/// who signed up in one minute one key). Two users with one key only wait on each other; no
+/// lookup is needed to take it.
 fn account_lock_key(user: UserId) -> i32 {
     let b = user.as_bytes();
     i32::from_be_bytes([b[12], b[13], b[14], b[15]])
@@ -1098,6 +1100,14 @@ mod tests {
     use super::*;
     use crate::domain::{Amount, Currency, DepositId, ProviderSub, SessionToken, Settlement};
     use crate::{NewAccount, NewDeposit, NewSession, SettleDeposit, TouchSession};
+
+    #[test]
+    fn people_who_sign_up_in_one_minute_do_not_share_an_account_lock() {
+        let keys: std::collections::HashSet<i32> =
+            (0..1000).map(|_| account_lock_key(UserId::new())).collect();
+        // 1,000 random 32-bit keys collide with a chance of about one in 8,600.
+        assert!(keys.len() >= 998, "{} distinct keys of 1,000", keys.len());
+    }
 
     fn deposit(user: UserId, key: Option<&str>) -> NewDeposit {
         NewDeposit {

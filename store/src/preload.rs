@@ -322,9 +322,15 @@ async fn pg_preload(store: &PgStore, plan: &Plan) -> Result<u64, PreloadError> {
         "SET LOCAL synchronous_commit = off",
         "SET LOCAL work_mem = '256MB'",
         "SET LOCAL maintenance_work_mem = '1GB'",
+        // Ids as the app makes them (UUIDv7, `UserId::new`): the sign-up's millisecond, then
+        // random bits from a v4 UUID (its version digit left out, its variant digit kept).
         "CREATE TEMP TABLE pl_users ON COMMIT DROP AS \
-         SELECT n, CAST(gen_random_uuid() AS TEXT) COLLATE \"C\" AS id, {accounts_from} + n AS account \
-         FROM generate_series(CAST(0 AS BIGINT), {users} - 1) AS n",
+         SELECT n, (substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(r, 16, 3) \
+                    || '-' || substr(r, 20, 17)) COLLATE \"C\" AS id, \
+                {accounts_from} + n AS account \
+         FROM (SELECT n, lpad(to_hex({users_from} + n), 12, '0') AS t, \
+                      CAST(gen_random_uuid() AS TEXT) AS r \
+               FROM generate_series(CAST(0 AS BIGINT), {users} - 1) AS n) AS g",
         "CREATE UNIQUE INDEX ON pl_users (n)",
     ];
     let generated = [
@@ -445,10 +451,11 @@ async fn sqlite_preload(store: &SqliteStore, plan: &Plan) -> Result<u64, Preload
     };
     let mut statements = vec![format!(
         "CREATE TEMP TABLE pl_users AS {} \
-         SELECT k AS n, substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) \
+         SELECT k AS n, substr(t, 1, 8) || '-' || substr(t, 9, 4) || '-7' || substr(h, 14, 3) \
                 || '-8' || substr(h, 18, 3) || '-' || substr(h, 21, 12) AS id, \
                 {{accounts_from}} + k AS account \
-         FROM (SELECT k, lower(hex(randomblob(16))) AS h FROM s)",
+         FROM (SELECT k, printf('%012x', {{users_from}} + k) AS t, \
+                      lower(hex(randomblob(16))) AS h FROM s)",
         numbered("{users}")
     )];
     statements.push("CREATE UNIQUE INDEX temp.pl_users_n ON pl_users (n)".into());
