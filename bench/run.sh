@@ -51,11 +51,14 @@
 #   BENCH_PRELOAD="--users 1000000" grown books: `onramp-load preload` fills one database with
 #                                   these options (see `onramp-load preload --help`) and each
 #                                   scenario starts on a copy of it; the scenario's users sign in on
-#                                   top. Two scenarios need it: `history` (onramp-load history:
-#                                   the deep user's pages, first against deepest; HISTORY_ARGS) and
+#                                   top. Three scenarios need it: `history` (onramp-load history:
+#                                   the deep user's pages, first against deepest; HISTORY_ARGS),
 #                                   `sessions` (onramp-load sessions: a million preloaded sessions
-#                                   used once, a tenth with their wallets; SESSIONS_ARGS).
-#   BENCH_PAIRED=1                  with BENCH_PRELOAD: each scenario (but history and sessions)
+#                                   used once, a tenth with their wallets; SESSIONS_ARGS) and
+#                                   `preloaded-transfers` (onramp-load preloaded-transfers:
+#                                   transfers between preloaded people picked at random, with their
+#                                   sessions, then the audit; PRELOADED_TRANSFERS_ARGS).
+#   BENCH_PAIRED=1                  with BENCH_PRELOAD: each scenario (but those three)
 #                                   runs first on empty books, then on grown ones; reports are
 #                                   <db>-<scenario>-empty.* and <db>-<scenario>-grown.*
 #                                   The app's start-up time to /readyz, its resident memory after
@@ -337,7 +340,7 @@ wait_idle() {
 runs=() # each "<scenario> <books>": the books are empty, or grown (a copy of the preloaded ones)
 for scenario in "${scenarios[@]}"; do
     case "$scenario" in
-    history | sessions)
+    history | sessions | preloaded-transfers)
         if [ -z "${BENCH_PRELOAD:-}" ]; then
             echo "the $scenario scenario needs BENCH_PRELOAD" >&2
             exit 2
@@ -348,7 +351,7 @@ for scenario in "${scenarios[@]}"; do
         runs+=("$scenario empty")
     else
         case "$scenario" in
-        history | sessions) ;;
+        history | sessions | preloaded-transfers) ;;
         *) [ -z "${BENCH_PAIRED:-}" ] || runs+=("$scenario empty") ;;
         esac
         runs+=("$scenario grown")
@@ -368,11 +371,15 @@ for run in "${runs[@]}"; do
     transfers-*) extra="$extra ${TRANSFER_ARGS:-}" ;;
     history) extra=${HISTORY_ARGS:-} ;;
     sessions) extra=${SESSIONS_ARGS:-} ;;
+    preloaded-transfers) # among every preloaded person: as many as BENCH_PRELOAD's --users
+        people=$(sed -n 's/.*--users[ =]\([0-9]*\).*/\1/p' <<<"$BENCH_PRELOAD")
+        extra="${people:+--people $people} ${PRELOADED_TRANSFERS_ARGS:-}"
+        ;;
     withdrawals) extra="$extra ${WITHDRAWAL_ARGS:-}" ;;
     mixed) extra="$extra ${TRANSFER_ARGS:-} ${WITHDRAWAL_ARGS:-}" ;;
     esac
     case "$scenario" in
-    history | sessions) # grown books only: a deep history, many sessions (on process 0)
+    history | sessions | preloaded-transfers) # grown books only (on process 0)
         command=("$load_bin" "$scenario" --app "http://localhost:$port" --token-seed "$token_seed"
             --json "$out/$db-$name.json")
         ;;
@@ -392,7 +399,7 @@ for run in "${runs[@]}"; do
     done
     stop_app
     case "$scenario" in
-    transfers-* | withdrawals | mixed) audit "$name" || status=1 ;;
+    transfers-* | preloaded-transfers | withdrawals | mixed) audit "$name" || status=1 ;;
     esac
     if [ "$books" = grown ]; then # copies of grown books are large
         if [ "$db" = postgres ]; then

@@ -5,6 +5,8 @@
 //! - `onramp-load sessions`: uses many preloaded sessions once each (`GET /api/balance` for the
 //!   last `--wallets`, which starts their wallet actors, `GET /api/user/me` for the rest), so
 //!   the app holds that many sessions and wallets; its resident memory is read outside.
+//! - `onramp-load preloaded-transfers` ([`crate::preloaded_transfers`]): transfers between
+//!   preloaded people picked at random, with their preloaded sessions.
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -73,7 +75,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(h: &Histogram<u64>) -> Latency {
+    pub(crate) fn of(h: &Histogram<u64>) -> Latency {
         Latency {
             count: h.len(),
             p50_us: h.value_at_quantile(0.5),
@@ -104,11 +106,11 @@ pub struct SessionsReport {
     pub failures: u64,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-fn client(connections: usize) -> anyhow::Result<Client> {
+pub(crate) fn client(connections: usize) -> anyhow::Result<Client> {
     Ok(Client::builder()
         .pool_max_idle_per_host(connections + 8)
         .tcp_nodelay(true)
@@ -116,18 +118,21 @@ fn client(connections: usize) -> anyhow::Result<Client> {
         .build()?)
 }
 
-fn cookie(seed: &str, session: u64) -> String {
+pub(crate) fn cookie(seed: &str, session: u64) -> String {
     format!("session_id={}", session_token(seed, session).expose())
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")
 }
 
-fn write_json(path: &Option<std::path::PathBuf>, value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn write_json(
+    path: &Option<std::path::PathBuf>,
+    value: &impl Serialize,
+) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
     println!("{}", serde_json::to_string(value)?);
     if let Some(p) = path {

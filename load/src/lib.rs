@@ -35,6 +35,7 @@ mod http;
 mod metrics;
 mod phase;
 pub mod preload;
+pub mod preloaded_transfers;
 mod report;
 mod scenario;
 

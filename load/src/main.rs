@@ -25,6 +25,9 @@ enum Command {
     /// Use many preloaded sessions once each (the last ones read their balance), so the app
     /// holds that many sessions and wallets.
     Sessions(onramp_load::grown::SessionsArgs),
+    /// Send transfers between preloaded people picked at random (activity spread over every
+    /// sign-up date), each with its own preloaded session, and check every balance they moved.
+    PreloadedTransfers(onramp_load::preloaded_transfers::PreloadedTransfersArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Preload(args)) => onramp_load::preload::run(args),
         Some(Command::History(args)) => onramp_load::grown::history(args),
         Some(Command::Sessions(args)) => onramp_load::grown::sessions(args),
+        Some(Command::PreloadedTransfers(args)) => onramp_load::preloaded_transfers::run(args),
         None => onramp_load::run(cli.load),
     }
 }

@@ -1,8 +1,10 @@
 //! Grown books: `onramp-load preload` fills an empty database of either kind with books the
 //! audit passes, the app serves them (a preloaded session reads its balance, the deep user's
-//! history walks to its end newest first), and a second preload is refused without a change.
+//! history walks to its end newest first, preloaded people pay each other and the audit still
+//! passes), and a second preload is refused without a change.
 
 use onramp_load::grown::{use_sessions, walk, HistoryArgs, SessionsArgs};
+use onramp_load::preloaded_transfers::{send, PreloadedTransfersArgs};
 use onramp_store::preload::{preload, session_token, PreloadError, Sizes};
 use onramp_test_support::{app, test_settings, Backend, TestDb};
 
@@ -120,6 +122,25 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     );
     assert!(user_1 > 0);
 
+    // Old customers pay each other: every balance moves by exactly what was answered.
+    let paid = send(&PreloadedTransfersArgs {
+        app: app.address.clone(),
+        token_seed: SEED.into(),
+        people: SIZES.users,
+        transfers: 300,
+        concurrency: 8,
+        seed: 3,
+        json: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!((paid.failures, paid.mismatches), (0, 0));
+    assert!(paid.declined < 300, "{} of 300 declined", paid.declined);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM transfers").await,
+        300 + 300 - paid.declined as i64
+    );
+
     let users = db.scalar("SELECT COUNT(*) FROM users").await;
     match preload(&url, SIZES, SEED).await {
         Err(PreloadError::Refused(why)) => assert!(why.contains("already has users"), "{why}"),
@@ -127,6 +148,8 @@ async fn preloaded_books_pass_the_audit_and_the_app_serves_them(backend: Backend
     }
     assert_eq!(db.scalar("SELECT COUNT(*) FROM users").await, users);
     app.handle.stop(true).await;
+    let report = store.audit().await.unwrap();
+    assert!(report.is_ok(), "after the transfers: {report}");
 }
 
 /// Preloaded people have ids like the app's own (`UserId::new`): UUIDv7 carrying the moment
