@@ -71,8 +71,11 @@
 #                                   this file, filled before by `onramp-load preload --database
 #                                   sqlite://path …` (and left as it was), instead of a new preload
 #                                   (about eight minutes for a million users) in each invocation;
-#                                   history and sessions also need BENCH_TOKEN_SEED, the
-#                                   --token-seed it was filled with
+#                                   history, sessions and preloaded-transfers also need
+#                                   BENCH_TOKEN_SEED, the --token-seed it was filled with, and
+#                                   preloaded-transfers picks among BENCH_PRELOAD's --users
+#                                   people: say the file's (PRELOADED_TRANSFERS_ARGS="--people N"
+#                                   otherwise)
 #   ONRAMP__…                       any app setting (e.g. ONRAMP__WRITER__MAX_BATCH=256)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -372,7 +375,8 @@ for run in "${runs[@]}"; do
     history) extra=${HISTORY_ARGS:-} ;;
     sessions) extra=${SESSIONS_ARGS:-} ;;
     preloaded-transfers) # among every preloaded person: as many as BENCH_PRELOAD's --users
-        people=$(sed -n 's/.*--users[ =]\([0-9]*\).*/\1/p' <<<"$BENCH_PRELOAD")
+        people=$(sed -n 's/.*--users[ =]\+\([0-9][0-9]*\).*/\1/p' <<<"$BENCH_PRELOAD")
+        case "${PRELOADED_TRANSFERS_ARGS:-}" in *--people*) people="" ;; esac
         extra="${people:+--people $people} ${PRELOADED_TRANSFERS_ARGS:-}"
         ;;
     withdrawals) extra="$extra ${WITHDRAWAL_ARGS:-}" ;;

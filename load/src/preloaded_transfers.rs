@@ -7,7 +7,9 @@
 //!
 //! Every person involved reads their balance before and after, and each balance must have
 //! changed by exactly what that person's answered transfers moved: a `201` moved its amount
-//! once, a `409 insufficient_funds` moved nothing. Anything else is a failure.
+//! once, a `409 insufficient_funds` moved nothing. Anything else is a failure. A balance is
+//! answered from the wallet actor's memory, so each sender's history (read from the database)
+//! must also list every transfer answered `201` to them.
 
 use crate::grown::{client, cookie, histogram, runtime, write_json, Latency};
 use anyhow::{bail, Context};
@@ -61,12 +63,15 @@ pub struct PreloadedTransfersReport {
     pub failures: u64,
     /// People whose balance did not change by what their answered transfers moved.
     pub mismatches: u64,
+    /// Transfers answered `201` that their sender's history does not list.
+    pub unrecorded: u64,
 }
 
 /// A transfer's outcome as the app answered it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
-    Moved,
+    /// `201`, with the transfer's id.
+    Moved(String),
     Declined,
     Failed,
 }
@@ -75,7 +80,8 @@ pub fn run(args: PreloadedTransfersArgs) -> anyhow::Result<()> {
     let report = runtime()?.block_on(send(&args))?;
     println!(
         "{} transfers between {} preloaded people in {:.1} s: {:.0}/s, p50 {:.2} ms, \
-         p99 {:.2} ms, max {:.2} ms; {} declined, {} failures, {} balances off",
+         p99 {:.2} ms, max {:.2} ms; {} declined, {} failures, {} balances off, \
+         {} missing from their sender's history",
         report.transfers,
         report.people,
         report.seconds,
@@ -85,14 +91,16 @@ pub fn run(args: PreloadedTransfersArgs) -> anyhow::Result<()> {
         report.latency.max_us as f64 / 1000.0,
         report.declined,
         report.failures,
-        report.mismatches
+        report.mismatches,
+        report.unrecorded
     );
     write_json(&args.json, &report)?;
-    if report.failures > 0 || report.mismatches > 0 {
+    if report.failures > 0 || report.mismatches > 0 || report.unrecorded > 0 {
         bail!(
-            "{} transfers failed and {} balances are off",
+            "{} transfers failed, {} balances are off, {} transfers are missing from history",
             report.failures,
-            report.mismatches
+            report.mismatches,
+            report.unrecorded
         );
     }
     Ok(())
@@ -133,6 +141,7 @@ pub async fn send(args: &PreloadedTransfersArgs) -> anyhow::Result<PreloadedTran
     let seconds = began.elapsed().as_secs_f64();
     let after = balances(&client, args, &people).await?;
     let mismatches = off_balances(&pairs, &answers, &before, &after);
+    let unrecorded = unrecorded(&client, args, &pairs, &answers).await?;
     let count = |a: Answer| answers.iter().filter(|x| **x == a).count() as u64;
     let latency = Latency::of(&latencies.lock().expect("not poisoned"));
     Ok(PreloadedTransfersReport {
@@ -144,6 +153,7 @@ pub async fn send(args: &PreloadedTransfersArgs) -> anyhow::Result<PreloadedTran
         declined: count(Answer::Declined),
         failures: count(Answer::Failed),
         mismatches,
+        unrecorded,
     })
 }
 
@@ -210,7 +220,10 @@ async fn transfer(client: &Client, app: &str, seed: &str, from: u64, to: u64) ->
     let body = answer.bytes().await;
     match status {
         _ if body.is_err() => Answer::Failed,
-        StatusCode::CREATED => Answer::Moved,
+        StatusCode::CREATED => match body.ok().and_then(|b| transfer_id(&b)) {
+            Some(id) => Answer::Moved(id),
+            None => Answer::Failed,
+        },
         StatusCode::CONFLICT
             if body.is_ok_and(|b| String::from_utf8_lossy(&b).contains("insufficient_funds")) =>
         {
@@ -218,6 +231,87 @@ async fn transfer(client: &Client, app: &str, seed: &str, from: u64, to: u64) ->
         }
         _ => Answer::Failed,
     }
+}
+
+fn transfer_id(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    body["id"].as_str().map(str::to_owned)
+}
+
+/// How many transfers answered `201` their sender's history does not list as `transfer_out`.
+async fn unrecorded(
+    client: &Client,
+    args: &PreloadedTransfersArgs,
+    pairs: &[(u64, u64)],
+    answers: &[Answer],
+) -> anyhow::Result<u64> {
+    let mut sent: HashMap<u64, BTreeSet<String>> = HashMap::new();
+    for (&(from, _), answer) in pairs.iter().zip(answers) {
+        if let Answer::Moved(id) = answer {
+            sent.entry(from).or_default().insert(id.clone());
+        }
+    }
+    let senders: Vec<u64> = sent.keys().copied().collect();
+    let sent = Arc::new(sent);
+    let (app, seed) = (args.app.clone(), args.token_seed.clone());
+    let missing = each(args.concurrency, senders, {
+        let client = client.clone();
+        move |person| {
+            let (client, app, seed, sent) =
+                (client.clone(), app.clone(), seed.clone(), sent.clone());
+            async move {
+                let mut left = sent[&person].clone();
+                let mut cursor: Option<String> = None;
+                while !left.is_empty() {
+                    let (ids, next) = history_page(&client, &app, &seed, person, cursor).await?;
+                    for id in ids {
+                        left.remove(&id);
+                    }
+                    match next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+                anyhow::Ok(left.len() as u64)
+            }
+        }
+    })
+    .await?;
+    missing
+        .into_iter()
+        .sum::<anyhow::Result<u64>>()
+        .context("cannot read a sender's history")
+}
+
+/// One page of a person's history: the ids of its `transfer_out` items, and the next cursor.
+async fn history_page(
+    client: &Client,
+    app: &str,
+    seed: &str,
+    person: u64,
+    cursor: Option<String>,
+) -> anyhow::Result<(Vec<String>, Option<String>)> {
+    let mut url = url::Url::parse(&format!("{app}/api/transactions"))?;
+    url.query_pairs_mut().append_pair("limit", "100");
+    if let Some(c) = cursor {
+        url.query_pairs_mut().append_pair("cursor", &c);
+    }
+    let body: serde_json::Value = client
+        .get(url)
+        .header(COOKIE, cookie(seed, person))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ids = body["items"]
+        .as_array()
+        .context("no items")?
+        .iter()
+        .filter(|i| i["kind"] == "transfer_out")
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect();
+    Ok((ids, body["next"].as_str().map(str::to_owned)))
 }
 
 /// Each person's balance, read with their preloaded session.
@@ -260,7 +354,7 @@ fn off_balances(
 ) -> u64 {
     let mut expected = before.clone();
     for (&(from, to), answer) in pairs.iter().zip(answers) {
-        if *answer == Answer::Moved {
+        if matches!(answer, Answer::Moved(_)) {
             *expected.entry(from).or_default() -= 1;
             *expected.entry(to).or_default() += 1;
         }
@@ -306,7 +400,8 @@ mod tests {
     #[test]
     fn a_balance_that_moved_other_than_answered_is_counted() {
         let pairs = [(1, 2), (2, 3), (1, 3)];
-        let answers = [Answer::Moved, Answer::Declined, Answer::Moved];
+        let moved = || Answer::Moved("trf_".into());
+        let answers = [moved(), Answer::Declined, moved()];
         let before = HashMap::from([(1, 10), (2, 0), (3, 5)]);
         let right = HashMap::from([(1, 8), (2, 1), (3, 6)]);
         assert_eq!(off_balances(&pairs, &answers, &before, &right), 0);
