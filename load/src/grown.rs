@@ -141,31 +141,45 @@ pub(crate) fn write_json(
     Ok(())
 }
 
+/// One page of `GET /api/transactions` for the session whose cookie is given: its items, the
+/// next cursor and how long it took. Anything but `200` is an error.
+pub(crate) async fn transactions_page(
+    client: &Client,
+    app: &str,
+    cookie: &str,
+    limit: u32,
+    cursor: Option<&str>,
+) -> anyhow::Result<(Vec<serde_json::Value>, Option<String>, Duration)> {
+    let mut url = url::Url::parse(&format!("{app}/api/transactions"))?;
+    url.query_pairs_mut()
+        .append_pair("limit", &limit.to_string());
+    if let Some(c) = cursor {
+        url.query_pairs_mut().append_pair("cursor", c);
+    }
+    let began = Instant::now();
+    let answer = client.get(url).header(COOKIE, cookie).send().await?;
+    let status = answer.status();
+    let mut body: serde_json::Value = answer.json().await?;
+    let took = began.elapsed();
+    if status != StatusCode::OK {
+        bail!("GET /api/transactions answered {status}: {body}");
+    }
+    let next = body["next"].as_str().map(str::to_owned);
+    match body["items"].take() {
+        serde_json::Value::Array(items) => Ok((items, next, took)),
+        _ => bail!("no items"),
+    }
+}
+
 /// One page: its items' `(created_at, id)` keys and the next cursor, timed.
 async fn page(
     client: &Client,
     args: &HistoryArgs,
     cursor: Option<&str>,
 ) -> anyhow::Result<(Vec<String>, Option<String>, Duration)> {
-    let mut url = url::Url::parse(&format!("{}/api/transactions", args.app))?;
-    url.query_pairs_mut()
-        .append_pair("limit", &args.limit.to_string());
-    if let Some(c) = cursor {
-        url.query_pairs_mut().append_pair("cursor", c);
-    }
-    let began = Instant::now();
-    let answer = client
-        .get(url)
-        .header(COOKIE, cookie(&args.token_seed, args.session))
-        .send()
-        .await?;
-    let status = answer.status();
-    let body: serde_json::Value = answer.json().await?;
-    let took = began.elapsed();
-    if status != StatusCode::OK {
-        bail!("GET /api/transactions answered {status}: {body}");
-    }
-    let items = body["items"].as_array().context("no items")?;
+    let cookie = cookie(&args.token_seed, args.session);
+    let (items, next, took) =
+        transactions_page(client, &args.app, &cookie, args.limit, cursor).await?;
     let keys = items
         .iter()
         .map(|i| {
@@ -173,7 +187,7 @@ async fn page(
             format!("{at} {}", i["id"].as_str().unwrap_or_default())
         })
         .collect();
-    Ok((keys, body["next"].as_str().map(str::to_owned), took))
+    Ok((keys, next, took))
 }
 
 pub fn history(args: HistoryArgs) -> anyhow::Result<()> {

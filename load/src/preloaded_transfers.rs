@@ -11,7 +11,7 @@
 //! answered from the wallet actor's memory, so each sender's history (read from the database)
 //! must also list every transfer answered `201` to them.
 
-use crate::grown::{client, cookie, histogram, runtime, write_json, Latency};
+use crate::grown::{client, cookie, histogram, runtime, transactions_page, write_json, Latency};
 use anyhow::{bail, Context};
 use clap::Args;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -291,27 +291,14 @@ async fn history_page(
     person: u64,
     cursor: Option<String>,
 ) -> anyhow::Result<(Vec<String>, Option<String>)> {
-    let mut url = url::Url::parse(&format!("{app}/api/transactions"))?;
-    url.query_pairs_mut().append_pair("limit", "100");
-    if let Some(c) = cursor {
-        url.query_pairs_mut().append_pair("cursor", &c);
-    }
-    let body: serde_json::Value = client
-        .get(url)
-        .header(COOKIE, cookie(seed, person))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let ids = body["items"]
-        .as_array()
-        .context("no items")?
+    let cookie = cookie(seed, person);
+    let (items, next, _) = transactions_page(client, app, &cookie, 100, cursor.as_deref()).await?;
+    let ids = items
         .iter()
         .filter(|i| i["kind"] == "transfer_out")
         .filter_map(|i| i["id"].as_str().map(str::to_owned))
         .collect();
-    Ok((ids, body["next"].as_str().map(str::to_owned)))
+    Ok((ids, next))
 }
 
 /// Each person's balance, read with their preloaded session.
