@@ -153,8 +153,9 @@ impl BankClient {
     }
 
     /// Posts `body` to `url`, and once more when no answer came. When the first call may have
-    /// reached the bank, a refusal of the second does not say that the bank did nothing: the
-    /// first error is answered then.
+    /// reached the bank, a second that says the bank did nothing (a refusal, or no connection at
+    /// all) speaks only for itself: the first error is answered then, so that what the first
+    /// call may have made is never taken for nothing.
     async fn post_twice<B: serde::Serialize, T: serde::de::DeserializeOwned>(
         &self,
         url: &str,
@@ -163,7 +164,7 @@ impl BankClient {
         match self.post_json(url, body).await {
             Err(first @ (BankError::NotSent(_) | BankError::NoAnswer(_))) => {
                 match self.post_json(url, body).await {
-                    Err(BankError::Refused { .. }) if first.may_have_acted() => Err(first),
+                    Err(second) if first.may_have_acted() && !second.may_have_acted() => Err(first),
                     second => second,
                 }
             }
@@ -325,5 +326,36 @@ mod tests {
             taken.may_have_acted(),
             "the ref is taken by what the bank holds"
         );
+    }
+
+    /// A bank that took the first create-order and never answered, then went away: the second
+    /// call cannot connect, which says nothing of the order the first may have made. The answer
+    /// is the first call's (the deposit stays `processing`), not "not sent" (which fails it).
+    #[tokio::test]
+    async fn a_call_that_may_have_reached_the_bank_is_not_undone_by_a_retry_that_cannot_connect() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bank = tokio::spawn(async move {
+            let (mut call, _) = listener.accept().await.unwrap();
+            // The port closes: the retry is refused a connection.
+            drop(listener);
+            let mut request = [0u8; 4096];
+            let _ = tokio::io::AsyncReadExt::read(&mut call, &mut request).await;
+            // Read, never answered.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let client = BankClient::new(
+            &url,
+            SecretString::from("key".to_owned()),
+            Duration::from_millis(300),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+        let answer = client.create_order("txn_0", 100, "http://app.test/").await;
+        bank.abort();
+        match answer {
+            Err(e @ BankError::NoAnswer(_)) => assert!(e.may_have_acted()),
+            other => panic!("the first call's missing answer was lost: {other:?}"),
+        }
     }
 }
