@@ -98,14 +98,29 @@ impl State {
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/bank/create-order").route(web::post().to(create_order)))
-        .service(web::resource("/api/bank/deliveries").route(web::get().to(deliveries)))
-        .service(web::resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
-        .service(web::resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
-        .service(web::resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)))
-        .service(web::resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)))
-        .service(web::resource("/api/bank/payouts").route(web::post().to(create_payout)))
-        .service(web::resource("/api/bank/payouts/{payout_id}").route(web::get().to(get_payout)));
+    cfg.service(resource("/api/bank/create-order").route(web::post().to(create_order)))
+        .service(resource("/api/bank/deliveries").route(web::get().to(deliveries)))
+        .service(resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
+        .service(resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
+        .service(resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)))
+        .service(resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)))
+        .service(resource("/api/bank/payouts").route(web::post().to(create_payout)))
+        .service(resource("/api/bank/payouts/{payout_id}").route(web::get().to(get_payout)));
+}
+
+/// A route of the Bank API. A request with another method gets a JSON `405` (every error
+/// answer of the API is JSON), not actix-web's empty one.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+    .error_response()
 }
 
 /// An error answered as `{"error": {"code": …, "message": …}}`.

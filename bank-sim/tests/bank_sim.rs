@@ -495,6 +495,38 @@ async fn create_order_is_idempotent_on_ref() {
     sim.stop().await;
 }
 
+/// Every error answer of the Bank API is JSON, a request with the wrong method's included.
+#[actix_web::test]
+async fn a_wrong_method_gets_a_json_error() {
+    let db = temp_db();
+    let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/bank/create-order"),
+        (reqwest::Method::PUT, "/api/bank/payouts"),
+        (reqwest::Method::DELETE, "/api/bank/orders/bank_session_x"),
+        (
+            reqwest::Method::GET,
+            "/api/bank/orders/bank_session_x/cancel",
+        ),
+    ] {
+        let url = format!("{}{path}", sim.url());
+        let answer = client()
+            .request(method.clone(), &url)
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(answer).await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        );
+    }
+    sim.stop().await;
+}
+
 #[actix_web::test]
 async fn bad_create_order_bodies_are_refused() {
     let db = temp_db();
