@@ -72,6 +72,34 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A local address where every connection is refused, for as long as this lives: a socket bound
+/// to a port and not listening. A port bound and let go at once may be taken meanwhile by a
+/// listener of another test (an app, a bank) that would answer.
+pub struct RefusedAddress {
+    _socket: socket2::Socket,
+    pub url: String,
+}
+
+impl RefusedAddress {
+    pub fn new() -> RefusedAddress {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a socket");
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any_port.into()).expect("bound to a free port");
+        let bound = socket.local_addr().unwrap().as_socket().unwrap();
+        RefusedAddress {
+            _socket: socket,
+            url: format!("http://{bound}"),
+        }
+    }
+}
+
+impl Default for RefusedAddress {
+    fn default() -> Self {
+        RefusedAddress::new()
+    }
+}
+
 /// Runs one async test body on both databases, as two tests `<name>::sqlite` and
 /// `<name>::postgres`. The calling crate needs `actix-web` (the tests run on an actix system,
 /// which the in-process app's server needs).

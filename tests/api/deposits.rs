@@ -131,11 +131,12 @@ async fn a_deposit_needs_a_session(backend: Backend) {
 }
 
 async fn a_bank_that_is_down_fails_the_deposit_with_502(backend: Backend) {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    // Bound and not listening for the whole test: a port let go at once was once taken by
+    // another test's listener, which answered the create-order `201`.
+    let dead = onramp_test_support::RefusedAddress::new();
+    let url = dead.url.clone();
     let app = spawn_app_with(backend, |s| {
-        s.bank.api_url = Some(dead);
+        s.bank.api_url = Some(url);
         s.bank.timeout_ms = 1000;
     })
     .await;
