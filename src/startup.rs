@@ -51,6 +51,26 @@ const LAST_ANSWERS: Duration = Duration::from_millis(300);
 /// regardless (their commits are fenced: a late one writes nothing).
 const HAND_OVER_LIMIT: Duration = Duration::from_secs(10);
 
+/// How soon a process among several exits after SIGTERM (config.md, "Several processes").
+const STOP_WITHIN: Duration = Duration::from_secs(30);
+
+/// What SIGTERM leaves for after the server has stopped: the DB writer's last flush, the
+/// leases' release and the development parties' stop.
+const LAST_STEPS: Duration = Duration::from_secs(3);
+
+/// How long the requests still in flight get once the server stops. Alone, 30 s. Among
+/// several processes, what [`STOP_WITHIN`] leaves after the hand-over, the listener's close
+/// and the last steps (15 s): a request held longer (a body that never ends, a bank that never
+/// answers) is cut off rather than keep the process past its bound. What it had committed
+/// stays committed; a deposit waiting for the bank is reconciled.
+fn in_flight_limit(cluster: bool) -> Duration {
+    if cluster {
+        STOP_WITHIN - HAND_OVER_LIMIT.max(DRAIN) - ACCEPT_LIMIT - LAST_ANSWERS - LAST_STEPS
+    } else {
+        STOP_WITHIN
+    }
+}
+
 /// Among several processes, how long a session read from the database is trusted before it is
 /// read again: a logout on one process is refused by every other within this (and a second).
 const SESSION_RECHECK: Duration = Duration::from_millis(500);
@@ -397,6 +417,7 @@ fn serve(
     metrics_on_main: bool,
 ) -> anyhow::Result<Server> {
     let own_origin = OwnOrigin(state.urls.public_origin.clone());
+    let in_flight = in_flight_limit(state.wallets.ownership().is_cluster());
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(
@@ -432,7 +453,7 @@ fn serve(
     })
     .backlog(4096)
     .max_connections(50_000)
-    .shutdown_timeout(30)
+    .shutdown_timeout(in_flight.as_secs())
     // `run_until_stopped` handles SIGTERM and SIGINT: both stop gracefully, and without
     // stopping the actix System under the requests still in flight.
     .disable_signals();

@@ -100,6 +100,40 @@ async fn sigint_in_flight() {
     assert_eq!(status.code(), Some(0), "exit status after SIGINT: {status}");
 }
 
+/// Among several processes, SIGTERM exits `0` within the contract's 30 s (config.md) even with a
+/// request held in flight for ever (a webhook whose body never ends): it is cut off once the
+/// process's time is up, instead of getting the 30 s a lone process gives it on top of the
+/// hand-over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_among_several_exits_within_30_s_whatever_is_in_flight() {
+    let world = World::new(onramp_binary!(), Backend::Postgres)
+        .await
+        .with_processes(1, onramp_test_support::free_port());
+    let _bank = world.start_stubborn_bank(0).await;
+    let mut process = world.start_process(0).await;
+    let unknown = Made {
+        user: 0,
+        id: "txn_unknown".into(),
+        token: format!("bank_session_{}", "0".repeat(48)),
+        amount: 100,
+    };
+    let held = InFlight::start(&world, &unknown, true).await;
+    let sent = Instant::now();
+    process.sigterm();
+    let status = process
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("still running 30 s after SIGTERM, a request in flight"));
+    let took = sent.elapsed();
+    report!("SIGTERM among several, a request held in flight: {status} after {took:.1?}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status}"
+    );
+    drop(held);
+}
+
 /// A webhook posted straight to the app over a raw connection, stopped halfway through its
 /// body: the app has read the head (it answered `100 Continue`) and is handling the request,
 /// waiting for the rest.
