@@ -40,7 +40,8 @@ pub struct Funds {
     /// trusted: a late answer of an earlier commit could predate a debit that did land. Until
     /// that read completes, balances commits answer are kept in `seen`.
     must_load: bool,
-    /// The newest balance a commit answered while a fresh read was awaited. It is not trusted
+    /// The newest balance a commit answered while a fresh read was awaited, or another
+    /// wallet's commit told while no balance was known ([`Funds::told`]). It is not trusted
     /// alone, but it is never lost: the read that completes is compared with it, and of the two
     /// the one with the later ledger entry wins (entry ids grow in commit order).
     seen: Option<Balance>,
@@ -77,13 +78,33 @@ impl Funds {
         self.reservations
     }
 
-    /// A balance a commit answered: kept if it is newer than what is known (a later ledger
-    /// entry). While a fresh read is awaited it is set aside for that read to be compared with.
+    /// A balance this wallet's own commit answered: kept if it is newer than what is known (a
+    /// later ledger entry). It is the database's balance as that commit left it, so it is
+    /// trusted even when nothing was known, and a balance told earlier and set aside
+    /// ([`Funds::told`]) then counts beside it. While a fresh read is awaited it is set aside
+    /// for that read to be compared with.
     pub fn observe(&mut self, balance: Balance) {
         if self.must_load {
             self.seen = newer(self.seen, balance);
         } else {
             self.committed = newer(self.committed, balance);
+            if let Some(seen) = self.seen.take() {
+                self.committed = newer(self.committed, seen);
+            }
+        }
+    }
+
+    /// A balance another wallet's commit answered for this one (a transfer received, told by
+    /// the sender's actor, in this process or another). Beside a balance already known the
+    /// later entry wins, as for [`Funds::observe`]. With none known it is set aside until a
+    /// read or a commit of this wallet's own: a debit of this wallet may have committed after
+    /// it, before this actor started (under an earlier actor here, or another process's lease),
+    /// and this actor would never be told of that one.
+    pub fn told(&mut self, balance: Balance) {
+        if self.committed.is_some() {
+            self.observe(balance);
+        } else {
+            self.seen = newer(self.seen, balance);
         }
     }
 
@@ -186,12 +207,21 @@ mod tests {
         ReadArrives,
         /// A late answer: an older balance reaches the actor again.
         Stale,
+        /// The actor stops (idle, or its wallet handed to another process) with nothing in
+        /// flight, and a fresh one starts knowing nothing.
+        Restart,
+        /// Another wallet's commit tells this one a balance the database had at some point (a
+        /// transfer received; the tell may come late, after debits it does not include).
+        Told(usize),
     }
 
     impl Step {
         /// Whether the step makes the wallet forget its balance.
         fn forgets(&self) -> bool {
-            matches!(self, Step::Unsure(..) | Step::UnsureCredit(..))
+            matches!(
+                self,
+                Step::Unsure(..) | Step::UnsureCredit(..) | Step::Restart
+            )
         }
     }
 
@@ -206,6 +236,8 @@ mod tests {
             Just(Step::ReadStarts),
             Just(Step::ReadArrives),
             Just(Step::Stale),
+            Just(Step::Restart),
+            any::<usize>().prop_map(Step::Told),
         ]
     }
 
@@ -217,6 +249,9 @@ mod tests {
         history: Vec<Balance>,
         open: Vec<Reservation>,
         reads: std::collections::VecDeque<(Balance, u64)>,
+        /// Where the running actor's life began in `history`: only its own commits can
+        /// answer it late.
+        born: usize,
     }
 
     impl World {
@@ -228,6 +263,7 @@ mod tests {
                 history: vec![db],
                 open: Vec::new(),
                 reads: Default::default(),
+                born: 0,
             }
         }
 
@@ -281,7 +317,16 @@ mod tests {
                         self.funds.load(balance, epoch);
                     }
                 }
-                Step::Stale => self.funds.observe(self.history[self.history.len() / 2]),
+                Step::Stale if self.history.len() > self.born => {
+                    let own = self.born + (self.history.len() - self.born) / 2;
+                    self.funds.observe(self.history[own]);
+                }
+                Step::Restart if self.open.is_empty() => {
+                    self.funds = Funds::default();
+                    self.reads.clear();
+                    self.born = self.history.len();
+                }
+                Step::Told(i) => self.funds.told(self.history[i % self.history.len()]),
                 _ => {}
             }
             self.check()
@@ -382,6 +427,56 @@ mod tests {
         }
         assert_eq!(funds.available(), Some(0));
         assert_eq!(funds.reservations(), 0);
+    }
+
+    /// A fresh actor told a balance by another wallet's commit does not take it as the truth:
+    /// a withdrawal committed after it, by the wallet's earlier actor (here, or at the process
+    /// that owned the wallet before), is not in it. The first debit reads the database instead.
+    #[test]
+    fn a_fresh_actor_does_not_believe_a_balance_told_before_a_debit_it_never_saw() {
+        let mut funds = Funds::default();
+        // A transfer in committed at entry 5 (balance 1,000); a withdrawal of 800 at entry 6,
+        // before this actor started. The tell of entry 5 arrives only now.
+        funds.told(Balance {
+            paise: 1_000,
+            entry: 5,
+        });
+        assert_eq!(funds.available(), None, "not known: read first");
+        let all = Amount::parse(1_000, i64::MAX).unwrap();
+        assert_eq!(funds.reserve(all), Err(Refusal::NotLoaded));
+        assert!(funds.load(
+            Balance {
+                paise: 200,
+                entry: 6
+            },
+            funds.epoch()
+        ));
+        assert_eq!(
+            funds.reserve(all),
+            Err(Refusal::Insufficient { available: 200 })
+        );
+        // A later tell counts beside what is known: a transfer in after the withdrawal.
+        funds.told(Balance {
+            paise: 700,
+            entry: 7,
+        });
+        assert_eq!(funds.available(), Some(700));
+    }
+
+    /// A tell set aside counts once the actor's own commit makes a balance known: the later
+    /// entry wins.
+    #[test]
+    fn a_tell_set_aside_counts_beside_the_first_own_commit() {
+        let mut funds = Funds::default();
+        funds.told(Balance {
+            paise: 900,
+            entry: 9,
+        });
+        funds.observe(Balance {
+            paise: 400,
+            entry: 8,
+        });
+        assert_eq!(funds.available(), Some(900));
     }
 
     /// The reviewer's case: a read starts, a commit of unknown outcome makes the actor forget,

@@ -157,7 +157,8 @@ impl Handler<Forget> for WalletActor {
     }
 }
 
-/// A balance another wallet's commit answered for this one (a transfer received).
+/// A balance another wallet's commit answered for this one (a transfer received): counted
+/// beside a balance already known, set aside by an actor that knows none (`Funds::told`).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub(super) struct Observe(pub Balance);
@@ -168,6 +169,6 @@ impl Handler<Observe> for WalletActor {
     #[tracing::instrument(level = "trace", name = "wallet.observe", skip_all, fields(user = %self.user))]
     fn handle(&mut self, Observe(balance): Observe, _: &mut Self::Context) {
         self.last_used = Instant::now();
-        self.funds.observe(balance);
+        self.funds.told(balance);
     }
 }

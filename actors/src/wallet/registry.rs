@@ -325,7 +325,8 @@ impl Wallets {
             }
             // Told only to an actor that runs: one that starts later reads the database, which
             // has the commit told of (an actor started on a told balance could believe more
-            // than there is, if a debit committed after it elsewhere).
+            // than there is, if a debit committed after it elsewhere). For the same reason a
+            // running actor that knows no balance yet sets the tell aside (`Funds::told`).
             WalletCall::Observe { user, balance } => {
                 if let Some(addr) = self.running(user, lease) {
                     let _ = addr.send(Observe(balance)).await;
