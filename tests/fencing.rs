@@ -127,3 +127,97 @@ async fn a_shard_is_not_taken_while_a_commit_under_its_lease_is_under_way() {
         .unwrap();
     assert_eq!(after, vec![(shard, taken[0].1 + 1)]);
 }
+
+/// Waits up to `limit` for `done`, checking every 20 ms.
+async fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// A process whose liveness connection breaks (PostgreSQL restarted, a proxy closed it) is
+/// counted dead by the others at once, and they may take its shards long before its leases run
+/// out. It stops serving them at its next tick, not at its next renewal a quarter lease later:
+/// until then its actors would answer balances that miss what the new owner commits. Once it
+/// holds its liveness lock again, it serves the shards it still has.
+#[tokio::test]
+async fn a_process_that_lost_its_liveness_lock_stops_serving_its_shards_at_its_next_tick() {
+    use onramp_actors::ownership::{ClusterConfig, Ownership};
+    use onramp_store::domain::UserId;
+    let TwoProcesses { url, a, b, .. } = two_processes().await;
+    // Renewals every 30 s, trust for 90 s: far beyond what this test waits.
+    let lease = Duration::from_secs(120);
+    let config = |name: &str| ClusterConfig {
+        node: uuid::Uuid::new_v4().to_string(),
+        url: format!("http://{name}"),
+        lease,
+    };
+    let (config_a, config_b) = (config("a"), config("b"));
+    let node_a = config_a.node.clone();
+    let a = Ownership::cluster(config_a, a);
+    tokio::spawn(a.clone().run());
+    assert!(
+        within(Duration::from_secs(10), || a.held() == 64).await,
+        "A took every shard"
+    );
+    let b = Ownership::cluster(config_b, b);
+    tokio::spawn(b.clone().run());
+
+    // No new connection for a while, and A's liveness connection cut: to B, A is dead.
+    let mut books = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let (lock_key,): (i32,) =
+        sqlx::query_as("SELECT owner_lock FROM cluster_shards WHERE owner = $1 LIMIT 1")
+            .bind(&node_a)
+            .fetch_one(&mut books)
+            .await
+            .unwrap();
+    let (server, db) = url.rsplit_once('/').unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    let allow = |yes: bool| format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {yes}");
+    sqlx::query(&allow(false)).execute(&admin).await.unwrap();
+    let cut: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks AS l \
+         WHERE l.locktype = 'advisory' AND l.classid = 28526 AND l.objsubid = 2 \
+           AND l.objid = $1::oid",
+    )
+    .bind(lock_key)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(cut, vec![(true,)], "A's liveness connection");
+    assert!(
+        within(Duration::from_secs(5), || b.held() > 0).await,
+        "B took shards of the dead-looking A"
+    );
+    let taken = std::iter::repeat_with(UserId::new)
+        .find(|u| b.serves(*u))
+        .unwrap();
+    assert!(
+        within(Duration::from_secs(2), || !a.serves(taken)).await,
+        "A still serves a wallet whose shard B took"
+    );
+
+    // Connections allowed again: A holds its liveness lock again and renews what is still
+    // its own. Every wallet is served again, and by one process only.
+    sqlx::query(&allow(true)).execute(&admin).await.unwrap();
+    let people: Vec<UserId> = std::iter::repeat_with(UserId::new).take(64).collect();
+    assert!(
+        within(Duration::from_secs(5), || people
+            .iter()
+            .all(|u| a.serves(*u) || b.serves(*u)))
+        .await,
+        "a wallet nobody serves once A is back"
+    );
+    for u in &people {
+        assert!(!(a.serves(*u) && b.serves(*u)), "{u} served by both");
+    }
+}

@@ -408,11 +408,23 @@ impl Cluster {
 
     async fn tick(self: &Arc<Self>) -> Result<(), StoreError> {
         let c = &self.config;
+        // Every tick, not only at renewals: a process whose liveness lock went with its
+        // connection is counted dead by the others, who may take its shards at once.
+        let unbroken = match self.leases.stay_alive().await {
+            Ok(unbroken) => unbroken,
+            Err(e) => {
+                self.distrust_leases();
+                return Err(e);
+            }
+        };
+        if !unbroken {
+            self.distrust_leases();
+        }
         // Renewing writes every lease's row: a quarter lease apart is often enough (a lease is
         // trusted three quarters of its length), and the table stays small.
         let due = {
             let mut last = self.renewed_at.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.is_none_or(|t| t.elapsed() >= c.lease / 4);
+            let due = !unbroken || last.is_none_or(|t| t.elapsed() >= c.lease / 4);
             if due {
                 *last = Some(Instant::now());
             }
@@ -446,6 +458,26 @@ impl Cluster {
             self.refresh().await?;
         }
         Ok(())
+    }
+
+    /// Lets no new call in on any shard held here until a renewal says the lease is still
+    /// this process's: the liveness lock was lost, and while it was, the others could take
+    /// any of them (calls already in are fenced at their commit if so).
+    fn distrust_leases(&self) {
+        let now = Instant::now();
+        let mut distrusted = 0;
+        for shard in 0..SHARDS {
+            if let Some(h) = self.slot(shard).held.as_mut() {
+                h.valid_until = h.valid_until.min(now);
+                distrusted += 1;
+            }
+        }
+        if distrusted > 0 {
+            tracing::warn!(
+                distrusted,
+                "the liveness lock was lost: no shard is served until its lease is renewed"
+            );
+        }
     }
 
     /// The heartbeat and the renewal of every lease held.

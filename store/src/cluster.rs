@@ -108,19 +108,22 @@ impl Leases {
 
     /// Holds this process's liveness lock: takes it again on a new connection when the one
     /// that held it broke (PostgreSQL restarted or failed over, a proxy closed it), or the
-    /// others would take this process for dead at every turn.
-    async fn stay_alive(&self) -> Result<(), StoreError> {
+    /// others would take this process for dead at every turn. Answers whether the lock was
+    /// held all along (`false`: it was lost, and is held again now). While it was lost the
+    /// others counted this process dead and may have taken its shards before their leases ran
+    /// out: the caller trusts none of its leases until it has renewed them.
+    pub async fn stay_alive(&self) -> Result<bool, StoreError> {
         use std::sync::atomic::Ordering;
         let mut held = self.liveness.lock().await;
         if self.dead.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(true);
         }
         let bounded =
             |what| StoreError::Corrupt(format!("the liveness connection: {what} timed out"));
         if let Some(conn) = held.as_mut() {
             let ping = sqlx::query("SELECT 1").execute(&mut *conn);
             if let Ok(Ok(_)) = tokio::time::timeout(LIVENESS_WAIT, ping).await {
-                return Ok(());
+                return Ok(true);
             }
             tracing::warn!("the liveness connection broke; taking the lock again");
         }
@@ -145,7 +148,7 @@ impl Leases {
             .execute(&mut conn)
             .await;
         *held = Some(conn);
-        Ok(())
+        Ok(false)
     }
 
     /// Closes the liveness connection: to the others this process is dead from now on.
@@ -157,14 +160,14 @@ impl Leases {
     }
 
     /// Says `node` is alive for `lease` more, forgets processes long gone, and answers how many
-    /// are alive (this one included).
+    /// are alive (this one included). The liveness lock is the caller's to keep
+    /// ([`Leases::stay_alive`]).
     pub async fn heartbeat(
         &self,
         node: &str,
         url: &str,
         lease: Duration,
     ) -> Result<i64, StoreError> {
-        self.stay_alive().await?;
         sqlx::query(
             "INSERT INTO cluster_nodes (node, url, lock_key, expires_at, lists_logouts) \
              VALUES ($1, $2, $4, now() + $3 * interval '1 millisecond', true) \
