@@ -94,6 +94,8 @@ struct Cluster {
     stopping: AtomicBool,
     /// When the leases were last renewed.
     renewed_at: Mutex<Option<Instant>>,
+    /// The liveness lock was found lost: no lease is trusted until a renewal succeeds.
+    distrusted: AtomicBool,
     /// Held by the one waiting call that asks the database for a shard's owner (or takes the
     /// shard) now, with when it last did: the others wait for its answer instead of all asking.
     poll: tokio::sync::Mutex<Instant>,
@@ -138,6 +140,7 @@ impl Ownership {
                 alive: AtomicI64::new(1),
                 stopping: AtomicBool::new(false),
                 renewed_at: Mutex::new(None),
+                distrusted: AtomicBool::new(false),
                 poll: tokio::sync::Mutex::new(Instant::now()),
             })),
         }
@@ -409,22 +412,16 @@ impl Cluster {
     async fn tick(self: &Arc<Self>) -> Result<(), StoreError> {
         let c = &self.config;
         // Every tick, not only at renewals: a process whose liveness lock went with its
-        // connection is counted dead by the others, who may take its shards at once.
-        let unbroken = match self.leases.stay_alive().await {
-            Ok(unbroken) => unbroken,
-            Err(e) => {
-                self.distrust_leases();
-                return Err(e);
-            }
-        };
-        if !unbroken {
-            self.distrust_leases();
-        }
+        // connection is counted dead by the others, who may take its shards at once. Its
+        // leases are distrusted the moment that is found, before the lock is taken again.
+        self.leases.stay_alive(|| self.distrust_leases()).await?;
         // Renewing writes every lease's row: a quarter lease apart is often enough (a lease is
-        // trusted three quarters of its length), and the table stays small.
+        // trusted three quarters of its length), and the table stays small. Leases distrusted
+        // are renewed at every tick until one renewal succeeds.
+        let distrusted = self.distrusted.load(Ordering::Acquire);
         let due = {
             let mut last = self.renewed_at.lock().unwrap_or_else(|e| e.into_inner());
-            let due = !unbroken || last.is_none_or(|t| t.elapsed() >= c.lease / 4);
+            let due = distrusted || last.is_none_or(|t| t.elapsed() >= c.lease / 4);
             if due {
                 *last = Some(Instant::now());
             }
@@ -432,6 +429,9 @@ impl Cluster {
         };
         if due {
             self.renew().await?;
+            if distrusted {
+                self.distrusted.store(false, Ordering::Release);
+            }
         }
         if self.stopping.load(Ordering::Acquire) {
             return Ok(());
@@ -464,6 +464,7 @@ impl Cluster {
     /// this process's: the liveness lock was lost, and while it was, the others could take
     /// any of them (calls already in are fenced at their commit if so).
     fn distrust_leases(&self) {
+        self.distrusted.store(true, Ordering::Release);
         let now = Instant::now();
         let mut distrusted = 0;
         for shard in 0..SHARDS {

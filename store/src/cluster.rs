@@ -79,7 +79,7 @@ impl Leases {
             url: crate::redact::pg_url_for_sqlx(url).into(),
             dead: Arc::default(),
         };
-        leases.stay_alive().await?;
+        leases.stay_alive(|| {}).await?;
         if !leases.no_older_build().await? {
             return Err(StoreError::Corrupt(
                 "an onramp process of a build from before several processes could share a \
@@ -108,25 +108,26 @@ impl Leases {
 
     /// Holds this process's liveness lock: takes it again on a new connection when the one
     /// that held it broke (PostgreSQL restarted or failed over, a proxy closed it), or the
-    /// others would take this process for dead at every turn. Answers whether the lock was
-    /// held all along (`false`: it was lost, and is held again now). While it was lost the
-    /// others counted this process dead and may have taken its shards before their leases ran
-    /// out: the caller trusts none of its leases until it has renewed them.
-    pub async fn stay_alive(&self) -> Result<bool, StoreError> {
+    /// others would take this process for dead at every turn. `lost` is called as soon as the
+    /// lock is found not held, before it is taken again: from then on the others count this
+    /// process dead and may take its shards before their leases run out, so the caller trusts
+    /// none of its leases until it has renewed them.
+    pub async fn stay_alive(&self, lost: impl FnOnce()) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         let mut held = self.liveness.lock().await;
         if self.dead.load(Ordering::Acquire) {
-            return Ok(true);
+            return Ok(());
         }
         let bounded =
             |what| StoreError::Corrupt(format!("the liveness connection: {what} timed out"));
         if let Some(conn) = held.as_mut() {
             let ping = sqlx::query("SELECT 1").execute(&mut *conn);
             if let Ok(Ok(_)) = tokio::time::timeout(LIVENESS_WAIT, ping).await {
-                return Ok(true);
+                return Ok(());
             }
             tracing::warn!("the liveness connection broke; taking the lock again");
         }
+        lost();
         *held = None;
         let connect = sqlx::PgConnection::connect(&self.url);
         let mut conn = tokio::time::timeout(LIVENESS_WAIT, connect)
@@ -148,7 +149,7 @@ impl Leases {
             .execute(&mut conn)
             .await;
         *held = Some(conn);
-        Ok(false)
+        Ok(())
     }
 
     /// Closes the liveness connection: to the others this process is dead from now on.
