@@ -98,29 +98,36 @@ impl State {
 }
 
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/bank/create-order").route(web::post().to(create_order)))
-        .service(resource("/api/bank/deliveries").route(web::get().to(deliveries)))
-        .service(resource("/api/bank/orders/{token}").route(web::get().to(get_order)))
-        .service(resource("/api/bank/orders/{token}/approve").route(web::post().to(approve)))
-        .service(resource("/api/bank/orders/{token}/decline").route(web::post().to(decline)))
-        .service(resource("/api/bank/orders/{token}/cancel").route(web::post().to(cancel)))
-        .service(resource("/api/bank/payouts").route(web::post().to(create_payout)))
-        .service(resource("/api/bank/payouts/{payout_id}").route(web::get().to(get_payout)));
+    const GET: &str = "GET";
+    const POST: &str = "POST";
+    cfg.service(resource("/api/bank/create-order", POST).route(web::post().to(create_order)))
+        .service(resource("/api/bank/deliveries", GET).route(web::get().to(deliveries)))
+        .service(resource("/api/bank/orders/{token}", GET).route(web::get().to(get_order)))
+        .service(resource("/api/bank/orders/{token}/approve", POST).route(web::post().to(approve)))
+        .service(resource("/api/bank/orders/{token}/decline", POST).route(web::post().to(decline)))
+        .service(resource("/api/bank/orders/{token}/cancel", POST).route(web::post().to(cancel)))
+        .service(resource("/api/bank/payouts", POST).route(web::post().to(create_payout)))
+        .service(resource("/api/bank/payouts/{payout_id}", GET).route(web::get().to(get_payout)));
 }
 
-/// A route of the Bank API. A request with another method gets a JSON `405` (every error
-/// answer of the API is JSON), not actix-web's empty one.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A route of the Bank API, which takes the one method `allow`. A request with another gets
+/// a JSON `405` (every error answer of the API is JSON) naming it in `Allow`, not actix-web's
+/// empty one.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || method_not_allowed(allow)))
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(
+async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "this endpoint does not take that method",
+        format!("this endpoint takes {allow} only"),
     )
-    .error_response()
+    .error_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// An error answered as `{"error": {"code": …, "message": …}}`.

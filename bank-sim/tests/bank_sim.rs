@@ -500,13 +500,18 @@ async fn create_order_is_idempotent_on_ref() {
 async fn a_wrong_method_gets_a_json_error() {
     let db = temp_db();
     let sim = start(config(&db, "http://127.0.0.1:9/hook")).await;
-    for (method, path) in [
-        (reqwest::Method::GET, "/api/bank/create-order"),
-        (reqwest::Method::PUT, "/api/bank/payouts"),
-        (reqwest::Method::DELETE, "/api/bank/orders/bank_session_x"),
+    for (method, path, allow) in [
+        (reqwest::Method::GET, "/api/bank/create-order", "POST"),
+        (reqwest::Method::PUT, "/api/bank/payouts", "POST"),
+        (
+            reqwest::Method::DELETE,
+            "/api/bank/orders/bank_session_x",
+            "GET",
+        ),
         (
             reqwest::Method::GET,
             "/api/bank/orders/bank_session_x/cancel",
+            "POST",
         ),
     ] {
         let url = format!("{}{path}", sim.url());
@@ -516,6 +521,7 @@ async fn a_wrong_method_gets_a_json_error() {
             .send()
             .await
             .unwrap();
+        let allowed = answer.headers().get("allow").cloned();
         let (status, body) = read(answer).await;
         assert_error(
             status,
@@ -523,6 +529,7 @@ async fn a_wrong_method_gets_a_json_error() {
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
         );
+        assert_eq!(allowed.as_ref().and_then(|v| v.to_str().ok()), Some(allow));
     }
     sim.stop().await;
 }
