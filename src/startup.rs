@@ -401,6 +401,9 @@ fn serve_metrics(
             .default_service(web::to(crate::routes::pages::not_found))
     })
     .workers(1)
+    // It stops after the main server, within the time SIGTERM has left (`LAST_STEPS`): a
+    // scrape takes milliseconds.
+    .shutdown_timeout(1)
     .disable_signals()
     .listen(listener)?
     .run();
