@@ -337,12 +337,16 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let bank = tokio::spawn(async move {
             let (mut call, _) = listener.accept().await.unwrap();
-            // The port closes: the retry is refused a connection.
-            drop(listener);
+            // The listener refuses connections from now on (Linux), and keeps its port, so that
+            // no other test's listener takes it and answers the retry.
+            socket2::SockRef::from(&listener)
+                .shutdown(std::net::Shutdown::Read)
+                .unwrap();
             let mut request = [0u8; 4096];
             let _ = tokio::io::AsyncReadExt::read(&mut call, &mut request).await;
             // Read, never answered.
             tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(listener);
         });
         let client = BankClient::new(
             &url,
