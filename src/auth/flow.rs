@@ -16,8 +16,6 @@ use std::time::Duration;
 
 /// How long a started sign-in may take.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);
-/// The callback's path: the only one the cookie is sent to.
-pub const CALLBACK_PATH: &str = "/api/auth/google/callback";
 
 /// What a sign-in carries from its start to its callback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +66,7 @@ impl FlowCookies {
         let cookie = Cookie::build(self.name, value)
             .http_only(true)
             .same_site(SameSite::Lax)
-            .path(CALLBACK_PATH)
+            .path("/")
             .secure(self.secure)
             .max_age(CookieDuration::seconds(FLOW_TTL.as_secs() as i64))
             .finish();
@@ -92,7 +90,7 @@ impl FlowCookies {
         let mut c = Cookie::build(self.name, "")
             .http_only(true)
             .same_site(SameSite::Lax)
-            .path(CALLBACK_PATH)
+            .path("/")
             .secure(self.secure)
             .finish();
         c.make_removal();
@@ -127,7 +125,9 @@ mod tests {
         }
         assert!(sealed.http_only().unwrap_or(false));
         assert_eq!(sealed.same_site(), Some(SameSite::Lax));
-        assert_eq!(sealed.path(), Some(CALLBACK_PATH));
+        // `/`, as a `__Host-` cookie must be under https (see `cookies.rs`).
+        assert_eq!(sealed.path(), Some("/"));
+        assert_eq!(sealed.domain(), None);
         assert_eq!(cookies.open(&request_with(sealed.clone())), Some(flow()));
 
         let other_key = FlowCookies::new(&[8; 32], "oauth_flow", false);
@@ -145,6 +145,21 @@ mod tests {
         assert_eq!(cookies.open(&request_with(altered)), None);
         let plain = Cookie::new("oauth_flow", serde_json::to_string(&flow()).unwrap());
         assert_eq!(cookies.open(&request_with(plain)), None, "an unsealed flow");
+    }
+
+    /// Under https the flow cookie meets the rules browsers hold a `__Host-` cookie to: Secure,
+    /// `Path=/`, no `Domain`. One that broke them would be dropped, and every sign-in fail; one
+    /// named `__Secure-` could be planted from a sibling subdomain (see `cookies.rs`).
+    #[test]
+    fn under_https_the_flow_cookie_is_a_host_cookie() {
+        let names = crate::auth::cookies::CookieNames::for_public_url("https://wallet.example.com");
+        let cookies = FlowCookies::new(&[7; 32], names.flow, names.secure);
+        for cookie in [cookies.seal(&flow()), cookies.removal()] {
+            assert!(cookie.name().starts_with("__Host-"), "{cookie}");
+            assert_eq!(cookie.secure(), Some(true), "{cookie}");
+            assert_eq!(cookie.path(), Some("/"), "{cookie}");
+            assert_eq!(cookie.domain(), None, "{cookie}");
+        }
     }
 
     #[test]
