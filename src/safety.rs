@@ -207,8 +207,11 @@ fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
     secrets
         .into_iter()
         .filter(|(_, _, value, default)| {
-            let value = value.expose_secret();
-            value.trim().is_empty() || value == default.expose_secret()
+            let (value, default) = (value.expose_secret(), default.expose_secret());
+            // A key is used as the bytes it decodes to: the default written another way (in
+            // capitals, in base64, with spaces around it) is the published key all the same.
+            let same_key = key_bytes(value).is_some() && key_bytes(value) == key_bytes(default);
+            value.trim().is_empty() || value == default || same_key
         })
         .map(|(key, env, _, _)| Refusal::DevSecret { key, env })
         .collect()
@@ -317,6 +320,18 @@ mod tests {
         assert!(check(&s)[0]
             .to_string()
             .contains("ONRAMP__SERVER__COOKIE_KEY"));
+        // The published key written another way is the published key.
+        let published = key_bytes(default_settings().server.cookie_key.expose_secret()).unwrap();
+        let engine = base64::engine::general_purpose::STANDARD;
+        for disguised in [
+            hex::encode_upper(&published),
+            format!("  {}\n", hex::encode(&published)),
+            base64::Engine::encode(&engine, &published),
+        ] {
+            let mut s = production();
+            s.server.cookie_key = SecretString::from(disguised.clone());
+            assert_eq!(keys(&check(&s)), ["server.cookie_key"], "{disguised:?}");
+        }
     }
 
     #[test]
