@@ -69,13 +69,7 @@ async fn idle(backend: Backend) {
 async fn sigint_in_flight() {
     let world = World::new(onramp_binary!(), Backend::Sqlite).await;
     let mut app = world.start_app().await;
-    // Events for a token the app does not know: answered 404 once their bodies arrive.
-    let unknown = Made {
-        user: 0,
-        id: "txn_unknown".into(),
-        token: format!("bank_session_{}", "0".repeat(48)),
-        amount: 100,
-    };
+    let unknown = unknown_deposit();
     let mut in_flight = Vec::new();
     for _ in 0..10 {
         in_flight.push(InFlight::start(&world, &unknown, true).await);
@@ -111,13 +105,7 @@ async fn a_process_among_several_exits_within_30_s_whatever_is_in_flight() {
         .with_processes(1, onramp_test_support::free_port());
     let _bank = world.start_stubborn_bank(0).await;
     let mut process = world.start_process(0).await;
-    let unknown = Made {
-        user: 0,
-        id: "txn_unknown".into(),
-        token: format!("bank_session_{}", "0".repeat(48)),
-        amount: 100,
-    };
-    let held = InFlight::start(&world, &unknown, true).await;
+    let held = InFlight::start(&world, &unknown_deposit(), true).await;
     let sent = Instant::now();
     process.sigterm();
     let status = process
@@ -132,6 +120,17 @@ async fn a_process_among_several_exits_within_30_s_whatever_is_in_flight() {
         "exit status after SIGTERM: {status}"
     );
     drop(held);
+}
+
+/// A deposit whose token the app does not know: its events are answered 404 once their bodies
+/// arrive, so a request for it can be held in flight without changing anything.
+fn unknown_deposit() -> Made {
+    Made {
+        user: 0,
+        id: "txn_unknown".into(),
+        token: format!("bank_session_{}", "0".repeat(48)),
+        amount: 100,
+    }
 }
 
 /// A webhook posted straight to the app over a raw connection, stopped halfway through its
