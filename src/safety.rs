@@ -210,7 +210,7 @@ fn secret_refusals(settings: &Settings) -> Vec<Refusal> {
             let (value, default) = (value.expose_secret(), default.expose_secret());
             // A key is used as the bytes it decodes to: the default written another way (in
             // capitals, in base64, with spaces around it) is the published key all the same.
-            let same_key = key_bytes(value).is_some() && key_bytes(value) == key_bytes(default);
+            let same_key = key_bytes(value).is_some_and(|key| Some(key) == key_bytes(default));
             value.trim().is_empty() || value == default || same_key
         })
         .map(|(key, env, _, _)| Refusal::DevSecret { key, env })
